@@ -1,0 +1,1 @@
+"""Data: image sources, TFRecord I/O and input harmonization."""
