@@ -1,0 +1,33 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(code, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    environment.update(env, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environment, timeout=120)
+
+
+@pytest.mark.slow
+def test_import_selects_tensorflow_backend():
+    result = _run("import zoo, keras; print(keras.backend.backend())")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "tensorflow"
+
+
+@pytest.mark.slow
+def test_other_backend_in_environment_is_refused():
+    result = _run("import zoo", KERAS_BACKEND="numpy")
+    assert result.returncode != 0
+    assert "KERAS_BACKEND='numpy'" in result.stderr and "tensorflow" in result.stderr
+
+
+@pytest.mark.slow
+def test_keras_already_imported_with_other_backend_is_refused():
+    result = _run("import keras; import zoo", KERAS_BACKEND="numpy")
+    assert result.returncode != 0
+    assert "already imported with backend 'numpy'" in result.stderr
