@@ -1,0 +1,30 @@
+# `make quickstart` and `make test` set everything up in .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+# TensorFlow flavour: cpu or gpu (tensorflow[and-cuda]).
+TF ?= cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(TF)
+
+.PHONY: quickstart test benchmark lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(TF),test]'
+	touch $@
+
+quickstart: $(STAMP)
+	$(BIN)/python tools/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/python tools/benchmark.py trunk
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

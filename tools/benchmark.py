@@ -1,0 +1,107 @@
+"""Speed of zoo components next to a reference, measured side by side in one process.
+
+Usage:
+    python tools/benchmark.py trunk [--batch_size=16 --image_size=128 --steps=5 --rounds=3]
+
+`trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
+with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
+(weights=None, the same head), alternating on the same random batch. Prints images/s of
+each and the ratio zoo / reference (above 1: the zoo trunk is faster).
+"""
+
+import statistics
+import time
+
+from absl import app, flags
+
+import zoo  # noqa: F401  (selects the TensorFlow backend)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("batch_size", 16, "Images per step.")
+flags.DEFINE_integer("image_size", 128, "Height and width of the random images.")
+flags.DEFINE_integer("steps", 5, "Timed steps per model in each round.")
+flags.DEFINE_integer("rounds", 3, "Alternating rounds; the median round is reported.")
+flags.DEFINE_integer("warmup", 2, "Untimed steps per model before the first round.")
+flags.DEFINE_integer("classes", 1000, "Width of the dense head.")
+
+
+def _train_step(model):
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function(jit_compile=False)
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def _models(classes, image_size):
+    import keras
+
+    from zoo.trunks import resnet
+
+    input_shape = (image_size, image_size, 3)
+    trunk = resnet(50, version=2, input_shape=input_shape)
+    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(trunk.output["block4"])
+    ours = keras.Model(trunk.input, keras.layers.Dense(classes, name="logits")(pooled))
+    reference = keras.applications.ResNet50V2(
+        weights=None, input_shape=input_shape, classes=classes, classifier_activation=None
+    )
+    return {"zoo resnet(50, 2)": ours, "keras ResNet50V2": reference}
+
+
+def benchmark_trunk():
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    shape = (FLAGS.batch_size, FLAGS.image_size, FLAGS.image_size, 3)
+    images = tf.constant(rng.random(shape, dtype=np.float32))
+    labels = tf.constant(rng.integers(0, FLAGS.classes, FLAGS.batch_size))
+    models = _models(FLAGS.classes, FLAGS.image_size)
+    counts = {name: m.count_params() for name, m in models.items()}
+    steps = {name: _train_step(m) for name, m in models.items()}
+    for name, step in steps.items():
+        for _ in range(FLAGS.warmup):
+            step(images, labels).numpy()
+    rates = {name: [] for name in steps}
+    for r in range(FLAGS.rounds):
+        order = list(steps.items())[:: 1 if r % 2 == 0 else -1]  # neither always goes first
+        for name, step in order:
+            start = time.perf_counter()
+            for _ in range(FLAGS.steps):
+                loss = step(images, labels)
+            loss.numpy()
+            rates[name].append(FLAGS.steps * FLAGS.batch_size / (time.perf_counter() - start))
+        print(f"round {r + 1}/{FLAGS.rounds}: "
+              + ", ".join(f"{n} {v[-1]:.1f} img/s" for n, v in rates.items()), flush=True)
+    medians = {name: statistics.median(v) for name, v in rates.items()}
+    (ours, ref) = medians.values()
+    print(f"\ntrain step, batch {shape}, {FLAGS.rounds} rounds x {FLAGS.steps} steps (median)")
+    for name, value in medians.items():
+        print(f"  {name:<20} {value:8.2f} images/s   {counts[name]:,} parameters")
+    print(f"  ratio zoo / reference: {ours / ref:.3f}")
+
+
+BENCHMARKS = {"trunk": benchmark_trunk}
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in BENCHMARKS:
+        raise app.UsageError(f"Usage: benchmark.py <{'|'.join(BENCHMARKS)}> [flags]")
+    BENCHMARKS[argv[1]]()
+
+
+if __name__ == "__main__":
+    app.run(main)
