@@ -8,8 +8,9 @@ import pytest
 def _run(code, **env):
     environment = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environment.update(env, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=environment, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120
+    )
 
 
 @pytest.mark.slow

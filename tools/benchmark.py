@@ -36,9 +36,7 @@ def _train_step(model):
     def step(images, labels):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-            )
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -72,7 +70,7 @@ def benchmark_trunk():
     models = _models(FLAGS.classes, FLAGS.image_size)
     counts = {name: m.count_params() for name, m in models.items()}
     steps = {name: _train_step(m) for name, m in models.items()}
-    for name, step in steps.items():
+    for step in steps.values():
         for _ in range(FLAGS.warmup):
             step(images, labels).numpy()
     rates = {name: [] for name in steps}
@@ -84,8 +82,11 @@ def benchmark_trunk():
                 loss = step(images, labels)
             loss.numpy()
             rates[name].append(FLAGS.steps * FLAGS.batch_size / (time.perf_counter() - start))
-        print(f"round {r + 1}/{FLAGS.rounds}: "
-              + ", ".join(f"{n} {v[-1]:.1f} img/s" for n, v in rates.items()), flush=True)
+        print(
+            f"round {r + 1}/{FLAGS.rounds}: "
+            + ", ".join(f"{n} {v[-1]:.1f} img/s" for n, v in rates.items()),
+            flush=True,
+        )
     medians = {name: statistics.median(v) for name, v in rates.items()}
     (ours, ref) = medians.values()
     print(f"\ntrain step, batch {shape}, {FLAGS.rounds} rounds x {FLAGS.steps} steps (median)")

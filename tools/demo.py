@@ -51,15 +51,20 @@ def main(argv):
     batch = next(iter(photos.batch(64)))
     images = batch["image"]
     names = [p.decode().rsplit("/", 1)[-1] for p in batch["path"].numpy()]
-    print(f"{len(names)} photos from scikit-image ({', '.join(names)}), "
-          f"{FLAGS.image_size}px, harmonizer={FLAGS.harmonizer}")
+    print(
+        f"{len(names)} photos from scikit-image ({', '.join(names)}), "
+        f"{FLAGS.image_size}px, harmonizer={FLAGS.harmonizer}"
+    )
 
     depth = int(FLAGS.depth)
-    trunk = resnet(depth, version=2, stop_at="block3", output_stride=8,
-                   width_multiplier=FLAGS.width_multiplier)
+    trunk = resnet(
+        depth, version=2, stop_at="block3", output_stride=8, width_multiplier=FLAGS.width_multiplier
+    )
     endpoints = trunk(images, training=False)
-    print(f"\nresnet({depth}, version=2, stop_at='block3', output_stride=8, "
-          f"width_multiplier={FLAGS.width_multiplier}): {trunk.count_params():,} parameters")
+    print(
+        f"\nresnet({depth}, version=2, stop_at='block3', output_stride=8, "
+        f"width_multiplier={FLAGS.width_multiplier}): {trunk.count_params():,} parameters"
+    )
     print(f"  {'endpoint':<16} {'shape':<22} stride")
     for key, value in endpoints.items():
         stride = FLAGS.image_size / value.shape[1]
@@ -69,16 +74,21 @@ def main(argv):
     units = [endpoints[k] for k in keys]
     mix = LassoMix(FLAGS.tasks, l1=FLAGS.l1, init="uniform", name="lasso")
     mixed = mix(units)
-    print(f"\nLassoMix over {len(keys)} block-3 units -> "
-          + ", ".join(f"{k}: {tuple(v.shape)}" for k, v in mixed.items()))
+    print(
+        f"\nLassoMix over {len(keys)} block-3 units -> "
+        + ", ".join(f"{k}: {tuple(v.shape)}" for k, v in mixed.items())
+    )
     _print_alpha(mix, "α at initialisation (uniform 1/√M)")
 
     # Evaluation tasks get rows of their own on the same (frozen) units.
     mix.add_tasks(["eval"], init="last")
     check = mix(units)["eval"]
-    print(f"\nadd_tasks(['eval'], init='last'): the eval row reads block3/unit_{len(units)} "
-          f"(max |difference| {float(tf.reduce_max(tf.abs(check - units[-1]))):.1e})")
+    print(
+        f"\nadd_tasks(['eval'], init='last'): the eval row reads block3/unit_{len(units)} "
+        f"(max |difference| {float(tf.reduce_max(tf.abs(check - units[-1]))):.1e})"
+    )
     _print_alpha(mix, "α with the evaluation row")
+
 
 if __name__ == "__main__":
     app.run(main)

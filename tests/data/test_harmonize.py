@@ -19,8 +19,9 @@ def _images(shape=(3, 16, 16, 3), seed=0):
 
 def test_rgb_to_lab_matches_skimage():
     x = _images()
-    np.testing.assert_allclose(h.rgb_to_lab(x).numpy(), color.rgb2lab(x.astype("float64")),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        h.rgb_to_lab(x).numpy(), color.rgb2lab(x.astype("float64")), atol=1e-3
+    )
     assert h.rgb_to_lab(x).numpy()[0, 0, 1, 0] == pytest.approx(100.0, abs=1e-3)
 
 
@@ -37,8 +38,9 @@ def test_lab_l3_is_lightness_on_three_equal_channels():
     assert out.shape == x.shape
     np.testing.assert_array_equal(out[..., 0], out[..., 1])
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
-    np.testing.assert_allclose(out[..., 0], color.rgb2lab(x.astype("float64"))[..., 0] / 100,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        out[..., 0], color.rgb2lab(x.astype("float64"))[..., 0] / 100, atol=1e-5
+    )
 
 
 def test_drop_color_keeps_one_channel_and_fills_others_with_small_noise():
@@ -86,8 +88,10 @@ def test_harmonize_dataset_is_deterministic_and_seeds_each_element():
     first, again, other = run(3), run(3), run(4)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
-    chosen = {int(np.argmin([np.abs(f[..., 0] - i[..., c]).max() for c in range(3)]))
-              for f, i in zip(first, x)}
+    chosen = {
+        int(np.argmin([np.abs(f[..., 0] - i[..., c]).max() for c in range(3)]))
+        for f, i in zip(first, x)
+    }
     assert len(chosen) > 1  # elements do not share one seed
     labels = [int(e["label"]) for e in h.harmonize_dataset(ds, h.lab_l3, 0)]
     assert labels == list(range(12))
@@ -106,9 +110,10 @@ def test_harmonizer_by_name_and_gin():
 
 
 def test_works_in_graph_mode():
-    fn = tf.function(lambda x, s: h.drop_color(x, s),
-                     input_signature=[tf.TensorSpec([None, None, None, 3]),
-                                      tf.TensorSpec([2], tf.int64)])
+    fn = tf.function(
+        lambda x, s: h.drop_color(x, s),
+        input_signature=[tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([2], tf.int64)],
+    )
     out = fn(_images(), tf.constant([1, 2], tf.int64))
     assert out.shape == (3, 16, 16, 3)
 

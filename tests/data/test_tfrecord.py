@@ -28,8 +28,10 @@ def test_round_trip_in_order_across_shards(tmp_path):
     examples = _examples()
     paths, count = write_tfrecords(examples, str(tmp_path), shards=3)
     assert count == 7 and [os.path.basename(p) for p in paths] == [
-        "data-00000-of-00003.tfrecord", "data-00001-of-00003.tfrecord",
-        "data-00002-of-00003.tfrecord"]
+        "data-00000-of-00003.tfrecord",
+        "data-00001-of-00003.tfrecord",
+        "data-00002-of-00003.tfrecord",
+    ]
     read = list(read_tfrecords(str(tmp_path)))
     assert len(read) == 7
     for got, want in zip(read, examples):

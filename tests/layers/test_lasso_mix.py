@@ -102,18 +102,21 @@ def test_add_tasks_keeps_existing_rows():
 
 
 def test_add_tasks_trains_new_row_with_frozen_trunk():
-    trunk = resnet(26, stop_at="block3", output_stride=8, width_multiplier=0.0625,
-                   input_shape=(16, 16, 3))
+    trunk = resnet(
+        26, stop_at="block3", output_stride=8, width_multiplier=0.0625, input_shape=(16, 16, 3)
+    )
     taps = [trunk.output[f"block3/unit_{m}"] for m in (1, 2)]
     mix = LassoMix(["pretext"], name="lasso")
     mix(taps)
     mix.add_tasks(["eval"])
     trunk.trainable = False
     mixed = mix(taps)
-    logits = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(mixed["eval"]))
+    logits = keras.layers.Dense(2, name="head")(
+        keras.layers.GlobalAveragePooling2D()(mixed["eval"])
+    )
     model = keras.Model(trunk.input, logits)
     names = {w.path for w in model.trainable_weights}
-    assert names == {"lasso/alpha_eval", "lasso/alpha_pretext", "dense/kernel", "dense/bias"}
+    assert names == {"lasso/alpha_eval", "lasso/alpha_pretext", "head/kernel", "head/bias"}
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
     x = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
     y = np.random.default_rng(1).normal(size=(4, 2)).astype("float32")
@@ -151,8 +154,9 @@ def test_bad_inputs():
 
 
 def test_serialization_inside_functional_model(tmp_path):
-    trunk = resnet(18, stop_at="block2", output_stride=8, width_multiplier=0.125,
-                   input_shape=(16, 16, 3))
+    trunk = resnet(
+        18, stop_at="block2", output_stride=8, width_multiplier=0.125, input_shape=(16, 16, 3)
+    )
     taps = [trunk.output[k] for k in ("block2/unit_1", "block2/unit_2")]
     mixed = LassoMix(["x", "y"], l1=0.01, init="random", seed=2, name="lasso")(taps)
     model = keras.Model(trunk.input, mixed)
@@ -163,8 +167,9 @@ def test_serialization_inside_functional_model(tmp_path):
     a, b = model(images), loaded(images)
     for k in ("x", "y"):
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), atol=1e-6)
-    np.testing.assert_array_equal(loaded.get_layer("lasso").alphas(),
-                                  model.get_layer("lasso").alphas())
+    np.testing.assert_array_equal(
+        loaded.get_layer("lasso").alphas(), model.get_layer("lasso").alphas()
+    )
     assert loaded.get_layer("lasso").get_config()["l1"] == 0.01
 
 

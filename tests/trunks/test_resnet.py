@@ -69,7 +69,10 @@ def test_endpoint_names_and_channels(depth):
 )
 def test_block_strides(version, output_stride, strides):
     trunk = resnet(
-        26, version=version, width_multiplier=0.125, output_stride=output_stride,
+        26,
+        version=version,
+        width_multiplier=0.125,
+        output_stride=output_stride,
         input_shape=(64, 64, 3),
     )
     shapes = _shapes(trunk)
@@ -86,13 +89,14 @@ def test_v2_unit_strides_follow_tf_slim():
 
 def test_dilation_rates():
     trunk = resnet(26, version=2, width_multiplier=0.125, output_stride=8)
-    rate = {l.name: l.dilation_rate[0] for l in trunk.layers if isinstance(l, keras.layers.Conv2D)}
+    convs = [layer for layer in trunk.layers if isinstance(layer, keras.layers.Conv2D)]
+    rate = {layer.name: layer.dilation_rate[0] for layer in convs}
     assert rate["block1_unit_2_2_conv"] == 1  # the strided 3x3 of block1 keeps its stride
     assert rate["block2_unit_2_2_conv"] == 1  # converted stride: rate before the change
     assert rate["block3_unit_1_2_conv"] == 2
     assert rate["block3_unit_2_2_conv"] == 2
     assert rate["block4_unit_1_2_conv"] == 4
-    strides = {l.name: l.strides[0] for l in trunk.layers if isinstance(l, keras.layers.Conv2D)}
+    strides = {layer.name: layer.strides[0] for layer in convs}
     assert strides["block1_unit_2_2_conv"] == 2 and strides["block2_unit_2_2_conv"] == 1
 
 
@@ -114,8 +118,12 @@ def test_atrous_output_subsampled_equals_strided_output(version, depth):
         if isinstance(layer, keras.layers.BatchNormalization):
             c = layer.gamma.shape[0]
             layer.set_weights(
-                [rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
-                 rng.uniform(0.5, 1.5, c)]
+                [
+                    rng.uniform(0.5, 1.5, c),
+                    rng.normal(0, 0.1, c),
+                    rng.normal(0, 0.1, c),
+                    rng.uniform(0.5, 1.5, c),
+                ]
             )
     _copy_weights(strided, atrous)
     images = rng.random((2, 65, 65, 3)).astype("float32")  # 2^k n + 1 pixels, as in TF-Slim
@@ -137,24 +145,27 @@ def test_explicit_widths_mgm():
 
 def test_norms():
     def norm_layers(trunk, cls):
-        return [l for l in trunk.layers if isinstance(l, cls)]
+        return [layer for layer in trunk.layers if isinstance(layer, cls)]
 
     gn = resnet(26, width_multiplier=0.25, norm="group")
     assert not norm_layers(gn, keras.layers.BatchNormalization)
-    groups = {l.name: l.groups for l in norm_layers(gn, keras.layers.GroupNormalization)}
+    gn_layers = norm_layers(gn, keras.layers.GroupNormalization)
+    groups = {layer.name: layer.groups for layer in gn_layers}
     assert groups["block4_unit_1_1_norm"] == 32  # 128 channels
     assert groups["block1_unit_1_1_norm"] == 16  # 16 channels: largest divisor of 32
-    sync = norm_layers(resnet(18, width_multiplier=0.25, norm="sync_batch"),
-                       keras.layers.BatchNormalization)
-    assert sync and all(l.synchronized for l in sync)
+    sync = norm_layers(
+        resnet(18, width_multiplier=0.25, norm="sync_batch"), keras.layers.BatchNormalization
+    )
+    assert sync and all(layer.synchronized for layer in sync)
     plain = norm_layers(resnet(18, width_multiplier=0.25), keras.layers.BatchNormalization)
-    assert not any(l.synchronized for l in plain)
+    assert not any(layer.synchronized for layer in plain)
 
 
 def test_any_input_size_and_numbers():
     trunk = resnet(18, version=2, width_multiplier=0.125, stop_at="block2")
     out = trunk(np.random.default_rng(1).random((2, 37, 50, 3)).astype("float32"))
-    assert out["block2"].shape == (2, 3, 4, 16)  # v2 block2 at stride 16: ceil(37/16), ceil(50/16)
+    # v2 block2 is at stride 16: ceil(37 / 16), ceil(50 / 16)
+    assert out["block2"].shape == (2, 3, 4, 16)
     assert np.all(np.isfinite(out["block2"].numpy()))
 
 
@@ -196,15 +207,16 @@ def test_bad_arguments(kwargs, message):
         resnet(**kwargs)
 
 
-@pytest.mark.parametrize("output_stride,strides", [(None, (1, 2, 4, 8)), (4, (1, 2, 4, 4)),
-                                                   (2, (1, 2, 2, 2))])
+@pytest.mark.parametrize(
+    "output_stride,strides", [(None, (1, 2, 4, 8)), (4, (1, 2, 4, 4)), (2, (1, 2, 2, 2))]
+)
 def test_resnet9(output_stride, strides):
     trunk = resnet9(output_stride=output_stride, input_shape=(64, 64, 3))
     shapes = _shapes(trunk)
-    assert list(shapes) == ["stem", "block1/unit_1", "block1", "block2", "block3/unit_1",
-                            "block3"]
-    for key, stride, width in zip(["stem", "block1", "block2", "block3"], strides,
-                                  [64, 128, 256, 512]):
+    assert list(shapes) == ["stem", "block1/unit_1", "block1", "block2", "block3/unit_1", "block3"]
+    for key, stride, width in zip(
+        ["stem", "block1", "block2", "block3"], strides, [64, 128, 256, 512]
+    ):
         assert shapes[key] == (None, 64 // stride, 64 // stride, width), key
     # Page (2018): prep 64, layer1 128 + 2x128 residual, layer2 256, layer3 512 + 2x512,
     # each conv without bias and followed by BN (4 values per channel).
@@ -219,10 +231,12 @@ def test_gin_configures_the_trunk():
     from zoo.trunks import resnet as builder
 
     with gin.unlock_config():
-        gin.parse_config("zoo.trunks.resnet.width_multiplier = 0.125\nzoo.trunks.resnet.norm = 'group'")
+        gin.parse_config(
+            "zoo.trunks.resnet.width_multiplier = 0.125\nzoo.trunks.resnet.norm = 'group'"
+        )
     try:
         trunk = builder(18)
         assert trunk.output["block4"].shape[-1] == 64
-        assert any(isinstance(l, keras.layers.GroupNormalization) for l in trunk.layers)
+        assert any(isinstance(layer, keras.layers.GroupNormalization) for layer in trunk.layers)
     finally:
         gin.clear_config()

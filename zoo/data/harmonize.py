@@ -48,7 +48,9 @@ def _mix(x, matrix):
 
 
 def rgb_to_lab(rgb):
-    """Converts sRGB in [0, 1] to CIE Lab (D65, 2° observer): L in [0, 100], a and b in ~[-128, 128].
+    """Converts sRGB in [0, 1] to CIE Lab (D65, 2° observer).
+
+    L lies in [0, 100]; a and b lie roughly in [-128, 128].
 
     Args:
         rgb: float tensor [..., 3].

@@ -2,11 +2,18 @@
 
 Each record is a `tf.train.Example`; a dict entry `key` becomes these features:
 
-| entry | features |
-|---|---|
-| image (a key in `image_keys`): uint8, or float in [0, 1], shape [H, W, C], C in 1, 3, 4 | `key`: PNG bytes (8 bit); `key/shape`: int64 [H, W, C]; `key/format`: b"png" |
-| any other array or number (float maps, masks, labels) | `key`: raw bytes of the array in C order, little endian; `key/shape`: int64 list (empty for a scalar); `key/dtype`: numpy dtype name, e.g. b"float32" |
-| str or bytes | `key`: the bytes; `key/dtype`: b"string" |
+* image (an entry named in `image_keys`; uint8, or float in [0, 1]; shape [H, W, C]
+  with C in 1, 3, 4):
+    - `key`: PNG bytes (8 bit),
+    - `key/shape`: int64 [H, W, C],
+    - `key/format`: b"png";
+* any other array or number (float maps, masks, labels):
+    - `key`: raw bytes of the array, C order, little endian,
+    - `key/shape`: int64 list (empty for a scalar),
+    - `key/dtype`: numpy dtype name, e.g. b"float32";
+* str or bytes:
+    - `key`: the bytes,
+    - `key/dtype`: b"string".
 
 Readers infer the layout from the first record, so files written by
 `write_tfrecords` read back without a separate schema. Images come back as float32
@@ -89,7 +96,9 @@ def encode_example(example, image_keys=("image",)):
                     f"Entry {key!r} has dtype {array.dtype}; supported: {list(_DTYPES)}, "
                     f"str and bytes."
                 )
-            features[key] = _bytes(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
+            features[key] = _bytes(
+                np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+            )
             features[f"{key}/shape"] = _ints(array.shape)
             features[f"{key}/dtype"] = _bytes(array.dtype.name.encode())
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()

@@ -118,8 +118,10 @@ class LassoMix(keras.layers.Layer):
             )
 
     def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or not input_shape or not all(
-            isinstance(s, (list, tuple)) for s in input_shape
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or not input_shape
+            or not all(isinstance(s, (list, tuple)) for s in input_shape)
         ):
             raise ValueError(
                 "LassoMix must be called on a list of M >= 1 tensors of the same shape. "
@@ -180,9 +182,7 @@ class LassoMix(keras.layers.Layer):
         flat = ops.reshape(stacked, (self.num_units, -1))
         mixed = ops.matmul(ops.cast(alpha, flat.dtype), flat)  # [N, B*...]
         shape = ops.shape(units[0])
-        return {
-            name: ops.reshape(mixed[n], shape) for n, name in enumerate(self.task_names)
-        }
+        return {name: ops.reshape(mixed[n], shape) for n, name in enumerate(self.task_names)}
 
     def compute_output_spec(self, units):
         return {
