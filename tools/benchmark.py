@@ -9,12 +9,15 @@ with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
 each and the ratio zoo / reference (above 1: the zoo trunk is faster).
 """
 
+import os
 import statistics
 import time
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-import zoo  # noqa: F401  (selects the TensorFlow backend)
+from absl import app, flags  # noqa: E402
+
+import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 16, "Images per step.")

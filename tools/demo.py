@@ -11,9 +11,13 @@ Usage:
     python tools/demo.py [--depth=101 --width_multiplier=0.125 --image_size=96]
 """
 
-from absl import app, flags
+import os
 
-import zoo  # noqa: F401  (selects the TensorFlow backend)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from absl import app, flags  # noqa: E402
+
+import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("depth", "101", ["26", "50", "101", "152"], "ResNet-v2 depth.")
