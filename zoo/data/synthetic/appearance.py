@@ -48,8 +48,9 @@ def random_texture(rng, scale=1.0):
         "kind": TEXTURES[rng.integers(len(TEXTURES))],
         "frequency": rng.uniform(2.0, 6.0) / scale,
         "direction": _unit(rng.normal(size=3)),
-        "colours": np.stack([hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0))
-                             for _ in range(2)]),
+        "colours": np.stack(
+            [hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0)) for _ in range(2)]
+        ),
         "table": rng.random(256),
         "perm": rng.permutation(256),
     }
@@ -66,7 +67,9 @@ def _value_noise(p, table, perm):
     ci = cell.astype(np.int64) & 255
 
     def lattice(dx, dy, dz):
-        index = perm[(perm[(perm[(ci[:, 0] + dx) & 255] + ci[:, 1] + dy) & 255] + ci[:, 2] + dz) & 255]
+        index = perm[
+            (perm[(perm[(ci[:, 0] + dx) & 255] + ci[:, 1] + dy) & 255] + ci[:, 2] + dz) & 255
+        ]
         return table[index]
 
     out = 0.0
@@ -91,8 +94,9 @@ def texture_mask(texture, p):
         frac = (f * p) % 1.0 - 0.5
         return (np.linalg.norm(frac, axis=1) < 0.32).astype(float)
     if kind == "noise":
-        return np.clip(1.6 * (_value_noise(1.5 * f * p, texture["table"], texture["perm"]) - 0.5)
-                       + 0.5, 0, 1)
+        return np.clip(
+            1.6 * (_value_noise(1.5 * f * p, texture["table"], texture["perm"]) - 0.5) + 0.5, 0, 1
+        )
     radius = np.linalg.norm(p - (p @ texture["direction"])[:, None] * texture["direction"], axis=1)
     return (np.sin(2 * np.pi * f * radius) > 0).astype(float)
 
@@ -116,8 +120,13 @@ def random_light(rng):
     """A random light: direction above the horizon, intensity 0.6-1.3, tinted colour."""
     azimuth = rng.uniform(0, 2 * np.pi)
     elevation = rng.uniform(np.radians(15), np.radians(80))
-    direction = np.array([np.cos(elevation) * np.cos(azimuth), np.sin(elevation),
-                          np.cos(elevation) * np.sin(azimuth)])
+    direction = np.array(
+        [
+            np.cos(elevation) * np.cos(azimuth),
+            np.sin(elevation),
+            np.cos(elevation) * np.sin(azimuth),
+        ]
+    )
     tint = hsv(rng.random(), rng.uniform(0.0, 0.35), 1.0)
     return {
         "direction": direction,

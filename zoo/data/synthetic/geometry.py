@@ -52,7 +52,7 @@ def _sphere(o, d):
     root = np.sqrt(np.where(hit, disc, 0.0))
     t = (-half_b - root) / a
     t = np.where(hit & (t > EPS), t, np.inf)
-    q = o + t[..., None] * d
+    q = o + np.where(np.isfinite(t), t, 0.0)[..., None] * d
     return t, q
 
 

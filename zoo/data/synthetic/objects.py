@@ -110,8 +110,11 @@ def _bench(r):
         for sx in (-1, 1):
             for sz in (-1, 1):
                 parts.append(
-                    box((sx * (width - 0.08), height / 2, sz * (depth - 0.04)),
-                        (0.035, height / 2, 0.035), 1)
+                    box(
+                        (sx * (width - 0.08), height / 2, sz * (depth - 0.04)),
+                        (0.035, height / 2, 0.035),
+                        1,
+                    )
                 )
     if r.random() < 0.75:
         back_h = r.uniform(0.12, 0.22)
@@ -125,14 +128,22 @@ def _bench(r):
 
 def _cabinet(r):
     width, height, depth = r.uniform(0.35, 0.7), r.uniform(1.0, 2.0), r.uniform(0.25, 0.4)
-    parts = [box((0, height / 2 + 0.05, 0), (width, height / 2, depth)),
-             box((0, 0.03, 0), (width - 0.03, 0.03, depth - 0.03), 1)]
+    parts = [
+        box((0, height / 2 + 0.05, 0), (width, height / 2, depth)),
+        box((0, 0.03, 0), (width - 0.03, 0.03, depth - 0.03), 1),
+    ]
     if r.random() < 0.5:  # doors with handles
         doors = 1 if width < 0.5 else 2
         door_w = width / doors
         for i in range(doors):
             x = -width + door_w * (2 * i + 1)
-            parts.append(box((x, height / 2 + 0.05, depth + 0.01), (door_w - 0.02, height / 2 - 0.03, 0.012), 2))
+            parts.append(
+                box(
+                    (x, height / 2 + 0.05, depth + 0.01),
+                    (door_w - 0.02, height / 2 - 0.03, 0.012),
+                    2,
+                )
+            )
             hx = x + (door_w - 0.08) * (1 if i == 0 else -1)  # next to the inner edge
             parts.append(sphere((hx, height / 2 + 0.05, depth + 0.05), 0.035, 1))
     else:  # drawers
@@ -154,11 +165,17 @@ def _car(r):
     parts = [
         box((0, base + body_h, 0), (width, body_h, length)),
         box((0, base + 2 * body_h + cabin_h, cabin_z), (width - 0.08, cabin_h, cabin_len)),
-        box((0, base + 2 * body_h + cabin_h, cabin_z), (width - 0.06, cabin_h * 0.7, cabin_len - 0.12), 2),
+        box(
+            (0, base + 2 * body_h + cabin_h, cabin_z),
+            (width - 0.06, cabin_h * 0.7, cabin_len - 0.12),
+            2,
+        ),
     ]
     for sx in (-1, 1):
         for sz in (-1, 1):
-            parts.append(cylinder((sx * (width - 0.05), wheel, sz * length * 0.65), wheel, 0.12, "x", 1))
+            parts.append(
+                cylinder((sx * (width - 0.05), wheel, sz * length * 0.65), wheel, 0.12, "x", 1)
+            )
         parts.append(sphere((sx * (width - 0.2), base + body_h * 1.2, length), 0.08, 2))
     return parts
 
@@ -169,12 +186,24 @@ def _chair(r):
     parts = [box((0, seat, 0), (width, 0.035, depth))]
     for sx in (-1, 1):
         for sz in (-1, 1):
-            parts.append(box((sx * (width - 0.03), seat / 2, sz * (depth - 0.03)), (0.025, seat / 2, 0.025), 1))
+            parts.append(
+                box(
+                    (sx * (width - 0.03), seat / 2, sz * (depth - 0.03)),
+                    (0.025, seat / 2, 0.025),
+                    1,
+                )
+            )
     if r.random() < 0.5:
         parts.append(box((0, seat + back_h / 2 + 0.03, -depth + 0.02), (width, back_h / 2, 0.025)))
     else:  # slatted back
         for sx in (-1, 0, 1):
-            parts.append(box((sx * (width - 0.04), seat + back_h / 2, -depth + 0.02), (0.025, back_h / 2, 0.02), 1))
+            parts.append(
+                box(
+                    (sx * (width - 0.04), seat + back_h / 2, -depth + 0.02),
+                    (0.025, back_h / 2, 0.02),
+                    1,
+                )
+            )
         parts.append(box((0, seat + back_h, -depth + 0.02), (width, 0.06, 0.025)))
     if r.random() < 0.3:
         for sx in (-1, 1):
@@ -206,7 +235,9 @@ def _sofa(r):
     for sx in (-1, 1):
         parts.append(box((sx * (width - 0.08), arm_h / 2 + 0.1, 0), (0.1, arm_h / 2, depth)))
         for sz in (-1, 1):
-            parts.append(box((sx * (width - 0.08), 0.05, sz * (depth - 0.06)), (0.04, 0.05, 0.04), 1))
+            parts.append(
+                box((sx * (width - 0.08), 0.05, sz * (depth - 0.06)), (0.04, 0.05, 0.04), 1)
+            )
     return parts
 
 
@@ -254,8 +285,12 @@ def _motorcycle(r):
     return parts
 
 
-BUILDERS = dict(zip(CLASSES, (_airplane, _bench, _cabinet, _car, _chair, _lamp, _sofa,
-                              _table, _watercraft, _motorcycle)))
+BUILDERS = dict(
+    zip(
+        CLASSES,
+        (_airplane, _bench, _cabinet, _car, _chair, _lamp, _sofa, _table, _watercraft, _motorcycle),
+    )
+)
 
 
 def normalize(parts):

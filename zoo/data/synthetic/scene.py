@@ -25,20 +25,34 @@ _FACTORS = "TCVL"
 
 # Scene categories (MGM's weak labels): a distribution over classes and a background.
 SCENES = {
-    "harbor": ({"watercraft": 6, "airplane": 1, "bench": 2, "car": 1},
-               ((0.57, 0.55, 0.5), (0.56, 0.3, 0.9))),
-    "office": ({"chair": 4, "table": 3, "lamp": 2, "cabinet": 3},
-               ((0.6, 0.15, 0.42), (0.12, 0.08, 0.85))),
-    "living_room": ({"sofa": 4, "lamp": 2, "table": 2, "chair": 1, "cabinet": 1},
-                    ((0.08, 0.55, 0.5), (0.1, 0.25, 0.8))),
-    "street": ({"car": 5, "motorcycle": 3, "bench": 1, "lamp": 1},
-               ((0.0, 0.0, 0.3), (0.05, 0.3, 0.6))),
-    "airfield": ({"airplane": 6, "car": 2, "motorcycle": 1},
-                 ((0.1, 0.05, 0.62), (0.58, 0.45, 0.88))),
-    "park": ({"bench": 5, "lamp": 2, "table": 2, "motorcycle": 1},
-             ((0.3, 0.6, 0.45), (0.33, 0.5, 0.3))),
-    "garage": ({"car": 3, "motorcycle": 3, "cabinet": 3, "chair": 1},
-               ((0.0, 0.0, 0.5), (0.08, 0.1, 0.55))),
+    "harbor": (
+        {"watercraft": 6, "airplane": 1, "bench": 2, "car": 1},
+        ((0.57, 0.55, 0.5), (0.56, 0.3, 0.9)),
+    ),
+    "office": (
+        {"chair": 4, "table": 3, "lamp": 2, "cabinet": 3},
+        ((0.6, 0.15, 0.42), (0.12, 0.08, 0.85)),
+    ),
+    "living_room": (
+        {"sofa": 4, "lamp": 2, "table": 2, "chair": 1, "cabinet": 1},
+        ((0.08, 0.55, 0.5), (0.1, 0.25, 0.8)),
+    ),
+    "street": (
+        {"car": 5, "motorcycle": 3, "bench": 1, "lamp": 1},
+        ((0.0, 0.0, 0.3), (0.05, 0.3, 0.6)),
+    ),
+    "airfield": (
+        {"airplane": 6, "car": 2, "motorcycle": 1},
+        ((0.1, 0.05, 0.62), (0.58, 0.45, 0.88)),
+    ),
+    "park": (
+        {"bench": 5, "lamp": 2, "table": 2, "motorcycle": 1},
+        ((0.3, 0.6, 0.45), (0.33, 0.5, 0.3)),
+    ),
+    "garage": (
+        {"car": 3, "motorcycle": 3, "cabinet": 3, "chair": 1},
+        ((0.0, 0.0, 0.5), (0.08, 0.1, 0.55)),
+    ),
 }
 SCENE_NAMES = tuple(SCENES)
 
@@ -47,6 +61,7 @@ _SINGLE_FOV, _SINGLE_DISTANCE, _BACKDROP = np.radians(40), 2.9, 5.0
 _MULTI_FOV, _CAMERA_HEIGHT, _PITCH, _WALL = np.radians(55), 1.7, np.radians(15), 12.0
 _CANONICAL_YAW, _CANONICAL_TILT = np.radians(135), np.radians(-25)
 _STRETCH_PROBABILITY = 0.3
+_YAW_SIGMA = {"single": np.radians(50), "multi": np.radians(70)}
 
 
 @gin.configurable(module="zoo.data.synthetic")
@@ -138,8 +153,13 @@ def _rot_z(a):
 
 
 # Rotations that turn an object's top (+y) to each pose bin, in the camera frame.
-_BIN_ROTATIONS = (np.eye(3), _rot_x(-np.pi / 2), _rot_x(np.pi / 2), _rot_z(np.pi / 2),
-                  _rot_z(-np.pi / 2))
+_BIN_ROTATIONS = (
+    np.eye(3),
+    _rot_x(-np.pi / 2),
+    _rot_x(np.pi / 2),
+    _rot_z(np.pi / 2),
+    _rot_z(-np.pi / 2),
+)
 
 
 def _streams(spec, index):
@@ -152,7 +172,7 @@ def _streams(spec, index):
     return dict(zip(names, (np.random.default_rng(s) for s in root.spawn(len(names)))))
 
 
-def _orientation(rng, random_view, yaw_sigma=np.radians(50)):
+def _orientation(rng, random_view, yaw_sigma=_YAW_SIGMA["single"]):
     """Object-to-camera rotation around the canonical view (yaw 135°, top tilted 25° to us)."""
     if not random_view:
         return _rot_x(_CANONICAL_TILT) @ _rot_y(_CANONICAL_YAW)
@@ -189,8 +209,11 @@ def _background(spec, streams, base_hsv=None):
         colour = appearance.hsv(rng.random(), rng.uniform(0.1, 0.5), rng.uniform(0.35, 0.85))
     else:
         h, s, v = base_hsv
-        colour = appearance.hsv(h + 0.02 * rng.normal(), np.clip(s + 0.08 * rng.normal(), 0, 1),
-                                np.clip(v + 0.06 * rng.normal(), 0.1, 1))
+        colour = appearance.hsv(
+            h + 0.02 * rng.normal(),
+            np.clip(s + 0.08 * rng.normal(), 0, 1),
+            np.clip(v + 0.06 * rng.normal(), 0.1, 1),
+        )
     texture = appearance.random_texture(rng, scale=2.5) if spec.has("T") else None
     return {"colour": colour, "texture": texture}
 
@@ -254,7 +277,7 @@ def describe(spec, index):
             if all(np.hypot(x - px, z - pz) > scale + ps + 0.1 for px, pz, ps in placed):
                 break
         placed.append((x, z, scale))
-        view = _orientation(streams["view"], spec.has("V"), yaw_sigma=np.radians(70))
+        view = _orientation(streams["view"], spec.has("V"), yaw_sigma=_YAW_SIGMA["multi"])
         # Upright in the world (the camera's pitch shows the tops), with the viewpoint
         # factor's deviations from the canonical pose.
         world_rotation = (_rot_x(-_CANONICAL_TILT) @ view) * scale
@@ -327,8 +350,9 @@ def _cast(desc, objs, size, supersample):
     else:
         plane = np.zeros(count, np.int8)
         rot, cam = desc["world_to_camera"], desc["camera"]
-        for which, (n_world, offset) in enumerate((((0.0, 1.0, 0.0), 0.0),
-                                                   ((0.0, 0.0, -1.0), -_WALL))):
+        for which, (n_world, offset) in enumerate(
+            (((0.0, 1.0, 0.0), 0.0), ((0.0, 0.0, -1.0), -_WALL))
+        ):
             n_cam = rot @ np.array(n_world)
             k = offset - np.dot(n_world, cam)
             with np.errstate(divide="ignore"):
@@ -366,8 +390,10 @@ def _shade(desc, objs, d, depth, normal, instance, slot, plane, shadows):
     if desc["mode"] == "single":
         surfaces = [(background, desc["background"])]
     else:
-        surfaces = [(background & (plane == 0), desc["ground"]),
-                    (background & (plane == 1), desc["wall"])]
+        surfaces = [
+            (background & (plane == 0), desc["ground"]),
+            (background & (plane == 1), desc["wall"]),
+        ]
     world = (points @ desc["world_to_camera"]) + desc["camera"]
     for mask, style in surfaces:
         if not mask.any():

@@ -1,0 +1,126 @@
+"""Synthetic scenes as `tf.data` datasets and as TFRecord files."""
+
+import dataclasses
+import json
+import multiprocessing
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.data import tfrecord
+from zoo.data.synthetic.scene import SceneSpec, generate
+
+IMAGE_KEYS = ("image", "next_image")
+
+
+def output_signature(spec):
+    """{key: (dtype, shape)} of `generate(spec, i)`."""
+    s = spec.size
+    image = (tf.float32, (s, s, 3))
+    scalar = (tf.int32, ())
+    if spec.mode == "single":
+        return {"image": image, "label": scalar, "pose": scalar, "model": scalar}
+    if spec.mode == "multi":
+        return {
+            "image": image,
+            "depth": (tf.float32, (s, s)),
+            "normals": (tf.float32, (s, s, 3)),
+            "instances": (tf.int32, (s, s)),
+            "semantics": (tf.int32, (s, s)),
+            "contours": (tf.uint8, (s, s)),
+            "scene": scalar,
+        }
+    return {"image": image, "next_image": image, "motion": (tf.uint8, (s, s)), "scene": scalar}
+
+
+def dataset(spec, num, start=0):
+    """Examples `start` .. `start + num - 1` of `spec` as a dataset of dicts, in index order.
+
+    Rendering runs in parallel `tf.data` map calls; the order and the values do not
+    depend on the parallelism.
+
+    Args:
+        spec: SceneSpec.
+        num: int. Number of examples.
+        start: int. First index. Defaults to 0.
+    """
+    if not isinstance(spec, SceneSpec):
+        raise TypeError(f"`spec` must be a SceneSpec. Received: {type(spec).__name__}")
+    if not (isinstance(num, int) and num >= 1 and isinstance(start, int) and start >= 0):
+        raise ValueError(f"`num` must be >= 1 and `start` >= 0. Received: num={num}, start={start}")
+    signature = output_signature(spec)
+    keys = list(signature)
+
+    def render(index):
+        example = generate(spec, int(index))
+        return [np.asarray(example[k], signature[k][0].as_numpy_dtype) for k in keys]
+
+    def load(index):
+        values = tf.numpy_function(render, [index], [signature[k][0] for k in keys])
+        return {k: tf.ensure_shape(v, signature[k][1]) for k, v in zip(keys, values)}
+
+    indices = tf.data.Dataset.range(start, start + num)
+    return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _render_one(args):
+    spec, index = args
+    return generate(spec, index)
+
+
+def write_tfrecords(spec, num, out_dir, shards=1, workers=1, overwrite=False, progress=None):
+    """Renders examples 0 .. num - 1 of `spec` into TFRecord shards plus `spec.json`.
+
+    Images are stored as PNG, every other entry as a raw tensor (see
+    `zoo.data.tfrecord`); `read_tfrecords(out_dir)` reads them back in index order.
+
+    Args:
+        spec: SceneSpec.
+        num: int. Number of examples.
+        out_dir: str. Output folder.
+        shards: int. Number of TFRecord files. Defaults to 1.
+        workers: int. Rendering processes. Defaults to 1 (render in this process).
+        overwrite: bool. Replace an existing dataset in `out_dir`. Defaults to False.
+        progress: callable or None. Called with the number of examples done so far.
+
+    Returns:
+        list of the shard paths.
+    """
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
+    spec_path = os.path.join(out_dir, "spec.json")
+    if os.path.exists(spec_path) and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} already holds a synthetic dataset ({spec_path}); pass overwrite=True "
+            "to replace it or choose another folder."
+        )
+    jobs = ((spec, i) for i in range(num))
+
+    def examples(iterator):
+        for done, example in enumerate(iterator, start=1):
+            if progress is not None:
+                progress(done)
+            yield example
+
+    if workers == 1:
+        paths, count = tfrecord.write_tfrecords(
+            examples(map(_render_one, jobs)),
+            out_dir,
+            shards,
+            image_keys=IMAGE_KEYS,
+            overwrite=overwrite,
+        )
+    else:
+        # spawn: the parent may run TensorFlow threads, which fork does not copy safely.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            paths, count = tfrecord.write_tfrecords(
+                examples(pool.imap(_render_one, jobs, chunksize=8)),
+                out_dir,
+                shards,
+                image_keys=IMAGE_KEYS,
+                overwrite=overwrite,
+            )
+    with open(spec_path, "w") as f:
+        json.dump({"spec": dataclasses.asdict(spec), "num": count, "shards": shards}, f, indent=2)
+    return paths
