@@ -2,11 +2,16 @@
 
 Usage:
     python tools/benchmark.py trunk [--batch_size=16 --image_size=128 --steps=5 --rounds=3]
+    python tools/benchmark.py synthetic [--synthetic_images=400]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
 (weights=None, the same head), alternating on the same random batch. Prints images/s of
 each and the ratio zoo / reference (above 1: the zoo trunk is faster).
+
+`synthetic`: images/s of the synthetic renderer on one core (the process is pinned to
+one CPU) for single 64x64 and multi 128x128, variants "----" and "TCVL", against the
+targets 100 and 20 images/s.
 """
 
 import os
@@ -26,6 +31,9 @@ flags.DEFINE_integer("steps", 5, "Timed steps per model in each round.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds; the median round is reported.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps per model before the first round.")
 flags.DEFINE_integer("classes", 1000, "Width of the dense head.")
+flags.DEFINE_integer(
+    "synthetic_images", 400, "Images rendered per single-mode setting (1/4 multi)."
+)
 
 
 def _train_step(model):
@@ -98,7 +106,33 @@ def benchmark_trunk():
     print(f"  ratio zoo / reference: {ours / ref:.3f}")
 
 
-BENCHMARKS = {"trunk": benchmark_trunk}
+def benchmark_synthetic():
+    import os
+
+    from zoo.data.synthetic import SceneSpec, generate
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    targets = {"single": 100.0, "multi": 20.0}
+    print(f"{'mode':<8} {'size':>5} {'variant':<8} {'images/s':>9}  target")
+    for mode in ("single", "multi"):
+        for variant in ("----", "TCVL"):
+            spec = SceneSpec(variant=variant, mode=mode)
+            generate(spec, 0)
+            count = FLAGS.synthetic_images // (1 if mode == "single" else 4)
+            start = time.perf_counter()
+            for index in range(1, count + 1):
+                generate(spec, index)
+            rate = count / (time.perf_counter() - start)
+            verdict = "met" if rate >= targets[mode] else "MISSED"
+            print(
+                f"{mode:<8} {spec.size:>5} {variant:<8} {rate:9.1f}  "
+                f">= {targets[mode]:g} ({verdict})",
+                flush=True,
+            )
+
+
+BENCHMARKS = {"trunk": benchmark_trunk, "synthetic": benchmark_synthetic}
 
 
 def main(argv):
