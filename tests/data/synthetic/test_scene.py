@@ -185,6 +185,22 @@ def test_tfrecords_round_trip(tmp_path):
         write_tfrecords(spec, 2, out)
 
 
+def test_supersampling_smooths_edges_only():
+    plain = generate(SceneSpec(variant="----", mode="single"), 3)["image"]
+    smooth = generate(SceneSpec(variant="----", mode="single", supersample=True), 3)["image"]
+    difference = np.abs(plain - smooth).max(axis=-1)
+    assert difference.max() > 0.05  # edges change
+    assert np.median(difference) < 1e-3  # flat regions do not
+
+
+def test_shadows_darken_some_background():
+    lit = generate(SceneSpec(variant="----", mode="multi", resolution=64, shadows=False), 0)
+    shaded = generate(SceneSpec(variant="----", mode="multi", resolution=64), 0)
+    darker = (lit["image"] - shaded["image"]).sum(-1) > 0.05
+    assert darker.sum() > 10
+    assert np.all(shaded["image"] <= lit["image"] + 1e-6)
+
+
 def test_single_mode_image_and_labels():
     spec = SceneSpec(variant="----", mode="single")
     ex = generate(spec, 0)

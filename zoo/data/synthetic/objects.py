@@ -82,6 +82,17 @@ def cylinder(center, radius, half_height, axis="y", slot=0, rotation=None):
     return frustum(center, radius, radius, half_height, axis, slot, rotation)
 
 
+def capsule(center, radius, half_length, axis="y", slot=0):
+    """A cylinder closed by two hemispheres (three primitives)."""
+    offset = _AXIS[axis] @ np.array([0.0, half_length, 0.0])
+    center = np.asarray(center, float)
+    return [
+        cylinder(center, radius, half_length, axis, slot),
+        sphere(center + offset, radius, slot),
+        sphere(center - offset, radius, slot),
+    ]
+
+
 def _airplane(r):
     length, radius = r.uniform(3.0, 4.2), r.uniform(0.2, 0.32)
     span, chord = r.uniform(1.4, 2.1), r.uniform(0.28, 0.5)
@@ -94,9 +105,7 @@ def _airplane(r):
     ]
     if r.random() < 0.7:
         for side in (-1, 1):
-            parts.append(
-                cylinder((side * span * 0.45, -radius, wing_z + 0.1), 0.13, 0.3, "z", slot=1)
-            )
+            parts += capsule((side * span * 0.45, -radius, wing_z + 0.1), 0.13, 0.3, "z", 1)
     return parts
 
 
@@ -280,7 +289,7 @@ def _motorcycle(r):
         box((0, wheel + 0.42, -0.3), (0.13, 0.04, r.uniform(0.22, 0.32)), 1),
         box((0, wheel + 0.08, 0), (0.12, 0.14, 0.22), 1),
         cylinder((0, wheel + 0.35, base - 0.15), 0.03, 0.42, slot=1, rotation=_rot_x(lean)),
-        cylinder((0, wheel + 0.72, base - 0.32), 0.025, r.uniform(0.25, 0.35), "x", 1),
+        *capsule((0, wheel + 0.72, base - 0.32), 0.025, r.uniform(0.25, 0.35), "x", 1),
     ]
     return parts
 
