@@ -12,17 +12,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
+import synthetic_flags  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("variant", "TCVL", "Factors of variation, e.g. '----', 'TC--', 'TCVL'.")
-flags.DEFINE_enum("mode", "single", ["single", "multi", "motion"], "Scene mode.")
-flags.DEFINE_enum("split", "train", ["train", "test"], "Model split.")
+synthetic_flags.define(default_mode="single")
 flags.DEFINE_integer("num", 1000, "Number of examples.")
-flags.DEFINE_integer("seed", 0, "Dataset seed.")
-flags.DEFINE_integer("resolution", None, "Image size (default: 64 single, 128 otherwise).")
 flags.DEFINE_integer("shards", 4, "Number of TFRecord files.")
 flags.DEFINE_integer("workers", os.cpu_count() or 1, "Rendering processes.")
 flags.DEFINE_bool("supersample", False, "2x2 rays per pixel for the RGB image.")
@@ -37,29 +34,24 @@ def main(argv):
 
     import keras
 
-    from zoo.data.synthetic import SceneSpec
-    from zoo.data.synthetic.io import write_tfrecords
+    from zoo.data.synthetic import write_tfrecords
 
-    spec = SceneSpec(
-        variant=FLAGS.variant,
-        mode=FLAGS.mode,
-        split=FLAGS.split,
-        seed=FLAGS.seed,
-        resolution=FLAGS.resolution,
-        supersample=FLAGS.supersample,
-    )
+    spec = synthetic_flags.spec(supersample=FLAGS.supersample)
     print(f"rendering {FLAGS.num} examples of {spec} with {FLAGS.workers} worker(s)")
     bar = keras.utils.Progbar(FLAGS.num, unit_name="image")
     start = time.perf_counter()
-    paths = write_tfrecords(
-        spec,
-        FLAGS.num,
-        FLAGS.out_dir,
-        shards=FLAGS.shards,
-        workers=FLAGS.workers,
-        overwrite=FLAGS.overwrite,
-        progress=lambda done: bar.update(done),
-    )
+    try:
+        paths = write_tfrecords(
+            spec,
+            FLAGS.num,
+            FLAGS.out_dir,
+            shards=FLAGS.shards,
+            workers=FLAGS.workers,
+            overwrite=FLAGS.overwrite,
+            progress=lambda done: bar.update(done),
+        )
+    except FileExistsError as error:
+        raise SystemExit(f"make_synthetic: {error} (flag: --overwrite)") from None
     seconds = time.perf_counter() - start
     print(
         f"wrote {FLAGS.num} examples to {len(paths)} shards in {FLAGS.out_dir} "

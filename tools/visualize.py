@@ -12,31 +12,21 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
+import synthetic_flags  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("variant", "TCVL", "Factors of variation, e.g. '----', 'TC--', 'TCVL'.")
-flags.DEFINE_enum("mode", "multi", ["single", "multi", "motion"], "Scene mode.")
-flags.DEFINE_enum("split", "train", ["train", "test"], "Model split.")
-flags.DEFINE_integer("seed", 0, "Dataset seed.")
+synthetic_flags.define(default_mode="multi")
 flags.DEFINE_integer("num", 4, "Rows (multi and motion).")
-flags.DEFINE_integer("resolution", None, "Image size (default: 64 single, 128 otherwise).")
 flags.DEFINE_string("out", None, "Output PNG path.")
 
 
 def synthetic():
-    from zoo.data.synthetic import SceneSpec
     from zoo.data.synthetic.plots import plot
 
-    spec = SceneSpec(
-        variant=FLAGS.variant,
-        mode=FLAGS.mode,
-        split=FLAGS.split,
-        seed=FLAGS.seed,
-        resolution=FLAGS.resolution,
-    )
+    spec = synthetic_flags.spec()
     out = FLAGS.out or f"synthetic_{FLAGS.mode}_{FLAGS.variant.replace('-', '_')}.png"
     plot(spec, out, num=FLAGS.num)
     print(f"wrote {out}")
