@@ -1,0 +1,1 @@
+"""Evaluation: metrics of the papers' tasks (numpy, pure functions)."""

@@ -1,0 +1,22 @@
+"""Loss functions: pure functions of tensors, one per formula in the papers.
+
+Every loss returns one value per example (shape [B]); the caller averages them (a model's
+`train_step` uses `tf.nn.compute_average_loss` so that multi-replica training scales
+correctly).
+"""
+
+from zoo.losses.dense import (
+    berhu,
+    class_balanced_sigmoid_ce,
+    masked_l1,
+    negative_cosine_normals,
+    scale_invariant_log_depth,
+)
+
+__all__ = [
+    "berhu",
+    "class_balanced_sigmoid_ce",
+    "masked_l1",
+    "negative_cosine_normals",
+    "scale_invariant_log_depth",
+]
