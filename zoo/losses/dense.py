@@ -110,7 +110,9 @@ def berhu(pred, true, mask=None):
     Returns:
         float [B].
     """
-    e, m = _prepare(tf.abs(tf.convert_to_tensor(pred, tf.float32) - tf.cast(true, tf.float32)), mask)
+    e, m = _prepare(
+        tf.abs(tf.convert_to_tensor(pred, tf.float32) - tf.cast(true, tf.float32)), mask
+    )
     c = tf.maximum(0.2 * tf.reduce_max(e * m), 1e-12)
     value = tf.where(e <= c, e, (e * e + c * c) / (2.0 * c))
     return tf.reduce_sum(value * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
@@ -127,5 +129,7 @@ def masked_l1(pred, true, mask=None):
     Returns:
         float [B].
     """
-    e, m = _prepare(tf.abs(tf.convert_to_tensor(pred, tf.float32) - tf.cast(true, tf.float32)), mask)
+    e, m = _prepare(
+        tf.abs(tf.convert_to_tensor(pred, tf.float32) - tf.cast(true, tf.float32)), mask
+    )
     return tf.reduce_sum(e * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)

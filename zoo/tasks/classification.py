@@ -1,0 +1,43 @@
+"""Image classification and the other global tasks: pooled features, a dense layer, softmax."""
+
+import gin
+import keras
+import tensorflow as tf
+
+from zoo.evaluation import metrics
+from zoo.tasks.base import Task, global_head
+
+
+class GlobalTask(Task):
+    """A task with one label per image: `classes` logits, softmax cross entropy."""
+
+    classes = None
+    label_key = None
+
+    def prepare(self, example, seed):
+        return example["image"], tf.cast(example[self.label_key], tf.int32)
+
+    def build_head(self, features, input_size):
+        return global_head(features, self.classes, self.name)
+
+    def loss(self, targets, outputs):
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(targets, outputs)
+
+    def evaluate(self, targets, outputs):
+        return {"accuracy": metrics.accuracy(outputs, targets)}
+
+    def serving_outputs(self, outputs):
+        return {"probabilities": tf.nn.softmax(outputs), "classes": tf.argmax(outputs, -1)}
+
+    def keras_metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
+
+
+@gin.configurable(module="zoo.tasks")
+class Classification(GlobalTask):
+    """Object class of synthetic `single` scenes (Newell & Deng 2020): 10 classes."""
+
+    name = "classification"
+    required = ("image", "label")
+    classes = 10
+    label_key = "label"

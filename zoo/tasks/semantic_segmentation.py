@@ -1,0 +1,41 @@
+"""Semantic segmentation (Newell & Deng 2020): a class per pixel, background included."""
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from zoo.evaluation import metrics
+from zoo.tasks.base import Task, dense_decoder
+
+
+@gin.configurable(module="zoo.tasks")
+class SemanticSegmentation(Task):
+    """Per-pixel softmax over `classes` (11 for the synthetic benchmark: background + 10).
+
+    Args:
+        classes: int. Number of classes including background. Defaults to 11.
+        **kwargs: as `Task`.
+    """
+
+    name = "semantic_segmentation"
+    required = ("image", "semantics")
+
+    def __init__(self, source, classes=11, **kwargs):
+        super().__init__(source, **kwargs)
+        self.classes = classes
+
+    def prepare(self, example, seed):
+        return example["image"], tf.cast(example["semantics"], tf.int32)
+
+    def build_head(self, features, input_size):
+        return dense_decoder(features, input_size, self.classes, self.head_width, self.name)
+
+    def loss(self, targets, outputs):
+        per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, outputs)
+        return tf.reduce_mean(per_pixel, axis=[1, 2])
+
+    def evaluate(self, targets, outputs):
+        return metrics.segmentation_metrics(np.argmax(outputs, -1), targets, self.classes)
+
+    def serving_outputs(self, outputs):
+        return {"probabilities": tf.nn.softmax(outputs), "classes": tf.argmax(outputs, -1)}
