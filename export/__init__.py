@@ -1,4 +1,8 @@
-"""SavedModel export of zoo models (trunks for transfer, finetuned models for serving).
+"""SavedModel export of zoo models (trunks for transfer, task models for TF Serving).
 
 Exported models load with TensorFlow alone; nothing here is needed to use them.
 """
+
+from export.savedmodel import export_model, export_trunk
+
+__all__ = ["export_model", "export_trunk"]

@@ -1,0 +1,160 @@
+import io
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from export import export_model, export_trunk
+from export.savedmodel import endpoint_key
+from zoo.data.synthetic import SceneSpec
+from zoo.models import MultiTaskModel
+from zoo.tasks import Depth, Rotation
+from zoo.trunks import resnet
+
+# Runs in a fresh interpreter where `import zoo` fails: the export must need TF only.
+_LOADER = """
+import sys
+sys.modules["zoo"] = None
+import numpy as np, tensorflow as tf
+path, signature, inputs, out = sys.argv[1:5]
+loaded = tf.saved_model.load(path)
+data = np.load(inputs, allow_pickle=True)
+fn = loaded.signatures[signature]
+arg = {k: tf.constant(data[k]) for k in data.files}
+result = fn(**arg)
+np.savez(out, **{k: v.numpy() for k, v in result.items()})
+"""
+
+
+def _load_elsewhere(tmp_path, path, signature, **inputs):
+    script = tmp_path / "load.py"
+    script.write_text(_LOADER)
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            path,
+            signature,
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(np.load(tmp_path / "out.npz"))
+
+
+@pytest.fixture(scope="module")
+def trunk():
+    keras.utils.set_random_seed(0)
+    return resnet(18, version=2, width_multiplier=0.125, stop_at="block3", output_stride=16)
+
+
+@pytest.mark.slow
+def test_trunk_export_reloads_without_zoo(trunk, tmp_path):
+    path = export_trunk(trunk, str(tmp_path / "trunk"), harmonizer="lab_l3")
+    images = np.random.default_rng(0).random((2, 32, 40, 3)).astype("float32")
+    got = _load_elsewhere(tmp_path, path, "serving_default", images=images)
+    from zoo.data.harmonize import lab_l3
+
+    expected = trunk(lab_l3(images), training=False)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[endpoint_key(key)], value.numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        got["embedding"], expected["block3"].numpy().mean(axis=(1, 2)), atol=1e-4
+    )
+    cli = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+            "show",
+            "--dir",
+            path,
+            "--all",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "signature_def['serving_default']" in cli.stdout
+    assert "signature_def['train']" in cli.stdout
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_trunk(trunk, path)
+
+
+@pytest.mark.slow
+def test_tfsmlayer_finetunes_the_exported_trunk(trunk, tmp_path):
+    path = export_trunk(trunk, str(tmp_path / "trunk"))
+    layer = keras.layers.TFSMLayer(
+        path, call_endpoint="serving_default", call_training_endpoint="train", trainable=True
+    )
+    images = keras.Input((32, 32, 3), name="images")
+    logits = keras.layers.Dense(3, name="probe")(layer(images)["embedding"])
+    model = keras.Model(images, logits)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(1)
+    x = rng.random((16, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 3, 16)
+    trunk_weights = [w.numpy().copy() for w in layer.trainable_weights]
+    assert len(trunk_weights) > 10
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    after = model.evaluate(x, y, verbose=0)
+    assert after < before
+    moved = [not np.allclose(a, w.numpy()) for a, w in zip(trunk_weights, layer.trainable_weights)]
+    assert sum(moved) > len(moved) // 2
+
+
+@pytest.mark.slow
+def test_task_export_for_serving(tmp_path):
+    keras.utils.set_random_seed(0)
+    spec = SceneSpec(variant="----", mode="multi", resolution=32)
+    trunk = resnet(18, version=2, width_multiplier=0.125, stop_at="block2", input_shape=(32, 32, 3))
+    tasks = [
+        Depth(spec, num_examples=4, eval_examples=4, head_width=16, endpoint="block2"),
+        Rotation(spec, num_examples=4, eval_examples=4, endpoint="block2"),
+    ]
+    model = MultiTaskModel(trunk, tasks)
+    base = str(tmp_path / "serving")
+    path = export_model(model, "depth", base, "depth_model", version=3)
+    assert path == os.path.join(base, "depth_model", "3")
+    images = np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32")
+    got = _load_elsewhere(tmp_path, path, "serving_default", images=images)
+    expected = np.exp(model.task_networks["depth"](images).numpy())
+    np.testing.assert_allclose(got["depth"], expected, rtol=1e-4, atol=1e-4)
+    # encoded PNGs, one of another size: decoded and resized inside the graph
+    encoded = []
+    for image in (images[0], images[1]):
+        buffer = io.BytesIO()
+        Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    got_bytes = _load_elsewhere(
+        tmp_path, path, "serve_bytes", encoded=np.array(encoded, dtype=object)
+    )
+    assert got_bytes["depth"].shape == (2, 32, 32, 1)
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(b)), np.float32) / 255 for b in encoded])
+    np.testing.assert_allclose(
+        got_bytes["depth"],
+        np.exp(model.task_networks["depth"](decoded).numpy()),
+        rtol=1e-3,
+        atol=1e-3,
+    )
+    rotation = export_model(model, "rotation", base, "rotation_model")
+    out = _load_elsewhere(tmp_path, rotation, "serving_default", images=images)
+    assert set(out) == {"probabilities", "classes"}
+    np.testing.assert_allclose(out["probabilities"].sum(-1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown task"):
+        export_model(model, "segmentation", base, "x")
+    with pytest.raises(ValueError, match="deterministic harmonizer"):
+        export_model(model, "depth", base, "y", harmonizer="drop_color")
