@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $@
 
 quickstart: $(STAMP)
-	$(BIN)/python tools/demo.py
+	$(BIN)/zoo-train --gin_file=gin_configs/quickstart.gin --model_dir=runs/quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

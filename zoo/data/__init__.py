@@ -1,15 +1,24 @@
-"""Data: image sources, TFRecord I/O and input harmonization."""
+"""Data: image sources, TFRecord I/O and input harmonization.
 
-from zoo.data.harmonize import harmonize_dataset, harmonizer
-from zoo.data.sources import image_files, image_folder, skimage_photos
-from zoo.data.tfrecord import read_tfrecords, write_tfrecords
+Names are imported on first use, so that numpy-only parts (the synthetic renderer in
+worker processes) load without TensorFlow.
+"""
 
-__all__ = [
-    "harmonize_dataset",
-    "harmonizer",
-    "image_files",
-    "image_folder",
-    "read_tfrecords",
-    "skimage_photos",
-    "write_tfrecords",
-]
+import importlib
+
+_EXPORTS = {
+    "harmonize_dataset": "zoo.data.harmonize",
+    "harmonizer": "zoo.data.harmonize",
+    "image_files": "zoo.data.sources",
+    "image_folder": "zoo.data.sources",
+    "skimage_photos": "zoo.data.sources",
+    "read_tfrecords": "zoo.data.tfrecord",
+    "write_tfrecords": "zoo.data.tfrecord",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'zoo.data' has no attribute {name!r}")

@@ -25,15 +25,14 @@ import tensorflow as tf
 
 from zoo.data import harmonize
 from zoo.data.synthetic import SceneSpec
-from zoo.data.synthetic import dataset as synthetic_dataset
+from zoo.data.synthetic.io import render_arrays
 from zoo.data.tfrecord import read_tfrecords
 
 
 @functools.lru_cache(maxsize=8)
 def rendered(spec, num):
-    """`num` scenes of `spec` rendered once per process, as numpy arrays keyed by entry."""
-    batches = list(synthetic_dataset(spec, num).batch(256).as_numpy_iterator())
-    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    """`num` scenes of `spec` rendered once per process (all cores), as numpy arrays."""
+    return render_arrays(spec, num)
 
 
 class Task(abc.ABC):

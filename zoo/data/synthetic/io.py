@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import tfrecord
-from zoo.data.synthetic.scene import SceneSpec, generate
+from zoo.data.synthetic.scene import SceneSpec, generate, generate_job
 
 IMAGE_KEYS = ("image", "next_image")
 
@@ -64,9 +64,35 @@ def dataset(spec, num, start=0):
     return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _render_one(args):
-    spec, index = args
-    return generate(spec, index)
+def _examples(spec, indices, workers):
+    """Yields generate(spec, i) in order, rendered by `workers` processes."""
+    jobs = ((spec, i) for i in indices)
+    if workers == 1:
+        yield from map(generate_job, jobs)
+        return
+    # spawn: the parent may run TensorFlow threads, which fork does not copy safely;
+    # the renderer imports numpy only, so workers start fast.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(generate_job, jobs, chunksize=8)
+
+
+def render_arrays(spec, num, workers=None):
+    """Examples 0 .. num - 1 of `spec` stacked into numpy arrays {entry: [num, ...]}.
+
+    Args:
+        spec: SceneSpec.
+        num: int. Number of examples.
+        workers: int or None. Rendering processes. Defaults to the CPU count (one
+            process below 64 examples).
+    """
+    if workers is None:
+        # worker processes start by importing the caller's main module (spawn): a
+        # script must guard its work with `if __name__ == "__main__":`, and a worker
+        # never starts workers of its own.
+        nested = multiprocessing.parent_process() is not None
+        workers = 1 if num < 64 or nested else (os.cpu_count() or 1)
+    examples = list(_examples(spec, range(num), workers))
+    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
 def write_tfrecords(spec, num, out_dir, shards=1, workers=1, overwrite=False, progress=None):
@@ -95,32 +121,16 @@ def write_tfrecords(spec, num, out_dir, shards=1, workers=1, overwrite=False, pr
             f"{out_dir} already holds a synthetic dataset ({spec_path}); pass overwrite=True "
             "to replace it or choose another folder."
         )
-    jobs = ((spec, i) for i in range(num))
 
-    def examples(iterator):
-        for done, example in enumerate(iterator, start=1):
+    def examples():
+        for done, example in enumerate(_examples(spec, range(num), workers), start=1):
             if progress is not None:
                 progress(done)
             yield example
 
-    if workers == 1:
-        paths, count = tfrecord.write_tfrecords(
-            examples(map(_render_one, jobs)),
-            out_dir,
-            shards,
-            image_keys=IMAGE_KEYS,
-            overwrite=overwrite,
-        )
-    else:
-        # spawn: the parent may run TensorFlow threads, which fork does not copy safely.
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            paths, count = tfrecord.write_tfrecords(
-                examples(pool.imap(_render_one, jobs, chunksize=8)),
-                out_dir,
-                shards,
-                image_keys=IMAGE_KEYS,
-                overwrite=overwrite,
-            )
+    paths, count = tfrecord.write_tfrecords(
+        examples(), out_dir, shards, image_keys=IMAGE_KEYS, overwrite=overwrite
+    )
     with open(spec_path, "w") as f:
         json.dump({"spec": dataclasses.asdict(spec), "num": count, "shards": shards}, f, indent=2)
     return paths

@@ -272,9 +272,10 @@ def describe(spec, index):
         obj = _object(spec, streams, class_id, objects.model_ids(class_id, spec.split))
         scale = content.uniform(1.0, 1.4)
         for _attempt in range(200):  # evenly dispersed, not intersecting
-            z = content.uniform(3.5, 9.0)
+            z = content.uniform(3.5, 10.0)
             x = content.uniform(-1, 1) * (z * tan_half * 0.8 - scale)
-            if all(np.hypot(x - px, z - pz) > scale + ps + 0.1 for px, pz, ps in placed):
+            # bounding spheres are loose (cube corners): 80% of their radii keeps parts apart
+            if all(np.hypot(x - px, z - pz) > 0.8 * (scale + ps) for px, pz, ps in placed):
                 break
         placed.append((x, z, scale))
         view = _orientation(streams["view"], spec.has("V"), yaw_sigma=_YAW_SIGMA["multi"])
@@ -506,3 +507,9 @@ def generate(spec, index):
         "motion": np.isin(maps["instances"], moving_ids).astype(np.uint8),
         "scene": np.int32(desc["scene"]),
     }
+
+
+def generate_job(job):
+    """generate(*job) for worker processes (this module imports numpy only)."""
+    spec, index = job
+    return generate(spec, index)

@@ -1,0 +1,1 @@
+"""Command-line programs (absl binaries): `zoo-train`, `zoo-export`."""

@@ -1,0 +1,74 @@
+"""zoo-train: trains the experiment a gin configuration describes.
+
+Usage:
+    zoo-train --gin_file=gin_configs/quickstart.gin --model_dir=runs/quickstart \
+        [--gin_file=...] [--gin_bindings="zoo.experiment.train.epochs = 2"] [--overwrite]
+
+Re-running the same command after an interruption resumes from the last epoch; a
+model_dir holding a run of another configuration is refused unless --overwrite.
+"""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from absl import app, flags, logging  # noqa: E402
+
+import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "Gin files, parsed in order.")
+flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, applied after the files.")
+flags.DEFINE_string("model_dir", None, "Where the run writes everything.")
+flags.DEFINE_bool("overwrite", False, "Delete a run of another configuration in --model_dir.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if not FLAGS.gin_file:
+        raise app.UsageError("give at least one --gin_file (e.g. gin_configs/quickstart.gin)")
+    if not FLAGS.model_dir:
+        raise app.UsageError("give --model_dir")
+    from zoo import experiment
+    from zoo.cli import gin_setup
+
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's SavedModel chatter
+    try:
+        config = gin_setup.parse(FLAGS.gin_file, FLAGS.gin_bindings)
+        state = experiment.prepare_model_dir(FLAGS.model_dir, config, FLAGS.overwrite)
+        if state == "finished":
+            with open(os.path.join(FLAGS.model_dir, "metrics.json")) as f:
+                results = json.load(f)
+            print(
+                f"{FLAGS.model_dir} holds a finished run of this configuration "
+                "(--overwrite trains it again).\n"
+            )
+            print(experiment.format_report(results, FLAGS.model_dir))
+            return
+        print(
+            f"{'resuming' if state == 'resume' else 'starting'} the run in "
+            f"{os.path.abspath(FLAGS.model_dir)}: {', '.join(FLAGS.gin_file)}"
+        )
+        results = experiment.train(FLAGS.model_dir)
+    except (
+        gin_setup.ConfigError,
+        experiment.ConfigMismatch,
+        FileNotFoundError,
+        experiment.TrainingDiverged,
+    ) as error:
+        raise SystemExit(f"zoo-train: {error}") from None
+    except (ValueError, TypeError) as error:
+        # gin reports a bad value of a configurable as the configurable's own error
+        raise SystemExit(f"zoo-train: {error}") from None
+    print()
+    print(experiment.format_report(results, FLAGS.model_dir))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

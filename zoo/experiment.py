@@ -1,0 +1,275 @@
+"""One experiment, end to end: data, model, training, held-out evaluation, export.
+
+`train(model_dir)` is configured with gin (see gin_configs/) and is what `zoo-train`
+runs. Everything a run writes lives under `model_dir`:
+
+    config.gin             the gin files and bindings the run was started with
+    operative_config.gin   every value gin used
+    checkpoints/           weights after each good epoch (epoch_001.weights.h5, ...)
+    backup/                BackupAndRestore state: re-running the command resumes
+    logs/                  TensorBoard
+    metrics.json           held-out metrics of every task, untrained and trained
+    export/trunk/          the trained trunk as a SavedModel
+"""
+
+import json
+import math
+import os
+import shutil
+import time
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from export import export_trunk
+from zoo.models import MultiTaskModel
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+STRATEGIES = ("auto", "default", "mirrored")
+
+
+class TrainingDiverged(RuntimeError):
+    """A task's loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ConfigMismatch(ValueError):
+    """The model_dir holds a run of another configuration."""
+
+
+def prepare_model_dir(model_dir, config_text, overwrite=False):
+    """Creates `model_dir` for a run of `config_text`, or checks that it holds the same run.
+
+    A model_dir that holds a run of another configuration is refused (ConfigMismatch)
+    unless `overwrite`, which deletes that run first.
+
+    Returns:
+        "new" for a new run, "resume" when an unfinished run of this configuration is
+        continued (BackupAndRestore), "finished" when this configuration already ran to
+        the end (its metrics.json exists; `overwrite` starts it again).
+    """
+    stored_path = os.path.join(model_dir, "config.gin")
+    if os.path.exists(stored_path):
+        with open(stored_path) as f:
+            stored = f.read()
+        if stored != config_text and not overwrite:
+            raise ConfigMismatch(
+                f"{model_dir} holds a run of another configuration (see {stored_path}). "
+                "Use another --model_dir, or --overwrite to delete that run."
+            )
+        if stored == config_text and not overwrite:
+            finished = os.path.exists(os.path.join(model_dir, "metrics.json"))
+            return "finished" if finished else "resume"
+        shutil.rmtree(model_dir)
+    elif os.path.isdir(model_dir) and os.listdir(model_dir) and not overwrite:
+        raise ConfigMismatch(
+            f"{model_dir} is not empty and holds no zoo run; use another --model_dir or "
+            "--overwrite to delete its content."
+        )
+    elif os.path.isdir(model_dir) and overwrite:
+        shutil.rmtree(model_dir)
+    os.makedirs(model_dir, exist_ok=True)
+    with open(stored_path, "w") as f:
+        f.write(config_text)
+    return "new"
+
+
+def make_strategy(name):
+    """ "auto": MirroredStrategy over the GPUs when there are several, else the default."""
+    if name not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: {name!r}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(name, learning_rate):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}. Received: {name!r}")
+    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+
+
+def evaluate_tasks(model, batch_size):
+    """Held-out metrics of every task: {task: {metric: value}} over its whole eval split."""
+    results = {}
+    for name, task in model.tasks.items():
+        targets, outputs = [], []
+        for inputs, target in task.pipeline("eval", batch_size):
+            outputs.append(model.task_networks[name](inputs, training=False).numpy())
+            targets.append(target.numpy())
+        results[name] = task.evaluate(np.concatenate(targets), np.concatenate(outputs))
+    return results
+
+
+class _StopOnNonFinite(keras.callbacks.Callback):
+    """Raises TrainingDiverged naming the task whose loss is NaN or infinite."""
+
+    def __init__(self, tasks, checkpoint_dir):
+        super().__init__()
+        self.tasks = tasks
+        self.checkpoint_dir = checkpoint_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        bad = [t for t in self.tasks if not math.isfinite(float(logs.get(f"{t}_loss", 0.0)))]
+        if bad or not math.isfinite(float(logs.get("loss", 0.0))):
+            good = (
+                sorted(os.listdir(self.checkpoint_dir))
+                if os.path.isdir(self.checkpoint_dir)
+                else []
+            )
+            last = os.path.join(self.checkpoint_dir, good[-1]) if good else "none yet"
+            raise TrainingDiverged(
+                f"the loss of task(s) {bad or ['(total)']} became NaN or infinite at epoch "
+                f"{self.epoch + 1}, step {batch + 1}. Training stopped; the last good "
+                f"checkpoint is {last}. Lower the learning rate or that task's loss weight."
+            )
+
+
+@gin.configurable(module="zoo.experiment")
+def train(
+    model_dir,
+    trunk=gin.REQUIRED,
+    tasks=gin.REQUIRED,
+    input_size=64,
+    batch_size=16,
+    epochs=5,
+    steps_per_epoch=50,
+    optimizer="adam",
+    learning_rate=1e-3,
+    per_task_optimizers=False,
+    lasso_block=None,
+    lasso_l1=1e-3,
+    loss_weights=None,
+    strategy="auto",
+    seed=0,
+    export_harmonizer="identity",
+    verbose=1,
+):
+    """Trains a MultiTaskModel on `tasks`, evaluates it before and after, exports the trunk.
+
+    Args:
+        model_dir: str. Where everything is written (see the module docstring).
+        trunk: callable. Builds the trunk from `input_shape=` (e.g. a gin-configured
+            `zoo.trunks.resnet`).
+        tasks: list of zoo.tasks.Task.
+        input_size: int. Square input size of the trunk. Defaults to 64.
+        batch_size: int. Global batch size of every task. Defaults to 16.
+        epochs: int. Defaults to 5.
+        steps_per_epoch: int. Defaults to 50.
+        optimizer: str. "adam", "adamw", "rmsprop" or "sgd". Defaults to "adam".
+        learning_rate: float. Defaults to 1e-3.
+        per_task_optimizers: bool. One optimizer per task (Doersch & Zisserman) instead
+            of one on the weighted sum of losses. Defaults to False.
+        lasso_block: str or None. Heads read a LassoMix of this block's units.
+        lasso_l1: float. Lasso penalty. Defaults to 1e-3.
+        loss_weights: dict or None. Task -> weight. Defaults to 1 each.
+        strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
+        seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
+        export_harmonizer: str. Harmonizer inside the exported trunk. Defaults to "identity".
+        verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
+
+    Returns:
+        dict with "untrained" and "trained" held-out metrics per task, "history",
+        "seconds", and "export" (the trunk's SavedModel folder).
+    """
+    keras.utils.set_random_seed(seed)
+    distribution = make_strategy(strategy)
+    with distribution.scope():
+        model = MultiTaskModel(
+            trunk(input_shape=(input_size, input_size, 3)),
+            tasks,
+            lasso_block=lasso_block,
+            lasso_l1=lasso_l1,
+            loss_weights=loss_weights,
+        )
+        if per_task_optimizers:
+            model.compile(
+                task_optimizers={t.name: make_optimizer(optimizer, learning_rate) for t in tasks}
+            )
+        else:
+            model.compile(optimizer=make_optimizer(optimizer, learning_rate))
+        model.build_optimizers()
+    data = tf.data.Dataset.zip({t.name: t.pipeline("train", batch_size) for t in tasks})
+    with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+        f.write(gin.operative_config_str())
+
+    untrained = evaluate_tasks(model, batch_size)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    callbacks = [
+        _StopOnNonFinite([t.name for t in tasks], checkpoint_dir),
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(checkpoint_dir, "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
+        ),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+    ]
+    start = time.perf_counter()
+    history = model.fit(
+        data, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose
+    )
+    seconds = time.perf_counter() - start
+    trained = evaluate_tasks(model, batch_size)
+    export_path = export_trunk(
+        model.trunk, os.path.join(model_dir, "export", "trunk"), export_harmonizer, overwrite=True
+    )
+    results = {
+        "untrained": untrained,
+        "trained": trained,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "seconds": seconds,
+        "export": export_path,
+    }
+    with open(os.path.join(model_dir, "metrics.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+        f.write(gin.operative_config_str())
+    return results
+
+
+# What each metric means, for the report a run prints.
+METRIC_HELP = {
+    "delta1": ("higher", "share of pixels with depth within 1.25x of the truth"),
+    "abs_rel": ("lower", "mean |depth error| / true depth"),
+    "rmse": ("lower", "root mean squared depth error (m)"),
+    "mean_angle": ("lower", "mean angle between predicted and true normals (deg)"),
+    "within_22_5": ("higher", "share of pixels with normal error below 22.5 deg"),
+    "ods_f_score": ("higher", "contour F-score at the best single threshold"),
+    "f_score": ("higher", "contour F-score at probability 0.5"),
+    "miou": ("higher", "mean intersection over union of classes"),
+    "accuracy": ("higher", "share of correct labels"),
+}
+
+
+def format_report(results, model_dir):
+    """Plain-text table of held-out metrics, untrained vs trained, and where the files are."""
+    lines = [
+        f"Held-out metrics (test-split models of the synthetic scenes), after "
+        f"{results['seconds']:.0f} s of training:",
+        f"  {'task':<22} {'metric':<13} {'untrained':>10} {'trained':>10}  meaning",
+    ]
+    for task, metrics in results["trained"].items():
+        for name, value in metrics.items():
+            if name not in METRIC_HELP:
+                continue
+            better, meaning = METRIC_HELP[name]
+            before = results["untrained"][task][name]
+            lines.append(
+                f"  {task:<22} {name:<13} {before:>10.3f} {value:>10.3f}  {meaning} "
+                f"({better} is better)"
+            )
+    lines += [
+        "",
+        f"Outputs in {model_dir}:",
+        "  metrics.json (all metrics), checkpoints/, logs/ (tensorboard --logdir "
+        f"{os.path.join(model_dir, 'logs')}),",
+        f"  operative_config.gin, and the trained trunk as a SavedModel in {results['export']}",
+    ]
+    return "\n".join(lines)
