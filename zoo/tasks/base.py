@@ -72,6 +72,9 @@ class Task(abc.ABC):
                 f"{type(self).__name__}: `source` must be a SceneSpec or a TFRecord folder. "
                 f"Received: {source!r}"
             )
+        self.name = name or self.name
+        self.required = tuple(self.required)
+        self._check_source(source)
         if eval_source is None:
             if isinstance(source, str):
                 raise ValueError(
@@ -86,9 +89,7 @@ class Task(abc.ABC):
         self.num_examples, self.eval_examples = num_examples, eval_examples
         self.head_width = head_width
         self.seed = seed
-        self.name = name or self.name
-        for source_ in (source, eval_source):
-            self._check_source(source_)
+        self._check_source(eval_source)
 
     def _check_source(self, source):
         if isinstance(source, SceneSpec):

@@ -1,0 +1,105 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.data.synthetic import SceneSpec, generate, write_tfrecords
+from zoo.tasks import Classification, Contours, Depth, Normals, Pose, Rotation, SemanticSegmentation
+
+MULTI = SceneSpec(variant="----", mode="multi", resolution=32)
+SINGLE = SceneSpec(variant="----", mode="single", resolution=32)
+
+
+def _first(task, split="eval", batch=4):
+    return next(iter(task.pipeline(split, batch)))
+
+
+@pytest.mark.parametrize(
+    "cls,key,shape",
+    [
+        (Depth, "depth", (4, 32, 32, 1)),
+        (Normals, "normals", (4, 32, 32, 3)),
+        (Contours, "contours", (4, 32, 32, 1)),
+        (SemanticSegmentation, "semantics", (4, 32, 32)),
+    ],
+)
+def test_dense_targets_are_the_rendered_maps_of_the_test_split(cls, key, shape):
+    task = cls(MULTI, num_examples=8, eval_examples=8)
+    x, y = _first(task)
+    assert x.shape == (4, 32, 32, 3) and y.shape == shape
+    test_spec = SceneSpec(variant="----", mode="multi", resolution=32, split="test")
+    for i in range(4):
+        expected = generate(test_spec, i)
+        np.testing.assert_array_equal(x[i].numpy(), expected["image"])
+        np.testing.assert_array_equal(
+            np.reshape(y[i].numpy(), expected[key].shape),
+            expected[key].astype(y.dtype.as_numpy_dtype),
+        )
+
+
+def test_global_labels():
+    x, y = _first(Classification(SINGLE, num_examples=8, eval_examples=8))
+    test_spec = SceneSpec(variant="----", mode="single", resolution=32, split="test")
+    assert y.numpy().tolist() == [int(generate(test_spec, i)["label"]) for i in range(4)]
+    _, pose = _first(Pose(SINGLE, num_examples=8, eval_examples=8))
+    assert pose.numpy().tolist() == [int(generate(test_spec, i)["pose"]) for i in range(4)]
+
+
+def test_rotation_labels_match_the_rotation():
+    task = Rotation(MULTI, num_examples=8, eval_examples=8)
+    x, k = _first(task, batch=8)
+    test_spec = SceneSpec(variant="----", mode="multi", resolution=32, split="test")
+    for i in range(8):
+        original = generate(test_spec, i)["image"]
+        np.testing.assert_array_equal(x[i].numpy(), np.rot90(original, int(k[i])))
+    assert len(set(k.numpy().tolist())) > 1
+
+
+def test_harmonizer_applies_to_inputs():
+    x, _ = _first(Depth(MULTI, num_examples=8, eval_examples=8, harmonizer="lab_l3"))
+    np.testing.assert_array_equal(x[..., 0].numpy(), x[..., 2].numpy())
+
+
+def test_training_pipeline_repeats_and_eval_does_not():
+    task = Depth(MULTI, num_examples=8, eval_examples=8)
+    assert sum(1 for _ in task.pipeline("eval", 4)) == 2
+    assert sum(1 for _ in task.pipeline("train", 4).take(5)) == 5
+
+
+def test_tfrecord_source(tmp_path):
+    write_tfrecords(MULTI, 6, str(tmp_path / "train"))
+    write_tfrecords(MULTI, 4, str(tmp_path / "eval"))
+    task = Depth(str(tmp_path / "train"), eval_source=str(tmp_path / "eval"))
+    x, y = _first(task)
+    np.testing.assert_array_equal(y[0, ..., 0].numpy(), generate(MULTI, 0)["depth"])
+    with pytest.raises(ValueError, match="eval_source"):
+        Depth(str(tmp_path / "train"))
+
+
+def test_heads_and_losses():
+    features = keras.Input((8, 8, 16))
+    depth = Depth(MULTI, num_examples=8, head_width=16)
+    head = keras.Model(features, depth.build_head(features, 32))
+    assert head.output.shape == (None, 32, 32, 1)
+    deconvs = [layer for layer in head.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert [layer.filters for layer in deconvs] == [16, 32]  # 8 -> 16 -> 32, halving to >= 32
+    seg = SemanticSegmentation(MULTI, num_examples=8)
+    assert keras.Model(features, seg.build_head(features, 32)).output.shape[-1] == 11
+    rot = Rotation(MULTI, num_examples=8)
+    assert keras.Model(features, rot.build_head(features, 32)).output.shape == (None, 4)
+    labels = tf.constant([0, 3])
+    logits = tf.constant([[5.0, 0, 0, 0], [0, 0, 0, 5.0]])
+    np.testing.assert_allclose(
+        rot.loss(labels, logits).numpy(), -np.log(np.exp(5) / (np.exp(5) + 3)), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="power of two"):
+        depth.build_head(keras.Input((6, 6, 4)), 32)
+
+
+def test_source_errors():
+    with pytest.raises(ValueError, match="mode 'multi' does not give"):
+        Classification(MULTI)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Depth("/no/such/folder", eval_source="/no/such/folder")
+    with pytest.raises(TypeError, match="SceneSpec or a TFRecord folder"):
+        Depth(42)

@@ -1,0 +1,119 @@
+import json
+import math
+import os
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import experiment
+
+TINY = """
+import zoo.data.synthetic
+import zoo.experiment
+import zoo.tasks
+import zoo.trunks
+SCENES = @scenes/zoo.data.synthetic.SceneSpec()
+scenes/zoo.data.synthetic.SceneSpec.variant = "----"
+scenes/zoo.data.synthetic.SceneSpec.mode = "multi"
+scenes/zoo.data.synthetic.SceneSpec.resolution = 32
+zoo.trunks.resnet.depth = 18
+zoo.trunks.resnet.width_multiplier = 0.0625
+zoo.trunks.resnet.output_stride = 8
+zoo.tasks.Depth.source = %SCENES
+zoo.tasks.Depth.num_examples = 16
+zoo.tasks.Depth.eval_examples = 8
+zoo.tasks.Depth.head_width = 8
+zoo.tasks.Rotation.source = %SCENES
+zoo.tasks.Rotation.num_examples = 16
+zoo.tasks.Rotation.eval_examples = 8
+zoo.experiment.train.trunk = @zoo.trunks.resnet
+zoo.experiment.train.tasks = [@zoo.tasks.Depth(), @zoo.tasks.Rotation()]
+zoo.experiment.train.input_size = 32
+zoo.experiment.train.batch_size = 4
+zoo.experiment.train.epochs = 2
+zoo.experiment.train.steps_per_epoch = 3
+zoo.experiment.train.verbose = 0
+"""
+
+
+@pytest.fixture
+def tiny_config():
+    gin.clear_config()
+    gin.parse_config(TINY)
+    yield TINY
+    gin.clear_config()
+
+
+@pytest.mark.slow
+def test_train_writes_every_output(tiny_config, tmp_path):
+    model_dir = str(tmp_path / "run")
+    assert experiment.prepare_model_dir(model_dir, tiny_config) == "new"
+    results = experiment.train(model_dir)
+    for name in (
+        "config.gin",
+        "operative_config.gin",
+        "metrics.json",
+        "checkpoints/epoch_001.weights.h5",
+        "checkpoints/epoch_002.weights.h5",
+    ):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    assert os.listdir(os.path.join(model_dir, "logs"))
+    stored = json.load(open(os.path.join(model_dir, "metrics.json")))
+    assert set(stored["trained"]) == {"depth", "rotation"}
+    assert 0.0 <= stored["trained"]["rotation"]["accuracy"] <= 1.0
+    assert stored["trained"]["depth"]["rmse"] > 0
+    assert stored["trained"]["depth"] != stored["untrained"]["depth"]
+    assert len(stored["history"]["depth_loss"]) == 2
+    assert (
+        "width_multiplier = 0.0625" in open(os.path.join(model_dir, "operative_config.gin")).read()
+    )
+    loaded = tf.saved_model.load(results["export"])
+    out = loaded.signatures["serving_default"](images=tf.zeros([1, 32, 32, 3]))
+    assert out["embedding"].shape == (1, 32)  # block4 of ResNet-18 at 1/16 width
+    assert experiment.prepare_model_dir(model_dir, tiny_config) == "finished"
+    report = experiment.format_report(stored, model_dir)
+    assert "rotation" in report and "accuracy" in report and model_dir in report
+
+
+def test_prepare_model_dir_states(tmp_path):
+    model_dir = str(tmp_path / "run")
+    assert experiment.prepare_model_dir(model_dir, "a = 1\n") == "new"
+    assert experiment.prepare_model_dir(model_dir, "a = 1\n") == "resume"
+    with pytest.raises(experiment.ConfigMismatch, match="another configuration"):
+        experiment.prepare_model_dir(model_dir, "a = 2\n")
+    open(os.path.join(model_dir, "keep.txt"), "w").write("user data")
+    with pytest.raises(experiment.ConfigMismatch):
+        experiment.prepare_model_dir(model_dir, "a = 2\n")
+    assert os.path.exists(os.path.join(model_dir, "keep.txt"))  # nothing deleted
+    assert experiment.prepare_model_dir(model_dir, "a = 2\n", overwrite=True) == "new"
+    assert not os.path.exists(os.path.join(model_dir, "keep.txt"))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(experiment.ConfigMismatch, match="holds no zoo run"):
+        experiment.prepare_model_dir(str(foreign), "a = 1\n")
+
+
+def test_non_finite_loss_names_the_task(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "epoch_001.weights.h5").write_bytes(b"")
+    guard = experiment._StopOnNonFinite(["depth", "rotation"], str(checkpoints))
+    guard.on_epoch_begin(1)
+    guard.on_train_batch_end(0, {"depth_loss": 0.5, "rotation_loss": 1.0, "loss": 1.5})
+    with pytest.raises(experiment.TrainingDiverged, match=r"\['rotation'\].*epoch 2, step 4"):
+        guard.on_train_batch_end(3, {"depth_loss": 0.5, "rotation_loss": math.nan, "loss": 1.0})
+    with pytest.raises(experiment.TrainingDiverged, match="epoch_001.weights.h5"):
+        guard.on_train_batch_end(3, {"depth_loss": np.inf, "rotation_loss": 1.0, "loss": 1.0})
+
+
+def test_strategy_and_optimizer_choices():
+    assert experiment.make_strategy("default") is tf.distribute.get_strategy()
+    assert experiment.make_strategy("mirrored").num_replicas_in_sync >= 1
+    with pytest.raises(ValueError, match="strategy"):
+        experiment.make_strategy("tpu")
+    assert float(experiment.make_optimizer("rmsprop", 0.01).learning_rate) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="optimizer"):
+        experiment.make_optimizer("adagrad", 0.1)
