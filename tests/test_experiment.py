@@ -72,6 +72,16 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     loaded = tf.saved_model.load(results["export"])
     out = loaded.signatures["serving_default"](images=tf.zeros([1, 32, 32, 3]))
     assert out["embedding"].shape == (1, 32)  # block4 of ResNet-18 at 1/16 width
+    # the run rebuilds from its operative config and last checkpoint: same trunk outputs
+    model, checkpoint, _ = experiment.restore(model_dir)
+    assert checkpoint.endswith("epoch_002.weights.h5")
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    exported = loaded.signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(
+        model.trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
+    )
+    gin.clear_config()
+    gin.parse_config(tiny_config)
     assert experiment.prepare_model_dir(model_dir, tiny_config) == "finished"
     report = experiment.format_report(stored, model_dir)
     assert "rotation" in report and "accuracy" in report and model_dir in report

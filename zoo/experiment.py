@@ -132,6 +132,47 @@ class _StopOnNonFinite(keras.callbacks.Callback):
             )
 
 
+def build_model(trunk, tasks, input_size, lasso_block=None, lasso_l1=1e-3, loss_weights=None):
+    """The MultiTaskModel of an experiment (call inside the strategy scope)."""
+    return MultiTaskModel(
+        trunk(input_shape=(input_size, input_size, 3)),
+        tasks,
+        lasso_block=lasso_block,
+        lasso_l1=lasso_l1,
+        loss_weights=loss_weights,
+    )
+
+
+def restore(model_dir):
+    """Rebuilds a run's model from its operative config and loads its last checkpoint.
+
+    Returns:
+        (MultiTaskModel, checkpoint path, the run's `train` bindings).
+    """
+    config = os.path.join(model_dir, "operative_config.gin")
+    checkpoints = os.path.join(model_dir, "checkpoints")
+    done = sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
+    if not os.path.exists(config) or not done:
+        raise FileNotFoundError(
+            f"{model_dir} holds no trained run (needs operative_config.gin and a checkpoint "
+            "in checkpoints/); train one with zoo-train first."
+        )
+    gin.clear_config()
+    gin.parse_config_file(config)
+    bindings = gin.get_bindings("zoo.experiment.train")
+    model = build_model(
+        bindings["trunk"],
+        bindings["tasks"],
+        bindings.get("input_size", 64),
+        bindings.get("lasso_block"),
+        bindings.get("lasso_l1", 1e-3),
+        bindings.get("loss_weights"),
+    )
+    checkpoint = os.path.join(checkpoints, done[-1])
+    model.load_weights(checkpoint)
+    return model, checkpoint, bindings
+
+
 @gin.configurable(module="zoo.experiment")
 def train(
     model_dir,
@@ -182,13 +223,7 @@ def train(
     keras.utils.set_random_seed(seed)
     distribution = make_strategy(strategy)
     with distribution.scope():
-        model = MultiTaskModel(
-            trunk(input_shape=(input_size, input_size, 3)),
-            tasks,
-            lasso_block=lasso_block,
-            lasso_l1=lasso_l1,
-            loss_weights=loss_weights,
-        )
+        model = build_model(trunk, tasks, input_size, lasso_block, lasso_l1, loss_weights)
         if per_task_optimizers:
             model.compile(
                 task_optimizers={t.name: make_optimizer(optimizer, learning_rate) for t in tasks}
@@ -196,7 +231,7 @@ def train(
         else:
             model.compile(optimizer=make_optimizer(optimizer, learning_rate))
         model.build_optimizers()
-    data = tf.data.Dataset.zip({t.name: t.pipeline("train", batch_size) for t in tasks})
+        data = tf.data.Dataset.zip({t.name: t.pipeline("train", batch_size) for t in tasks})
     with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
         f.write(gin.operative_config_str())
 

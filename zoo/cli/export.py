@@ -1,0 +1,66 @@
+"""zoo-export: writes a trained run's trunk or one of its tasks as a SavedModel.
+
+Usage:
+    zoo-export --model_dir=runs/quickstart --out=exports/trunk
+    zoo-export --model_dir=runs/quickstart --task=depth --out=serving [--name=depth --version=1]
+
+Without --task, the trunk (serving_default + train endpoints, for transfer and
+TFSMLayer finetuning). With --task, that task for TF Serving in <out>/<name>/<version>/
+(serving_default on float images, serve_bytes on JPEG/PNG strings). The weights are the
+run's last checkpoint; the model is rebuilt from its operative_config.gin.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from absl import app, flags, logging  # noqa: E402
+
+import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A run written by zoo-train.")
+flags.DEFINE_string("out", None, "Output folder (the model base folder with --task).")
+flags.DEFINE_string("task", None, "Export this task for serving instead of the trunk.")
+flags.DEFINE_string("name", None, "Served model name (default: the task name).")
+flags.DEFINE_integer("version", 1, "Served model version.")
+flags.DEFINE_string("harmonizer", None, "identity or lab_l3 (default: the run's).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing export.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if not FLAGS.model_dir or not FLAGS.out:
+        raise app.UsageError("give --model_dir and --out")
+    from export import export_model, export_trunk
+    from zoo import experiment
+
+    logging.set_verbosity(logging.WARNING)
+    try:
+        model, checkpoint, bindings = experiment.restore(FLAGS.model_dir)
+        harmonizer = FLAGS.harmonizer or bindings.get("export_harmonizer", "identity")
+        if FLAGS.task is None:
+            path = export_trunk(model.trunk, FLAGS.out, harmonizer, overwrite=FLAGS.overwrite)
+        else:
+            path = export_model(
+                model,
+                FLAGS.task,
+                FLAGS.out,
+                FLAGS.name or FLAGS.task,
+                FLAGS.version,
+                harmonizer,
+                overwrite=FLAGS.overwrite,
+            )
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        raise SystemExit(f"zoo-export: {error}") from None
+    what = "trunk" if FLAGS.task is None else f"task {FLAGS.task!r}"
+    print(f"exported the {what} of {checkpoint} to {path}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
