@@ -3,6 +3,7 @@
 Usage:
     python tools/benchmark.py trunk [--batch_size=16 --image_size=128 --steps=5 --rounds=3]
     python tools/benchmark.py synthetic [--synthetic_images=400]
+    python tools/benchmark.py multitask [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -12,6 +13,11 @@ each and the ratio zoo / reference (above 1: the zoo trunk is faster).
 `synthetic`: images/s of the synthetic renderer on one core (the process is pinned to
 one CPU) for single 64x64 and multi 128x128, variants "----" and "TCVL", against the
 targets 100 and 20 images/s.
+
+`multitask`: `fit` steps/s of a MultiTaskModel with the quickstart's depth task next to
+a plain keras.Model with the same trunk and head (target ratio >= 0.9); then the
+quickstart's input pipeline (batches/s of all four tasks) against the steps/s its
+training consumes (target ratio >= 2).
 """
 
 import os
@@ -132,7 +138,88 @@ def benchmark_synthetic():
             )
 
 
-BENCHMARKS = {"trunk": benchmark_trunk, "synthetic": benchmark_synthetic}
+def _fit_rate(model, data, steps):
+    """Steps/s of `model.fit` over `steps` steps (the compiled function already traced)."""
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    return steps / (time.perf_counter() - start)
+
+
+def benchmark_multitask():
+    import os
+
+    import gin
+    import keras
+    import tensorflow as tf
+
+    from zoo import experiment
+    from zoo.models import MultiTaskModel
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gin.parse_config_file(os.path.join(root, "gin_configs", "quickstart.gin"))
+    bindings = gin.get_bindings("zoo.experiment.train")
+    tasks, size, batch = bindings["tasks"], bindings["input_size"], bindings["batch_size"]
+
+    # 1. MultiTaskModel with one task vs a plain keras.Model with the same trunk and head.
+    depth = next(t for t in tasks if t.name == "depth")
+    inputs, targets = next(iter(depth.pipeline("train", batch)))
+    keras.utils.set_random_seed(0)
+    ours = MultiTaskModel(bindings["trunk"](input_shape=(size, size, 3)), [depth])
+    ours.compile(optimizer=keras.optimizers.Adam(1e-3))
+    keras.utils.set_random_seed(0)
+    trunk = bindings["trunk"](input_shape=(size, size, 3))
+    plain = keras.Model(trunk.input, depth.build_head(trunk.output[depth.endpoint], size))
+    plain.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        jit_compile=False,
+        loss=lambda y, out: depth.loss(y, out),
+    )
+    feeds = {
+        "MultiTaskModel": (ours, tf.data.Dataset.from_tensors({"depth": (inputs, targets)})),
+        "keras.Model": (plain, tf.data.Dataset.from_tensors((inputs, targets))),
+    }
+    rates = {name: [] for name in feeds}
+    for name, (model, data) in feeds.items():
+        _fit_rate(model, data.repeat(), 3)  # trace
+    for r in range(FLAGS.rounds):
+        for name, (model, data) in list(feeds.items())[:: 1 if r % 2 == 0 else -1]:
+            rates[name].append(_fit_rate(model, data.repeat(), FLAGS.steps * 4))
+    medians = {name: statistics.median(v) for name, v in rates.items()}
+    print(
+        f"fit, depth task of quickstart.gin, batch {batch}x{size}x{size} (median of "
+        f"{FLAGS.rounds} rounds x {FLAGS.steps * 4} steps)"
+    )
+    for name, value in medians.items():
+        print(f"  {name:<16} {value:7.2f} steps/s")
+    ratio = medians["MultiTaskModel"] / medians["keras.Model"]
+    print(f"  ratio MultiTaskModel / keras.Model: {ratio:.3f} (target >= 0.9)")
+
+    # 2. The quickstart's input pipeline against what its training step consumes.
+    with tf.distribute.get_strategy().scope():
+        model = experiment.build_model(bindings["trunk"], tasks, size)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data = tf.data.Dataset.zip({t.name: t.pipeline("train", batch) for t in tasks})
+    iterator = iter(data)
+    for _ in range(20):  # rendering, caching and warm-up
+        next(iterator)
+    count = 200
+    start = time.perf_counter()
+    for _ in range(count):
+        next(iterator)
+    produced = count / (time.perf_counter() - start)
+    _fit_rate(model, data, 3)
+    consumed = _fit_rate(model, data, FLAGS.steps * 4)
+    print(f"\nquickstart.gin, {len(tasks)} tasks x batch {batch}:")
+    print(f"  input pipeline  {produced:8.1f} steps/s")
+    print(f"  training step   {consumed:8.2f} steps/s")
+    print(f"  ratio pipeline / training: {produced / consumed:.1f} (target >= 2)")
+
+
+BENCHMARKS = {
+    "trunk": benchmark_trunk,
+    "synthetic": benchmark_synthetic,
+    "multitask": benchmark_multitask,
+}
 
 
 def main(argv):

@@ -70,9 +70,13 @@ def _examples(spec, indices, workers):
     if workers == 1:
         yield from map(generate_job, jobs)
         return
-    # spawn: the parent may run TensorFlow threads, which fork does not copy safely;
-    # the renderer imports numpy only, so workers start fast.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # fork where there is one: workers start at once and do not re-run the caller's
+    # script (spawn would, in a script without an `if __name__ == "__main__":` guard).
+    # Workers only run the numpy renderer, never TensorFlow, so the parent's threads
+    # are not a concern.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(workers) as pool:
         yield from pool.imap(generate_job, jobs, chunksize=8)
 
 
@@ -86,10 +90,7 @@ def render_arrays(spec, num, workers=None):
             process below 64 examples).
     """
     if workers is None:
-        # worker processes start by importing the caller's main module (spawn): a
-        # script must guard its work with `if __name__ == "__main__":`, and a worker
-        # never starts workers of its own.
-        nested = multiprocessing.parent_process() is not None
+        nested = multiprocessing.parent_process() is not None  # a worker starts none
         workers = 1 if num < 64 or nested else (os.cpu_count() or 1)
     examples = list(_examples(spec, range(num), workers))
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
