@@ -12,3 +12,17 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Strategies created one after the other in a process number their collective ops
+    from the same keys, and TensorFlow then matches a new strategy's all-reduce with an
+    old one's ("Shape mismatch in the collective instance"): tests share this one.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    return tf.distribute.MirroredStrategy(devices)

@@ -142,14 +142,12 @@ def _one_step(strategy, batch):
     return history.history, [v.numpy() for v in model.trainable_variables]
 
 
-def test_mirrored_strategy_matches_one_device():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+def test_mirrored_strategy_matches_one_device(mirrored):
     model = _rotation_pair_model()
     batch = _batch(model, batch_size=8)
     single_logs, single_weights = _one_step(tf.distribute.get_strategy(), batch)
-    strategy = tf.distribute.MirroredStrategy(devices)
-    assert strategy.num_replicas_in_sync == 2
-    mirrored_logs, mirrored_weights = _one_step(strategy, batch)
+    assert mirrored.num_replicas_in_sync == 2
+    mirrored_logs, mirrored_weights = _one_step(mirrored, batch)
     for key in ("loss", "rotation_a_loss", "rotation_b_loss", "rotation_a_accuracy"):
         assert mirrored_logs[key][0] == pytest.approx(single_logs[key][0], rel=1e-4), key
     for a, b in zip(single_weights, mirrored_weights):
