@@ -248,7 +248,12 @@ def train(
     ]
     start = time.perf_counter()
     history = model.fit(
-        data, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose
+        data,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the pipelines shuffle
     )
     seconds = time.perf_counter() - start
     trained = evaluate_tasks(model, batch_size)
