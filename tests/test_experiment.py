@@ -87,6 +87,17 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     assert "rotation" in report and "accuracy" in report and model_dir in report
 
 
+@pytest.mark.slow
+def test_same_config_and_seed_give_the_same_run(tiny_config, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        model_dir = str(tmp_path / name)
+        experiment.prepare_model_dir(model_dir, tiny_config)
+        runs.append(experiment.train(model_dir))
+    assert runs[0]["trained"] == runs[1]["trained"]
+    assert runs[0]["history"] == runs[1]["history"]
+
+
 def test_prepare_model_dir_states(tmp_path):
     model_dir = str(tmp_path / "run")
     assert experiment.prepare_model_dir(model_dir, "a = 1\n") == "new"

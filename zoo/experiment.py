@@ -191,6 +191,7 @@ def train(
     strategy="auto",
     seed=0,
     export_harmonizer="identity",
+    deterministic=True,
     verbose=1,
 ):
     """Trains a MultiTaskModel on `tasks`, evaluates it before and after, exports the trunk.
@@ -214,6 +215,8 @@ def train(
         strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
         seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
         export_harmonizer: str. Harmonizer inside the exported trunk. Defaults to "identity".
+        deterministic: bool. Deterministic TensorFlow ops, so that the same config and
+            seed give the same run on a CPU. Defaults to True.
         verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
 
     Returns:
@@ -221,6 +224,8 @@ def train(
         "seconds", and "export" (the trunk's SavedModel folder).
     """
     keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     distribution = make_strategy(strategy)
     with distribution.scope():
         model = build_model(trunk, tasks, input_size, lasso_block, lasso_l1, loss_weights)
