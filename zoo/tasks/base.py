@@ -25,7 +25,8 @@ import tensorflow as tf
 
 from zoo.data import harmonize
 from zoo.data.synthetic import SceneSpec
-from zoo.data.synthetic.io import render_arrays
+from zoo.data.synthetic.io import output_signature, render_arrays
+from zoo.data.synthetic.scene import MODES
 from zoo.data.tfrecord import read_tfrecords
 
 
@@ -73,7 +74,6 @@ class Task(abc.ABC):
                 f"Received: {source!r}"
             )
         self.name = name or self.name
-        self.required = tuple(self.required)
         self._check_source(source)
         if eval_source is None:
             if isinstance(source, str):
@@ -85,7 +85,6 @@ class Task(abc.ABC):
         self.source, self.eval_source = source, eval_source
         self.endpoint = endpoint
         self.harmonize = harmonize.harmonizer(harmonizer)
-        self.harmonizer_name = harmonizer
         self.num_examples, self.eval_examples = num_examples, eval_examples
         self.head_width = head_width
         self.seed = seed
@@ -93,12 +92,17 @@ class Task(abc.ABC):
 
     def _check_source(self, source):
         if isinstance(source, SceneSpec):
-            missing = [k for k in self.required if k not in _SYNTHETIC_KEYS[source.mode]]
+            missing = [k for k in self.required if k not in output_signature(source)]
             if missing:
+                modes = [
+                    m
+                    for m in MODES
+                    if set(self.required)
+                    <= set(output_signature(dataclasses.replace(source, mode=m)))
+                ]
                 raise ValueError(
                     f"Task {self.name!r} needs {missing}, which synthetic mode "
-                    f"{source.mode!r} does not give; use mode "
-                    f"{[m for m, keys in _SYNTHETIC_KEYS.items() if set(self.required) <= keys]}."
+                    f"{source.mode!r} does not give; use mode {modes}."
                 )
         elif not os.path.exists(source):
             raise FileNotFoundError(f"Task {self.name!r}: data path {source!r} does not exist.")
@@ -162,13 +166,6 @@ class Task(abc.ABC):
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r}, source={self.source!r})"
-
-
-_SYNTHETIC_KEYS = {
-    "single": {"image", "label", "pose", "model"},
-    "multi": {"image", "depth", "normals", "instances", "semantics", "contours", "scene"},
-    "motion": {"image", "next_image", "motion", "scene"},
-}
 
 
 def dense_decoder(features, input_size, out_channels, width, name):
