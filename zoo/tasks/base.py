@@ -133,13 +133,16 @@ class Task(abc.ABC):
             ds = ds.repeat()
         ds = tf.data.Dataset.zip(ds, seeds)
 
-        def prepare(example, seed):
+        # Plain graph code: AutoGraph has nothing to convert (and, for a closure named
+        # like a method, fails to with a warning).
+        @tf.autograph.experimental.do_not_convert
+        def to_inputs_and_targets(example, seed):
             image_seed, task_seed = tf.unstack(tf.random.split(seed, 2))
             example = dict(example)
             example["image"] = self.harmonize(example["image"], image_seed)
             return self.prepare(example, task_seed)
 
-        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(to_inputs_and_targets, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
     # -- model ---------------------------------------------------------------------
