@@ -18,16 +18,16 @@ def _tasks():
     ]
 
 
-def _model(lasso_block=None, seed=0, **kwargs):
-    keras.utils.set_random_seed(seed)
-    trunk = resnet(
-        18,
-        version=2,
-        width_multiplier=0.125,
-        stop_at="block2",
-        output_stride=8,
-        input_shape=(32, 32, 3),
+def _trunk(**kwargs):
+    """A seeded ResNet-18 v2 cut at block 2, 1/8 width, for 32x32 inputs."""
+    keras.utils.set_random_seed(0)
+    return resnet(
+        18, version=2, width_multiplier=0.125, stop_at="block2", input_shape=(32, 32, 3), **kwargs
     )
+
+
+def _model(lasso_block=None, **kwargs):
+    trunk = _trunk(output_stride=8)
     return MultiTaskModel(trunk, _tasks(), lasso_block=lasso_block, **kwargs)
 
 
@@ -111,16 +111,8 @@ def test_bad_arguments():
         model.train_step({"depth": _batch(model)["depth"]})
 
 
-def _rotation_pair_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    trunk = resnet(
-        18,
-        version=2,
-        width_multiplier=0.125,
-        stop_at="block2",
-        norm="group",
-        input_shape=(32, 32, 3),
-    )
+def _rotation_pair_model():
+    trunk = _trunk(norm="group")
     tasks = [
         Rotation(SPEC, num_examples=16, eval_examples=8, endpoint="block2", name=n, seed=s)
         for n, s in (("rotation_a", 0), ("rotation_b", 1))
