@@ -158,3 +158,30 @@ def test_task_export_for_serving(tmp_path):
         export_model(model, "segmentation", base, "x")
     with pytest.raises(ValueError, match="deterministic harmonizer"):
         export_model(model, "depth", base, "y", harmonizer="drop_color")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_exported_trunk_finetunes_with_slot_optimizers(trunk, tmp_path, optimizer):
+    from zoo.evaluation.exported import ExportedTrunk
+
+    path = export_trunk(trunk, str(tmp_path / "trunk"))
+    layer = ExportedTrunk(path)
+    assert not any(":0" in w.name for w in layer.weights)
+    images = keras.Input((32, 32, 3), name="images")
+    model = keras.Model(images, keras.layers.Dense(3)(layer(images)["embedding"]))
+    model.compile(
+        optimizer=keras.optimizers.get(
+            {"class_name": optimizer, "config": {"learning_rate": 1e-2}}
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(3)
+    x, y = rng.random((16, 32, 32, 3)).astype("float32"), rng.integers(0, 3, 16)
+    before_weights = [w.numpy().copy() for w in layer.trainable_weights]
+    # training-mode losses (batch statistics): 10 steps barely move BN's moving averages
+    history = model.fit(x, y, epochs=10, batch_size=16, verbose=0).history["loss"]
+    assert history[-1] < history[0]
+    assert any(
+        not np.allclose(a, w.numpy()) for a, w in zip(before_weights, layer.trainable_weights)
+    )

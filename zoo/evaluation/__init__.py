@@ -1,5 +1,6 @@
-"""Evaluation: metrics of the papers' tasks and the utility of pretraining (numpy)."""
+"""Evaluation: metrics of the papers' tasks, the utility of pretraining, exported trunks."""
 
+from zoo.evaluation.exported import ExportedTrunk
 from zoo.evaluation.utility import utility
 
-__all__ = ["utility"]
+__all__ = ["ExportedTrunk", "utility"]
