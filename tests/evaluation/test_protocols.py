@@ -1,0 +1,66 @@
+import keras
+import numpy as np
+import pytest
+
+from zoo.evaluation.protocols import probe
+from zoo.trunks import resnet
+
+
+def _trunk():
+    keras.utils.set_random_seed(0)
+    return resnet(
+        26,
+        version=2,
+        width_multiplier=0.0625,
+        stop_at="block3",
+        output_stride=8,
+        input_shape=(48, 48, 3),
+    )
+
+
+def _fit(model):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 48, 48, 3)).astype("float32"), rng.integers(0, 3, 8)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    before = [(w, w.numpy().copy()) for w in model.weights]
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    return {w.path for w, value in before if not np.array_equal(value, w.numpy())}
+
+
+def test_linear_trains_only_the_linear_layer():
+    model = probe(_trunk(), "linear", classes=3, endpoint="block3", pooling="max3x3")
+    assert {w.path for w in model.trainable_weights} == {"probe_logits/kernel", "probe_logits/bias"}
+    assert model.get_layer("probe_logits").kernel.shape == (3 * 3 * 64, 3)  # 3x3 x (16*4)
+    assert _fit(model) == {"probe_logits/kernel", "probe_logits/bias"}  # BN stats frozen too
+
+
+def test_lasso_linear_adds_one_trainable_row():
+    model = probe(_trunk(), "lasso_linear", classes=3, lasso_block="block3")
+    paths = {w.path for w in model.trainable_weights}
+    assert paths == {"probe_lasso/alpha_probe", "probe_logits/kernel", "probe_logits/bias"}
+    assert model.get_layer("probe_lasso").alphas().shape == (1, 2)  # ResNet-26: 2 units
+
+
+def test_frozen_k_and_finetune():
+    trunk = _trunk()
+    model = probe(trunk, "frozen_k", classes=3, endpoint="block3", frozen_stages=2)
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable and all(p.startswith(("block3_", "probe_")) for p in trainable)
+    changed = _fit(model)
+    assert any(p.startswith("block3_") for p in changed)
+    assert not any(p.startswith(("stem", "block1_", "block2_")) for p in changed)
+    full = probe(_trunk(), "finetune", classes=3, endpoint="block3")
+    assert len(full.trainable_weights) == len(_trunk().trainable_weights) + 2
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="protocol"):
+        probe(_trunk(), "knn", classes=3)
+    with pytest.raises(ValueError, match="endpoint 'block4'"):
+        probe(_trunk(), "linear", classes=3)
+    small = resnet(18, width_multiplier=0.125, input_shape=(32, 32, 3))  # block4: 1x1
+    with pytest.raises(ValueError, match="does not pool to 3x3"):
+        probe(small, "linear", classes=3, endpoint="block4", pooling="max3x3")

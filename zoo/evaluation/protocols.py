@@ -1,0 +1,97 @@
+"""Transfer protocols: how a pretrained trunk is trained on a downstream task.
+
+* `linear`: trunk frozen (BatchNorm in inference mode), features of one endpoint
+  pooled globally or max-pooled to 3x3 (Doersch & Zisserman sec. 5), one linear layer;
+* `lasso_linear`: trunk frozen, a new LassoMix row over the units of a block feeds the
+  pooling and the linear layer (Doersch & Zisserman's "eval lasso");
+* `finetune`: every weight trained, with a new head;
+* `frozen_k`: the stem and the first k stages frozen, the rest finetuned (Newell &
+  Deng Fig. 8).
+"""
+
+import math
+
+import keras
+
+from zoo.layers import LassoMix
+
+PROTOCOLS = ("linear", "lasso_linear", "finetune", "frozen_k")
+POOLINGS = ("global", "max3x3")
+
+
+def _pool(features, pooling, name):
+    if pooling == "global":
+        return keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
+    height, width = features.shape[1], features.shape[2]
+    if height is None or width is None:
+        raise ValueError("max3x3 pooling needs a trunk built with a fixed input_shape.")
+    size = (math.ceil(height / 3), math.ceil(width / 3))
+    pooled = keras.layers.MaxPooling2D(size, strides=size, padding="same", name=f"{name}_pool")(
+        features
+    )
+    if tuple(pooled.shape[1:3]) != (3, 3):
+        raise ValueError(
+            f"max3x3 pooling: a {height}x{width} feature map does not pool to 3x3; use a "
+            "larger input or pooling='global'."
+        )
+    return keras.layers.Flatten(name=f"{name}_flatten")(pooled)
+
+
+def probe(
+    trunk,
+    protocol,
+    classes,
+    endpoint="block4",
+    pooling="global",
+    frozen_stages=1,
+    lasso_block="block3",
+    lasso_l1=1e-3,
+    name="probe",
+):
+    """A classifier on `trunk` for one transfer protocol; it outputs logits.
+
+    Args:
+        trunk: keras.Model. A zoo trunk (dict of endpoints). Its layers' `trainable`
+            flags are set by the protocol.
+        protocol: str. "linear", "lasso_linear", "finetune" or "frozen_k".
+        classes: int. Number of classes.
+        endpoint: str. Endpoint the head reads (not for lasso_linear). Defaults to
+            "block4".
+        pooling: str. "global" (average) or "max3x3". Defaults to "global".
+        frozen_stages: int. k of "frozen_k": the stem and block1..blockk are frozen.
+            Defaults to 1.
+        lasso_block: str. Block whose units "lasso_linear" mixes. Defaults to "block3".
+        lasso_l1: float. Lasso penalty of "lasso_linear". Defaults to 1e-3.
+        name: str. Prefix of the new layers. Defaults to "probe".
+
+    Returns:
+        keras.Model from images to logits.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: {pooling!r}")
+    outputs = trunk.output
+    images = trunk.input
+    frozen = protocol in ("linear", "lasso_linear")
+    for layer in trunk.layers:
+        if protocol == "frozen_k":
+            stages = ["stem"] + [f"block{i}_" for i in range(1, frozen_stages + 1)]
+            layer.trainable = not any(layer.name.startswith(s) for s in stages)
+        else:
+            layer.trainable = not frozen
+    if protocol == "lasso_linear":
+        keys = [k for k in outputs if k.startswith(f"{lasso_block}/unit_")]
+        if not keys:
+            raise ValueError(
+                f"lasso_block={lasso_block!r} has no units; endpoints: {sorted(outputs)}"
+            )
+        features = LassoMix([name], l1=lasso_l1, name=f"{name}_lasso")([outputs[k] for k in keys])[
+            name
+        ]
+    else:
+        if endpoint not in outputs:
+            raise ValueError(f"endpoint {endpoint!r} is not in the trunk: {sorted(outputs)}")
+        features = outputs[endpoint]
+    logits = keras.layers.Dense(classes, name=f"{name}_logits")(_pool(features, pooling, name))
+    return keras.Model(images, logits, name=f"{name}_{protocol}")
