@@ -80,6 +80,11 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     np.testing.assert_allclose(
         model.trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
     )
+    from zoo.evaluation.protocols import load_trunk
+
+    np.testing.assert_allclose(
+        load_trunk(model_dir)(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
+    )
     gin.clear_config()
     gin.parse_config(tiny_config)
     assert experiment.prepare_model_dir(model_dir, tiny_config) == "finished"

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.evaluation.protocols import probe
+from zoo.evaluation.protocols import load_trunk, probe
 from zoo.trunks import resnet
 
 
@@ -64,3 +64,32 @@ def test_bad_arguments():
     small = resnet(18, width_multiplier=0.125, input_shape=(32, 32, 3))  # block4: 1x1
     with pytest.raises(ValueError, match="does not pool to 3x3"):
         probe(small, "linear", classes=3, endpoint="block4", pooling="max3x3")
+
+
+@pytest.mark.slow
+def test_load_trunk_from_an_export_keeps_endpoints_and_values(tmp_path):
+    from export import export_trunk
+
+    trunk = _trunk()
+    path = export_trunk(trunk, str(tmp_path / "trunk"))
+    loaded = load_trunk(path, input_shape=(48, 48, 3))
+    images = np.random.default_rng(1).random((2, 48, 48, 3)).astype("float32")
+    expected, got = trunk(images), loaded(images)
+    assert set(expected) <= set(got)
+    for key in ("block3/unit_2", "block3", "stem"):
+        np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-4)
+    model = probe(loaded, "linear", classes=3, endpoint="block3", pooling="max3x3")
+    assert {w.path for w in model.trainable_weights} == {"probe_logits/kernel", "probe_logits/bias"}
+
+
+def test_load_trunk_random_and_errors(tmp_path):
+    trunk = load_trunk(
+        "random",
+        builder=lambda input_shape: resnet(18, width_multiplier=0.125, input_shape=input_shape),
+        input_shape=(32, 32, 3),
+    )
+    assert trunk.output["block4"].shape == (None, 1, 1, 64)
+    with pytest.raises(ValueError, match="needs `builder`"):
+        load_trunk("random")
+    with pytest.raises(FileNotFoundError, match="neither"):
+        load_trunk(str(tmp_path))

@@ -95,3 +95,42 @@ def probe(
         features = outputs[endpoint]
     logits = keras.layers.Dense(classes, name=f"{name}_logits")(_pool(features, pooling, name))
     return keras.Model(images, logits, name=f"{name}_{protocol}")
+
+
+def load_trunk(source, builder=None, input_shape=(None, None, 3)):
+    """The trunk a protocol starts from, as a functional model with named endpoints.
+
+    Args:
+        source: str. "random" (a new trunk from `builder`: the scratch baseline), a
+            model_dir written by zoo-train (the trunk of its last checkpoint), or a
+            folder holding a trunk exported by `export.export_trunk` (loaded with
+            `ExportedTrunk`; endpoints named as in the zoo, e.g. "block3/unit_5", and
+            finetunable as one layer: `frozen_k` needs a zoo trunk instead).
+        builder: callable or None. Builds a trunk from `input_shape=`; needed for "random".
+        input_shape: tuple. (height, width, 3). Defaults to (None, None, 3).
+
+    Returns:
+        keras.Model mapping images to a dict of endpoints.
+    """
+    import os
+
+    from zoo.evaluation.exported import ExportedTrunk
+
+    if source == "random":
+        if builder is None:
+            raise ValueError("load_trunk('random') needs `builder` (e.g. zoo.trunks.resnet).")
+        return builder(input_shape=input_shape)
+    if os.path.exists(os.path.join(source, "operative_config.gin")):
+        from zoo import experiment
+
+        model, _, _ = experiment.restore(source)
+        return model.trunk
+    if os.path.exists(os.path.join(source, "saved_model.pb")):
+        images = keras.Input(input_shape, name="images")
+        outputs = ExportedTrunk(source, name="exported_trunk")(images)
+        named = {key.replace("_unit_", "/unit_"): value for key, value in outputs.items()}
+        return keras.Model(images, named, name="exported_trunk_model")
+    raise FileNotFoundError(
+        f"load_trunk: {source!r} is neither 'random', a zoo-train model_dir (with "
+        "operative_config.gin) nor an exported trunk (with saved_model.pb)."
+    )
