@@ -1,5 +1,6 @@
 """Small reusable Keras layers."""
 
 from zoo.layers.lasso_mix import LassoMix
+from zoo.layers.up_projection import Unpool2D, up_projection, up_projection_decoder
 
-__all__ = ["LassoMix"]
+__all__ = ["LassoMix", "Unpool2D", "up_projection", "up_projection_decoder"]
