@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.evaluation.protocols import load_trunk, probe
+from zoo.evaluation.protocols import coarse_targets, dense_probe, load_trunk, probe
 from zoo.trunks import resnet
 
 
@@ -93,3 +93,22 @@ def test_load_trunk_random_and_errors(tmp_path):
         load_trunk("random")
     with pytest.raises(FileNotFoundError, match="neither"):
         load_trunk(str(tmp_path))
+
+
+def test_dense_probes():
+    coarse = dense_probe(_trunk(), "linear", 11, endpoint="block3")
+    assert coarse.output.shape == (None, 6, 6, 11)  # 48 / 8
+    assert len(coarse.trainable_weights) == 2
+    up = dense_probe(_trunk(), "finetune", 1, endpoint="block3", decoder="up_projection")
+    assert up.output.shape == (None, 48, 48, 1)  # three 2x blocks from 6x6
+    with pytest.raises(ValueError, match="dense_probe"):
+        dense_probe(_trunk(), "lasso_linear", 1, endpoint="block3")
+
+
+def test_coarse_targets():
+    depth = np.arange(16, dtype="float32").reshape(1, 4, 4)
+    np.testing.assert_allclose(
+        coarse_targets(depth, 2, "depth").numpy()[0], [[2.5, 4.5], [10.5, 12.5]]
+    )
+    labels = np.array([[[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]], "int32")
+    np.testing.assert_array_equal(coarse_targets(labels, 2, "labels").numpy()[0], [[1, 2], [3, 4]])

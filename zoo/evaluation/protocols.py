@@ -37,6 +37,74 @@ def _pool(features, pooling, name):
     return keras.layers.Flatten(name=f"{name}_flatten")(pooled)
 
 
+def set_trainable(trunk, protocol, frozen_stages=1):
+    """Sets the trunk's `trainable` flags for a protocol (frozen layers keep BN statistics)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
+    stages = ["stem"] + [f"block{i}_" for i in range(1, frozen_stages + 1)]
+    for layer in trunk.layers:
+        if protocol == "frozen_k":
+            layer.trainable = not any(layer.name.startswith(s) for s in stages)
+        else:
+            layer.trainable = protocol == "finetune"
+    if protocol == "frozen_k" and all(layer.trainable for layer in trunk.layers):
+        raise ValueError(
+            "frozen_k froze nothing: the trunk has no stem/blockK layers (an exported "
+            "trunk is one layer); use linear or finetune, or a zoo trunk."
+        )
+
+
+def dense_probe(
+    trunk,
+    protocol,
+    out_channels,
+    endpoint="block4",
+    decoder="coarse",
+    frozen_stages=1,
+    name="dense",
+):
+    """A dense head for depth or segmentation on a trunk, for one transfer protocol.
+
+    decoder "coarse": a 1x1 convolution on the endpoint, predicting at its resolution
+    (Newell & Deng sec. 7 supervise at 16x16 from the features before pooling; bring
+    the targets down with `coarse_targets`). decoder "up_projection": Laina et al.'s
+    three up-projection blocks (Doersch & Zisserman sec. 5), 8x the endpoint's resolution.
+    `lasso_linear` is not a dense protocol.
+    """
+    from zoo.layers import up_projection_decoder
+
+    if protocol == "lasso_linear":
+        raise ValueError("dense_probe: use linear, finetune or frozen_k.")
+    if decoder not in ("coarse", "up_projection"):
+        raise ValueError(f"`decoder` must be 'coarse' or 'up_projection'. Received: {decoder!r}")
+    if endpoint not in trunk.output:
+        raise ValueError(f"endpoint {endpoint!r} is not in the trunk: {sorted(trunk.output)}")
+    set_trainable(trunk, protocol, frozen_stages)
+    features = trunk.output[endpoint]
+    if decoder == "coarse":
+        out = keras.layers.Conv2D(out_channels, 1, name=f"{name}_out")(features)
+    else:
+        out = up_projection_decoder(features, out_channels, name=f"{name}_upproj")
+    return keras.Model(trunk.input, out, name=f"{name}_{protocol}_{decoder}")
+
+
+def coarse_targets(targets, size, kind):
+    """Targets [B, H, W(, C)] brought to size x size: "depth" by area averaging,
+    "labels" by taking the pixel nearest to each cell's centre."""
+    import tensorflow as tf
+
+    targets = tf.convert_to_tensor(targets)
+    squeeze = targets.shape.rank == 3
+    x = targets[..., tf.newaxis] if squeeze else targets
+    if kind == "depth":
+        x = tf.image.resize(tf.cast(x, tf.float32), [size, size], method="area")
+    elif kind == "labels":
+        x = tf.image.resize(x, [size, size], method="nearest")
+    else:
+        raise ValueError(f"`kind` must be 'depth' or 'labels'. Received: {kind!r}")
+    return x[..., 0] if squeeze else x
+
+
 def probe(
     trunk,
     protocol,
@@ -73,13 +141,7 @@ def probe(
         raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: {pooling!r}")
     outputs = trunk.output
     images = trunk.input
-    frozen = protocol in ("linear", "lasso_linear")
-    for layer in trunk.layers:
-        if protocol == "frozen_k":
-            stages = ["stem"] + [f"block{i}_" for i in range(1, frozen_stages + 1)]
-            layer.trainable = not any(layer.name.startswith(s) for s in stages)
-        else:
-            layer.trainable = not frozen
+    set_trainable(trunk, protocol, frozen_stages)
     if protocol == "lasso_linear":
         keys = [k for k in outputs if k.startswith(f"{lasso_block}/unit_")]
         if not keys:
