@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from zoo.evaluation.transfer import training_steps, transfer
+from zoo.trunks import resnet
+
+
+def _builder(input_shape):
+    return resnet(18, width_multiplier=0.125, output_stride=8, input_shape=input_shape)
+
+
+def test_training_steps_rule():
+    assert training_steps(100, 32, epochs=30) == 100  # 94 raised to the minimum
+    assert training_steps(1000, 32, epochs=30) == 938
+    assert training_steps(10**6, 32) == 20000
+
+
+@pytest.mark.slow
+def test_classification_from_scratch_learns_above_chance():
+    result = transfer(
+        "random",
+        "classification",
+        protocol="finetune",
+        num_labels=256,
+        variant="----",
+        builder=_builder,
+        input_size=32,
+        eval_examples=128,
+        epochs=40,
+        min_steps=60,
+    )
+    assert result["metric"] == "accuracy" and result["steps"] == 320
+    assert result["value"] > 0.2  # ten classes: chance is 0.1
+
+
+@pytest.mark.slow
+def test_dense_tasks_report_their_metrics():
+    depth = transfer(
+        "random",
+        "depth",
+        protocol="linear",
+        num_labels=32,
+        variant="----",
+        builder=_builder,
+        input_size=32,
+        eval_examples=16,
+        min_steps=5,
+        max_steps=5,
+    )
+    assert depth["metric"] == "delta1" and 0.0 <= depth["value"] <= 1.0 and depth["rmse"] > 0
+    seg = transfer(
+        "random",
+        "segmentation",
+        protocol="finetune",
+        num_labels=32,
+        variant="----",
+        builder=_builder,
+        input_size=32,
+        eval_examples=16,
+        min_steps=5,
+        max_steps=5,
+    )
+    assert seg["metric"] == "pixel_accuracy" and np.isfinite(seg["miou"])
+
+
+def test_bad_task():
+    with pytest.raises(ValueError, match="task"):
+        transfer("random", "detection")

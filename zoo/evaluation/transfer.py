@@ -1,0 +1,147 @@
+"""One transfer run: a trunk, a protocol, a downstream task and a number of labels.
+
+`transfer(...)` trains a probe (see `protocols`) on the first `num_labels` examples of
+a downstream task and returns its held-out metric. Downstream tasks on the synthetic
+benchmark (Newell & Deng 2020): "classification" and "pose" on `single` scenes,
+"segmentation" and "depth" on `multi` scenes, supervised at the resolution of the
+trunk's last feature map as the paper does (sec. 7), for any variant "----" .. "TCVL".
+"""
+
+import dataclasses
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.data.synthetic import SceneSpec
+from zoo.evaluation import metrics
+from zoo.evaluation.protocols import coarse_targets, dense_probe, load_trunk, probe
+from zoo.losses import masked_l1
+from zoo.tasks.base import rendered
+
+DOWNSTREAM = {
+    # name: (scene mode, target entry, kind)
+    "classification": ("single", "label", "global"),
+    "pose": ("single", "pose", "global"),
+    "segmentation": ("multi", "semantics", "labels"),
+    "depth": ("multi", "depth", "depth"),
+}
+CLASSES = {"classification": 10, "pose": 5, "segmentation": 11, "depth": 1}
+
+
+def training_steps(num_labels, batch_size, epochs=30, min_steps=100, max_steps=20000):
+    """The training-length rule: `epochs` passes over the labels, within [min, max] steps.
+
+    Scratch and pretrained runs of the same n get the same number of steps, so they get
+    the same training time (Newell & Deng).
+    """
+    steps = int(np.ceil(epochs * num_labels / batch_size))
+    return int(np.clip(steps, min_steps, max_steps))
+
+
+def _arrays(spec, num, key):
+    data = rendered(spec, num)
+    return data["image"], data[key]
+
+
+@gin.configurable(module="zoo.evaluation")
+def transfer(
+    source,
+    task,
+    protocol="finetune",
+    num_labels=1000,
+    variant="TCVL",
+    builder=None,
+    input_size=64,
+    endpoint="block4",
+    pooling="global",
+    frozen_stages=1,
+    batch_size=32,
+    epochs=30,
+    min_steps=100,
+    max_steps=20000,
+    learning_rate=1e-3,
+    eval_examples=1000,
+    seed=0,
+):
+    """Trains a probe on `num_labels` labels and returns the held-out metric.
+
+    Args:
+        source: str. "random" (from scratch with `builder`), a zoo-train model_dir, or
+            an exported trunk folder (see `protocols.load_trunk`).
+        task: str. "classification", "pose", "segmentation" or "depth".
+        protocol: str. "linear", "lasso_linear", "finetune" or "frozen_k".
+        num_labels: int. Labelled training examples (the first n of the train split).
+        variant: str. Factors of the synthetic data. Defaults to "TCVL".
+        builder: callable or None. Trunk builder for "random".
+        input_size: int. Image size. Defaults to 64.
+        endpoint: str. Endpoint the head reads. Defaults to "block4".
+        pooling: str. "global" or "max3x3" (global tasks). Defaults to "global".
+        frozen_stages: int. k of frozen_k. Defaults to 1.
+        batch_size: int. Defaults to 32.
+        epochs, min_steps, max_steps: the training-length rule (`training_steps`).
+        learning_rate: float. Adam. Defaults to 1e-3.
+        eval_examples: int. Held-out examples (test-split models). Defaults to 1000.
+        seed: int. Defaults to 0.
+
+    Returns:
+        dict: the metric ("accuracy", "pixel_accuracy" or "delta1"), its name under
+        "metric", "steps", and the other metrics of the task.
+    """
+    if task not in DOWNSTREAM:
+        raise ValueError(f"`task` must be one of {sorted(DOWNSTREAM)}. Received: {task!r}")
+    if not (isinstance(num_labels, int) and num_labels >= 1):
+        raise ValueError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
+    keras.utils.set_random_seed(seed)
+    mode, key, kind = DOWNSTREAM[task]
+    spec = SceneSpec(variant=variant, mode=mode, resolution=input_size, seed=seed)
+    x_train, y_train = _arrays(spec, num_labels, key)
+    x_eval, y_eval = _arrays(dataclasses.replace(spec, split="test"), eval_examples, key)
+
+    trunk = load_trunk(source, builder, input_shape=(input_size, input_size, 3))
+    if kind == "global":
+        model = probe(
+            trunk,
+            protocol,
+            CLASSES[task],
+            endpoint=endpoint,
+            pooling=pooling,
+            frozen_stages=frozen_stages,
+        )
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    else:
+        model = dense_probe(
+            trunk, protocol, CLASSES[task], endpoint=endpoint, frozen_stages=frozen_stages
+        )
+        size = model.output.shape[1]
+        y_train = coarse_targets(y_train, size, kind).numpy()
+        y_eval = coarse_targets(y_eval, size, kind).numpy()
+        if kind == "depth":
+            y_train, y_eval = y_train[..., None], y_eval[..., None]
+
+            def loss(y, out):
+                return masked_l1(out, y, y > 0)  # Newell & Deng: L1 on depth
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, jit_compile=False)
+    steps = training_steps(num_labels, batch_size, epochs, min_steps, max_steps)
+    batch = min(batch_size, num_labels)
+    data = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(num_labels, seed=seed)
+        .repeat()
+        .batch(batch)
+    )
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    outputs = model.predict(x_eval, batch_size=64, verbose=0)
+    if kind == "global":
+        result = {"accuracy": metrics.accuracy(outputs, y_eval)}
+        name = "accuracy"
+    elif kind == "labels":
+        result = metrics.segmentation_metrics(outputs.argmax(-1), y_eval, CLASSES[task])
+        name = "pixel_accuracy"
+    else:
+        result = metrics.depth_metrics(outputs, y_eval)
+        name = "delta1"
+    return dict(result, metric=name, value=result[name], steps=steps)
