@@ -164,10 +164,11 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
 
     Args:
         source: str. "random" (a new trunk from `builder`: the scratch baseline), a
-            model_dir written by zoo-train (the trunk of its last checkpoint), or a
-            folder holding a trunk exported by `export.export_trunk` (loaded with
-            `ExportedTrunk`; endpoints named as in the zoo, e.g. "block3/unit_5", and
-            finetunable as one layer: `frozen_k` needs a zoo trunk instead).
+            model_dir written by zoo-train (the trunk it exported at the end, in
+            export/trunk), or a folder holding a trunk exported by
+            `export.export_trunk`. Exported trunks load with `ExportedTrunk`: endpoints
+            keep the zoo's names (e.g. "block3/unit_5") and the trunk finetunes as one
+            layer, so `frozen_k` needs a zoo trunk (e.g. `experiment.restore(model_dir)`).
         builder: callable or None. Builds a trunk from `input_shape=`; needed for "random".
         input_shape: tuple. (height, width, 3). Defaults to (None, None, 3).
 
@@ -182,17 +183,20 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
         if builder is None:
             raise ValueError("load_trunk('random') needs `builder` (e.g. zoo.trunks.resnet).")
         return builder(input_shape=input_shape)
-    if os.path.exists(os.path.join(source, "operative_config.gin")):
-        from zoo import experiment
-
-        model, _, _ = experiment.restore(source)
-        return model.trunk
+    run_export = os.path.join(source, "export", "trunk")
+    if os.path.exists(os.path.join(run_export, "saved_model.pb")):
+        source = run_export
+    elif os.path.exists(os.path.join(source, "operative_config.gin")):
+        raise FileNotFoundError(
+            f"load_trunk: the run in {source!r} has no exported trunk yet (it is written when "
+            "training ends); finish the run or export it with zoo-export."
+        )
     if os.path.exists(os.path.join(source, "saved_model.pb")):
         images = keras.Input(input_shape, name="images")
         outputs = ExportedTrunk(source, name="exported_trunk")(images)
         named = {key.replace("_unit_", "/unit_"): value for key, value in outputs.items()}
         return keras.Model(images, named, name="exported_trunk_model")
     raise FileNotFoundError(
-        f"load_trunk: {source!r} is neither 'random', a zoo-train model_dir (with "
-        "operative_config.gin) nor an exported trunk (with saved_model.pb)."
+        f"load_trunk: {source!r} is neither 'random', a zoo-train model_dir nor an exported "
+        "trunk (a folder with saved_model.pb)."
     )
