@@ -15,51 +15,33 @@ def test_training_steps_rule():
     assert training_steps(10**6, 32) == 20000
 
 
-@pytest.mark.slow
-def test_classification_from_scratch_learns_above_chance():
-    result = transfer(
+def _scratch(task, protocol, num_labels, eval_examples, **rule):
+    """A small from-scratch transfer run on the easiest synthetic variant at 32 px."""
+    return transfer(
         "random",
-        "classification",
-        protocol="finetune",
-        num_labels=256,
+        task,
+        protocol=protocol,
+        num_labels=num_labels,
         variant="----",
         builder=_builder,
         input_size=32,
-        eval_examples=128,
-        epochs=40,
-        min_steps=60,
+        eval_examples=eval_examples,
+        **rule,
     )
+
+
+@pytest.mark.slow
+def test_classification_from_scratch_learns_above_chance():
+    result = _scratch("classification", "finetune", 256, 128, epochs=40, min_steps=60)
     assert result["metric"] == "accuracy" and result["steps"] == 320
     assert result["value"] > 0.2  # ten classes: chance is 0.1
 
 
 @pytest.mark.slow
 def test_dense_tasks_report_their_metrics():
-    depth = transfer(
-        "random",
-        "depth",
-        protocol="linear",
-        num_labels=32,
-        variant="----",
-        builder=_builder,
-        input_size=32,
-        eval_examples=16,
-        min_steps=5,
-        max_steps=5,
-    )
+    depth = _scratch("depth", "linear", 32, 16, min_steps=5, max_steps=5)
     assert depth["metric"] == "delta1" and 0.0 <= depth["value"] <= 1.0 and depth["rmse"] > 0
-    seg = transfer(
-        "random",
-        "segmentation",
-        protocol="finetune",
-        num_labels=32,
-        variant="----",
-        builder=_builder,
-        input_size=32,
-        eval_examples=16,
-        min_steps=5,
-        max_steps=5,
-    )
+    seg = _scratch("segmentation", "finetune", 32, 16, min_steps=5, max_steps=5)
     assert seg["metric"] == "pixel_accuracy" and np.isfinite(seg["miou"])
 
 
