@@ -4,7 +4,7 @@ Usage:
     python tools/make_synthetic.py --variant=TCVL --mode=single --num=50000 \
         --out_dir=data/tcvl_single_train [--split=train --shards=16 --workers=2]
 
-Writes `data-XXXXX-of-YYYYY.tfrecord` and `spec.json` to --out_dir; read them back with
+Writes shards `data-00000-of-00004.tfrecord`, ... and `spec.json` to --out_dir; read them back with
 `zoo.data.read_tfrecords(out_dir)`. An existing dataset is kept unless --overwrite.
 """
 
