@@ -80,11 +80,25 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     np.testing.assert_allclose(
         model.trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
     )
-    from zoo.evaluation.protocols import load_trunk
+    from zoo.evaluation.protocols import load_trunk, probe
 
+    # a trunk for a transfer protocol: rebuilt from the checkpoint, the caller's gin kept
+    gin.clear_config()
+    gin.parse_config(tiny_config)
+    gin.bind_parameter("zoo.experiment.train.epochs", 7)
+    trunk = load_trunk(model_dir, input_shape=(32, 32, 3))
+    assert gin.query_parameter("zoo.experiment.train.epochs") == 7
     np.testing.assert_allclose(
-        load_trunk(model_dir)(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
+        trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
     )
+    first = load_trunk(os.path.join(model_dir, "checkpoints", "epoch_001.weights.h5"))
+    assert not np.allclose(first(images)["block4"].numpy(), exported["block4"].numpy())
+    frozen = probe(trunk, "frozen_k", classes=3, frozen_stages=2)
+    trainable = {w.path.split("/")[0] for w in frozen.trainable_weights}
+    assert any(name.startswith("block3_") for name in trainable)
+    assert not any(name.startswith(("stem", "block1_", "block2_")) for name in trainable)
+    with pytest.raises(FileNotFoundError, match="epoch_009"):
+        experiment.restore(model_dir, "epoch_009.weights.h5")
     gin.clear_config()
     gin.parse_config(tiny_config)
     assert experiment.prepare_model_dir(model_dir, tiny_config) == "finished"

@@ -1,17 +1,22 @@
 """Label-count sweep: pretrained trunks and the scratch baseline over n labels and seeds.
 
 Usage:
-    python tools/sweep.py --sweep_dir=sweeps/cls --task=classification \
+    python tools/sweep.py --sweep_dir=sweeps/newell20_cls \
+        --gin_file=gin_configs/newell20/classification_sweep.gin
+    python tools/sweep.py --sweep_dir=sweeps/cls --task=classification --protocol=finetune \
         --method=quickstart=runs/quickstart --counts=100,250,500,1000 --seeds=0,1,2 \
-        [--gin_file=...] [--gin_bindings="zoo.evaluation.transfer.variant = '----'"]
+        [--variants=----,T---,-C--] [--gin_bindings="zoo.evaluation.transfer.variant = '----'"]
 
-Every (method, n, seed) cell runs `zoo.evaluation.transfer` (configured with gin; the
-scratch baseline uses `zoo.evaluation.transfer.builder`, by default a ResNet-18 at half
-width) and is appended to <sweep_dir>/results.jsonl as it finishes; re-running the same
-command skips finished cells. Then `python tools/evaluate.py report --sweep_dir=...`.
+Every (method, n, seed) cell runs `zoo.evaluation.transfer` (see gin_configs/transfer/
+and gin_configs/newell20/); the grid is `zoo.evaluation.run_sweep`'s (methods, counts,
+seeds, variants), and flags override it. The scratch baseline ("scratch") trains
+`zoo.evaluation.transfer.builder` from random initialisation. Each cell is appended to
+<sweep_dir>/results.jsonl as it finishes; re-running the same command skips finished
+cells, and a sweep_dir of another transfer configuration is refused. With variants, each
+variant has a sub-folder and "{variant}" in a method's source is replaced by it. Then
+`python tools/evaluate.py report --sweep_dir=...`.
 """
 
-import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -22,63 +27,57 @@ import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep_dir", None, "Where results.jsonl is kept.")
-flags.DEFINE_string("task", "classification", "classification, pose, segmentation or depth.")
-flags.DEFINE_string("protocol", "finetune", "linear, lasso_linear, finetune or frozen_k.")
-flags.DEFINE_multi_string("method", [], "name=source: a zoo-train model_dir or exported trunk.")
-flags.DEFINE_list("counts", ["100", "250", "500", "1000"], "Label counts n.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds per cell.")
-flags.DEFINE_multi_string("gin_file", [], "Gin files configuring zoo.evaluation.transfer.")
+flags.DEFINE_multi_string("gin_file", [], "Gin files configuring the sweep and the transfer.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
+flags.DEFINE_string("task", None, "classification, pose, segmentation or depth.")
+flags.DEFINE_string("protocol", None, "linear, lasso_linear, finetune or frozen_k.")
+flags.DEFINE_multi_string("method", [], "name=source: a model_dir, checkpoint or export.")
+flags.DEFINE_list("counts", None, "Label counts n (default: the gin config's).")
+flags.DEFINE_list("seeds", None, "Seeds per cell (default: the gin config's).")
+flags.DEFINE_list("variants", None, "Dataset variants, e.g. ----,T---,TCVL.")
 flags.mark_flag_as_required("sweep_dir")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    import gin
-
     from zoo.cli import gin_setup
-    from zoo.evaluation.sweep import SCRATCH, run_sweep
-    from zoo.evaluation.transfer import transfer
-    from zoo.trunks import resnet
+    from zoo.evaluation.sweep import run_sweep
 
     logging.set_verbosity(logging.WARNING)
-    methods = {SCRATCH: "random"}
-    for item in FLAGS.method:
-        name, _, source = item.partition("=")
-        if not name or not source or name == SCRATCH:
-            raise app.UsageError(f"--method must be name=source (not '{SCRATCH}'): {item!r}")
-        methods[name] = source
+    bindings = list(FLAGS.gin_bindings)
+    for name in ("task", "protocol"):
+        if getattr(FLAGS, name):
+            bindings.append(f"zoo.evaluation.transfer.{name} = {getattr(FLAGS, name)!r}")
     try:
-        gin_setup.parse(FLAGS.gin_file, FLAGS.gin_bindings)
-        counts = [int(n) for n in FLAGS.counts]
-        seeds = [int(s) for s in FLAGS.seeds]
-    except (gin_setup.ConfigError, ValueError) as error:
-        raise SystemExit(f"sweep: {error}") from None
-    if not _builder_bound():  # default scratch trunk: ResNet-18 at half width
-        with gin.unlock_config():
-            gin.bind_parameter(
-                "zoo.evaluation.transfer.builder",
-                functools.partial(resnet, 18, width_multiplier=0.5),
-            )
-
-    def run_cell(source, n, seed):
-        return transfer(source, FLAGS.task, protocol=FLAGS.protocol, num_labels=n, seed=seed)
-
-    try:
-        run_sweep(FLAGS.sweep_dir, methods, counts, seeds, run_cell)
-    except (FileNotFoundError, ValueError) as error:
+        gin_setup.parse(FLAGS.gin_file, bindings)
+        methods = dict(_bound("methods") or {})
+        for item in FLAGS.method:
+            name, _, source = item.partition("=")
+            if not name or not source:
+                raise ValueError(f"--method must be name=source. Received: {item!r}")
+            methods[name] = source
+        overrides = {"methods": methods}
+        for name in ("counts", "seeds"):
+            values = getattr(FLAGS, name)
+            if values:
+                if not all(v.isdigit() for v in values):
+                    raise ValueError(f"--{name} must be integers. Received: {values}")
+                overrides[name] = [int(v) for v in values]
+        if FLAGS.variants:
+            overrides["variants"] = FLAGS.variants
+        run_sweep(FLAGS.sweep_dir, **overrides)
+    except (gin_setup.ConfigError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"sweep: {error}") from None
 
 
-def _builder_bound():
+def _bound(parameter):
     import gin
 
     try:
-        gin.query_parameter("zoo.evaluation.transfer.builder")
-        return True
+        return gin.query_parameter(f"zoo.evaluation.run_sweep.{parameter}")
     except ValueError:
-        return False
+        return None
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ runs. Everything a run writes lives under `model_dir`:
     export/trunk/          the trained trunk as a SavedModel
 """
 
+import contextlib
 import json
 import math
 import os
@@ -143,33 +144,86 @@ def build_model(trunk, tasks, input_size, lasso_block=None, lasso_l1=1e-3, loss_
     )
 
 
-def restore(model_dir):
-    """Rebuilds a run's model from its operative config and loads its last checkpoint.
+@contextlib.contextmanager
+def isolated_gin_config():
+    """Runs the body on an empty gin config and gives the caller's config back afterwards.
+
+    A run is rebuilt from its own operative config; a caller that is itself configured
+    with gin (a sweep, a notebook) keeps its bindings.
+    """
+    from gin import config as gin_config
+
+    saved = (
+        {key: dict(values) for key, values in gin_config._CONFIG.items()},
+        dict(gin_config._SINGLETONS),
+        set(gin_config._IMPORTS),
+        {key: dict(values) for key, values in gin_config._OPERATIVE_CONFIG.items()},
+        gin_config._CONFIG_IS_LOCKED,
+    )
+    gin.clear_config()
+    try:
+        yield
+    finally:
+        gin.clear_config()
+        gin_config._CONFIG.update(saved[0])
+        gin_config._SINGLETONS.update(saved[1])
+        gin_config._IMPORTS.update(saved[2])
+        gin_config._OPERATIVE_CONFIG.update(saved[3])
+        gin_config._set_config_is_locked(saved[4])
+
+
+def checkpoints(model_dir):
+    """The run's checkpoint files, oldest first."""
+    folder = os.path.join(model_dir, "checkpoints")
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".h5")]
+
+
+def restore(model_dir, checkpoint=None, keep_config=False):
+    """Rebuilds a run's model from its operative config and loads a checkpoint.
+
+    Args:
+        model_dir: str. A zoo-train model_dir.
+        checkpoint: str or None. A file of the run's checkpoints/ (or its name, e.g.
+            "epoch_002.weights.h5"). Defaults to the last one.
+        keep_config: bool. Leave the caller's gin config untouched (see
+            `isolated_gin_config`) instead of leaving the run's config parsed.
 
     Returns:
         (MultiTaskModel, checkpoint path, the run's `train` bindings).
     """
     config = os.path.join(model_dir, "operative_config.gin")
-    checkpoints = os.path.join(model_dir, "checkpoints")
-    done = sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
+    done = checkpoints(model_dir)
     if not os.path.exists(config) or not done:
         raise FileNotFoundError(
             f"{model_dir} holds no trained run (needs operative_config.gin and a checkpoint "
             "in checkpoints/); train one with zoo-train first."
         )
-    gin.clear_config()
-    gin.parse_config_file(config)
-    bindings = gin.get_bindings("zoo.experiment.train")
-    model = build_model(
-        bindings["trunk"],
-        bindings["tasks"],
-        bindings.get("input_size", 64),
-        bindings.get("lasso_block"),
-        bindings.get("lasso_l1", 1e-3),
-        bindings.get("loss_weights"),
-    )
-    checkpoint = os.path.join(checkpoints, done[-1])
-    model.load_weights(checkpoint)
+    if checkpoint is None:
+        checkpoint = done[-1]
+    elif not os.path.exists(checkpoint):
+        names = [os.path.basename(c) for c in done]
+        if checkpoint not in names:
+            raise FileNotFoundError(
+                f"checkpoint {checkpoint!r} is not in {model_dir}/checkpoints; it has {names}."
+            )
+        checkpoint = done[names.index(checkpoint)]
+    scope = isolated_gin_config() if keep_config else contextlib.nullcontext()
+    with scope:
+        if not keep_config:
+            gin.clear_config()
+        gin.parse_config_file(config)
+        bindings = gin.get_bindings("zoo.experiment.train")
+        model = build_model(
+            bindings["trunk"],
+            bindings["tasks"],
+            bindings.get("input_size", 64),
+            bindings.get("lasso_block"),
+            bindings.get("lasso_l1", 1e-3),
+            bindings.get("loss_weights"),
+        )
+        model.load_weights(checkpoint)
     return model, checkpoint, bindings
 
 

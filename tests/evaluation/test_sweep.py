@@ -1,8 +1,24 @@
 import json
+import os
 
 import numpy as np
+import pytest
 
-from zoo.evaluation.sweep import label_counts, load_results, markdown_table, run_sweep, summarize
+import zoo.evaluation.transfer  # noqa: F401  (registers the configurable)
+from zoo.evaluation.sweep import (
+    _keep_settings,
+    factor_changes,
+    label_counts,
+    load_results,
+    markdown_table,
+    mean_utility,
+    run_sweep,
+    summarize,
+    transfer_settings,
+    variant_dirs,
+    variant_utilities,
+    write_report,
+)
 
 
 def test_label_counts():
@@ -49,3 +65,77 @@ def test_summary_and_table(tmp_path):
     assert np.isnan(rotation[1000]["utility"])  # 0.86 beyond the best scratch 0.81
     text = markdown_table(table, "accuracy")
     assert "| scratch | 0.510 ± 0.010" in text and "(U 4.00)" in text and "(U —)" in text
+
+
+def test_sweep_over_variants_and_factor_changes(tmp_path):
+    calls = []
+    boost = {"----": 0.0, "T---": 0.1, "-C--": -0.05, "TC--": 0.1}
+
+    def run(source, n, seed, variant):
+        calls.append((source, n, variant))
+        scratch = {100: 0.5, 500: 0.7, 1000: 0.8}[n]
+        value = scratch if source == "random" else min(scratch + 0.1 + boost[variant], 0.79)
+        return {"metric": "accuracy", "value": value}
+
+    run_sweep(
+        str(tmp_path),
+        {"rot": "runs/rot_{variant}"},
+        [100, 500, 1000],
+        [0],
+        run,
+        progress=None,
+        variants=list(boost),
+    )
+    assert ("runs/rot_T---", 100, "T---") in calls and len(calls) == 4 * 2 * 3
+    assert sorted(variant_dirs(str(tmp_path))) == sorted(boost)
+    utilities = variant_utilities(str(tmp_path))
+    # at n=100 the pretrained value 0.6 + boost is reached by scratch at n̂ with
+    # log-linear interpolation between (100, 0.5) and (500, 0.7); n=500, 1000 add more.
+    changes = factor_changes(utilities)
+    pairs = {(a, b) for a, b, _ in changes["rot"]["T"]}
+    assert pairs == {("----", "T---"), ("-C--", "TC--")}
+    by_pair = {(a, b): c for a, b, c in changes["rot"]["T"]}
+    expected = utilities["T---"]["rot"] - utilities["----"]["rot"]
+    assert np.isclose(by_pair[("----", "T---")], expected) and expected > 0
+    assert {(a, b) for a, b, _ in changes["rot"]["C"]} == {("----", "-C--"), ("T---", "TC--")}
+    text, written = write_report(str(tmp_path))
+    assert "## variant T---" in text and "mean utility over n" in text
+    for path in written:
+        assert os.path.getsize(path) > 1000 or path.endswith(".md")
+    assert os.path.join(str(tmp_path), "factors.png") in written
+
+
+def test_factor_changes_by_hand():
+    utilities = {
+        "----": {"a": 1.0, "b": 0.5},
+        "---L": {"a": 3.0, "b": float("nan")},
+        "-C-L": {"a": 2.0, "b": 1.0},
+    }
+    changes = factor_changes(utilities)
+    assert changes == {
+        "a": {"L": [("----", "---L", 2.0)], "C": [("---L", "-C-L", -1.0)]},
+    }
+    assert np.isnan(mean_utility([{"utility": float("nan")}]))
+    assert mean_utility([{"utility": 1.0}, {"utility": float("nan")}, {"utility": 3.0}]) == 2.0
+
+
+def test_a_sweep_refuses_another_transfer_configuration(tmp_path):
+    import gin
+
+    def run(source, n, seed):
+        return {"metric": "accuracy", "value": 0.5}
+
+    gin.clear_config()
+    gin.parse_config("zoo.evaluation.transfer.task = 'pose'")
+    settings = transfer_settings()
+    assert "transfer.task = 'pose'" in settings
+    gin.parse_config("zoo.evaluation.run_sweep.seeds = [4]")
+    assert transfer_settings() == settings  # the grid is not part of it
+    _keep_settings(str(tmp_path), settings)
+    gin.parse_config("zoo.evaluation.transfer.task = 'classification'")
+    with pytest.raises(ValueError, match="another transfer configuration"):
+        _keep_settings(str(tmp_path), transfer_settings())
+    gin.clear_config()
+    with pytest.raises(ValueError, match="variant"):
+        run_sweep(str(tmp_path / "v"), {}, [10], [0], run, progress=None, variants=["TXVL"])
+    assert not os.path.exists(tmp_path / "v")

@@ -1,4 +1,5 @@
-"""Plots of transfer results (PNG, matplotlib): label curves, utility, lasso weights."""
+"""Plots of transfer results (PNG, matplotlib): label curves, utility, change of utility
+across dataset factors, lasso weights, and predictions next to ground truth."""
 
 import matplotlib
 
@@ -86,3 +87,180 @@ def plot_alpha_heatmap(alphas, task_names, path, title="lasso weights |α|"):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+FACTOR_NAMES = {"T": "texture", "C": "color", "V": "viewpoint", "L": "lighting"}
+
+
+def plot_factor_changes(changes, path, title="change in utility when a factor is added"):
+    """Change in utility across dataset pairs that differ in one factor (Newell & Deng Fig. 6).
+
+    Args:
+        changes: dict method -> dict factor letter -> list of (from variant, to variant,
+            change); see `zoo.evaluation.sweep.factor_changes`.
+        path: str. Output PNG.
+        title: str.
+    """
+    methods = sorted(changes)
+    if not methods:
+        raise ValueError("plot_factor_changes: no method has a pair of variants to compare.")
+    factors = [f for f in FACTOR_NAMES if any(changes[m].get(f) for m in methods)]
+    fig, ax = plt.subplots(figsize=(2.0 + 1.6 * len(factors), 4))
+    width = 0.8 / len(methods)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, method in enumerate(methods):
+        color = colors[j % len(colors)]
+        for i, factor in enumerate(factors):
+            pairs = changes[method].get(factor, [])
+            if not pairs:
+                continue
+            x = i - 0.4 + width * (j + 0.5)
+            values = np.array([c for _, _, c in pairs], float)
+            ax.bar(x, values.mean(), width * 0.9, color=color, alpha=0.45, label=method)
+            ax.scatter(np.full(len(values), x), values, color=color, s=14, zorder=3)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(factors)), [f"+{FACTOR_NAMES[f]} ({f})" for f in factors])
+    ax.set_ylabel("Δ utility (dots: dataset pairs, bar: mean)")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+DENSE_KINDS = ("depth", "normals", "contours", "labels")
+
+
+def _show(ax, kind, array, reference=None):
+    """One dense map: depth (viridis, range of `reference`'s valid pixels, invalid grey),
+    normals ((n + 1) / 2 as RGB, zero normals grey), contours (probability, grey scale) or
+    labels (one colour per class, 0 = background black)."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if kind == "depth":
+        ref = np.asarray(reference if reference is not None else array)
+        ref = ref[..., 0] if ref.ndim == 3 else ref
+        valid = ref[ref > 0]
+        lo, hi = (valid.min(), valid.max()) if valid.size else (0.0, 1.0)
+        cmap = matplotlib.colormaps["viridis_r"]
+        cmap = cmap.with_extremes(bad="0.6")
+        ax.imshow(np.ma.masked_where(array <= 0, array), cmap=cmap, vmin=lo, vmax=hi)
+    elif kind == "normals":
+        norm = np.linalg.norm(array, axis=-1, keepdims=True)
+        rgb = np.where(norm > 1e-6, (array / np.maximum(norm, 1e-6) + 1.0) / 2.0, 0.6)
+        ax.imshow(np.clip(rgb, 0.0, 1.0))
+    elif kind == "contours":
+        ax.imshow(array, cmap="gray_r", vmin=0.0, vmax=1.0)
+    elif kind == "labels":
+        cmap = matplotlib.colormaps["tab20"].copy()
+        colors = np.concatenate([[[0.0, 0.0, 0.0, 1.0]], cmap(np.arange(20))])
+        ax.imshow(colors[np.asarray(array, int) % 21])
+    else:
+        raise ValueError(f"`kind` must be one of {DENSE_KINDS}. Received: {kind!r}")
+
+
+def plot_predictions(images, panels, path, title=None):
+    """Input images next to ground truth and prediction of dense tasks (Ren & Lee Fig. 5).
+
+    Args:
+        images: [N, H, W, 3] floats in [0, 1]. One row per image.
+        panels: list of (task name, kind, truth [N, h, w(, C)], prediction [N, h, w(, C)]);
+            kind is "depth", "normals", "contours" (probabilities) or "labels" (class ids).
+            Two columns per panel: truth, prediction.
+        path: str. Output PNG.
+        title: str or None.
+    """
+    images = np.asarray(images)
+    for name, kind, truth, prediction in panels:
+        if kind not in DENSE_KINDS:
+            raise ValueError(f"panel {name!r}: `kind` must be one of {DENSE_KINDS}, not {kind!r}")
+        if len(truth) != len(images) or len(prediction) != len(images):
+            raise ValueError(
+                f"panel {name!r}: {len(truth)} truths and {len(prediction)} predictions for "
+                f"{len(images)} images."
+            )
+    rows, cols = len(images), 1 + 2 * len(panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(np.clip(images[r], 0.0, 1.0))
+        for p, (name, kind, truth, prediction) in enumerate(panels):
+            _show(axes[r, 1 + 2 * p], kind, truth[r])
+            _show(axes[r, 2 + 2 * p], kind, prediction[r], reference=truth[r])
+            if r == 0:
+                axes[r, 1 + 2 * p].set_title(f"{name}\ntruth", fontsize=8)
+                axes[r, 2 + 2 * p].set_title(f"{name}\nprediction", fontsize=8)
+    axes[0, 0].set_title("input", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_labelled_images(images, truth, predicted, class_names, path, title=None):
+    """A grid of images titled with the true and predicted class (red when wrong)."""
+    images = np.asarray(images)
+    cols = min(8, len(images))
+    rows = int(np.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, image in enumerate(images):
+        ax = axes.ravel()[i]
+        ax.imshow(np.clip(image, 0.0, 1.0))
+        right = int(truth[i]) == int(predicted[i])
+        ax.set_title(
+            f"{class_names[int(truth[i])]}\n→ {class_names[int(predicted[i])]}",
+            fontsize=7,
+            color="k" if right else "tab:red",
+        )
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# serving output of a dense task -> how it is drawn
+_SERVING_KINDS = {
+    "depth": "depth",
+    "normals": "normals",
+    "contour_probability": "contours",
+    "classes": "labels",
+}
+
+
+def plot_run_predictions(model, path, num=4, title=None):
+    """Held-out predictions of every dense task of a MultiTaskModel next to the truth.
+
+    Args:
+        model: zoo.models.MultiTaskModel (e.g. from `zoo.experiment.restore`).
+        path: str. Output PNG.
+        num: int. Examples (rows). Defaults to 4.
+        title: str or None.
+
+    Returns:
+        The names of the tasks drawn (global tasks have no map and are left out).
+    """
+    images, panels = None, []
+    for name, task in model.tasks.items():
+        inputs, truth = next(iter(task.pipeline("eval", num)))
+        outputs = task.serving_outputs(model.task_networks[name](inputs, training=False))
+        key = next((k for k in _SERVING_KINDS if k in outputs), None)
+        if key is None or outputs[key].shape.rank < 3:
+            continue  # a global task
+        if images is None:  # the raw images: the eval pipeline keeps the source's order
+            raw = next(iter(task.examples("eval").batch(num)))
+            images = raw["image"].numpy()
+        panels.append((name, _SERVING_KINDS[key], truth.numpy(), outputs[key].numpy()))
+    if not panels:
+        raise ValueError(f"the model has no dense task to draw: {sorted(model.tasks)}")
+    plot_predictions(images, panels, path, title)
+    return [p[0] for p in panels]

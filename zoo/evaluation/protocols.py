@@ -11,6 +11,7 @@
 
 import math
 
+import gin
 import keras
 
 from zoo.layers import LassoMix
@@ -105,6 +106,7 @@ def coarse_targets(targets, size, kind):
     return x[..., 0] if squeeze else x
 
 
+@gin.configurable(module="zoo.evaluation", allowlist=["lasso_block", "lasso_l1"])
 def probe(
     trunk,
     protocol,
@@ -163,12 +165,16 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
     """The trunk a protocol starts from, as a functional model with named endpoints.
 
     Args:
-        source: str. "random" (a new trunk from `builder`: the scratch baseline), a
-            model_dir written by zoo-train (the trunk it exported at the end, in
-            export/trunk), or a folder holding a trunk exported by
-            `export.export_trunk`. Exported trunks load with `ExportedTrunk`: endpoints
-            keep the zoo's names (e.g. "block3/unit_5") and the trunk finetunes as one
-            layer, so `frozen_k` needs a zoo trunk (e.g. `experiment.restore(model_dir)`).
+        source: str. One of
+            * "random": a new trunk from `builder` (the scratch baseline);
+            * a zoo-train model_dir: the trunk rebuilt from the run's operative config
+              with the weights of its last checkpoint (a zoo trunk: every protocol,
+              `frozen_k` included, works on it); the caller's gin config is kept;
+            * a checkpoint file of such a run (`<model_dir>/checkpoints/epoch_002.weights.h5`);
+            * a folder holding a trunk exported by `export.export_trunk` (or a run's
+              `export/trunk`), loaded with `ExportedTrunk`: endpoints keep the zoo's
+              names (e.g. "block3/unit_5"); the trunk trains as one layer, so
+              `frozen_k` needs one of the sources above.
         builder: callable or None. Builds a trunk from `input_shape=`; needed for "random".
         input_shape: tuple. (height, width, 3). Defaults to (None, None, 3).
 
@@ -177,26 +183,34 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
     """
     import os
 
+    from zoo import experiment
     from zoo.evaluation.exported import ExportedTrunk
 
     if source == "random":
         if builder is None:
             raise ValueError("load_trunk('random') needs `builder` (e.g. zoo.trunks.resnet).")
         return builder(input_shape=input_shape)
-    run_export = os.path.join(source, "export", "trunk")
-    if os.path.exists(os.path.join(run_export, "saved_model.pb")):
-        source = run_export
-    elif os.path.exists(os.path.join(source, "operative_config.gin")):
-        raise FileNotFoundError(
-            f"load_trunk: the run in {source!r} has no exported trunk yet (it is written when "
-            "training ends); finish the run or export it with zoo-export."
-        )
+    checkpoint = None
+    if os.path.isfile(source) and source.endswith(".weights.h5"):
+        checkpoint = source
+        source = os.path.dirname(os.path.dirname(os.path.abspath(source)))
+    if os.path.exists(os.path.join(source, "operative_config.gin")):
+        if not experiment.checkpoints(source):
+            raise FileNotFoundError(
+                f"load_trunk: the run in {source!r} has no checkpoint yet (one is written "
+                "after each epoch)."
+            )
+        with experiment.isolated_gin_config():
+            model, _, bindings = experiment.restore(source, checkpoint)
+            trunk = bindings["trunk"](input_shape=input_shape)  # the run's builder
+            trunk.set_weights(model.trunk.get_weights())
+        return trunk
     if os.path.exists(os.path.join(source, "saved_model.pb")):
         images = keras.Input(input_shape, name="images")
         outputs = ExportedTrunk(source, name="exported_trunk")(images)
         named = {key.replace("_unit_", "/unit_"): value for key, value in outputs.items()}
         return keras.Model(images, named, name="exported_trunk_model")
     raise FileNotFoundError(
-        f"load_trunk: {source!r} is neither 'random', a zoo-train model_dir nor an exported "
-        "trunk (a folder with saved_model.pb)."
+        f"load_trunk: {source!r} is neither 'random', a zoo-train model_dir, a checkpoint "
+        "file of one, nor an exported trunk (a folder with saved_model.pb)."
     )

@@ -6,12 +6,16 @@ run again, so an interrupted sweep continues where it stopped; lines are appende
 flushed as each cell ends, so nothing finished is lost.
 """
 
+import functools
 import json
 import math
 import os
+import time
 
+import gin
 import numpy as np
 
+from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVL"
 from zoo.evaluation.utility import utility
 
 DEFAULT_COUNTS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 200000)
@@ -33,21 +37,88 @@ def load_results(sweep_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_sweep(sweep_dir, methods, counts, seeds, run_cell, progress=print):
+def _transfer_cell(source, n, seed, variant=None):
+    from zoo.evaluation.transfer import transfer
+
+    return transfer(source, num_labels=n, seed=seed, **({"variant": variant} if variant else {}))
+
+
+@gin.configurable(module="zoo.evaluation", denylist=["sweep_dir", "run_cell", "progress"])
+def run_sweep(
+    sweep_dir,
+    methods=None,
+    counts=None,
+    seeds=(0, 1, 2),
+    run_cell=None,
+    progress=print,
+    variants=None,
+    max_labels=10000,
+):
     """Runs every missing (method, n, seed) cell and appends its result.
 
     Args:
         sweep_dir: str. Created if missing.
-        methods: dict name -> trunk source ("random" for the scratch baseline, which
-            should be named "scratch").
-        counts: list of int. Label counts.
-        seeds: list of int.
-        run_cell: callable(source, n, seed) -> dict with "value" and "metric".
+        methods: dict name -> trunk source (a zoo-train model_dir, a checkpoint file or
+            an exported trunk; "{variant}" in a source is replaced by the variant). The
+            scratch baseline, "scratch" -> "random", is always added.
+        counts: list of int or None. Label counts. Defaults to `label_counts(max_labels)`.
+        seeds: list of int. Defaults to (0, 1, 2).
+        run_cell: callable(source, n, seed[, variant=]) -> dict with "value" and "metric".
+            Defaults to `zoo.evaluation.transfer` (configured with gin).
         progress: callable(str) or None. Told about each cell.
+        variants: list of str or None. Dataset variants ("----" .. "TCVL"): each gets its
+            own sub-folder of `sweep_dir` and is passed to `run_cell`.
+        max_labels: int. Largest default count. Defaults to 10000.
 
     Returns:
-        All results of the sweep, old and new.
+        All results of the sweep (of the last variant, with `variants`), old and new.
     """
+    methods = {SCRATCH: "random", **(methods or {})}
+    if methods[SCRATCH] != "random":
+        raise ValueError(f"the method name {SCRATCH!r} is kept for the random-init baseline.")
+    counts = list(counts) if counts else label_counts(max_labels)
+    if any(not isinstance(n, int) or n < 1 for n in counts):
+        raise ValueError(f"`counts` must be ints >= 1. Received: {counts}")
+    for variant in variants or []:
+        SceneSpec(variant=variant)  # a clear error for a bad variant string, before any run
+    settings = None
+    if run_cell is None:
+        run_cell, settings = _transfer_cell, transfer_settings()
+    results = []
+    for variant in variants or [None]:
+        folder = os.path.join(sweep_dir, variant) if variant else sweep_dir
+        if settings is not None:
+            _keep_settings(folder, settings)
+        sources = {m: s.replace("{variant}", variant) if variant else s for m, s in methods.items()}
+        cell = functools.partial(run_cell, variant=variant) if variant else run_cell
+        results = _run_folder(folder, sources, counts, seeds, cell, progress)
+    return results
+
+
+def transfer_settings():
+    """The gin configuration that the sweep's cells run with, without the sweep's grid."""
+    sections = gin.config_str().strip().split("\n\n")
+    kept = [s for s in sections if not s.startswith("# Parameters for run_sweep:")]
+    return "\n\n".join(kept) + "\n"
+
+
+def _keep_settings(folder, settings):
+    """Stores the cells' configuration with the results; refuses to mix two of them."""
+    path = os.path.join(folder, "transfer.gin")
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() != settings:
+                raise ValueError(
+                    f"{folder} holds results of another transfer configuration (see {path}); "
+                    "use another sweep directory, or the same configuration to resume."
+                )
+        return
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(settings)
+
+
+def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress):
     os.makedirs(sweep_dir, exist_ok=True)
     done = {(r["method"], r["n"], r["seed"]) for r in load_results(sweep_dir)}
     cells = [(m, n, s) for n in counts for m in methods for s in seeds]
@@ -56,14 +127,16 @@ def run_sweep(sweep_dir, methods, counts, seeds, run_cell, progress=print):
         progress(f"sweep {sweep_dir}: {len(cells) - len(todo)} of {len(cells)} cells done")
     with open(os.path.join(sweep_dir, "results.jsonl"), "a") as f:
         for i, (method, n, seed) in enumerate(todo, start=1):
+            start = time.perf_counter()
             result = run_cell(methods[method], n, seed)
+            seconds = time.perf_counter() - start
             row = {"method": method, "n": n, "seed": seed, **result}
             f.write(json.dumps(row) + "\n")
             f.flush()
             if progress:
                 progress(
                     f"  [{i}/{len(todo)}] {method} n={n} seed={seed}: "
-                    f"{result['metric']} {result['value']:.4f}"
+                    f"{result['metric']} {result['value']:.4f} ({seconds:.0f} s)"
                 )
     return load_results(sweep_dir)
 
@@ -127,3 +200,144 @@ def markdown_table(table, metric_name):
         "(— : the pretrained value is beyond the scratch curve's range)."
     )
     return "\n".join(lines)
+
+
+def mean_utility(rows):
+    """Mean of a method's utilities over the n where it is defined (NaN if none is)."""
+    values = [row["utility"] for row in rows if np.isfinite(row["utility"])]
+    return float(np.mean(values)) if values else math.nan
+
+
+def variant_dirs(sweep_dir):
+    """{variant: folder} of a sweep over dataset variants (sub-folders named like "T-V-")."""
+    found = {}
+    if os.path.isdir(sweep_dir):
+        for name in sorted(os.listdir(sweep_dir)):
+            folder = os.path.join(sweep_dir, name)
+            if (
+                len(name) == len(FACTORS)
+                and all(c in ("-", FACTORS[i]) for i, c in enumerate(name))
+                and os.path.exists(os.path.join(folder, "results.jsonl"))
+            ):
+                found[name] = folder
+    return found
+
+
+def factor_changes(utilities):
+    """Change in utility between variants that differ in one factor (Newell & Deng Fig. 6).
+
+    Args:
+        utilities: dict variant -> dict method -> utility (e.g. `mean_utility`).
+
+    Returns:
+        dict method -> dict factor letter -> list of (variant without the factor,
+        variant with it, utility with − utility without), for every such pair where
+        both utilities are finite.
+    """
+    changes = {}
+    for low, by_method in utilities.items():
+        for i, letter in enumerate(low):
+            if letter != "-":
+                continue
+            for high in utilities:
+                if high[i] == "-" or high[:i] + "-" + high[i + 1 :] != low:
+                    continue
+                for method, u_low in by_method.items():
+                    u_high = utilities[high].get(method, math.nan)
+                    if np.isfinite(u_low) and np.isfinite(u_high):
+                        changes.setdefault(method, {}).setdefault(high[i], []).append(
+                            (low, high, float(u_high - u_low))
+                        )
+    return changes
+
+
+def plot_curves(sweep_dir, path, higher_is_better=True):
+    """The metric and the utility vs labels of one sweep folder (see `plots.plot_label_curves`).
+
+    Returns:
+        False when there is no scratch curve of two or more n to compare with.
+    """
+    from zoo.evaluation.plots import plot_label_curves
+
+    results = load_results(sweep_dir)
+    table = summarize(results, higher_is_better)
+    if SCRATCH not in table or len(table[SCRATCH]) < 2:
+        return False
+
+    def curve(rows):
+        return [r["n"] for r in rows], [r["mean"] for r in rows]
+
+    plot_label_curves(
+        curve(table[SCRATCH]),
+        {m: curve(rows) for m, rows in table.items() if m != SCRATCH},
+        path,
+        metric_name=results[0]["metric"],
+        higher_is_better=higher_is_better,
+        title=os.path.basename(os.path.normpath(sweep_dir)),
+    )
+    return True
+
+
+def variant_utilities(sweep_dir, higher_is_better=True):
+    """{variant: {method: mean utility over n}} of a sweep over dataset variants."""
+    utilities = {}
+    for variant, folder in variant_dirs(sweep_dir).items():
+        table = summarize(load_results(folder), higher_is_better)
+        utilities[variant] = {m: mean_utility(rows) for m, rows in table.items() if m != SCRATCH}
+    return utilities
+
+
+def plot_factors(sweep_dir, path, higher_is_better=True):
+    """Newell & Deng Fig. 6 for a sweep over variants. Returns False if no pair differs
+    in exactly one factor with finite utilities on both sides."""
+    from zoo.evaluation.plots import plot_factor_changes
+
+    changes = factor_changes(variant_utilities(sweep_dir, higher_is_better))
+    if not changes:
+        return False
+    plot_factor_changes(changes, path)
+    return True
+
+
+def write_report(sweep_dir, higher_is_better=True):
+    """Writes report.md and the plots of a sweep (or of a sweep over variants).
+
+    A plain sweep gets report.png (metric and utility vs labels). A sweep over variants
+    (sub-folders named by variant) gets one section and one report.png per variant, a
+    table of mean utility per variant and factors.png (change in utility per factor).
+
+    Returns:
+        (Markdown text, list of files written).
+    """
+    variants = variant_dirs(sweep_dir)
+    folders = variants or {None: sweep_dir}
+    sections, written = [], []
+    for variant, folder in folders.items():
+        results = load_results(folder)
+        if not results:
+            continue
+        text = markdown_table(summarize(results, higher_is_better), results[0]["metric"])
+        if plot_curves(folder, os.path.join(folder, "report.png"), higher_is_better):
+            written.append(os.path.join(folder, "report.png"))
+        sections.append(f"## variant {variant}\n\n{text}" if variant else text)
+    if not sections:
+        raise FileNotFoundError(f"{sweep_dir} holds no results.jsonl with results.")
+    if variants:
+        utilities = variant_utilities(sweep_dir, higher_is_better)
+        methods = sorted({m for by in utilities.values() for m in by})
+        lines = [
+            "## mean utility over n, per variant",
+            "",
+            f"| variant | {' | '.join(methods)} |",
+            "|---|" + "---|" * len(methods),
+        ]
+        for variant, by in utilities.items():
+            cells = [f"{by.get(m, math.nan):.2f}" for m in methods]
+            lines.append(f"| {variant} | {' | '.join(cells).replace('nan', '—')} |")
+        sections.append("\n".join(lines))
+        if plot_factors(sweep_dir, os.path.join(sweep_dir, "factors.png"), higher_is_better):
+            written.append(os.path.join(sweep_dir, "factors.png"))
+    text = "\n\n".join(sections)
+    with open(os.path.join(sweep_dir, "report.md"), "w") as f:
+        f.write(text + "\n")
+    return text, [os.path.join(sweep_dir, "report.md")] + written

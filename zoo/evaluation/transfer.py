@@ -8,6 +8,7 @@ trunk's last feature map as the paper does (sec. 7), for any variant "----" .. "
 """
 
 import dataclasses
+import functools
 
 import gin
 import keras
@@ -17,8 +18,9 @@ import tensorflow as tf
 from zoo.data.synthetic import SceneSpec
 from zoo.evaluation import metrics
 from zoo.evaluation.protocols import coarse_targets, dense_probe, load_trunk, probe
-from zoo.losses import masked_l1
+from zoo.losses import berhu, masked_l1
 from zoo.tasks.base import rendered
+from zoo.trunks import resnet
 
 DOWNSTREAM = {
     # name: (scene mode, target entry, kind)
@@ -48,7 +50,7 @@ def _arrays(spec, num, key):
 @gin.configurable(module="zoo.evaluation")
 def transfer(
     source,
-    task,
+    task=None,
     protocol="finetune",
     num_labels=1000,
     variant="TCVL",
@@ -57,6 +59,8 @@ def transfer(
     endpoint="block4",
     pooling="global",
     frozen_stages=1,
+    decoder="coarse",
+    depth_loss="l1",
     batch_size=32,
     epochs=30,
     min_steps=100,
@@ -64,6 +68,7 @@ def transfer(
     learning_rate=1e-3,
     eval_examples=1000,
     seed=0,
+    predictions_path=None,
 ):
     """Trains a probe on `num_labels` labels and returns the held-out metric.
 
@@ -74,16 +79,25 @@ def transfer(
         protocol: str. "linear", "lasso_linear", "finetune" or "frozen_k".
         num_labels: int. Labelled training examples (the first n of the train split).
         variant: str. Factors of the synthetic data. Defaults to "TCVL".
-        builder: callable or None. Trunk builder for "random".
+        builder: callable or None. Trunk builder for "random" (the scratch baseline:
+            give it the pretrained trunk's architecture). Defaults to a ResNet-18 at
+            half width.
         input_size: int. Image size. Defaults to 64.
         endpoint: str. Endpoint the head reads. Defaults to "block4".
         pooling: str. "global" or "max3x3" (global tasks). Defaults to "global".
         frozen_stages: int. k of frozen_k. Defaults to 1.
+        decoder: str. Dense tasks: "coarse" (1x1 head at the endpoint's resolution,
+            Newell & Deng sec. 7) or "up_projection" (Laina et al.'s decoder, Doersch &
+            Zisserman sec. 5). Defaults to "coarse".
+        depth_loss: str. "l1" (Newell & Deng) or "berhu" (reverse Huber, Laina et al.;
+            Doersch & Zisserman). Defaults to "l1".
         batch_size: int. Defaults to 32.
         epochs, min_steps, max_steps: the training-length rule (`training_steps`).
         learning_rate: float. Adam. Defaults to 1e-3.
         eval_examples: int. Held-out examples (test-split models). Defaults to 1000.
         seed: int. Defaults to 0.
+        predictions_path: str or None. Writes a PNG of held-out predictions: dense
+            maps next to the truth, or images titled with true and predicted labels.
 
     Returns:
         dict: the metric ("accuracy", "pixel_accuracy" or "delta1"), its name under
@@ -91,6 +105,8 @@ def transfer(
     """
     if task not in DOWNSTREAM:
         raise ValueError(f"`task` must be one of {sorted(DOWNSTREAM)}. Received: {task!r}")
+    if depth_loss not in DEPTH_LOSSES:
+        raise ValueError(f"`depth_loss` must be one of {DEPTH_LOSSES}. Received: {depth_loss!r}")
     if not (isinstance(num_labels, int) and num_labels >= 1):
         raise ValueError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
     keras.utils.set_random_seed(seed)
@@ -99,6 +115,8 @@ def transfer(
     x_train, y_train = _arrays(spec, num_labels, key)
     x_eval, y_eval = _arrays(dataclasses.replace(spec, split="test"), eval_examples, key)
 
+    if builder is None:
+        builder = functools.partial(resnet, 18, width_multiplier=0.5)
     trunk = load_trunk(source, builder, input_shape=(input_size, input_size, 3))
     if kind == "global":
         model = probe(
@@ -112,16 +130,19 @@ def transfer(
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     else:
         model = dense_probe(
-            trunk, protocol, CLASSES[task], endpoint=endpoint, frozen_stages=frozen_stages
+            trunk,
+            protocol,
+            CLASSES[task],
+            endpoint=endpoint,
+            decoder=decoder,
+            frozen_stages=frozen_stages,
         )
         size = model.output.shape[1]
         y_train = coarse_targets(y_train, size, kind).numpy()
         y_eval = coarse_targets(y_eval, size, kind).numpy()
         if kind == "depth":
             y_train, y_eval = y_train[..., None], y_eval[..., None]
-
-            def loss(y, out):
-                return masked_l1(out, y, y > 0)  # Newell & Deng: L1 on depth
+            loss = DEPTH_LOSSES[depth_loss]
         else:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, jit_compile=False)
@@ -144,4 +165,33 @@ def transfer(
     else:
         result = metrics.depth_metrics(outputs, y_eval)
         name = "delta1"
+    if predictions_path:
+        _plot(predictions_path, task, kind, x_eval[:6], y_eval[:6], outputs[:6], source, protocol)
     return dict(result, metric=name, value=result[name], steps=steps)
+
+
+def _l1_depth(y, out):
+    return masked_l1(out, y, y > 0)
+
+
+def _berhu_depth(y, out):
+    return berhu(out, y, y > 0)
+
+
+DEPTH_LOSSES = {"l1": _l1_depth, "berhu": _berhu_depth}
+
+
+def _plot(path, task, kind, images, truth, outputs, source, protocol):
+    from zoo.data.synthetic.objects import CLASSES as OBJECT_CLASSES
+    from zoo.data.synthetic.scene import POSE_BINS
+    from zoo.evaluation import plots
+
+    title = f"{task}: {protocol} from {source}"
+    if kind == "global":
+        names = OBJECT_CLASSES if task == "classification" else POSE_BINS
+        plots.plot_labelled_images(images, truth, outputs.argmax(-1), names, path, title)
+    elif kind == "labels":
+        panel = (task, "labels", truth, outputs.argmax(-1))
+        plots.plot_predictions(images, [panel], path, title)
+    else:
+        plots.plot_predictions(images, [(task, "depth", truth, outputs)], path, title)

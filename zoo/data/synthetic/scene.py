@@ -21,7 +21,7 @@ MODES = ("single", "multi", "motion")
 SPLITS = ("train", "test")
 DEFAULT_RESOLUTION = {"single": 64, "multi": 128, "motion": 128}
 POSE_BINS = ("up", "forward", "backward", "left", "right")
-_FACTORS = "TCVL"
+FACTORS = "TCVL"
 
 # Scene categories (MGM's weak labels): a distribution over classes and a background.
 SCENES = {
@@ -100,7 +100,7 @@ class SceneSpec:
         if (
             not isinstance(self.variant, str)
             or len(self.variant) != 4
-            or any(c not in (f, "-") for c, f in zip(self.variant, _FACTORS))
+            or any(c not in (f, "-") for c, f in zip(self.variant, FACTORS))
         ):
             raise ValueError(
                 "SceneSpec: `variant` must be 4 characters, each the factor letter or '-' "
