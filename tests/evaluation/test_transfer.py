@@ -48,3 +48,26 @@ def test_dense_tasks_report_their_metrics():
 def test_bad_task():
     with pytest.raises(ValueError, match="task"):
         transfer("random", "detection")
+
+
+@pytest.mark.slow
+def test_depth_with_the_up_projection_decoder_and_reverse_huber(tmp_path):
+    path = str(tmp_path / "depth.png")
+    result = _scratch(
+        "depth",
+        "finetune",
+        8,
+        8,
+        min_steps=2,
+        max_steps=2,
+        endpoint="block3",
+        decoder="up_projection",
+        depth_loss="berhu",
+        predictions_path=path,
+    )
+    assert result["metric"] == "delta1" and result["rmse"] > 0
+    from PIL import Image
+
+    assert Image.open(path).size[1] > 6 * 100  # six rows of input / truth / prediction
+    with pytest.raises(ValueError, match="depth_loss"):
+        transfer("random", "depth", depth_loss="l2")

@@ -10,10 +10,13 @@
 """
 
 import math
+import os
 
 import gin
 import keras
 
+from zoo import experiment
+from zoo.evaluation.exported import ExportedTrunk
 from zoo.layers import LassoMix
 
 PROTOCOLS = ("linear", "lasso_linear", "finetune", "frozen_k")
@@ -181,11 +184,6 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
     Returns:
         keras.Model mapping images to a dict of endpoints.
     """
-    import os
-
-    from zoo import experiment
-    from zoo.evaluation.exported import ExportedTrunk
-
     if source == "random":
         if builder is None:
             raise ValueError("load_trunk('random') needs `builder` (e.g. zoo.trunks.resnet).")
