@@ -135,12 +135,16 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 
 def build_model(trunk, tasks, input_size, lasso_block=None, lasso_l1=1e-3, loss_weights=None):
     """The MultiTaskModel of an experiment (call inside the strategy scope)."""
+    image = (input_size, input_size, 3)
+    # tasks on other input sizes (patches) need a trunk that takes any size
+    same = all(tuple(t.input_shape(input_size)) == image for t in tasks)
     return MultiTaskModel(
-        trunk(input_shape=(input_size, input_size, 3)),
+        trunk(input_shape=image if same else (None, None, 3)),
         tasks,
         lasso_block=lasso_block,
         lasso_l1=lasso_l1,
         loss_weights=loss_weights,
+        input_size=input_size,
     )
 
 

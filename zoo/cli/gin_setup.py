@@ -1,8 +1,23 @@
 """Gin parsing shared by the binaries: files, bindings, and messages a user can act on."""
 
+import logging
 import os
 
 import gin
+
+
+class _QuietIncludeSearch(logging.Filter):
+    """gin tries every search path of an `include` and, on the way, logs an error for
+    each path that is not a Python package resource, even when a later one is found."""
+
+    def filter(self, record):
+        return not (
+            record.pathname.endswith(os.path.join("gin", "resource_reader.py"))
+            and record.getMessage().startswith("Path not found")
+        )
+
+
+logging.getLogger().addFilter(_QuietIncludeSearch())  # gin logs on the root logger
 
 
 class ConfigError(ValueError):

@@ -1,6 +1,15 @@
 """Small reusable Keras layers."""
 
 from zoo.layers.lasso_mix import LassoMix
+from zoo.layers.residual import bottleneck_unit, fc_residual_unit, patch_head
 from zoo.layers.up_projection import Unpool2D, up_projection, up_projection_decoder
 
-__all__ = ["LassoMix", "Unpool2D", "up_projection", "up_projection_decoder"]
+__all__ = [
+    "LassoMix",
+    "Unpool2D",
+    "bottleneck_unit",
+    "fc_residual_unit",
+    "patch_head",
+    "up_projection",
+    "up_projection_decoder",
+]

@@ -169,26 +169,33 @@ class LassoMix(keras.layers.Layer):
         alpha = ops.stack([r.value for r in self._rows], axis=0)
         return alpha / ops.sqrt(ops.maximum(ops.sum(alpha * alpha, axis=1, keepdims=True), 1e-24))
 
-    def call(self, units):
+    def call(self, units, task=None):
+        """The mix of every task (a dict), or only of `task` (a tensor) when it is given."""
         units = list(units)
         if len(units) != self.num_units:
             raise ValueError(
                 f"LassoMix was built for {self.num_units} inputs. Received {len(units)}."
             )
+        if task is not None and task not in self.task_names:
+            raise ValueError(f"LassoMix has no task {task!r}; tasks: {list(self.task_names)}")
         alpha = self._normalized()
         if self.l1 > 0:
             self.add_loss(self.l1 * ops.sum(ops.abs(alpha)))
         stacked = ops.stack(units, axis=0)  # [M, B, ...]
         flat = ops.reshape(stacked, (self.num_units, -1))
-        mixed = ops.matmul(ops.cast(alpha, flat.dtype), flat)  # [N, B*...]
         shape = ops.shape(units[0])
+        if task is not None:
+            row = alpha[list(self.task_names).index(task)][None]
+            return ops.reshape(ops.matmul(ops.cast(row, flat.dtype), flat), shape)
+        mixed = ops.matmul(ops.cast(alpha, flat.dtype), flat)  # [N, B*...]
         return {name: ops.reshape(mixed[n], shape) for n, name in enumerate(self.task_names)}
 
-    def compute_output_spec(self, units):
-        return {
-            name: keras.KerasTensor(units[0].shape, dtype=units[0].dtype)
-            for name in self.task_names
-        }
+    def compute_output_spec(self, units, task=None):
+        spec = keras.KerasTensor(units[0].shape, dtype=units[0].dtype)
+        if task is not None:
+            return spec
+        return {name: keras.KerasTensor(units[0].shape, dtype=units[0].dtype)
+                for name in self.task_names}
 
     def alphas(self):
         """Returns the normalised α (N x M) the forward pass uses, as numpy, rows in task order."""

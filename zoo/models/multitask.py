@@ -36,16 +36,27 @@ class MultiTaskModel(keras.Model):
             Defaults to 1 for every task.
     """
 
-    def __init__(self, trunk, tasks, lasso_block=None, lasso_l1=1e-3, loss_weights=None, **kwargs):
+    def __init__(
+        self,
+        trunk,
+        tasks,
+        lasso_block=None,
+        lasso_l1=1e-3,
+        loss_weights=None,
+        input_size=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         names = [t.name for t in tasks]
         if not tasks or len(set(names)) != len(names):
             raise ValueError(f"MultiTaskModel needs tasks with distinct names. Received: {names}")
         input_shape = trunk.input.shape
-        if input_shape[1] is None or input_shape[1] != input_shape[2]:
+        fixed = input_shape[1] is not None and input_shape[1] == input_shape[2]
+        if input_size is None and not fixed:
             raise ValueError(
-                "MultiTaskModel needs a trunk built with a fixed square input_shape, e.g. "
-                f"resnet(..., input_shape=(64, 64, 3)). Received input shape {input_shape}."
+                "MultiTaskModel needs `input_size` or a trunk built with a fixed square "
+                "input_shape, e.g. resnet(..., input_shape=(64, 64, 3)). Received input "
+                f"shape {input_shape}."
             )
         unknown = sorted(set(loss_weights or {}) - set(names))
         if unknown:
@@ -53,30 +64,52 @@ class MultiTaskModel(keras.Model):
         self.trunk = trunk
         self.tasks = {t.name: t for t in tasks}
         self.loss_weights = {n: float((loss_weights or {}).get(n, 1.0)) for n in names}
-        self.input_size = int(input_shape[1])
-        endpoints = trunk.output
+        self.input_size = int(input_size or input_shape[1])
         self.lasso = None
         if lasso_block is not None:
-            keys = [k for k in endpoints if k.startswith(f"{lasso_block}/unit_")]
+            keys = [k for k in trunk.output if k.startswith(f"{lasso_block}/unit_")]
             if not keys:
                 raise ValueError(
                     f"lasso_block={lasso_block!r} has no units in this trunk; endpoints: "
-                    f"{sorted(endpoints)}"
+                    f"{sorted(trunk.output)}"
                 )
             self.lasso = LassoMix(names, l1=lasso_l1, name="lasso")
-            features = self.lasso([endpoints[k] for k in keys])
         else:
-            missing = {t.name: t.endpoint for t in tasks if t.endpoint not in endpoints}
+            missing = {t.name: t.endpoint for t in tasks if t.endpoint not in trunk.output}
             if missing:
                 raise ValueError(
                     f"Tasks read endpoints the trunk does not have: {missing}; endpoints: "
-                    f"{sorted(endpoints)}"
+                    f"{sorted(trunk.output)}"
                 )
-            features = {t.name: endpoints[t.endpoint] for t in tasks}
-        outputs = {t.name: t.build_head(features[t.name], self.input_size) for t in tasks}
-        self.network = keras.Model(trunk.input, outputs, name="network")
+
+        trunk_calls = {}  # one trunk pass per input tensor, shared by the tasks reading it
+
+        def features_of(task):
+            def features(images):
+                if id(images) not in trunk_calls:
+                    trunk_calls[id(images)] = trunk(images)
+                endpoints = trunk_calls[id(images)]
+                if self.lasso is None:
+                    return endpoints[task.endpoint]
+                return self.lasso([endpoints[k] for k in keys], task=task.name)
+
+            return features
+
+        # Tasks on whole images share one input (and one trunk pass in `call`); tasks
+        # with their own inputs (patch pairs, triplets, other sizes) get their own.
+        default = (self.input_size, self.input_size, 3)
+        images = keras.Input(default, name="images")
+        inputs, outputs = {}, {}
+        for t in tasks:
+            shape = tuple(t.input_shape(self.input_size))
+            inputs[t.name] = images if shape == default else keras.Input(shape, name=t.name)
+            outputs[t.name] = t.build_outputs(inputs[t.name], features_of(t), self.input_size)
+        self.image_tasks = [n for n in names if inputs[n] is images]
+        self.network = keras.Model(
+            images, {n: outputs[n] for n in self.image_tasks}, name="network"
+        )
         self.task_networks = {
-            n: keras.Model(trunk.input, outputs[n], name=f"{n}_network") for n in names
+            n: keras.Model(inputs[n], outputs[n], name=f"{n}_network") for n in names
         }
         self.task_optimizers = None
         self._loss_trackers = {n: keras.metrics.Mean(name=f"{n}_loss") for n in names}
@@ -88,6 +121,7 @@ class MultiTaskModel(keras.Model):
         self.built = True
 
     def call(self, images, training=False):
+        """Every image task's output (tasks with their own inputs use `task_networks`)."""
         return self.network(images, training=training)
 
     def compile(self, optimizer=None, task_optimizers=None, **kwargs):

@@ -2,19 +2,27 @@
 
 from zoo.tasks.base import Task
 from zoo.tasks.classification import Classification
+from zoo.tasks.colorization import Colorization
 from zoo.tasks.contours import Contours
 from zoo.tasks.depth import Depth
+from zoo.tasks.exemplar import Exemplar
+from zoo.tasks.motion_segmentation import MotionSegmentation
 from zoo.tasks.normals import Normals
 from zoo.tasks.pose import Pose
+from zoo.tasks.relative_position import RelativePosition
 from zoo.tasks.rotation import Rotation
 from zoo.tasks.semantic_segmentation import SemanticSegmentation
 
 __all__ = [
     "Classification",
+    "Colorization",
     "Contours",
     "Depth",
+    "Exemplar",
+    "MotionSegmentation",
     "Normals",
     "Pose",
+    "RelativePosition",
     "Rotation",
     "SemanticSegmentation",
     "Task",

@@ -139,13 +139,34 @@ class Task(abc.ABC):
         def to_inputs_and_targets(example, seed):
             image_seed, task_seed = tf.unstack(tf.random.split(seed, 2))
             example = dict(example)
+            example["rgb"] = example["image"]  # before harmonization (colour targets)
             example["image"] = self.harmonize(example["image"], image_seed)
             return self.prepare(example, task_seed)
 
         ds = ds.map(to_inputs_and_targets, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size, drop_remainder=training)
+        if type(self).prepare_batch is not Task.prepare_batch:
+            ds = ds.map(self.prepare_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def prepare_batch(self, inputs, targets):
+        """(inputs, targets) of a whole batch, for tasks that combine examples (e.g. the
+        exemplar task's negatives come from other images). Defaults to no change."""
+        return inputs, targets
 
     # -- model ---------------------------------------------------------------------
+
+    def input_shape(self, input_size):
+        """Shape of one example's inputs. Defaults to an input_size x input_size RGB image;
+        tasks on patches or on other image sizes override it."""
+        return (input_size, input_size, 3)
+
+    def build_outputs(self, inputs, features, input_size):
+        """Head output from the task's symbolic `inputs`; `features(images)` runs the trunk
+        on a batch of images and returns what the head reads (an endpoint or a lasso mix).
+        Siamese tasks override it to pass all their patches through the trunk as one
+        batch and rearrange the features afterwards."""
+        return self.build_head(features(inputs), input_size)
 
     @abc.abstractmethod
     def build_head(self, features, input_size):
