@@ -194,8 +194,10 @@ class LassoMix(keras.layers.Layer):
         spec = keras.KerasTensor(units[0].shape, dtype=units[0].dtype)
         if task is not None:
             return spec
-        return {name: keras.KerasTensor(units[0].shape, dtype=units[0].dtype)
-                for name in self.task_names}
+        return {
+            name: keras.KerasTensor(units[0].shape, dtype=units[0].dtype)
+            for name in self.task_names
+        }
 
     def alphas(self):
         """Returns the normalised α (N x M) the forward pass uses, as numpy, rows in task order."""

@@ -6,7 +6,7 @@ import keras
 
 
 def bottleneck_unit(x, out, bottleneck, stride=1, name="unit"):
-    """A convolutional pre-activation bottleneck unit: [B, H, W, C] -> [B, H/stride, W/stride, out]."""
+    """A pre-activation bottleneck unit: [B, H, W, C] -> [B, H / stride, W / stride, out]."""
     layers = keras.layers
     preact = layers.ReLU(name=f"{name}_preact_relu")(
         layers.BatchNormalization(name=f"{name}_preact_bn")(x)

@@ -60,8 +60,7 @@ def augmented_patch(image, seed, patch_size, scale_range, max_rotation, color):
     scale = tf.random.stateless_uniform([], seeds[0], *scale_range)
     cut = tf.cast(tf.minimum(tf.round(patch_size * scale), size), tf.int32)
     top, left = (
-        tf.random.stateless_uniform([], seeds[i], 0, size - cut + 1, dtype=tf.int32)
-        for i in (1, 2)
+        tf.random.stateless_uniform([], seeds[i], 0, size - cut + 1, dtype=tf.int32) for i in (1, 2)
     )
     patch = tf.image.resize(tf.slice(image, [top, left, 0], [cut, cut, -1]), [patch_size] * 2)
     angle = tf.random.stateless_uniform([], seeds[3], -1.0, 1.0) * max_rotation * math.pi / 180
