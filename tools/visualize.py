@@ -4,6 +4,7 @@ Usage:
     python tools/visualize.py synthetic --variant=TCVL --mode=multi --out=grid.png
     python tools/visualize.py predictions --model_dir=runs/quickstart --out=pred.png
     python tools/visualize.py alphas --model_dir=runs/lasso --out=alphas.png
+    python tools/visualize.py pretext --model_dir=runs/doersch17_rp_col
     python tools/visualize.py curves --sweep_dir=sweeps/cls --out=curves.png
     python tools/visualize.py factors --sweep_dir=sweeps/variants --out=factors.png
 
@@ -13,6 +14,8 @@ semantics and contours; for `single`, a grid of the ten classes x five pose bins
 `predictions`: held-out scenes of a zoo-train run, each dense task's truth next to its
 prediction (Ren & Lee Fig. 5).
 `alphas`: the |α| of a lasso run's LassoMix, tasks x units (Doersch & Zisserman Fig. 5).
+`pretext`: relative-position pairs with true and predicted labels, and colorizations
+next to their inputs, of a run's held-out data (written in the model_dir).
 `curves`: a sweep's metric and utility vs the number of labels (Newell & Deng Fig. 4).
 `factors`: a sweep over variants: change in utility when a factor is added (Fig. 6).
 """
@@ -29,7 +32,7 @@ import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 FLAGS = flags.FLAGS
 synthetic_flags.define(default_mode="multi")
 flags.DEFINE_integer("num", 4, "Rows (synthetic multi and motion, predictions).")
-flags.DEFINE_string("out", None, "Output PNG path.")
+flags.DEFINE_string("out", None, "Output PNG path (pretext: a folder).")
 flags.DEFINE_string("model_dir", None, "predictions, alphas: a zoo-train model_dir.")
 flags.DEFINE_string("checkpoint", None, "predictions, alphas: a checkpoint name (last).")
 flags.DEFINE_string("sweep_dir", None, "curves, factors: a sweep directory.")
@@ -83,6 +86,13 @@ def alphas():
     return out
 
 
+def pretext():
+    from zoo.evaluation.plots import plot_run_pretext
+
+    model, _ = _restore()
+    return ", ".join(plot_run_pretext(model, FLAGS.out or FLAGS.model_dir, num=FLAGS.num))
+
+
 def _sweep_plot(plot, default_name):
     if not FLAGS.sweep_dir:
         raise app.UsageError("give --sweep_dir")
@@ -108,6 +118,7 @@ COMMANDS = {
     "synthetic": synthetic,
     "predictions": predictions,
     "alphas": alphas,
+    "pretext": pretext,
     "curves": curves,
     "factors": factors,
 }

@@ -6,6 +6,7 @@ runs. Everything a run writes lives under `model_dir`:
     config.gin             the gin files and bindings the run was started with
     operative_config.gin   every value gin used
     checkpoints/           weights after each good epoch (epoch_001.weights.h5, ...)
+    snapshots/             weights each `snapshot_every` cost units (cost_000000100.weights.h5)
     backup/                BackupAndRestore state: re-running the command resumes
     logs/                  TensorBoard
     metrics.json           held-out metrics of every task, untrained and trained
@@ -133,6 +134,44 @@ class _StopOnNonFinite(keras.callbacks.Callback):
             )
 
 
+class CostBudget(keras.callbacks.Callback):
+    """Counts compute in cost units: a step costs the sum of its tasks' costs.
+
+    Saves `snapshots/cost_<units>.weights.h5` each time the total crosses a multiple of
+    `snapshot_every`, and stops training once it reaches `budget`. The count follows the
+    step number, so a resumed run (BackupAndRestore) continues it.
+    """
+
+    def __init__(self, task_costs, steps_per_epoch, budget=None, snapshot_every=None, folder=None):
+        super().__init__()
+        unknown = [t for t, c in task_costs.items() if not (isinstance(c, (int, float)) and c > 0)]
+        if unknown:
+            raise ValueError(f"task_costs must be numbers > 0; check {unknown}: {task_costs}")
+        for name, value in (("budget", budget), ("snapshot_every", snapshot_every)):
+            if value is not None and not value > 0:
+                raise ValueError(f"`{name}` must be > 0 or None. Received: {value!r}")
+        self.step_cost = float(sum(task_costs.values()))
+        self.steps_per_epoch = steps_per_epoch
+        self.budget, self.snapshot_every, self.folder = budget, snapshot_every, folder
+        self.epoch = 0
+        self.spent = 0.0  # cost units of the steps done so far
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        before, self.spent = (step - 1) * self.step_cost, step * self.step_cost
+        if self.snapshot_every and int(self.spent // self.snapshot_every) > int(
+            before // self.snapshot_every
+        ):
+            os.makedirs(self.folder, exist_ok=True)
+            units = int(self.spent // self.snapshot_every * self.snapshot_every)
+            self.model.save_weights(os.path.join(self.folder, f"cost_{units:09d}.weights.h5"))
+        if self.budget is not None and self.spent >= self.budget:
+            self.model.stop_training = True
+
+
 def build_model(trunk, tasks, input_size, lasso_block=None, lasso_l1=1e-3, loss_weights=None):
     """The MultiTaskModel of an experiment (call inside the strategy scope)."""
     image = (input_size, input_size, 3)
@@ -246,6 +285,9 @@ def train(
     lasso_block=None,
     lasso_l1=1e-3,
     loss_weights=None,
+    task_costs=None,
+    budget=None,
+    snapshot_every=None,
     strategy="auto",
     seed=0,
     export_harmonizer="identity",
@@ -270,6 +312,13 @@ def train(
         lasso_block: str or None. Heads read a LassoMix of this block's units.
         lasso_l1: float. Lasso penalty. Defaults to 1e-3.
         loss_weights: dict or None. Task -> weight. Defaults to 1 each.
+        task_costs: dict or None. Task -> cost units of one of its steps (Doersch &
+            Zisserman budget compute, e.g. GPU hours). Defaults to 1 each.
+        budget: float or None. Stop once the steps' summed cost reaches it (an upper
+            bound besides epochs x steps_per_epoch). Defaults to None.
+        snapshot_every: float or None. Save the weights in snapshots/ each time the
+            summed cost crosses a multiple of it (the paper snapshots about every 2.4K
+            GPU hours). Defaults to None.
         strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
         seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
         export_harmonizer: str. Harmonizer inside the exported trunk. Defaults to "identity".
@@ -301,7 +350,18 @@ def train(
     untrained = evaluate_tasks(model, batch_size)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     os.makedirs(checkpoint_dir, exist_ok=True)
-    callbacks = [
+    callbacks = []
+    if budget is not None or snapshot_every is not None:
+        callbacks.append(
+            CostBudget(
+                {t.name: (task_costs or {}).get(t.name, 1.0) for t in tasks},
+                steps_per_epoch,
+                budget,
+                snapshot_every,
+                os.path.join(model_dir, "snapshots"),
+            )
+        )
+    callbacks += [
         _StopOnNonFinite([t.name for t in tasks], checkpoint_dir),
         keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
         keras.callbacks.ModelCheckpoint(
@@ -348,6 +408,10 @@ METRIC_HELP = {
     "f_score": ("higher", "contour F-score at probability 0.5"),
     "miou": ("higher", "mean intersection over union of classes"),
     "accuracy": ("higher", "share of correct labels"),
+    "bin_accuracy": ("higher", "share of cells whose most likely colour bin is the truth's"),
+    "ab_rmse": ("lower", "colour error of the annealed-mean prediction (Lab ab units)"),
+    "triplet_accuracy": ("higher", "share of triplets with the positive patch nearer"),
+    "moving_iou": ("higher", "intersection over union of the moving pixels"),
 }
 
 

@@ -77,7 +77,8 @@ def plot_alpha_heatmap(alphas, task_names, path, title="lasso weights |α|"):
             f"alphas must be [tasks, units] with one row per task name; got shape "
             f"{alphas.shape} for {len(task_names)} tasks."
         )
-    fig, ax = plt.subplots(figsize=(0.35 * alphas.shape[1] + 2, 0.5 * len(task_names) + 1.2))
+    width = max(6.0, 0.35 * alphas.shape[1] + 2.5)
+    fig, ax = plt.subplots(figsize=(width, 0.5 * len(task_names) + 1.4))
     image = ax.imshow(alphas, cmap="magma", vmin=0.0, vmax=max(alphas.max(), 1e-9), aspect="auto")
     ax.set_yticks(range(len(task_names)), task_names)
     ax.set_xticks(range(alphas.shape[1]), [str(m + 1) for m in range(alphas.shape[1])], fontsize=7)
@@ -233,6 +234,7 @@ _SERVING_KINDS = {
     "depth": "depth",
     "normals": "normals",
     "contour_probability": "contours",
+    "moving_probability": "contours",
     "classes": "labels",
 }
 
@@ -264,3 +266,112 @@ def plot_run_predictions(model, path, num=4, title=None):
         raise ValueError(f"the model has no dense task to draw: {sorted(model.tasks)}")
     plot_predictions(images, panels, path, title)
     return [p[0] for p in panels]
+
+
+def plot_patch_pairs(pairs, labels, predicted, path, title=None):
+    """Relative-position pairs on their 3x3 grid: the centre patch, the second patch in
+    the cell its label names; the title gives the true and the predicted cell (red when
+    wrong).
+
+    Args:
+        pairs: [N, 2, P, P, 3] floats in [0, 1].
+        labels, predicted: [N] ints in 0..7 (zoo.tasks.relative_position.NEIGHBOURS).
+        path: str. Output PNG.
+    """
+    from zoo.tasks.relative_position import NEIGHBOURS
+
+    pairs = np.asarray(pairs)
+    names = ["↖", "↑", "↗", "←", "→", "↙", "↓", "↘"]
+    cols = min(4, len(pairs))
+    rows = int(np.ceil(len(pairs) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.5 * rows + 0.3), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    p = pairs.shape[2]
+    for i, pair in enumerate(pairs):
+        canvas = np.ones((3 * p + 4, 3 * p + 4, 3))
+        for (r, c), patch in (((1, 1), pair[0]), (NEIGHBOURS[int(labels[i])], pair[1])):
+            top, left = r * (p + 2), c * (p + 2)
+            canvas[top : top + p, left : left + p] = np.clip(patch, 0.0, 1.0)
+        ax = axes.ravel()[i]
+        ax.imshow(canvas)
+        right = int(labels[i]) == int(predicted[i])
+        ax.set_title(
+            f"truth {names[int(labels[i])]}  predicted {names[int(predicted[i])]}",
+            fontsize=8,
+            color="k" if right else "tab:red",
+        )
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_colorization(images, predicted, path, title=None):
+    """Rows of: the lightness input, the true colours, the predicted colours.
+
+    Args:
+        images: [N, H, W, 3] true RGB in [0, 1].
+        predicted: [N, H, W, 3] RGB from the predicted ab and the true lightness.
+    """
+    from zoo.data.harmonize import lab_l3
+
+    images = np.asarray(images)
+    gray = lab_l3(images).numpy()
+    fig, axes = plt.subplots(len(images), 3, figsize=(5.0, 1.7 * len(images) + 0.4), squeeze=False)
+    for r in range(len(images)):
+        for c, (picture, name) in enumerate(
+            ((gray[r], "input (L)"), (images[r], "truth"), (predicted[r], "prediction"))
+        ):
+            axes[r, c].imshow(np.clip(picture, 0.0, 1.0))
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_run_pretext(model, folder, num=8):
+    """Pictures of a run's Doersch & Zisserman pretext tasks on held-out data: the
+    relative-position pairs with true and predicted labels (relative_position.png) and
+    colorizations next to their inputs (colorization.png).
+
+    Returns:
+        The paths written.
+    """
+    import os
+
+    import tensorflow as tf
+
+    from zoo.data.harmonize import rgb_to_lab
+    from zoo.tasks.colorization import Colorization, annealed_mean, colorize
+    from zoo.tasks.relative_position import RelativePosition
+
+    written = []
+    for name, task in model.tasks.items():
+        network = model.task_networks[name]
+        if isinstance(task, RelativePosition):
+            # the patches as the trunk sees them (after the task's harmonizer)
+            inputs, labels = next(iter(task.pipeline("eval", num)))
+            predicted = network(inputs, training=False).numpy().argmax(-1)
+            path = os.path.join(folder, f"{name}.png")
+            plot_patch_pairs(inputs.numpy(), labels.numpy(), predicted, path, title=name)
+            written.append(path)
+        elif isinstance(task, Colorization):
+            inputs, _ = next(iter(task.pipeline("eval", num)))
+            rgb = next(iter(task.examples("eval").batch(num)))["image"]
+            ab = annealed_mean(network(inputs, training=False), task.centres)
+            predicted = colorize(rgb_to_lab(tf.cast(rgb, tf.float32))[..., 0], ab).numpy()
+            path = os.path.join(folder, f"{name}.png")
+            plot_colorization(rgb.numpy(), predicted, path, title=f"{name} (annealed mean)")
+            written.append(path)
+    if not written:
+        raise ValueError(
+            f"the run has no relative position or colorization task: {list(model.tasks)}"
+        )
+    return written
