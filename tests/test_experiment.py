@@ -157,3 +157,107 @@ def test_strategy_and_optimizer_choices():
     assert float(experiment.make_optimizer("rmsprop", 0.01).learning_rate) == pytest.approx(0.01)
     with pytest.raises(ValueError, match="optimizer"):
         experiment.make_optimizer("adagrad", 0.1)
+
+
+def test_cost_budget_snapshots_and_stops(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    budget = experiment.CostBudget(
+        {"rp": 0.5, "col": 1.0},
+        steps_per_epoch=4,
+        budget=10,
+        snapshot_every=3,
+        folder=str(tmp_path),
+    )
+    x = np.zeros((4, 2), "float32")
+    history = model.fit(
+        tf.data.Dataset.from_tensors((x, x[:, :1])).repeat(),
+        steps_per_epoch=4,
+        epochs=5,
+        callbacks=[budget],
+        verbose=0,
+    )
+    # 1.5 units a step: the budget of 10 is reached at step 7 (10.5 units), in epoch 2
+    assert budget.spent == 10.5 and len(history.history["loss"]) == 2
+    assert sorted(os.listdir(tmp_path)) == [f"cost_{u:09d}.weights.h5" for u in (3, 6, 9)]
+    with pytest.raises(ValueError, match="task_costs"):
+        experiment.CostBudget({"rp": 0}, 4)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rp",
+        "col",
+        "ex",
+        "ms",
+        "rp_col",
+        "rp_ex",
+        "rp_ms",
+        "rp_col_ex",
+        "rp_col_ex_ms",
+        "rp_h",
+        "rp_col_h",
+        "lasso_pretrain",
+    ],
+)
+def test_doersch17_experiments_parse_with_paper_defaults(name):
+    from zoo.cli import gin_setup
+
+    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin_configs", "doersch17")
+    gin.clear_config()
+    text = gin_setup.parse([os.path.join(folder, f"{name}.gin")], [])
+    assert "Table" in text.splitlines()[1]  # each file names its paper row
+    tasks = gin.query_parameter("zoo.experiment.train.tasks")
+    abbreviations = {
+        "RelativePosition": "rp",
+        "Colorization": "col",
+        "Exemplar": "ex",
+        "MotionSegmentation": "ms",
+    }
+    names = [abbreviations[t.configurable.name] for t in tasks]
+    expected = {"lasso_pretrain": ["rp", "col", "ex", "ms"]}.get(
+        name, [n for n in name.split("_") if n != "h"]
+    )
+    assert names == expected
+    assert gin.query_parameter("zoo.trunks.resnet.depth") == 101
+    assert gin.query_parameter("zoo.trunks.resnet.output_stride") == 8
+    assert gin.query_parameter("zoo.experiment.train.optimizer") == "rmsprop"
+    assert gin.query_parameter("zoo.experiment.train.per_task_optimizers")
+    harmonizer = gin.query_parameter("zoo.tasks.RelativePosition.harmonizer")
+    assert harmonizer == ("lab_l3" if name.endswith("_h") else "drop_color")
+    bindings = gin.get_bindings("zoo.experiment.train")
+    assert bindings.get("lasso_block") == ("block3" if name == "lasso_pretrain" else None)
+    gin.clear_config()
+
+
+@pytest.mark.slow
+def test_doersch17_small_builds_and_evaluation_configs_parse():
+    from zoo.cli import gin_setup
+
+    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin_configs", "doersch17")
+    gin.clear_config()
+    gin_setup.parse(
+        [os.path.join(folder, "lasso_pretrain.gin"), os.path.join(folder, "small.gin")], []
+    )
+    b = gin.get_bindings("zoo.experiment.train")
+    model = experiment.build_model(
+        b["trunk"], b["tasks"], b["input_size"], b["lasso_block"], b["lasso_l1"]
+    )
+    assert model.lasso.alphas().shape == (4, 6)  # ResNet-50: 6 units in block 3
+    shapes = {n: tuple(net.output.shape) for n, net in model.task_networks.items()}
+    assert shapes == {
+        "relative_position": (None, 8),
+        "colorization": (None, 8, 8, 262),
+        "exemplar": (None, 3, 32),  # 1x1x32 per 32 px patch
+        "motion_segmentation": (None, 8, 8, 1),
+    }
+    for name in ("eval_linear", "eval_lasso", "eval_depth"):
+        gin.clear_config()
+        gin_setup.parse([os.path.join(folder, f"{name}.gin")], [])
+        assert gin.query_parameter("zoo.evaluation.transfer.endpoint") == "block3"
+    assert gin.query_parameter("zoo.evaluation.transfer.decoder") == "up_projection"
+    assert gin.query_parameter("zoo.evaluation.transfer.depth_loss") == "berhu"
+    gin.clear_config()
