@@ -4,6 +4,7 @@ Usage:
     python tools/benchmark.py trunk [--batch_size=16 --image_size=128 --steps=5 --rounds=3]
     python tools/benchmark.py synthetic [--synthetic_images=400]
     python tools/benchmark.py multitask [--steps=5 --rounds=3]
+    python tools/benchmark.py doersch [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -18,6 +19,11 @@ targets 100 and 20 images/s.
 a plain keras.Model with the same trunk and head (target ratio >= 0.9); then the
 quickstart's input pipeline (batches/s of all four tasks) against the steps/s its
 training consumes (target ratio >= 2).
+
+`doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
+(with small.gin: CPU-sized) next to the four single-task models' step times on the same
+batches, side by side; the joint step should cost at most 1.1x their sum (one trunk
+pass per task batch, nothing recomputed).
 """
 
 import os
@@ -26,7 +32,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 
@@ -216,16 +222,74 @@ def benchmark_multitask():
     print(f"  ratio pipeline / training: {produced / consumed:.1f} (target >= 2)")
 
 
+def benchmark_doersch():
+    import os
+
+    import gin
+    import keras
+    import tensorflow as tf
+
+    from zoo import experiment
+    from zoo.cli import gin_setup
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = os.path.join(root, "gin_configs", "doersch17")
+    gin_setup.parse(
+        [os.path.join(folder, "lasso_pretrain.gin"), os.path.join(folder, "small.gin")], []
+    )
+    b = gin.get_bindings("zoo.experiment.train")
+    tasks, size, batch = b["tasks"], b["input_size"], b["batch_size"]
+
+    def build(selected):
+        keras.utils.set_random_seed(0)
+        model = experiment.build_model(b["trunk"], selected, size, "block3", b["lasso_l1"])
+        model.compile(task_optimizers={t.name: keras.optimizers.RMSprop(1e-4) for t in selected})
+        model.build_optimizers()
+        return model
+
+    batches = {t.name: next(iter(t.pipeline("train", batch))) for t in tasks}
+    feeds = {"joint": (build(tasks), dict(batches))}
+    for t in tasks:
+        feeds[t.name] = (build([t]), {t.name: batches[t.name]})
+    # The training step itself (what fit runs), traced once, on fixed batches.
+    steps_fns = {name: tf.function(model.train_step) for name, (model, _) in feeds.items()}
+    for name, (_, data) in feeds.items():
+        steps_fns[name](data)["loss"].numpy()  # trace and warm up
+    times = {name: [] for name in feeds}
+    steps = FLAGS.steps * 2
+    for r in range(FLAGS.rounds):
+        for name, (_, data) in list(feeds.items())[:: 1 if r % 2 == 0 else -1]:
+            start = time.perf_counter()
+            for _ in range(steps):
+                logs = steps_fns[name](data)
+            logs["loss"].numpy()
+            times[name].append((time.perf_counter() - start) / steps)
+    best = {name: min(v) for name, v in times.items()}  # fastest round of each
+    single = sum(best[t.name] for t in tasks)
+    print(
+        f"doersch17 lasso_pretrain.gin + small.gin, batch {batch} per task, per-task "
+        f"RMSProp, lasso on block 3 (best of {FLAGS.rounds} alternating rounds x {steps} steps)"
+    )
+    for name, value in best.items():
+        label = "four tasks, one step" if name == "joint" else name
+        median = 1000 * statistics.median(times[name])
+        print(f"  {label:<22} {1000 * value:8.1f} ms/step (median {median:.1f})")
+    print(f"  sum of the single-task steps {1000 * single:8.1f} ms")
+    print(f"  ratio joint / sum: {best['joint'] / single:.3f} (target <= 1.1)")
+
+
 BENCHMARKS = {
     "trunk": benchmark_trunk,
     "synthetic": benchmark_synthetic,
     "multitask": benchmark_multitask,
+    "doersch": benchmark_doersch,
 }
 
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in BENCHMARKS:
         raise app.UsageError(f"Usage: benchmark.py <{'|'.join(BENCHMARKS)}> [flags]")
+    logging.set_verbosity(logging.ERROR)  # gin's include search, tf.function retrace notes
     BENCHMARKS[argv[1]]()
 
 

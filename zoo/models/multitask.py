@@ -105,9 +105,11 @@ class MultiTaskModel(keras.Model):
             inputs[t.name] = images if shape == default else keras.Input(shape, name=t.name)
             outputs[t.name] = t.build_outputs(inputs[t.name], features_of(t), self.input_size)
         self.image_tasks = [n for n in names if inputs[n] is images]
-        self.network = keras.Model(
-            images, {n: outputs[n] for n in self.image_tasks}, name="network"
-        )
+        self.network = None  # no task reads whole images (e.g. relative position alone)
+        if self.image_tasks:
+            self.network = keras.Model(
+                images, {n: outputs[n] for n in self.image_tasks}, name="network"
+            )
         self.task_networks = {
             n: keras.Model(inputs[n], outputs[n], name=f"{n}_network") for n in names
         }
@@ -122,6 +124,11 @@ class MultiTaskModel(keras.Model):
 
     def call(self, images, training=False):
         """Every image task's output (tasks with their own inputs use `task_networks`)."""
+        if self.network is None:
+            raise ValueError(
+                f"MultiTaskModel: no task reads whole images ({sorted(self.tasks)}); call "
+                "model.task_networks[task] on that task's inputs."
+            )
         return self.network(images, training=training)
 
     def compile(self, optimizer=None, task_optimizers=None, **kwargs):
