@@ -108,6 +108,12 @@ def export_model(model, task, base_dir, name, version=1, harmonizer="identity", 
     """
     if task not in model.tasks:
         raise ValueError(f"export_model: unknown task {task!r}; tasks: {sorted(model.tasks)}")
+    if task not in model.image_tasks:
+        raise ValueError(
+            f"export_model: task {task!r} does not read whole {model.input_size}px images (it "
+            f"takes {model.task_networks[task].input.shape[1:]}); serve an image task "
+            f"{model.image_tasks} or export the trunk."
+        )
     if not (isinstance(version, int) and version >= 1):
         raise ValueError(f"`version` must be an int >= 1. Received: {version!r}")
     path = os.path.join(base_dir, name, str(version))

@@ -204,3 +204,16 @@ def test_a_strong_l1_makes_alpha_rows_sparse():
     alpha = np.abs(mix.alphas()[0])
     assert set(np.argsort(alpha)[-2:]) == {2, 5}
     assert np.all(np.delete(alpha, [2, 5]) < 0.05)
+
+
+def test_a_model_of_patch_tasks_only(tmp_path):
+    from export import export_model
+
+    model = MultiTaskModel(_trunk(), _small_tasks()[:1], input_size=64)
+    assert model.network is None and model.image_tasks == []
+    with pytest.raises(ValueError, match="no task reads whole images"):
+        model(np.zeros((1, 64, 64, 3), "float32"))
+    pairs = np.zeros((2, 2, 16, 16, 3), "float32")
+    assert model.task_networks["relative_position"](pairs).shape == (2, 8)
+    with pytest.raises(ValueError, match="does not read whole 64px images"):
+        export_model(model, "relative_position", str(tmp_path), "rp")
