@@ -217,3 +217,16 @@ def test_a_model_of_patch_tasks_only(tmp_path):
     assert model.task_networks["relative_position"](pairs).shape == (2, 8)
     with pytest.raises(ValueError, match="does not read whole 64px images"):
         export_model(model, "relative_position", str(tmp_path), "rp")
+
+
+def test_colour_dropping_draws_a_channel_per_patch():
+    task = _small_tasks()[0]
+    assert task.drop_per_patch
+    image = tf.constant(np.random.default_rng(3).random((64, 64, 3)), tf.float32)
+    kept = set()
+    for i in range(12):
+        pair, _ = task.prepare({"image": image}, tf.constant([i, 7]))
+        std = pair.numpy().std(axis=(1, 2))  # [2, 3]: the kept channel varies, noise barely
+        kept.add(tuple(int(np.argmax(s)) for s in std))
+        assert np.all(np.sort(std, axis=1)[:, :2] < 0.05 * np.sort(std, axis=1)[:, 2:])
+    assert any(a != b for a, b in kept)  # the two patches of a pair can keep different channels

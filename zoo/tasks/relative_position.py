@@ -10,8 +10,8 @@ with `gap` pixels between them is centred in it, and every patch is moved by up 
 and 7 px of jitter, which needs an image of at least 3·96 + 2·48 + 2·7 = 398 px: the
 default image size (a 256 px image cannot hold nine 96 px patches without overlap).
 
-Preprocessing: colour dropping by default (2 of the 3 channels replaced by noise, as in
-2015, against chromatic aberration); the harmonized variant uses Lab lightness like
+Preprocessing: colour dropping by default (2 of the 3 channels of each patch replaced by
+noise, as in 2015, against chromatic aberration); the harmonized variant uses Lab lightness like
 colorization (`harmonizer="lab_l3"`).
 
 Head: the patch head (two stride-2 residual units, 1024/128 and 512/128) gives 3x3x512
@@ -25,6 +25,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from zoo.data import harmonize
 from zoo.layers import fc_residual_unit, patch_head
 from zoo.tasks.classification import GlobalTask
 
@@ -99,7 +100,12 @@ class RelativePosition(GlobalTask):
         harmonizer="drop_color",
         **kwargs,
     ):
-        super().__init__(source, harmonizer=harmonizer, **kwargs)
+        # colour dropping draws its channel per patch (Doersch et al. 2015); other
+        # harmonizers apply to the whole image
+        self.drop_per_patch = harmonizer == "drop_color"
+        super().__init__(
+            source, harmonizer="identity" if self.drop_per_patch else harmonizer, **kwargs
+        )
         grid_origin(image_size, patch_size, gap, jitter)  # a clear error now, not in tf.data
         self.image_size, self.patch_size, self.gap, self.jitter = (
             image_size,
@@ -114,12 +120,16 @@ class RelativePosition(GlobalTask):
         return (2, self.patch_size, self.patch_size, 3)
 
     def prepare(self, example, seed):
-        label_seed, jitter_seed = tf.unstack(tf.random.split(seed, 2))
+        label_seed, jitter_seed, drop_seed = tf.unstack(tf.random.split(seed, 3))
         label = tf.random.stateless_uniform([], label_seed, 0, 8, dtype=tf.int32)
         size = self.image_size
         image = tf.image.resize(example["image"], [size, size])
         image.set_shape([size, size, 3])
-        return patch_pair(image, label, jitter_seed, self.patch_size, self.gap, self.jitter), label
+        pair = patch_pair(image, label, jitter_seed, self.patch_size, self.gap, self.jitter)
+        if self.drop_per_patch:
+            seeds = tf.unstack(tf.random.split(drop_seed, 2))
+            pair = tf.stack([harmonize.drop_color(pair[i], seeds[i]) for i in range(2)])
+        return pair, label
 
     def build_outputs(self, inputs, features, input_size):
         p = self.patch_size
