@@ -230,3 +230,15 @@ def test_colour_dropping_draws_a_channel_per_patch():
         kept.add(tuple(int(np.argmax(s)) for s in std))
         assert np.all(np.sort(std, axis=1)[:, :2] < 0.05 * np.sort(std, axis=1)[:, 2:])
     assert any(a != b for a, b in kept)  # the two patches of a pair can keep different channels
+
+
+def test_motion_frames_of_another_shape():
+    task = MotionSegmentation(MOTION, head_width=8, image_shape=(48, 64), **SMALL)
+    assert task.input_shape(64) == (48, 64, 3)
+    mask = np.zeros((96, 128), np.uint8)
+    mask[:, 64:] = 1
+    image, target = task.prepare(
+        {"image": tf.zeros((96, 128, 3)), "motion": tf.constant(mask)}, None
+    )
+    assert image.shape == (48, 64, 3) and target.shape == (6, 8, 1)
+    np.testing.assert_array_equal(target.numpy()[..., 0], np.repeat([[0] * 4 + [1] * 4], 6, 0))

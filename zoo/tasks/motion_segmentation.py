@@ -23,8 +23,9 @@ class MotionSegmentation(Task):
     Args (besides Task's):
         stride: int. Stride of the predictions. Defaults to 8.
         head_width: int. Width of the two hidden 1x1 convolutions. Defaults to 4096.
-        image_shape: (int, int) or None. (height, width) of the frames when they are not
-            square input_size images (Doersch & Zisserman use 240 x 320). Defaults to None.
+        image_shape: (int, int) or None. (height, width) the frames are resized to, when
+            they are not square input_size images (Doersch & Zisserman use 240 x 320).
+            Defaults to None.
     """
 
     name = "motion_segmentation"
@@ -40,10 +41,16 @@ class MotionSegmentation(Task):
         return (height, width, 3)
 
     def prepare(self, example, seed):
+        image = example["image"]
         mask = tf.cast(example["motion"], tf.float32)[..., None]
+        if self.image_shape:  # frames of any size are brought to (height, width)
+            image = tf.image.resize(image, self.image_shape)
+            mask = tf.image.resize(mask, self.image_shape, method="nearest")
+            image.set_shape([*self.image_shape, 3])
+            mask.set_shape([*self.image_shape, 1])
         height, width = mask.shape[0] // self.stride, mask.shape[1] // self.stride
         coarse = tf.image.resize(mask, [height, width], method="area")
-        return example["image"], tf.cast(coarse >= 0.5, tf.float32)
+        return image, tf.cast(coarse >= 0.5, tf.float32)
 
     def build_head(self, features, input_size):
         x = features
