@@ -112,3 +112,22 @@ def test_coarse_targets():
     )
     labels = np.array([[[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]], "int32")
     np.testing.assert_array_equal(coarse_targets(labels, 2, "labels").numpy()[0], [[1, 2], [3, 4]])
+
+
+def test_recompute_batch_norm_averages_the_batch_statistics():
+    import keras
+
+    from zoo.evaluation.protocols import recompute_batch_norm
+
+    inputs = keras.Input((3,))
+    trained = keras.layers.BatchNormalization(name="trained")
+    frozen = keras.layers.BatchNormalization(name="frozen")
+    frozen.trainable = False
+    model = keras.Model(inputs, frozen(trained(inputs)))
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(40, 3)).astype("float32")
+    assert recompute_batch_norm(model, x, batch_size=10) == 1
+    batches = x.reshape(4, 10, 3)
+    np.testing.assert_allclose(trained.moving_mean.numpy(), batches.mean(1).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(trained.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4)
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), np.zeros(3))
+    assert trained.momentum == 0.99

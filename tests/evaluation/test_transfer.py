@@ -34,7 +34,7 @@ def _scratch(task, protocol, num_labels, eval_examples, **rule):
 def test_classification_from_scratch_learns_above_chance():
     result = _scratch("classification", "finetune", 256, 128, epochs=40, min_steps=60)
     assert result["metric"] == "accuracy" and result["steps"] == 320
-    assert result["value"] > 0.2  # ten classes: chance is 0.1
+    assert result["value"] > 0.5  # ten classes: chance is 0.1 (0.67 measured)
 
 
 @pytest.mark.slow

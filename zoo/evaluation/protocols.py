@@ -58,6 +58,42 @@ def set_trainable(trunk, protocol, frozen_stages=1):
         )
 
 
+def recompute_batch_norm(model, images, batch_size=32):
+    """Sets the moving statistics of the model's trained BatchNorm layers to their
+    average over `images` with the final weights ("precise BN", Wu & Johnson 2021).
+
+    The moving averages that training leaves lag behind weights that changed fast: after
+    a few hundred steps of finetuning they can be far enough off that a model that fits
+    its labels perfectly predicts chance in inference mode. Frozen BatchNorm layers
+    (trainable=False) keep their statistics.
+
+    Args:
+        model: keras.Model. Called eagerly in training mode on each batch.
+        images: array [N, H, W, 3]. Typically the labelled training images.
+        batch_size: int. Defaults to 32.
+
+    Returns:
+        The number of BatchNorm layers recomputed.
+    """
+    layers = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    if not layers:
+        return 0
+    momentum = [layer.momentum for layer in layers]
+    try:
+        for k, start in enumerate(range(0, len(images), batch_size)):
+            for layer in layers:
+                layer.momentum = k / (k + 1.0)  # running mean of the batch statistics
+            model(images[start : start + batch_size], training=True)
+    finally:
+        for layer, value in zip(layers, momentum):
+            layer.momentum = value
+    return len(layers)
+
+
 def dense_probe(
     trunk,
     protocol,

@@ -17,7 +17,13 @@ import tensorflow as tf
 
 from zoo.data.synthetic import SceneSpec
 from zoo.evaluation import metrics
-from zoo.evaluation.protocols import coarse_targets, dense_probe, load_trunk, probe
+from zoo.evaluation.protocols import (
+    coarse_targets,
+    dense_probe,
+    load_trunk,
+    probe,
+    recompute_batch_norm,
+)
 from zoo.losses import berhu, masked_l1
 from zoo.tasks.base import rendered
 from zoo.trunks import resnet
@@ -68,6 +74,7 @@ def transfer(
     learning_rate=1e-3,
     eval_examples=1000,
     seed=0,
+    precise_batch_norm=True,
     predictions_path=None,
 ):
     """Trains a probe on `num_labels` labels and returns the held-out metric.
@@ -96,6 +103,10 @@ def transfer(
         learning_rate: float. Adam. Defaults to 1e-3.
         eval_examples: int. Held-out examples (test-split models). Defaults to 1000.
         seed: int. Defaults to 0.
+        precise_batch_norm: bool. After training, set the trained BatchNorm layers'
+            moving statistics to their average over the labelled images with the final
+            weights (`protocols.recompute_batch_norm`); without it, short finetuning runs
+            can predict chance in inference mode. Defaults to True.
         predictions_path: str or None. Writes a PNG of held-out predictions: dense
             maps next to the truth, or images titled with true and predicted labels.
 
@@ -155,6 +166,8 @@ def transfer(
         .batch(batch)
     )
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    if precise_batch_norm:
+        recompute_batch_norm(model, x_train, batch)
     outputs = model.predict(x_eval, batch_size=64, verbose=0)
     if kind == "global":
         result = {"accuracy": metrics.accuracy(outputs, y_eval)}
