@@ -53,25 +53,27 @@ def transfer():
     from zoo.cli import gin_setup
     from zoo.evaluation.transfer import transfer
 
-    if not FLAGS.source or not FLAGS.task:
-        raise app.UsageError("transfer needs --source and --task")
+    if not FLAGS.source:
+        raise app.UsageError("transfer needs --source (and --task unless the gin config sets it)")
     logging.set_verbosity(logging.WARNING)
     kwargs = {"predictions_path": FLAGS.predictions}
+    if FLAGS.task:
+        kwargs["task"] = FLAGS.task
     if FLAGS.protocol:
         kwargs["protocol"] = FLAGS.protocol
     if FLAGS.num_labels:
         kwargs["num_labels"] = FLAGS.num_labels
     try:
         gin_setup.parse(FLAGS.gin_file, FLAGS.gin_bindings)
-        result = transfer(FLAGS.source, FLAGS.task, **kwargs)
+        result = transfer(FLAGS.source, **kwargs)
     except (gin_setup.ConfigError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"evaluate: {error}") from None
     print(
-        f"{FLAGS.task} from {FLAGS.source}: {result['metric']} = {result['value']:.4f} "
+        f"{result['task']} from {FLAGS.source}: {result['metric']} = {result['value']:.4f} "
         f"after {result['steps']} steps"
     )
     for name, value in result.items():
-        if name not in ("metric", "value", "steps"):
+        if name not in ("metric", "value", "steps", "task"):
             print(f"  {name:<16} {value:.4f}")
     if FLAGS.predictions:
         print(f"wrote {FLAGS.predictions}")

@@ -111,8 +111,8 @@ def transfer(
             maps next to the truth, or images titled with true and predicted labels.
 
     Returns:
-        dict: the metric ("accuracy", "pixel_accuracy" or "delta1"), its name under
-        "metric", "steps", and the other metrics of the task.
+        dict: the metric ("accuracy", "pixel_accuracy" or "delta1") under "value", its
+        name under "metric", "steps", "task", and the other metrics of the task.
     """
     if task not in DOWNSTREAM:
         raise ValueError(f"`task` must be one of {sorted(DOWNSTREAM)}. Received: {task!r}")
@@ -180,7 +180,7 @@ def transfer(
         name = "delta1"
     if predictions_path:
         _plot(predictions_path, task, kind, x_eval[:6], y_eval[:6], outputs[:6], source, protocol)
-    return dict(result, metric=name, value=result[name], steps=steps)
+    return dict(result, metric=name, value=result[name], steps=steps, task=task)
 
 
 def _l1_depth(y, out):
