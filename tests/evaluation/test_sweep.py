@@ -139,3 +139,38 @@ def test_a_sweep_refuses_another_transfer_configuration(tmp_path):
     with pytest.raises(ValueError, match="variant"):
         run_sweep(str(tmp_path / "v"), {}, [10], [0], run, progress=None, variants=["TXVL"])
     assert not os.path.exists(tmp_path / "v")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "newell20/classification_sweep.gin",
+        "newell20/pretrain_rotation.gin",
+        "transfer/linear.gin",
+        "transfer/linear_global.gin",
+        "transfer/lasso_linear.gin",
+        "transfer/finetune.gin",
+        "transfer/frozen_k.gin",
+        "transfer/dense_coarse.gin",
+        "transfer/depth_up_projection.gin",
+    ],
+)
+def test_transfer_and_newell20_configs_parse(name):
+    import gin
+
+    from zoo.cli import gin_setup
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    gin.clear_config()
+    gin_setup.parse([os.path.join(root, "gin_configs", name)], [])
+    if name.startswith("transfer/"):
+        assert gin.query_parameter("zoo.evaluation.transfer.protocol") in (
+            "linear",
+            "lasso_linear",
+            "finetune",
+            "frozen_k",
+        )
+    if name == "newell20/classification_sweep.gin":
+        assert gin.query_parameter("zoo.evaluation.run_sweep.counts") == [100, 250, 500, 1000]
+        assert gin.query_parameter("zoo.evaluation.transfer.variant") == "TCVL"
+    gin.clear_config()
