@@ -11,6 +11,30 @@ import numpy as np  # noqa: E402
 from zoo.evaluation.utility import utility  # noqa: E402
 
 
+def _save(fig, path, title=None, **title_kwargs):
+    """Adds the figure title, writes the PNG and frees the figure."""
+    if title:
+        fig.suptitle(title, **title_kwargs)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _titled_grid(pictures, titles, correct, path, cols, cell, title=None, fontsize=8):
+    """Pictures in a grid of `cols` columns, each titled (in red where not `correct`)."""
+    cols = min(cols, len(pictures))
+    rows = int(np.ceil(len(pictures) / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cell[0] * cols, cell[1] * rows + 0.3), squeeze=False
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, picture, text, right in zip(axes.ravel(), pictures, titles, correct):
+        ax.imshow(np.clip(picture, 0.0, 1.0))
+        ax.set_title(text, fontsize=fontsize, color="k" if right else "tab:red")
+    _save(fig, path, title, fontsize=10)
+
+
 def max_computable_utility(scratch_n, scratch_metric, n, higher_is_better=True):
     """Largest utility that can be computed at each n: n_best / n − 1.
 
@@ -62,11 +86,7 @@ def plot_label_curves(
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, title)
 
 
 def plot_alpha_heatmap(alphas, task_names, path, title="lasso weights |α|"):
@@ -85,9 +105,7 @@ def plot_alpha_heatmap(alphas, task_names, path, title="lasso weights |α|"):
     ax.set_xlabel("residual unit (shallow → deep)")
     fig.colorbar(image, ax=ax, fraction=0.03)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 FACTOR_NAMES = {"T": "texture", "C": "color", "V": "viewpoint", "L": "lighting"}
@@ -127,9 +145,7 @@ def plot_factor_changes(changes, path, title="change in utility when a factor is
     ax.legend(unique.values(), unique.keys(), fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 DENSE_KINDS = ("depth", "normals", "contours", "labels")
@@ -198,35 +214,22 @@ def plot_predictions(images, panels, path, title=None):
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, title, fontsize=10)
 
 
 def plot_labelled_images(images, truth, predicted, class_names, path, title=None):
     """A grid of images titled with the true and predicted class (red when wrong)."""
-    images = np.asarray(images)
-    cols = min(8, len(images))
-    rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows + 0.4), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for i, image in enumerate(images):
-        ax = axes.ravel()[i]
-        ax.imshow(np.clip(image, 0.0, 1.0))
-        right = int(truth[i]) == int(predicted[i])
-        ax.set_title(
-            f"{class_names[int(truth[i])]}\n→ {class_names[int(predicted[i])]}",
-            fontsize=7,
-            color="k" if right else "tab:red",
-        )
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    truth, predicted = [int(t) for t in truth], [int(p) for p in predicted]
+    _titled_grid(
+        np.asarray(images),
+        [f"{class_names[t]}\n→ {class_names[p]}" for t, p in zip(truth, predicted)],
+        [t == p for t, p in zip(truth, predicted)],
+        path,
+        cols=8,
+        cell=(1.5, 1.7),
+        title=title,
+        fontsize=7,
+    )
 
 
 # serving output of a dense task -> how it is drawn
@@ -281,31 +284,24 @@ def plot_patch_pairs(pairs, labels, predicted, path, title=None):
     from zoo.tasks.relative_position import NEIGHBOURS
 
     pairs = np.asarray(pairs)
+    labels, predicted = [int(t) for t in labels], [int(p) for p in predicted]
     names = ["↖", "↑", "↗", "←", "→", "↙", "↓", "↘"]
-    cols = min(4, len(pairs))
-    rows = int(np.ceil(len(pairs) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.5 * rows + 0.3), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
     p = pairs.shape[2]
-    for i, pair in enumerate(pairs):
+    canvases = []
+    for pair, label in zip(pairs, labels):
         canvas = np.ones((3 * p + 4, 3 * p + 4, 3))
-        for (r, c), patch in (((1, 1), pair[0]), (NEIGHBOURS[int(labels[i])], pair[1])):
-            top, left = r * (p + 2), c * (p + 2)
-            canvas[top : top + p, left : left + p] = np.clip(patch, 0.0, 1.0)
-        ax = axes.ravel()[i]
-        ax.imshow(canvas)
-        right = int(labels[i]) == int(predicted[i])
-        ax.set_title(
-            f"truth {names[int(labels[i])]}  predicted {names[int(predicted[i])]}",
-            fontsize=8,
-            color="k" if right else "tab:red",
-        )
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        for (r, c), patch in (((1, 1), pair[0]), (NEIGHBOURS[label], pair[1])):
+            canvas[r * (p + 2) : r * (p + 2) + p, c * (p + 2) : c * (p + 2) + p] = patch
+        canvases.append(canvas)
+    _titled_grid(
+        canvases,
+        [f"truth {names[t]}  predicted {names[q]}" for t, q in zip(labels, predicted)],
+        [t == q for t, q in zip(labels, predicted)],
+        path,
+        cols=4,
+        cell=(2.3, 2.5),
+        title=title,
+    )
 
 
 def plot_colorization(images, predicted, path, title=None):
@@ -329,11 +325,7 @@ def plot_colorization(images, predicted, path, title=None):
             axes[r, c].set_yticks([])
             if r == 0:
                 axes[r, c].set_title(name, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, title, fontsize=10)
 
 
 def plot_run_pretext(model, folder, num=8):
