@@ -192,6 +192,12 @@ class Task(abc.ABC):
         return f"{type(self).__name__}(name={self.name!r}, source={self.source!r})"
 
 
+def merge_patches(inputs):
+    """[B, K, P, P, 3] patches -> [B * K, P, P, 3], example i's patches at rows K·i .. K·i + K − 1,
+    so that a siamese task sends all its patches through the trunk as one batch."""
+    return keras.ops.reshape(inputs, (-1, *inputs.shape[2:]))
+
+
 def dense_decoder(features, input_size, out_channels, width, name):
     """Ren & Lee's task head: stride-2 deconvolutions, each followed by ReLU and BatchNorm.
 

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.layers import patch_head
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, merge_patches
 
 
 def cosine_distance(a, b):
@@ -136,14 +136,13 @@ class Exemplar(Task):
         return tf.concat([inputs[:, :2], negatives[:, None]], axis=1), targets
 
     def build_outputs(self, inputs, features, input_size):
-        p = self.patch_size
-        patches = keras.ops.reshape(inputs, (-1, p, p, 3))  # triplet i -> rows 3i .. 3i + 2
-        maps = patch_head(features(patches), self.head_widths, self.head_bottleneck, self.name)
-        per_patch = maps.shape[1] * maps.shape[2] * maps.shape[3]
-        return keras.ops.reshape(maps, (-1, 3, per_patch))
+        return self.build_head(features(merge_patches(inputs)), input_size)
 
     def build_head(self, features, input_size):
-        raise NotImplementedError("Exemplar builds its outputs from triplets of patches.")
+        """Embeddings [B, 3, D] from the trunk features of each triplet (rows 3i .. 3i + 2)."""
+        maps = patch_head(features, self.head_widths, self.head_bottleneck, self.name)
+        per_patch = maps.shape[1] * maps.shape[2] * maps.shape[3]
+        return keras.ops.reshape(maps, (-1, 3, per_patch))
 
     def loss(self, targets, outputs):
         return triplet_loss(outputs, self.margin)

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from zoo.data import harmonize
 from zoo.layers import fc_residual_unit, patch_head
+from zoo.tasks.base import merge_patches
 from zoo.tasks.classification import GlobalTask
 
 # (row, column) of the second patch for each label; the first patch is the centre (1, 1).
@@ -132,9 +133,11 @@ class RelativePosition(GlobalTask):
         return pair, label
 
     def build_outputs(self, inputs, features, input_size):
-        p = self.patch_size
-        patches = keras.ops.reshape(inputs, (-1, p, p, 3))  # pair i -> rows 2i, 2i + 1
-        maps = patch_head(features(patches), self.head_widths, self.head_bottleneck, self.name)
+        return self.build_head(features(merge_patches(inputs)), input_size)
+
+    def build_head(self, features, input_size):
+        """8 logits per pair from the trunk features of its two patches (rows 2i, 2i + 1)."""
+        maps = patch_head(features, self.head_widths, self.head_bottleneck, self.name)
         per_patch = maps.shape[1] * maps.shape[2] * maps.shape[3]
         pairs = keras.ops.reshape(maps, (-1, 2 * per_patch))  # the two patches side by side
         x = keras.layers.Dense(self.fc_width, name=f"{self.name}_fc_in")(pairs)
@@ -144,6 +147,3 @@ class RelativePosition(GlobalTask):
             keras.layers.BatchNormalization(name=f"{self.name}_fc_bn")(x)
         )
         return keras.layers.Dense(self.classes, name=f"{self.name}_logits")(x)
-
-    def build_head(self, features, input_size):
-        raise NotImplementedError("RelativePosition builds its outputs from patch pairs.")
