@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
@@ -29,19 +27,8 @@ zoo.evaluation.transfer.eval_examples = 16
 """
 
 
-def _tool(name, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", name), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 @pytest.mark.slow
-def test_sweep_report_and_pictures(tmp_path):
+def test_sweep_report_and_pictures(tool, tmp_path):
     from export import export_trunk
     from zoo.trunks import resnet
 
@@ -51,7 +38,7 @@ def test_sweep_report_and_pictures(tmp_path):
     config = tmp_path / "sweep.gin"
     config.write_text(TINY_SWEEP.format(root=ROOT, export=export))
     sweep_dir = str(tmp_path / "sweep")
-    first = _tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}")
+    first = tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}")
     assert first.returncode == 0, first.stderr
     assert "0 of 4 cells done" in first.stdout and "[4/4]" in first.stdout
     rows = [json.loads(line) for line in open(os.path.join(sweep_dir, "results.jsonl"))]
@@ -62,18 +49,18 @@ def test_sweep_report_and_pictures(tmp_path):
         ("scratch", 16),
     ]
     assert all(r["steps"] == 2 and 0.0 <= r["value"] <= 1.0 for r in rows)
-    again = _tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}")
+    again = tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}")
     assert "4 of 4 cells done" in again.stdout and "[1/" not in again.stdout
-    changed = _tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}", "--task=pose")
+    changed = tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}", "--task=pose")
     assert changed.returncode != 0 and "another transfer configuration" in changed.stderr
     assert "Traceback" not in changed.stderr
 
-    report = _tool("evaluate.py", "report", f"--sweep_dir={sweep_dir}")
+    report = tool("evaluate.py", "report", f"--sweep_dir={sweep_dir}")
     assert report.returncode == 0, report.stderr
     assert "| scratch |" in report.stdout and "| exported |" in report.stdout
     assert Image.open(os.path.join(sweep_dir, "report.png")).size == (1000, 400)
-    curves = _tool("visualize.py", "curves", f"--sweep_dir={sweep_dir}", f"--out={tmp_path}/c.png")
+    curves = tool("visualize.py", "curves", f"--sweep_dir={sweep_dir}", f"--out={tmp_path}/c.png")
     assert curves.returncode == 0 and os.path.getsize(tmp_path / "c.png") > 10000
 
-    bad = _tool("sweep.py", f"--sweep_dir={tmp_path}/x", f"--gin_file={config}", "--variants=TXVL")
+    bad = tool("sweep.py", f"--sweep_dir={tmp_path}/x", f"--gin_file={config}", "--variants=TXVL")
     assert bad.returncode != 0 and "variant" in bad.stderr and "Traceback" not in bad.stderr
