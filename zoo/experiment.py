@@ -223,15 +223,16 @@ def checkpoints(model_dir):
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".h5")]
 
 
-def restore(model_dir, checkpoint=None, keep_config=False):
+def restore(model_dir, checkpoint=None):
     """Rebuilds a run's model from its operative config and loads a checkpoint.
+
+    The global gin config becomes the run's; call it inside `isolated_gin_config()` to
+    keep the caller's.
 
     Args:
         model_dir: str. A zoo-train model_dir.
         checkpoint: str or None. A file of the run's checkpoints/ (or its name, e.g.
             "epoch_002.weights.h5"). Defaults to the last one.
-        keep_config: bool. Leave the caller's gin config untouched (see
-            `isolated_gin_config`) instead of leaving the run's config parsed.
 
     Returns:
         (MultiTaskModel, checkpoint path, the run's `train` bindings).
@@ -252,21 +253,18 @@ def restore(model_dir, checkpoint=None, keep_config=False):
                 f"checkpoint {checkpoint!r} is not in {model_dir}/checkpoints; it has {names}."
             )
         checkpoint = done[names.index(checkpoint)]
-    scope = isolated_gin_config() if keep_config else contextlib.nullcontext()
-    with scope:
-        if not keep_config:
-            gin.clear_config()
-        gin.parse_config_file(config)
-        bindings = gin.get_bindings("zoo.experiment.train")
-        model = build_model(
-            bindings["trunk"],
-            bindings["tasks"],
-            bindings.get("input_size", 64),
-            bindings.get("lasso_block"),
-            bindings.get("lasso_l1", 1e-3),
-            bindings.get("loss_weights"),
-        )
-        model.load_weights(checkpoint)
+    gin.clear_config()
+    gin.parse_config_file(config)
+    bindings = gin.get_bindings("zoo.experiment.train")
+    model = build_model(
+        bindings["trunk"],
+        bindings["tasks"],
+        bindings.get("input_size", 64),
+        bindings.get("lasso_block"),
+        bindings.get("lasso_l1", 1e-3),
+        bindings.get("loss_weights"),
+    )
+    model.load_weights(checkpoint)
     return model, checkpoint, bindings
 
 
