@@ -320,8 +320,10 @@ def train(
         strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
         seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
         export_harmonizer: str. Harmonizer inside the exported trunk. Defaults to "identity".
-        deterministic: bool. Deterministic TensorFlow ops, so that the same config and
-            seed give the same run on a CPU. Defaults to True.
+        deterministic: bool. Deterministic TensorFlow ops: two runs of the same config
+            and seed in one process give the same weights. Separate processes start
+            from the same data and weights but end slightly apart on a CPU (not yet
+            explained). Defaults to True.
         verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
 
     Returns:
