@@ -16,14 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 quickstart: $(STAMP)
 	$(BIN)/zoo-train --gin_file=gin_configs/quickstart.gin --model_dir=runs/quickstart
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)
 	$(BIN)/python tools/benchmark.py trunk
 
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:

@@ -44,7 +44,7 @@ def endpoint_key(name):
     return name.replace("/", "_")
 
 
-def export_trunk(trunk, path, harmonizer="identity", overwrite=False):
+def export_trunk(trunk, path: str, harmonizer: str = "identity", overwrite: bool = False) -> str:
     """Writes a trunk as a SavedModel with `serving_default` and `train` endpoints.
 
     Both take float RGB images in [0, 1], `images` [B, H, W, 3] (H and W as the trunk's
@@ -84,8 +84,16 @@ def export_trunk(trunk, path, harmonizer="identity", overwrite=False):
     return path
 
 
-def export_model(model, task, base_dir, name, version=1, harmonizer="identity", overwrite=False):
-    """Writes one task of a trained MultiTaskModel for TF Serving: `<base>/<name>/<version>/`.
+def export_model(
+    model,
+    task: str,
+    base_dir: str,
+    name: str,
+    version: int = 1,
+    harmonizer: str = "identity",
+    overwrite: bool = False,
+) -> str:
+    """Writes one task of a trained MultiTask method for TF Serving: `<base>/<name>/<version>/`.
 
     Signatures:
       * `serving_default`: `images` float32 [B, S, S, 3] RGB in [0, 1];
@@ -95,7 +103,7 @@ def export_model(model, task, base_dir, name, version=1, harmonizer="identity", 
     `classes`, `contour_probability`).
 
     Args:
-        model: zoo.models.MultiTaskModel.
+        model: zoo.methods.MultiTask.
         task: str. Task name.
         base_dir: str. Model base folder of TF Serving.
         name: str. Model name.
@@ -108,18 +116,18 @@ def export_model(model, task, base_dir, name, version=1, harmonizer="identity", 
     """
     if task not in model.tasks:
         raise ValueError(f"export_model: unknown task {task!r}; tasks: {sorted(model.tasks)}")
-    if task not in model.image_tasks:
+    if task not in model.image_tasks():
         raise ValueError(
             f"export_model: task {task!r} does not read whole {model.input_size}px images (it "
-            f"takes {model.task_networks[task].input.shape[1:]}); serve an image task "
-            f"{model.image_tasks} or export the trunk."
+            f"takes {model.task_model(task).input.shape[1:]}); serve an image task "
+            f"{model.image_tasks()} or export the trunk."
         )
     if not (isinstance(version, int) and version >= 1):
         raise ValueError(f"`version` must be an int >= 1. Received: {version!r}")
     path = os.path.join(base_dir, name, str(version))
     _check_target(path, overwrite)
     harmonize = _serving_harmonizer(harmonizer)
-    network = model.task_networks[task]
+    network = model.task_model(task)
     size = model.input_size
     task_object = model.tasks[task]
 

@@ -26,3 +26,14 @@ def mirrored():
     """
     devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
     return tf.distribute.MirroredStrategy(devices)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gin_config():
+    """Every test starts and ends with an empty gin config (bindings would leak into
+    every later gin-configurable call)."""
+    import gin
+
+    gin.clear_config()
+    yield
+    gin.clear_config()

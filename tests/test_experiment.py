@@ -3,6 +3,7 @@ import math
 import os
 
 import gin
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,6 +13,7 @@ from zoo import experiment
 TINY = """
 import zoo.data.synthetic
 import zoo.experiment
+import zoo.methods
 import zoo.tasks
 import zoo.trunks
 SCENES = @scenes/zoo.data.synthetic.SceneSpec()
@@ -28,9 +30,12 @@ zoo.tasks.Depth.head_width = 8
 zoo.tasks.Rotation.source = %SCENES
 zoo.tasks.Rotation.num_examples = 16
 zoo.tasks.Rotation.eval_examples = 8
-zoo.experiment.train.trunk = @zoo.trunks.resnet
-zoo.experiment.train.tasks = [@zoo.tasks.Depth(), @zoo.tasks.Rotation()]
-zoo.experiment.train.input_size = 32
+zoo.methods.MultiTask.trunk = @zoo.trunks.resnet
+zoo.methods.MultiTask.tasks = [@zoo.tasks.Depth(), @zoo.tasks.Rotation()]
+zoo.methods.MultiTask.input_size = 32
+zoo.experiment.train.method = @zoo.methods.MultiTask
+zoo.experiment.train.optimizer = @keras.optimizers.Adam()
+keras.optimizers.Adam.learning_rate = 1e-3
 zoo.experiment.train.batch_size = 4
 zoo.experiment.train.epochs = 2
 zoo.experiment.train.steps_per_epoch = 3
@@ -54,6 +59,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     for name in (
         "config.gin",
         "operative_config.gin",
+        "method.json",
         "metrics.json",
         "checkpoints/epoch_001.weights.h5",
         "checkpoints/epoch_002.weights.h5",
@@ -62,9 +68,8 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     assert os.listdir(os.path.join(model_dir, "logs"))
     stored = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert set(stored["trained"]) == {"depth", "rotation"}
-    assert 0.0 <= stored["trained"]["rotation"]["accuracy"] <= 1.0
-    assert stored["trained"]["depth"]["rmse"] > 0
-    assert stored["trained"]["depth"] != stored["untrained"]["depth"]
+    assert stored["trained"]["depth"]["rmse"] < stored["untrained"]["depth"]["rmse"]
+    assert set(stored["trained"]["depth"]) == set(stored["metric_info"]["depth"])
     assert len(stored["history"]["depth_loss"]) == 2
     assert (
         "width_multiplier = 0.0625" in open(os.path.join(model_dir, "operative_config.gin")).read()
@@ -72,8 +77,10 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     loaded = tf.saved_model.load(results["export"])
     out = loaded.signatures["serving_default"](images=tf.zeros([1, 32, 32, 3]))
     assert out["embedding"].shape == (1, 32)  # block4 of ResNet-18 at 1/16 width
-    # the run rebuilds from its operative config and last checkpoint: same trunk outputs
-    model, checkpoint, _ = experiment.restore(model_dir)
+    # the run rebuilds from its method.json and last checkpoint, with no gin config at
+    # all: same trunk outputs
+    gin.clear_config()
+    model, checkpoint = experiment.restore(model_dir)
     assert checkpoint.endswith("epoch_002.weights.h5")
     images = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     exported = loaded.signatures["serving_default"](images=tf.constant(images))
@@ -82,8 +89,8 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     )
     from zoo.evaluation.protocols import load_trunk, probe
 
-    # a trunk for a transfer protocol: rebuilt from the checkpoint, the caller's gin kept
-    gin.clear_config()
+    # a trunk for a transfer protocol: rebuilt from the checkpoint at any input size,
+    # the caller's gin config untouched
     gin.parse_config(tiny_config)
     gin.bind_parameter("zoo.experiment.train.epochs", 7)
     trunk = load_trunk(model_dir, input_shape=(32, 32, 3))
@@ -91,6 +98,8 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     np.testing.assert_allclose(
         trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
     )
+    larger = load_trunk(model_dir, input_shape=(64, 64, 3))
+    assert larger(np.zeros((1, 64, 64, 3), "float32"))["block4"].shape == (1, 8, 8, 32)
     first = load_trunk(os.path.join(model_dir, "checkpoints", "epoch_001.weights.h5"))
     assert not np.allclose(first(images)["block4"].numpy(), exported["block4"].numpy())
     frozen = probe(trunk, "frozen_k", classes=3, frozen_stages=2)
@@ -103,7 +112,10 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     gin.parse_config(tiny_config)
     assert experiment.prepare_model_dir(model_dir, tiny_config) == "finished"
     report = experiment.format_report(stored, model_dir)
-    assert "rotation" in report and "accuracy" in report and model_dir in report
+    for task, metrics in stored["trained"].items():
+        for name in metrics:  # every metric a task returns, with its meaning
+            line = next(x for x in report.splitlines() if x.split()[:2] == [task, name])
+            assert stored["metric_info"][task][name][1] in line
 
 
 @pytest.mark.slow
@@ -140,33 +152,59 @@ def test_non_finite_loss_names_the_task(tmp_path):
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "epoch_001.weights.h5").write_bytes(b"")
-    guard = experiment._StopOnNonFinite(["depth", "rotation"], str(checkpoints))
+    guard = experiment._StopOnNonFinite(str(checkpoints))
     guard.on_epoch_begin(1)
     guard.on_train_batch_end(0, {"depth_loss": 0.5, "rotation_loss": 1.0, "loss": 1.5})
-    with pytest.raises(experiment.TrainingDiverged, match=r"\['rotation'\].*epoch 2, step 4"):
+    with pytest.raises(
+        experiment.TrainingDiverged, match=r"^rotation_loss became.*epoch 2, step 4"
+    ):
         guard.on_train_batch_end(3, {"depth_loss": 0.5, "rotation_loss": math.nan, "loss": 1.0})
     with pytest.raises(experiment.TrainingDiverged, match="epoch_001.weights.h5"):
         guard.on_train_batch_end(3, {"depth_loss": np.inf, "rotation_loss": 1.0, "loss": 1.0})
 
 
-def test_strategy_and_optimizer_choices():
+def test_strategy_choices():
     assert experiment.make_strategy("default") is tf.distribute.get_strategy()
     assert isinstance(experiment.make_strategy("mirrored"), tf.distribute.MirroredStrategy)
     with pytest.raises(ValueError, match="strategy"):
         experiment.make_strategy("tpu")
-    assert float(experiment.make_optimizer("rmsprop", 0.01).learning_rate) == pytest.approx(0.01)
-    with pytest.raises(ValueError, match="optimizer"):
-        experiment.make_optimizer("adagrad", 0.1)
+
+
+def test_train_refuses_a_built_method_and_bad_lengths(tiny_config, tmp_path):
+    gin.parse_config("zoo.experiment.train.method = @zoo.methods.MultiTask()")
+    with pytest.raises(TypeError, match="without parentheses"):
+        experiment.train(str(tmp_path))
+    gin.parse_config("zoo.experiment.train.method = @zoo.methods.MultiTask")
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        experiment.train(str(tmp_path), steps_per_epoch=0)
+
+
+def test_the_optimizer_binding_reaches_every_player(tiny_config):
+    gin.parse_config(
+        "zoo.methods.MultiTask.per_task_optimizers = True\n"
+        "zoo.experiment.train.optimizer = @keras.optimizers.RMSprop()\n"
+        "keras.optimizers.RMSprop.learning_rate = @keras.optimizers.schedules.CosineDecay()\n"
+        "keras.optimizers.schedules.CosineDecay.initial_learning_rate = 0.5\n"
+        "keras.optimizers.schedules.CosineDecay.decay_steps = 10\n"
+        "keras.optimizers.RMSprop.clipnorm = 2.0\n"
+    )
+    bindings = gin.get_bindings("zoo.experiment.train")
+    method = bindings["method"]()
+    method.compile(bindings["optimizer"])  # what train() does inside the strategy scope
+    assert set(method.player_optimizers) == {"depth", "rotation"}
+    for optimizer in method.player_optimizers.values():
+        assert type(optimizer).__name__ == "RMSprop" and optimizer.clipnorm == 2.0
+        schedule = optimizer.get_config()["learning_rate"]
+        assert schedule["class_name"] == "CosineDecay"
+        assert schedule["config"]["initial_learning_rate"] == 0.5
+        assert schedule["config"]["decay_steps"] == 10
 
 
 def test_cost_budget_snapshots_and_stops(tmp_path):
-    import keras
-
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     budget = experiment.CostBudget(
         {"rp": 0.5, "col": 1.0},
-        steps_per_epoch=4,
         budget=10,
         snapshot_every=3,
         folder=str(tmp_path),
@@ -183,7 +221,9 @@ def test_cost_budget_snapshots_and_stops(tmp_path):
     assert budget.spent == 10.5 and len(history.history["loss"]) == 2
     assert sorted(os.listdir(tmp_path)) == [f"cost_{u:09d}.weights.h5" for u in (3, 6, 9)]
     with pytest.raises(ValueError, match="task_costs"):
-        experiment.CostBudget({"rp": 0}, 4)
+        experiment.CostBudget({"rp": 0})
+    with pytest.raises(ValueError, match="budget"):
+        experiment.CostBudget({"rp": 1}, budget=-1)
 
 
 @pytest.mark.parametrize(
@@ -210,7 +250,7 @@ def test_doersch17_experiments_parse_with_paper_defaults(name):
     gin.clear_config()
     text = gin_setup.parse([os.path.join(folder, f"{name}.gin")], [])
     assert "Table" in text.splitlines()[1]  # each file names its paper row
-    tasks = gin.query_parameter("zoo.experiment.train.tasks")
+    tasks = gin.query_parameter("zoo.methods.MultiTask.tasks")
     abbreviations = {
         "RelativePosition": "rp",
         "Colorization": "col",
@@ -224,11 +264,11 @@ def test_doersch17_experiments_parse_with_paper_defaults(name):
     assert names == expected
     assert gin.query_parameter("zoo.trunks.resnet.depth") == 101
     assert gin.query_parameter("zoo.trunks.resnet.output_stride") == 8
-    assert gin.query_parameter("zoo.experiment.train.optimizer") == "rmsprop"
-    assert gin.query_parameter("zoo.experiment.train.per_task_optimizers")
+    assert gin.query_parameter("zoo.experiment.train.optimizer").configurable.name == "RMSprop"
+    assert gin.query_parameter("zoo.methods.MultiTask.per_task_optimizers")
     harmonizer = gin.query_parameter("zoo.tasks.RelativePosition.harmonizer")
     assert harmonizer == ("lab_l3" if name.endswith("_h") else "drop_color")
-    bindings = gin.get_bindings("zoo.experiment.train")
+    bindings = gin.get_bindings("zoo.methods.MultiTask")
     assert bindings.get("lasso_block") == ("block3" if name == "lasso_pretrain" else None)
     gin.clear_config()
 
@@ -242,12 +282,9 @@ def test_doersch17_small_builds_and_evaluation_configs_parse():
     gin_setup.parse(
         [os.path.join(folder, "lasso_pretrain.gin"), os.path.join(folder, "small.gin")], []
     )
-    b = gin.get_bindings("zoo.experiment.train")
-    model = experiment.build_model(
-        b["trunk"], b["tasks"], b["input_size"], b["lasso_block"], b["lasso_l1"]
-    )
+    model = gin.get_configurable("zoo.methods.MultiTask")()
     assert model.lasso.alphas().shape == (4, 6)  # ResNet-50: 6 units in block 3
-    shapes = {n: tuple(net.output.shape) for n, net in model.task_networks.items()}
+    shapes = {n: tuple(out.shape) for n, out in model.network.output.items()}
     assert shapes == {
         "relative_position": (None, 8),
         "colorization": (None, 8, 8, 262),

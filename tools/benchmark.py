@@ -15,10 +15,12 @@ each and the ratio zoo / reference (above 1: the zoo trunk is faster).
 one CPU) for single 64x64 and multi 128x128, variants "----" and "TCVL", against the
 targets 100 and 20 images/s.
 
-`multitask`: `fit` steps/s of a MultiTaskModel with the quickstart's depth task next to
-a plain keras.Model with the same trunk and head (target ratio >= 0.9); then the
-quickstart's input pipeline (batches/s of all four tasks) against the steps/s its
-training consumes (target ratio >= 2).
+`multitask`: `fit` steps/s of a MultiTask method with the quickstart's depth task next to
+a plain keras.Model with the same trunk and head (target ratio >= 0.95); the
+quickstart's input pipeline (batches/s of all its data streams) against the steps/s its
+training consumes (target ratio >= 2); and the step of Ren & Lee's three dense tasks on
+one batch of scenes (one trunk pass, three heads) next to the contour task alone on
+the same batch (target <= 1.3x).
 
 `doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
@@ -151,37 +153,75 @@ def _fit_rate(model, data, steps):
     return steps / (time.perf_counter() - start)
 
 
-def benchmark_multitask():
+def _build(selected, **overrides):
+    """A MultiTask of the gin-configured method on `selected` tasks, compiled."""
+    import gin
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = gin.get_configurable("zoo.methods.MultiTask")(tasks=selected, **overrides)
+    model.compile(gin.get_bindings("zoo.experiment.train")["optimizer"])
+    return model
+
+
+def _step_times(feeds):
+    """Best and median seconds per traced `train_step` of each (model, batch), alternating."""
+    import tensorflow as tf
+
+    fns = {name: tf.function(model.train_step) for name, (model, _) in feeds.items()}
+    for name, (_, data) in feeds.items():
+        fns[name](data)["loss"].numpy()  # trace and warm up
+    times = {name: [] for name in feeds}
+    steps = FLAGS.steps * 2
+    for r in range(FLAGS.rounds):
+        for name, (_, data) in list(feeds.items())[:: 1 if r % 2 == 0 else -1]:
+            start = time.perf_counter()
+            for _ in range(steps):
+                logs = fns[name](data)
+            logs["loss"].numpy()
+            times[name].append((time.perf_counter() - start) / steps)
+    # Best round: on a shared machine, slow rounds measure the neighbours, not the code.
+    return {n: min(v) for n, v in times.items()}, {
+        n: statistics.median(v) for n, v in times.items()
+    }
+
+
+def _parse(*files, bindings=()):
     import os
 
+    import gin
+
+    from zoo.cli import gin_setup
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gin.clear_config()
+    gin_setup.parse([os.path.join(root, "gin_configs", f) for f in files], list(bindings))
+
+
+def benchmark_multitask():
     import gin
     import keras
     import tensorflow as tf
 
-    from zoo import experiment
-    from zoo.models import MultiTaskModel
+    _parse("quickstart.gin")
+    tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+    size = gin.query_parameter("zoo.methods.MultiTask.input_size")
+    batch = gin.query_parameter("zoo.experiment.train.batch_size")
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    gin.parse_config_file(os.path.join(root, "gin_configs", "quickstart.gin"))
-    bindings = gin.get_bindings("zoo.experiment.train")
-    tasks, size, batch = bindings["tasks"], bindings["input_size"], bindings["batch_size"]
-
-    # 1. MultiTaskModel with one task vs a plain keras.Model with the same trunk and head.
+    # 1. MultiTask with one task vs a plain keras.Model with the same trunk and head.
     depth = next(t for t in tasks if t.name == "depth")
     inputs, targets = next(iter(depth.pipeline("train", batch)))
+    ours = _build([depth])
     keras.utils.set_random_seed(0)
-    ours = MultiTaskModel(bindings["trunk"](input_shape=(size, size, 3)), [depth])
-    ours.compile(optimizer=keras.optimizers.Adam(1e-3))
-    keras.utils.set_random_seed(0)
-    trunk = bindings["trunk"](input_shape=(size, size, 3))
-    plain = keras.Model(trunk.input, depth.build_head(trunk.output[depth.endpoint], size))
+    trunk = gin.get_bindings("zoo.methods.MultiTask")["trunk"](input_shape=(size, size, 3))
+    plain = keras.Model(trunk.input, depth.build_head(trunk.output[ours.endpoints["depth"]], size))
     plain.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         jit_compile=False,
         loss=lambda y, out: depth.loss(y, out),
     )
     feeds = {
-        "MultiTaskModel": (ours, tf.data.Dataset.from_tensors({"depth": (inputs, targets)})),
+        "MultiTask": (ours, tf.data.Dataset.from_tensors(({"images": inputs}, {"depth": targets}))),
         "keras.Model": (plain, tf.data.Dataset.from_tensors((inputs, targets))),
     }
     rates = {name: [] for name in feeds}
@@ -190,7 +230,6 @@ def benchmark_multitask():
     for r in range(FLAGS.rounds):
         for name, (model, data) in list(feeds.items())[:: 1 if r % 2 == 0 else -1]:
             rates[name].append(_fit_rate(model, data.repeat(), FLAGS.steps * 4))
-    # Best round: on a shared machine, slow rounds measure the neighbours, not the code.
     best = {name: max(v) for name, v in rates.items()}
     print(
         f"fit, depth task of quickstart.gin, batch {batch}x{size}x{size} (best and median "
@@ -198,14 +237,12 @@ def benchmark_multitask():
     )
     for name, value in best.items():
         print(f"  {name:<16} {value:7.2f} steps/s (median {statistics.median(rates[name]):.2f})")
-    ratio = best["MultiTaskModel"] / best["keras.Model"]
-    print(f"  ratio MultiTaskModel / keras.Model: {ratio:.3f} (target >= 0.9)")
+    ratio = best["MultiTask"] / best["keras.Model"]
+    print(f"  ratio MultiTask / keras.Model: {ratio:.3f} (target >= 0.95)")
 
     # 2. The quickstart's input pipeline against what its training step consumes.
-    with tf.distribute.get_strategy().scope():
-        model = experiment.build_model(bindings["trunk"], tasks, size)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    data = tf.data.Dataset.zip({t.name: t.pipeline("train", batch) for t in tasks})
+    model = _build(tasks)
+    data = model.datasets(batch)
     iterator = iter(data)
     for _ in range(20):  # rendering, caching and warm-up
         next(iterator)
@@ -216,64 +253,67 @@ def benchmark_multitask():
     produced = count / (time.perf_counter() - start)
     _fit_rate(model, data, 3)
     consumed = _fit_rate(model, data, FLAGS.steps * 4)
-    print(f"\nquickstart.gin, {len(tasks)} tasks x batch {batch}:")
+    print(f"\nquickstart.gin, {len(tasks)} tasks, batch {batch} per data stream:")
     print(f"  input pipeline  {produced:8.1f} steps/s")
     print(f"  training step   {consumed:8.2f} steps/s")
     print(f"  ratio pipeline / training: {produced / consumed:.1f} (target >= 2)")
 
+    # 3. Ren & Lee's three dense tasks on one scene: one trunk pass, three heads.
+    _parse(
+        "ren_lee18/3tasks.gin",
+        bindings=[
+            "zoo.trunks.resnet.depth = 18",
+            "zoo.trunks.resnet.width_multiplier = 0.25",
+            "scenes/zoo.data.synthetic.SceneSpec.resolution = 64",
+            "zoo.methods.MultiTask.input_size = 64",
+            "NUM_SCENES = 64",
+            "zoo.tasks.Depth.head_width = 32",
+            "zoo.tasks.Normals.head_width = 32",
+            "zoo.tasks.Contours.head_width = 32",
+        ],
+    )
+    tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+    joint = _build(tasks)
+    data = next(iter(joint.datasets(batch)))
+    contours = _build([t for t in tasks if t.name == "contours"])
+    best, median = _step_times(
+        {
+            "3 tasks": (joint, data),
+            "contours": (contours, (data[0], {"contours": data[1]["contours"]})),
+        }
+    )
+    print(
+        f"\nren_lee18/3tasks.gin at small settings (ResNet-18 at 1/4 width, 64 px), batch "
+        f"{batch}: traced train_step, best of {FLAGS.rounds} alternating rounds"
+    )
+    for name, value in best.items():
+        print(f"  {name:<10} {1000 * value:8.1f} ms/step (median {1000 * median[name]:.1f})")
+    print(f"  ratio 3 tasks / contours: {best['3 tasks'] / best['contours']:.2f} (target <= 1.3)")
+
 
 def benchmark_doersch():
-    import os
-
     import gin
-    import keras
-    import tensorflow as tf
 
-    from zoo import experiment
-    from zoo.cli import gin_setup
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    folder = os.path.join(root, "gin_configs", "doersch17")
-    gin_setup.parse(
-        [os.path.join(folder, "lasso_pretrain.gin"), os.path.join(folder, "small.gin")], []
-    )
-    b = gin.get_bindings("zoo.experiment.train")
-    tasks, size, batch = b["tasks"], b["input_size"], b["batch_size"]
-
-    def build(selected):
-        keras.utils.set_random_seed(0)
-        model = experiment.build_model(b["trunk"], selected, size, "block3", b["lasso_l1"])
-        model.compile(task_optimizers={t.name: keras.optimizers.RMSprop(1e-4) for t in selected})
-        model.build_optimizers()
-        return model
-
-    batches = {t.name: next(iter(t.pipeline("train", batch))) for t in tasks}
-    feeds = {"joint": (build(tasks), dict(batches))}
+    _parse("doersch17/lasso_pretrain.gin", "doersch17/small.gin")
+    tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+    batch = gin.query_parameter("zoo.experiment.train.batch_size")
+    joint = _build(tasks)
+    data = next(iter(joint.datasets(batch)))
+    feeds = {"joint": (joint, data)}
     for t in tasks:
-        feeds[t.name] = (build([t]), {t.name: batches[t.name]})
-    # The training step itself (what fit runs), traced once, on fixed batches.
-    steps_fns = {name: tf.function(model.train_step) for name, (model, _) in feeds.items()}
-    for name, (_, data) in feeds.items():
-        steps_fns[name](data)["loss"].numpy()  # trace and warm up
-    times = {name: [] for name in feeds}
-    steps = FLAGS.steps * 2
-    for r in range(FLAGS.rounds):
-        for name, (_, data) in list(feeds.items())[:: 1 if r % 2 == 0 else -1]:
-            start = time.perf_counter()
-            for _ in range(steps):
-                logs = steps_fns[name](data)
-            logs["loss"].numpy()
-            times[name].append((time.perf_counter() - start) / steps)
-    best = {name: min(v) for name, v in times.items()}  # fastest round of each
+        single = _build([t])
+        x = {name: data[0][name] for name in single.groups}
+        feeds[t.name] = (single, (x, {t.name: data[1][t.name]}))
+    best, median = _step_times(feeds)
     single = sum(best[t.name] for t in tasks)
     print(
         f"doersch17 lasso_pretrain.gin + small.gin, batch {batch} per task, per-task "
-        f"RMSProp, lasso on block 3 (best of {FLAGS.rounds} alternating rounds x {steps} steps)"
+        f"RMSProp, lasso on block 3 (best of {FLAGS.rounds} alternating rounds x "
+        f"{FLAGS.steps * 2} steps)"
     )
     for name, value in best.items():
         label = "four tasks, one step" if name == "joint" else name
-        median = 1000 * statistics.median(times[name])
-        print(f"  {label:<22} {1000 * value:8.1f} ms/step (median {median:.1f})")
+        print(f"  {label:<22} {1000 * value:8.1f} ms/step (median {1000 * median[name]:.1f})")
     print(f"  sum of the single-task steps {1000 * single:8.1f} ms")
     print(f"  ratio joint / sum: {best['joint'] / single:.3f} (target <= 1.1)")
 

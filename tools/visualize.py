@@ -53,7 +53,7 @@ def _restore():
 
     if not FLAGS.model_dir:
         raise app.UsageError("give --model_dir")
-    model, checkpoint, _ = experiment.restore(FLAGS.model_dir, FLAGS.checkpoint)
+    model, checkpoint = experiment.restore(FLAGS.model_dir, FLAGS.checkpoint)
     return model, checkpoint
 
 
@@ -74,7 +74,7 @@ def alphas():
     if model.lasso is None:
         raise SystemExit(
             f"visualize: the run in {FLAGS.model_dir} has no lasso (train with "
-            "zoo.experiment.train.lasso_block set)."
+            "zoo.methods.MultiTask.lasso_block set)."
         )
     out = FLAGS.out or os.path.join(FLAGS.model_dir, "alphas.png")
     plot_alpha_heatmap(

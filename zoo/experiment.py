@@ -5,6 +5,8 @@ runs. Everything a run writes lives under `model_dir`:
 
     config.gin             the gin files and bindings the run was started with
     operative_config.gin   every value gin used
+    method.json            the method (networks, tasks, knobs) as a Keras config: a run
+                           is rebuilt from it and a checkpoint, without gin (`restore`)
     checkpoints/           weights after each good epoch (epoch_001.weights.h5, ...)
     snapshots/             weights each `snapshot_every` cost units (cost_000000100.weights.h5)
     backup/                BackupAndRestore state: re-running the command resumes
@@ -13,7 +15,6 @@ runs. Everything a run writes lives under `model_dir`:
     export/trunk/          the trained trunk as a SavedModel
 """
 
-import contextlib
 import json
 import math
 import os
@@ -22,13 +23,40 @@ import time
 
 import gin
 import keras
-import numpy as np
 import tensorflow as tf
 
 from export import export_trunk
-from zoo.models import MultiTaskModel
+from zoo.methods import Method
+from zoo.methods.base import deserialize, serialize
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+# Keras optimizers and schedules are gin objects: `@keras.optimizers.RMSprop()`.
+for _cls in (
+    keras.optimizers.Adam,
+    keras.optimizers.AdamW,
+    keras.optimizers.SGD,
+    keras.optimizers.RMSprop,
+    keras.optimizers.Adagrad,
+    keras.optimizers.Nadam,
+    keras.optimizers.Lion,
+    keras.optimizers.Lamb,
+):
+    gin.external_configurable(_cls, module="keras.optimizers")
+for _cls in (
+    keras.optimizers.schedules.CosineDecay,
+    keras.optimizers.schedules.CosineDecayRestarts,
+    keras.optimizers.schedules.ExponentialDecay,
+    keras.optimizers.schedules.PiecewiseConstantDecay,
+    keras.optimizers.schedules.PolynomialDecay,
+    keras.optimizers.schedules.InverseTimeDecay,
+):
+    gin.external_configurable(_cls, module="keras.optimizers.schedules")
+for _cls in (
+    keras.callbacks.EarlyStopping,
+    keras.callbacks.ReduceLROnPlateau,
+    keras.callbacks.TerminateOnNaN,
+):
+    gin.external_configurable(_cls, module="keras.callbacks")
+
 STRATEGIES = ("auto", "default", "mirrored")
 
 
@@ -87,30 +115,11 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def make_optimizer(name, learning_rate):
-    if name not in OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}. Received: {name!r}")
-    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
-
-
-def evaluate_tasks(model, batch_size):
-    """Held-out metrics of every task: {task: {metric: value}} over its whole eval split."""
-    results = {}
-    for name, task in model.tasks.items():
-        targets, outputs = [], []
-        for inputs, target in task.pipeline("eval", batch_size):
-            outputs.append(model.task_networks[name](inputs, training=False).numpy())
-            targets.append(target.numpy())
-        results[name] = task.evaluate(np.concatenate(targets), np.concatenate(outputs))
-    return results
-
-
 class _StopOnNonFinite(keras.callbacks.Callback):
-    """Raises TrainingDiverged naming the task whose loss is NaN or infinite."""
+    """Raises TrainingDiverged naming the losses (`*loss` logs) that are NaN or infinite."""
 
-    def __init__(self, tasks, checkpoint_dir):
+    def __init__(self, checkpoint_dir):
         super().__init__()
-        self.tasks = tasks
         self.checkpoint_dir = checkpoint_dir
         self.epoch = 0
 
@@ -119,8 +128,8 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        bad = [t for t in self.tasks if not math.isfinite(float(logs.get(f"{t}_loss", 0.0)))]
-        if bad or not math.isfinite(float(logs.get("loss", 0.0))):
+        bad = [k for k, v in logs.items() if k.endswith("loss") and not math.isfinite(float(v))]
+        if bad:
             good = (
                 sorted(os.listdir(self.checkpoint_dir))
                 if os.path.isdir(self.checkpoint_dir)
@@ -128,7 +137,7 @@ class _StopOnNonFinite(keras.callbacks.Callback):
             )
             last = os.path.join(self.checkpoint_dir, good[-1]) if good else "none yet"
             raise TrainingDiverged(
-                f"the loss of task(s) {bad or ['(total)']} became NaN or infinite at epoch "
+                f"{', '.join(sorted(bad))} became NaN or infinite at epoch "
                 f"{self.epoch + 1}, step {batch + 1}. Training stopped; the last good "
                 f"checkpoint is {last}. Lower the learning rate or that task's loss weight."
             )
@@ -137,30 +146,58 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 class CostBudget(keras.callbacks.Callback):
     """Counts compute in cost units: a step costs the sum of its tasks' costs.
 
-    Saves `snapshots/cost_<units>.weights.h5` each time the total crosses a multiple of
+    Saves `<folder>/cost_<units>.weights.h5` each time the total crosses a multiple of
     `snapshot_every`, and stops training once it reaches `budget`. The count follows the
-    step number, so a resumed run (BackupAndRestore) continues it.
+    step number, so a resumed run (BackupAndRestore) continues it. Give it to a run with
+    `zoo.experiment.train.callbacks = [@zoo.experiment.CostBudget()]`.
+
+    Args:
+        task_costs: dict or None. Task -> cost units of one of its steps (Doersch &
+            Zisserman budget compute, e.g. GPU hours); tasks of the method not listed
+            cost 1. For a model without tasks, a step costs the sum of the values.
+        budget: float or None. Stop once the summed cost reaches it. Defaults to None.
+        snapshot_every: float or None. Save the weights each time the summed cost
+            crosses a multiple of it (the paper snapshots about every 2.4K GPU hours).
+            Defaults to None.
+        folder: str or None. Where snapshots go. Defaults to `<model_dir>/snapshots`
+            (`train` sets `model_dir`).
     """
 
-    def __init__(self, task_costs, steps_per_epoch, budget=None, snapshot_every=None, folder=None):
+    def __init__(self, task_costs=None, budget=None, snapshot_every=None, folder=None):
         super().__init__()
-        unknown = [t for t, c in task_costs.items() if not (isinstance(c, (int, float)) and c > 0)]
-        if unknown:
-            raise ValueError(f"task_costs must be numbers > 0; check {unknown}: {task_costs}")
+        task_costs = dict(task_costs or {})
+        bad = [t for t, c in task_costs.items() if not (isinstance(c, (int, float)) and c > 0)]
+        if bad:
+            raise ValueError(f"task_costs must be numbers > 0; check {bad}: {task_costs}")
         for name, value in (("budget", budget), ("snapshot_every", snapshot_every)):
-            if value is not None and not value > 0:
-                raise ValueError(f"`{name}` must be > 0 or None. Received: {value!r}")
-        self.step_cost = float(sum(task_costs.values()))
-        self.steps_per_epoch = steps_per_epoch
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"`{name}` must be a number > 0 or None. Received: {value!r}")
+        self.task_costs = task_costs
         self.budget, self.snapshot_every, self.folder = budget, snapshot_every, folder
+        self.model_dir = None
+        self.step_cost = None
         self.epoch = 0
         self.spent = 0.0  # cost units of the steps done so far
+
+    def on_train_begin(self, logs=None):
+        tasks = list(getattr(self.model, "tasks", None) or [])
+        if tasks:
+            unknown = sorted(set(self.task_costs) - set(tasks))
+            if unknown:
+                raise ValueError(
+                    f"CostBudget: task_costs name unknown tasks {unknown}; tasks: {tasks}"
+                )
+            self.step_cost = float(sum(self.task_costs.get(t, 1.0) for t in tasks))
+        else:
+            self.step_cost = float(sum(self.task_costs.values()) or 1.0)
+        if self.folder is None:
+            self.folder = os.path.join(self.model_dir or ".", "snapshots")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self.epoch * self.steps_per_epoch + batch + 1
+        step = self.epoch * self.params["steps"] + batch + 1
         before, self.spent = (step - 1) * self.step_cost, step * self.step_cost
         if self.snapshot_every and int(self.spent // self.snapshot_every) > int(
             before // self.snapshot_every
@@ -172,47 +209,7 @@ class CostBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def build_model(trunk, tasks, input_size, lasso_block=None, lasso_l1=1e-3, loss_weights=None):
-    """The MultiTaskModel of an experiment (call inside the strategy scope)."""
-    image = (input_size, input_size, 3)
-    # tasks on other input sizes (patches) need a trunk that takes any size
-    same = all(tuple(t.input_shape(input_size)) == image for t in tasks)
-    return MultiTaskModel(
-        trunk(input_shape=image if same else (None, None, 3)),
-        tasks,
-        lasso_block=lasso_block,
-        lasso_l1=lasso_l1,
-        loss_weights=loss_weights,
-        input_size=input_size,
-    )
-
-
-@contextlib.contextmanager
-def isolated_gin_config():
-    """Runs the body on an empty gin config and gives the caller's config back afterwards.
-
-    A run is rebuilt from its own operative config; a caller that is itself configured
-    with gin (a sweep, a notebook) keeps its bindings.
-    """
-    from gin import config as gin_config
-
-    saved = (
-        {key: dict(values) for key, values in gin_config._CONFIG.items()},
-        dict(gin_config._SINGLETONS),
-        set(gin_config._IMPORTS),
-        {key: dict(values) for key, values in gin_config._OPERATIVE_CONFIG.items()},
-        gin_config._CONFIG_IS_LOCKED,
-    )
-    gin.clear_config()
-    try:
-        yield
-    finally:
-        gin.clear_config()
-        gin_config._CONFIG.update(saved[0])
-        gin_config._SINGLETONS.update(saved[1])
-        gin_config._IMPORTS.update(saved[2])
-        gin_config._OPERATIVE_CONFIG.update(saved[3])
-        gin_config._set_config_is_locked(saved[4])
+gin.external_configurable(CostBudget, module="zoo.experiment")
 
 
 def checkpoints(model_dir):
@@ -223,11 +220,8 @@ def checkpoints(model_dir):
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".h5")]
 
 
-def restore(model_dir, checkpoint=None):
-    """Rebuilds a run's model from its operative config and loads a checkpoint.
-
-    The global gin config becomes the run's; call it inside `isolated_gin_config()` to
-    keep the caller's.
+def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]:
+    """Rebuilds a run's method from its `method.json` and loads a checkpoint (no gin).
 
     Args:
         model_dir: str. A zoo-train model_dir.
@@ -235,14 +229,14 @@ def restore(model_dir, checkpoint=None):
             "epoch_002.weights.h5"). Defaults to the last one.
 
     Returns:
-        (MultiTaskModel, checkpoint path, the run's `train` bindings).
+        (Method, checkpoint path).
     """
-    config = os.path.join(model_dir, "operative_config.gin")
+    config = os.path.join(model_dir, "method.json")
     done = checkpoints(model_dir)
     if not os.path.exists(config) or not done:
         raise FileNotFoundError(
-            f"{model_dir} holds no trained run (needs operative_config.gin and a checkpoint "
-            "in checkpoints/); train one with zoo-train first."
+            f"{model_dir} holds no trained run (needs method.json and a checkpoint in "
+            "checkpoints/); train one with zoo-train first."
         )
     if checkpoint is None:
         checkpoint = done[-1]
@@ -253,73 +247,44 @@ def restore(model_dir, checkpoint=None):
                 f"checkpoint {checkpoint!r} is not in {model_dir}/checkpoints; it has {names}."
             )
         checkpoint = done[names.index(checkpoint)]
-    gin.clear_config()
-    gin.parse_config_file(config)
-    bindings = gin.get_bindings("zoo.experiment.train")
-    model = build_model(
-        bindings["trunk"],
-        bindings["tasks"],
-        bindings.get("input_size", 64),
-        bindings.get("lasso_block"),
-        bindings.get("lasso_l1", 1e-3),
-        bindings.get("loss_weights"),
-    )
-    model.load_weights(checkpoint)
-    return model, checkpoint, bindings
+    with open(config) as f:
+        method = deserialize(json.load(f))
+    method.load_weights(checkpoint)
+    return method, checkpoint
 
 
-@gin.configurable(module="zoo.experiment")
+@gin.configurable(module="zoo.experiment", denylist=["model_dir"])
 def train(
-    model_dir,
-    trunk=gin.REQUIRED,
-    tasks=gin.REQUIRED,
-    input_size=64,
-    batch_size=16,
-    epochs=5,
-    steps_per_epoch=50,
-    optimizer="adam",
-    learning_rate=1e-3,
-    per_task_optimizers=False,
-    lasso_block=None,
-    lasso_l1=1e-3,
-    loss_weights=None,
-    task_costs=None,
-    budget=None,
-    snapshot_every=None,
-    strategy="auto",
-    seed=0,
-    export_harmonizer="identity",
-    deterministic=True,
-    verbose=1,
-):
-    """Trains a MultiTaskModel on `tasks`, evaluates it before and after, exports the trunk.
+    model_dir: str,
+    method=gin.REQUIRED,
+    optimizer=gin.REQUIRED,
+    batch_size: int = 16,
+    epochs: int = 5,
+    steps_per_epoch: int = 50,
+    strategy: str = "auto",
+    seed: int = 0,
+    callbacks=(),
+    deterministic: bool = True,
+    verbose: int = 1,
+) -> dict:
+    """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk.
 
     Args:
         model_dir: str. Where everything is written (see the module docstring).
-        trunk: callable. Builds the trunk from `input_shape=` (e.g. a gin-configured
-            `zoo.trunks.resnet`).
-        tasks: list of zoo.tasks.Task.
-        input_size: int. Square input size of the trunk. Defaults to 64.
-        batch_size: int. Global batch size of every task. Defaults to 16.
+        method: callable. Builds the Method inside the strategy scope: a gin reference
+            without parentheses, e.g. `@zoo.methods.MultiTask` (its knobs are its own
+            bindings, `zoo.methods.MultiTask.lasso_block = "block3"`).
+        optimizer: keras Optimizer or dict {player: Optimizer}, e.g.
+            `@keras.optimizers.RMSprop()` with any of its arguments (schedules, weight
+            decay, clipnorm). One optimizer gives every player its own copy.
+        batch_size: int. Global batch size of every data stream. Defaults to 16.
         epochs: int. Defaults to 5.
         steps_per_epoch: int. Defaults to 50.
-        optimizer: str. "adam", "adamw", "rmsprop" or "sgd". Defaults to "adam".
-        learning_rate: float. Defaults to 1e-3.
-        per_task_optimizers: bool. One optimizer per task (Doersch & Zisserman) instead
-            of one on the weighted sum of losses. Defaults to False.
-        lasso_block: str or None. Heads read a LassoMix of this block's units.
-        lasso_l1: float. Lasso penalty. Defaults to 1e-3.
-        loss_weights: dict or None. Task -> weight. Defaults to 1 each.
-        task_costs: dict or None. Task -> cost units of one of its steps (Doersch &
-            Zisserman budget compute, e.g. GPU hours). Defaults to 1 each.
-        budget: float or None. Stop once the steps' summed cost reaches it (an upper
-            bound besides epochs x steps_per_epoch). Defaults to None.
-        snapshot_every: float or None. Save the weights in snapshots/ each time the
-            summed cost crosses a multiple of it (the paper snapshots about every 2.4K
-            GPU hours). Defaults to None.
         strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
         seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
-        export_harmonizer: str. Harmonizer inside the exported trunk. Defaults to "identity".
+        callbacks: list of keras callbacks added to the run's own (e.g.
+            `@zoo.experiment.CostBudget()`); one with a `model_dir` attribute of None
+            gets the run's. Defaults to none.
         deterministic: bool. Deterministic TensorFlow ops: two runs of the same config
             and seed in one process give the same weights. Separate processes start
             from the same data and weights but end slightly apart on a CPU (not yet
@@ -327,65 +292,74 @@ def train(
         verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
 
     Returns:
-        dict with "untrained" and "trained" held-out metrics per task, "history",
-        "seconds", and "export" (the trunk's SavedModel folder).
+        dict with "untrained" and "trained" held-out metrics per objective,
+        "metric_info", "history", "seconds", and "export" (the trunk's SavedModel).
     """
+    if isinstance(method, Method) or not callable(method):
+        raise TypeError(
+            "`method` must build the method inside the strategy scope: give the gin "
+            "reference without parentheses (`@zoo.methods.MultiTask`, not "
+            f"`@zoo.methods.MultiTask()`). Received: {method!r}"
+        )
+    for key, value in (
+        ("batch_size", batch_size),
+        ("epochs", epochs),
+        ("steps_per_epoch", steps_per_epoch),
+    ):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"`{key}` must be an int >= 1. Received: {key}={value!r}")
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     distribution = make_strategy(strategy)
     with distribution.scope():
-        model = build_model(trunk, tasks, input_size, lasso_block, lasso_l1, loss_weights)
-        if per_task_optimizers:
-            model.compile(
-                task_optimizers={t.name: make_optimizer(optimizer, learning_rate) for t in tasks}
-            )
-        else:
-            model.compile(optimizer=make_optimizer(optimizer, learning_rate))
-        model.build_optimizers()
-        data = tf.data.Dataset.zip({t.name: t.pipeline("train", batch_size) for t in tasks})
+        model = method()
+        if not isinstance(model, Method):
+            raise TypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
+        model.compile(optimizer)
+        data = model.datasets(batch_size)
+    with open(os.path.join(model_dir, "method.json"), "w") as f:
+        json.dump(serialize(model), f, indent=1)
     with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
         f.write(gin.operative_config_str())
 
-    untrained = evaluate_tasks(model, batch_size)
+    untrained = model.heldout_metrics(batch_size)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     os.makedirs(checkpoint_dir, exist_ok=True)
-    callbacks = []
-    if budget is not None or snapshot_every is not None:
-        callbacks.append(
-            CostBudget(
-                {t.name: (task_costs or {}).get(t.name, 1.0) for t in tasks},
-                steps_per_epoch,
-                budget,
-                snapshot_every,
-                os.path.join(model_dir, "snapshots"),
-            )
-        )
-    callbacks += [
-        _StopOnNonFinite([t.name for t in tasks], checkpoint_dir),
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(checkpoint_dir, "epoch_{epoch:03d}.weights.h5"), save_weights_only=True
-        ),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-    ]
+    extra = list(callbacks or ())
+    for callback in extra:
+        if getattr(callback, "model_dir", "") is None:
+            callback.model_dir = model_dir
     start = time.perf_counter()
     history = model.fit(
         data,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
+        callbacks=[
+            *extra,
+            _StopOnNonFinite(checkpoint_dir),
+            keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(checkpoint_dir, "epoch_{epoch:03d}.weights.h5"),
+                save_weights_only=True,
+            ),
+            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        ],
         verbose=verbose,
         shuffle=False,  # the pipelines shuffle
     )
     seconds = time.perf_counter() - start
-    trained = evaluate_tasks(model, batch_size)
+    trained = model.heldout_metrics(batch_size)
     export_path = export_trunk(
-        model.trunk, os.path.join(model_dir, "export", "trunk"), export_harmonizer, overwrite=True
+        model.trunk,
+        os.path.join(model_dir, "export", "trunk"),
+        model.serving_harmonizer(),
+        overwrite=True,
     )
     results = {
         "untrained": untrained,
         "trained": trained,
+        "metric_info": model.metric_info(),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "seconds": seconds,
         "export": export_path,
@@ -397,46 +371,27 @@ def train(
     return results
 
 
-# What each metric means, for the report a run prints.
-METRIC_HELP = {
-    "delta1": ("higher", "share of pixels with depth within 1.25x of the truth"),
-    "abs_rel": ("lower", "mean |depth error| / true depth"),
-    "rmse": ("lower", "root mean squared depth error (m)"),
-    "mean_angle": ("lower", "mean angle between predicted and true normals (deg)"),
-    "within_22_5": ("higher", "share of pixels with normal error below 22.5 deg"),
-    "ods_f_score": ("higher", "contour F-score at the best single threshold"),
-    "f_score": ("higher", "contour F-score at probability 0.5"),
-    "miou": ("higher", "mean intersection over union of classes"),
-    "accuracy": ("higher", "share of correct labels"),
-    "bin_accuracy": ("higher", "share of cells whose most likely colour bin is the truth's"),
-    "ab_rmse": ("lower", "colour error of the annealed-mean prediction (Lab ab units)"),
-    "triplet_accuracy": ("higher", "share of triplets with the positive patch nearer"),
-    "moving_iou": ("higher", "intersection over union of the moving pixels"),
-}
-
-
-def format_report(results, model_dir):
-    """Plain-text table of held-out metrics, untrained vs trained, and where the files are."""
+def format_report(results: dict, model_dir: str) -> str:
+    """Plain-text table of every held-out metric, untrained vs trained, and the files."""
     lines = [
-        f"Held-out metrics (test-split models of the synthetic scenes), after "
-        f"{results['seconds']:.0f} s of training:",
-        f"  {'task':<22} {'metric':<13} {'untrained':>10} {'trained':>10}  meaning",
+        f"Held-out metrics, after {results['seconds']:.0f} s of training:",
+        f"  {'task':<22} {'metric':<15} {'untrained':>10} {'trained':>10}  meaning",
     ]
+    info = results.get("metric_info", {})
     for task, metrics in results["trained"].items():
         for name, value in metrics.items():
-            if name not in METRIC_HELP:
-                continue
-            better, meaning = METRIC_HELP[name]
+            direction, meaning = info.get(task, {}).get(name, ("neither", ""))
             before = results["untrained"][task][name]
+            better = "" if direction == "neither" else f" ({direction} is better)"
             lines.append(
-                f"  {task:<22} {name:<13} {before:>10.3f} {value:>10.3f}  {meaning} "
-                f"({better} is better)"
+                f"  {task:<22} {name:<15} {before:>10.3f} {value:>10.3f}  {meaning}{better}"
             )
     lines += [
         "",
         f"Outputs in {model_dir}:",
         "  metrics.json (all metrics), checkpoints/, logs/ (tensorboard --logdir "
         f"{os.path.join(model_dir, 'logs')}),",
-        f"  operative_config.gin, and the trained trunk as a SavedModel in {results['export']}",
+        f"  method.json, operative_config.gin, and the trained trunk as a SavedModel in "
+        f"{results['export']}",
     ]
     return "\n".join(lines)

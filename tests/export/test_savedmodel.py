@@ -11,7 +11,7 @@ from PIL import Image
 from export import export_model, export_trunk
 from export.savedmodel import endpoint_key
 from zoo.data.synthetic import SceneSpec
-from zoo.models import MultiTaskModel
+from zoo.methods import MultiTask
 from zoo.tasks import Depth, Rotation
 from zoo.trunks import resnet
 
@@ -125,13 +125,13 @@ def test_task_export_for_serving(tmp_path):
         Depth(spec, num_examples=4, eval_examples=4, head_width=16, endpoint="block2"),
         Rotation(spec, num_examples=4, eval_examples=4, endpoint="block2"),
     ]
-    model = MultiTaskModel(trunk, tasks)
+    model = MultiTask(trunk, tasks)
     base = str(tmp_path / "serving")
     path = export_model(model, "depth", base, "depth_model", version=3)
     assert path == os.path.join(base, "depth_model", "3")
     images = np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32")
     got = _load_elsewhere(tmp_path, path, "serving_default", images=images)
-    expected = np.exp(model.task_networks["depth"](images).numpy())
+    expected = np.exp(model.task_model("depth")(images).numpy())
     np.testing.assert_allclose(got["depth"], expected, rtol=1e-4, atol=1e-4)
     # encoded PNGs, one of another size: decoded and resized inside the graph
     encoded = []
@@ -146,7 +146,7 @@ def test_task_export_for_serving(tmp_path):
     decoded = np.stack([np.asarray(Image.open(io.BytesIO(b)), np.float32) / 255 for b in encoded])
     np.testing.assert_allclose(
         got_bytes["depth"],
-        np.exp(model.task_networks["depth"](decoded).numpy()),
+        np.exp(model.task_model("depth")(decoded).numpy()),
         rtol=1e-3,
         atol=1e-3,
     )

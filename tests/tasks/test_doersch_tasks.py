@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from zoo.data.harmonize import rgb_to_lab
 from zoo.data.synthetic import SceneSpec
-from zoo.models import MultiTaskModel
+from zoo.methods import MultiTask
 from zoo.tasks import Colorization, Exemplar, MotionSegmentation, RelativePosition
 from zoo.tasks.colorization import annealed_mean, gamut_bins, rebalancing_weights, soft_encode
 from zoo.tasks.exemplar import triplet_loss
@@ -121,16 +121,12 @@ def test_triplet_loss_matches_numpy():
 def test_siamese_heads_pair_the_right_patches():
     """Rearranged trunk features: pair i uses patches (i, 0) and (i, 1), triplet i its own."""
     rp = _small_tasks()[0]
-    seen = []
-
-    def features(patches):
-        seen.append(patches)
-        return keras.layers.Conv2D(8, 1, strides=8)(patches)  # stand-in trunk, stride 8
-
     inputs = keras.Input(rp.input_shape(64))
-    model = keras.Model(inputs, rp.build_outputs(inputs, features, 64))
-    assert seen[0].shape == (None, 16, 16, 3) and model.output.shape == (None, 8)
-    probe = keras.Model(inputs, seen[0])
+    patches = rp.to_trunk(inputs)
+    features = keras.layers.Conv2D(8, 1, strides=8)(patches)  # stand-in trunk, stride 8
+    model = keras.Model(inputs, rp.build_head(features, 64))
+    assert patches.shape == (None, 16, 16, 3) and model.output.shape == (None, 8)
+    probe = keras.Model(inputs, patches)
     x = np.random.default_rng(2).random((3, 2, 16, 16, 3)).astype("float32")
     rows = probe(x).numpy()
     np.testing.assert_array_equal(rows[2 * 1 + 1], x[1, 1])  # pair 1, second patch
@@ -155,19 +151,24 @@ def test_motion_targets_are_the_mask_at_stride_8():
 @pytest.mark.slow
 def test_four_tasks_with_lasso_and_harmonization_learn_a_repeated_batch():
     tasks = _small_tasks(harmonized=True)
-    model = MultiTaskModel(_trunk(), tasks, lasso_block="block3", lasso_l1=1e-4, input_size=64)
-    model.compile(task_optimizers={t.name: keras.optimizers.RMSprop(1e-3) for t in tasks})
-    model.build_optimizers()
-    batch = {t.name: next(iter(t.pipeline("train", 8))) for t in tasks}
+    model = MultiTask(
+        _trunk(),
+        tasks,
+        lasso_block="block3",
+        lasso_l1=1e-4,
+        input_size=64,
+        per_task_optimizers=True,
+    )
+    model.compile(keras.optimizers.RMSprop(1e-3))
+    batch = next(iter(model.datasets(8)))
     data = tf.data.Dataset.from_tensors(batch).repeat()
 
     # every head's gradient reaches its own lasso row (and only it)
     alpha = model.lasso.trainable_variables
+    inputs, targets = batch
     with tf.GradientTape(persistent=True) as tape:
-        losses = {
-            n: tf.reduce_mean(model.tasks[n].loss(y, model.task_networks[n](x, training=True)))
-            for n, (x, y) in batch.items()
-        }
+        outputs = model(inputs, training=True)
+        losses = {n: tf.reduce_mean(t.loss(targets[n], outputs[n])) for n, t in model.tasks.items()}
     for i, name in enumerate(model.lasso.task_names):
         grads = tape.gradient(losses[name], alpha)
         assert float(tf.norm(grads[i])) > 0, name
@@ -176,9 +177,9 @@ def test_four_tasks_with_lasso_and_harmonization_learn_a_repeated_batch():
 
     # per-task RMSProp keeps its own slots: one velocity per variable the task trains
     slots = []
-    for name, optimizer in model.task_optimizers.items():
+    for name, optimizer in model.player_optimizers.items():
         velocities = [v for v in optimizer.variables if v.path.endswith("_velocity")]
-        assert len(velocities) == len(model.task_variables(name))
+        assert len(velocities) == len(model.variables_of(name))
         slots += [id(v) for v in velocities]
     assert len(slots) == len(set(slots))  # no slot shared between tasks
 
@@ -209,12 +210,11 @@ def test_a_strong_l1_makes_alpha_rows_sparse():
 def test_a_model_of_patch_tasks_only(tmp_path):
     from export import export_model
 
-    model = MultiTaskModel(_trunk(), _small_tasks()[:1], input_size=64)
-    assert model.network is None and model.image_tasks == []
-    with pytest.raises(ValueError, match="no task reads whole images"):
-        model(np.zeros((1, 64, 64, 3), "float32"))
+    model = MultiTask(_trunk(), _small_tasks()[:1], input_size=64)
+    assert model.groups == {"relative_position": ["relative_position"]}
+    assert model.image_tasks() == []
     pairs = np.zeros((2, 2, 16, 16, 3), "float32")
-    assert model.task_networks["relative_position"](pairs).shape == (2, 8)
+    assert model({"relative_position": pairs})["relative_position"].shape == (2, 8)
     with pytest.raises(ValueError, match="does not read whole 64px images"):
         export_model(model, "relative_position", str(tmp_path), "rp")
 

@@ -7,7 +7,7 @@ Usage:
 Without --task, the trunk (serving_default + train endpoints, for transfer and
 TFSMLayer finetuning). With --task, that task for TF Serving in <out>/<name>/<version>/
 (serving_default on float images, serve_bytes on JPEG/PNG strings). The weights are the
-run's last checkpoint; the model is rebuilt from its operative_config.gin.
+run's last checkpoint; the method is rebuilt from its method.json.
 """
 
 import os
@@ -38,8 +38,8 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
     try:
-        model, checkpoint, bindings = experiment.restore(FLAGS.model_dir)
-        harmonizer = FLAGS.harmonizer or bindings.get("export_harmonizer", "identity")
+        model, checkpoint = experiment.restore(FLAGS.model_dir)
+        harmonizer = FLAGS.harmonizer or model.serving_harmonizer(FLAGS.task)
         if FLAGS.task is None:
             path = export_trunk(model.trunk, FLAGS.out, harmonizer, overwrite=FLAGS.overwrite)
         else:

@@ -18,7 +18,6 @@ the same seed gives the same output. `harmonize_dataset` feeds per-element seeds
 from one integer seed, which keeps `tf.data` pipelines deterministic.
 """
 
-import gin
 import tensorflow as tf
 
 # sRGB primaries to CIE XYZ for the D65 white point, and that white point: the
@@ -168,9 +167,11 @@ HARMONIZERS = {
 }
 
 
-@gin.configurable(module="zoo.data")
 def harmonizer(method="identity"):
     """Returns the harmonization function `f(rgb, seed) -> rgb` that pipelines apply.
+
+    Experiments choose it with each task's `harmonizer` argument (e.g.
+    `zoo.tasks.Depth.harmonizer = "lab_l3"`, or one macro for every task).
 
     Args:
         method: str. One of "identity", "lab_l3", "drop_color", "replicate_channel".

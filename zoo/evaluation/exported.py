@@ -1,6 +1,5 @@
 """Loading an exported zoo trunk (SavedModel) as a Keras layer that finetunes with any optimizer."""
 
-import gin
 import keras
 
 
@@ -39,6 +38,3 @@ class ExportedTrunk(keras.layers.TFSMLayer):
             name=weight.name.split(":")[0].replace("/", "_"),
         )
         self._track_variable(variable)
-
-
-gin.external_configurable(ExportedTrunk, module="zoo.evaluation")

@@ -243,10 +243,10 @@ _SERVING_KINDS = {
 
 
 def plot_run_predictions(model, path, num=4, title=None):
-    """Held-out predictions of every dense task of a MultiTaskModel next to the truth.
+    """Held-out predictions of every dense task of a MultiTask method next to the truth.
 
     Args:
-        model: zoo.models.MultiTaskModel (e.g. from `zoo.experiment.restore`).
+        model: zoo.methods.MultiTask (e.g. from `zoo.experiment.restore`).
         path: str. Output PNG.
         num: int. Examples (rows). Defaults to 4.
         title: str or None.
@@ -257,7 +257,7 @@ def plot_run_predictions(model, path, num=4, title=None):
     images, panels = None, []
     for name, task in model.tasks.items():
         inputs, truth = next(iter(task.pipeline("eval", num)))
-        outputs = task.serving_outputs(model.task_networks[name](inputs, training=False))
+        outputs = task.serving_outputs(model.task_model(name)(inputs, training=False))
         key = next((k for k in _SERVING_KINDS if k in outputs), None)
         if key is None or outputs[key].shape.rank < 3:
             continue  # a global task
@@ -346,7 +346,7 @@ def plot_run_pretext(model, folder, num=8):
 
     written = []
     for name, task in model.tasks.items():
-        network = model.task_networks[name]
+        network = model.task_model(name)
         if isinstance(task, RelativePosition):
             # the patches as the trunk sees them (after the task's harmonizer)
             inputs, labels = next(iter(task.pipeline("eval", num)))

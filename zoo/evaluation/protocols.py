@@ -200,15 +200,23 @@ def probe(
     return keras.Model(images, logits, name=f"{name}_{protocol}")
 
 
+def with_input_shape(trunk, input_shape):
+    """A copy of a functional trunk (same layers' weights) that takes `input_shape`."""
+    images = keras.Input(tuple(input_shape), name="images")
+    copy = keras.models.clone_model(trunk, input_tensors=images)
+    copy.set_weights(trunk.get_weights())
+    return copy
+
+
 def load_trunk(source, builder=None, input_shape=(None, None, 3)):
     """The trunk a protocol starts from, as a functional model with named endpoints.
 
     Args:
         source: str. One of
             * "random": a new trunk from `builder` (the scratch baseline);
-            * a zoo-train model_dir: the trunk rebuilt from the run's operative config
-              with the weights of its last checkpoint (a zoo trunk: every protocol,
-              `frozen_k` included, works on it); the caller's gin config is kept;
+            * a zoo-train model_dir: the trunk rebuilt from the run's `method.json`
+              with the weights of its last checkpoint, at `input_shape` (a zoo trunk:
+              every protocol, `frozen_k` included, works on it);
             * a checkpoint file of such a run (`<model_dir>/checkpoints/epoch_002.weights.h5`);
             * a folder holding a trunk exported by `export.export_trunk` (or a run's
               `export/trunk`), loaded with `ExportedTrunk`: endpoints keep the zoo's
@@ -228,17 +236,14 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
     if os.path.isfile(source) and source.endswith(".weights.h5"):
         checkpoint = source
         source = os.path.dirname(os.path.dirname(os.path.abspath(source)))
-    if os.path.exists(os.path.join(source, "operative_config.gin")):
+    if os.path.exists(os.path.join(source, "method.json")):
         if not experiment.checkpoints(source):
             raise FileNotFoundError(
                 f"load_trunk: the run in {source!r} has no checkpoint yet (one is written "
                 "after each epoch)."
             )
-        with experiment.isolated_gin_config():
-            model, _, bindings = experiment.restore(source, checkpoint)
-            trunk = bindings["trunk"](input_shape=input_shape)  # the run's builder
-            trunk.set_weights(model.trunk.get_weights())
-        return trunk
+        method, _ = experiment.restore(source, checkpoint)
+        return with_input_shape(method.trunk, input_shape)
     if os.path.exists(os.path.join(source, "saved_model.pb")):
         images = keras.Input(input_shape, name="images")
         outputs = ExportedTrunk(source, name="exported_trunk")(images)

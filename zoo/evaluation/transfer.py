@@ -53,30 +53,30 @@ def _arrays(spec, num, key):
     return data["image"], data[key]
 
 
-@gin.configurable(module="zoo.evaluation")
+@gin.configurable(module="zoo.evaluation", denylist=["source", "predictions_path"])
 def transfer(
-    source,
-    task=None,
-    protocol="finetune",
-    num_labels=1000,
-    variant="TCVL",
+    source: str,
+    task: str | None = None,
+    protocol: str = "finetune",
+    num_labels: int = 1000,
+    variant: str = "TCVL",
     builder=None,
-    input_size=64,
-    endpoint="block4",
-    pooling="global",
-    frozen_stages=1,
-    decoder="coarse",
-    depth_loss="l1",
-    batch_size=32,
-    epochs=30,
-    min_steps=100,
-    max_steps=20000,
-    learning_rate=1e-3,
-    eval_examples=1000,
-    seed=0,
-    precise_batch_norm=True,
-    predictions_path=None,
-):
+    input_size: int = 64,
+    endpoint: str = "block4",
+    pooling: str = "global",
+    frozen_stages: int = 1,
+    decoder: str = "coarse",
+    depth_loss: str = "l1",
+    batch_size: int = 32,
+    epochs: int = 30,
+    min_steps: int = 100,
+    max_steps: int = 20000,
+    learning_rate: float = 1e-3,
+    eval_examples: int = 1000,
+    seed: int = 0,
+    precise_batch_norm: bool = True,
+    predictions_path: str | None = None,
+) -> dict:
     """Trains a probe on `num_labels` labels and returns the held-out metric.
 
     Args:

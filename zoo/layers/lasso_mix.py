@@ -1,6 +1,5 @@
 """Lasso-weighted mixing of residual units (Doersch & Zisserman 2017, sec. 3.2)."""
 
-import gin
 import keras
 import numpy as np
 from keras import ops
@@ -169,8 +168,11 @@ class LassoMix(keras.layers.Layer):
         alpha = ops.stack([r.value for r in self._rows], axis=0)
         return alpha / ops.sqrt(ops.maximum(ops.sum(alpha * alpha, axis=1, keepdims=True), 1e-24))
 
-    def call(self, units, task=None):
-        """The mix of every task (a dict), or only of `task` (a tensor) when it is given."""
+    def call(self, units, task=None, penalty=True):
+        """The mix of every task (a dict), or only of `task` (a tensor) when it is given.
+
+        `penalty=False` skips adding the L1 penalty (a model that calls the layer once
+        per task adds it on one call only)."""
         units = list(units)
         if len(units) != self.num_units:
             raise ValueError(
@@ -179,7 +181,7 @@ class LassoMix(keras.layers.Layer):
         if task is not None and task not in self.task_names:
             raise ValueError(f"LassoMix has no task {task!r}; tasks: {list(self.task_names)}")
         alpha = self._normalized()
-        if self.l1 > 0:
+        if self.l1 > 0 and penalty:
             self.add_loss(self.l1 * ops.sum(ops.abs(alpha)))
         stacked = ops.stack(units, axis=0)  # [M, B, ...]
         flat = ops.reshape(stacked, (self.num_units, -1))
@@ -190,7 +192,7 @@ class LassoMix(keras.layers.Layer):
         mixed = ops.matmul(ops.cast(alpha, flat.dtype), flat)  # [N, B*...]
         return {name: ops.reshape(mixed[n], shape) for n, name in enumerate(self.task_names)}
 
-    def compute_output_spec(self, units, task=None):
+    def compute_output_spec(self, units, task=None, penalty=True):
         spec = keras.KerasTensor(units[0].shape, dtype=units[0].dtype)
         if task is not None:
             return spec
@@ -209,6 +211,3 @@ class LassoMix(keras.layers.Layer):
         config = super().get_config()
         config.update(task_names=list(self.task_names), l1=self.l1, init=self.init, seed=self.seed)
         return config
-
-
-gin.external_configurable(LassoMix, module="zoo.layers")

@@ -1,6 +1,5 @@
 """Up-projection decoder blocks of Laina et al. (2016), used by Doersch & Zisserman for depth."""
 
-import gin
 import keras
 from keras import ops
 
@@ -20,9 +19,6 @@ class Unpool2D(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
         return (b, None if h is None else 2 * h, None if w is None else 2 * w, c)
-
-
-gin.external_configurable(Unpool2D, module="zoo.layers")
 
 
 def up_projection(x, filters, name):

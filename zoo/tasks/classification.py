@@ -13,6 +13,7 @@ class GlobalTask(Task):
 
     classes = None
     label_key = None
+    metric_info = {"accuracy": ("higher", "share of correct labels")}
 
     def prepare(self, example, seed):
         return example["image"], tf.cast(example[self.label_key], tf.int32)
@@ -33,6 +34,7 @@ class GlobalTask(Task):
         return [keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class Classification(GlobalTask):
     """Object class of synthetic `single` scenes (Newell & Deng 2020): 10 classes."""

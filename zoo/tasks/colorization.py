@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data.harmonize import lab_to_rgb, rgb_to_lab
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, check_stride
 
 GRID = 10.0
 
@@ -82,6 +82,7 @@ def colorize(lightness, ab, size=None):
     return lab_to_rgb(tf.concat([lightness[..., None], ab], axis=-1))
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class Colorization(Task):
     """ab colour bins of every stride-8 cell from the lightness.
@@ -96,6 +97,10 @@ class Colorization(Task):
 
     name = "colorization"
     required = ("image",)
+    metric_info = {
+        "bin_accuracy": ("higher", "share of cells whose most likely colour bin is the truth's"),
+        "ab_rmse": ("lower", "colour error of the annealed-mean prediction (Lab ab units)"),
+    }
 
     def __init__(
         self,
@@ -109,7 +114,8 @@ class Colorization(Task):
         harmonizer="lab_l3",
         **kwargs,
     ):
-        super().__init__(source, harmonizer=harmonizer, head_width=head_width, **kwargs)
+        super().__init__(source, harmonizer=harmonizer, **kwargs)
+        self.head_width = head_width
         self.stride, self.neighbours, self.sigma = stride, neighbours, sigma
         self.centres = gamut_bins()
         self.rebalance, self.rebalance_images = rebalance, rebalance_images
@@ -139,6 +145,9 @@ class Colorization(Task):
                 counts += tf.reduce_sum(targets, axis=[0, 1, 2]).numpy()
             self._weights = rebalancing_weights(counts + 1e-6)
         return self._weights
+
+    def check_geometry(self, endpoint, feature_shape, input_size):
+        check_stride(self.name, self.stride, endpoint, feature_shape, input_size)
 
     def build_head(self, features, input_size):
         if self.rebalance:

@@ -1,26 +1,31 @@
 """Instance contours (Ren & Lee 2018): edges of instance masks, class-balanced sigmoid CE."""
 
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
 from zoo.evaluation import metrics
 from zoo.losses import class_balanced_sigmoid_ce
-from zoo.tasks.base import Task, dense_decoder
+from zoo.tasks.base import DenseTask
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
-class Contours(Task):
+class Contours(DenseTask):
     """Predicts one edge logit per pixel."""
 
     name = "contours"
     required = ("image", "contours")
+    out_channels = 1
+    metric_info = {
+        "ods_f_score": ("higher", "contour F-score at the best single threshold"),
+        "ods_threshold": ("neither", "the probability threshold of the ODS F-score"),
+        "f_score": ("higher", "contour F-score at probability 0.5"),
+    }
 
     def prepare(self, example, seed):
         return example["image"], tf.cast(example["contours"], tf.float32)[..., tf.newaxis]
-
-    def build_head(self, features, input_size):
-        return dense_decoder(features, input_size, 1, self.head_width, self.name)
 
     def loss(self, targets, outputs):
         return class_balanced_sigmoid_ce(outputs, targets)

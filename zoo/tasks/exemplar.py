@@ -75,6 +75,7 @@ def augmented_patch(image, seed, patch_size, scale_range, max_rotation, color):
     return patch
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class Exemplar(Task):
     """Triplets of patches: two of one image, one of another; cosine triplet loss.
@@ -91,6 +92,10 @@ class Exemplar(Task):
 
     name = "exemplar"
     required = ("image",)
+    metric_info = {
+        "triplet_accuracy": ("higher", "share of triplets with the positive patch nearer"),
+        "triplet_loss": ("lower", "mean triplet loss (cosine distances, margin M)"),
+    }
 
     def __init__(
         self,
@@ -115,8 +120,15 @@ class Exemplar(Task):
         self.margin = margin
         self.head_widths, self.head_bottleneck = tuple(head_widths), head_bottleneck
 
+    @property
+    def shares_images(self):
+        return False  # patch triplets
+
     def input_shape(self, input_size):
         return (3, self.patch_size, self.patch_size, 3)
+
+    def to_trunk(self, inputs):
+        return merge_patches(inputs)
 
     def prepare(self, example, seed):
         size = self.image_size
@@ -134,9 +146,6 @@ class Exemplar(Task):
         # x3 of image i: the third patch of image i + 1 (another image of the batch)
         negatives = tf.roll(inputs[:, 2], shift=-1, axis=0)
         return tf.concat([inputs[:, :2], negatives[:, None]], axis=1), targets
-
-    def build_outputs(self, inputs, features, input_size):
-        return self.build_head(features(merge_patches(inputs)), input_size)
 
     def build_head(self, features, input_size):
         """Embeddings [B, 3, D] from the trunk features of each triplet (rows 3i .. 3i + 2)."""

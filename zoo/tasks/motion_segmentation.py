@@ -13,9 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, check_stride
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class MotionSegmentation(Task):
     """Moving pixels of a frame, at stride 8.
@@ -30,11 +31,23 @@ class MotionSegmentation(Task):
 
     name = "motion_segmentation"
     required = ("image", "motion")
+    metric_info = {
+        "moving_iou": ("higher", "intersection over union of the moving pixels"),
+        "pixel_accuracy": ("higher", "share of cells whose moving / static label is right"),
+    }
 
     def __init__(self, source, stride=8, head_width=4096, image_shape=None, **kwargs):
-        super().__init__(source, head_width=head_width, **kwargs)
-        self.stride = stride
+        super().__init__(source, **kwargs)
+        self.stride, self.head_width = stride, head_width
         self.image_shape = tuple(image_shape) if image_shape else None
+
+    @property
+    def shares_images(self):
+        return self.image_shape is None  # frames of another shape are resized
+
+    def check_geometry(self, endpoint, feature_shape, input_size):
+        height = self.image_shape[0] if self.image_shape else input_size
+        check_stride(self.name, self.stride, endpoint, feature_shape, height)
 
     def input_shape(self, input_size):
         height, width = self.image_shape or (input_size, input_size)

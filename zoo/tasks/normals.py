@@ -1,25 +1,32 @@
 """Surface normals (Ren & Lee 2018): unit normals in the camera frame, negative cosine loss."""
 
 import gin
+import keras
 import tensorflow as tf
 
 from zoo.evaluation import metrics
 from zoo.losses import negative_cosine_normals
-from zoo.tasks.base import Task, dense_decoder
+from zoo.tasks.base import DenseTask
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
-class Normals(Task):
+class Normals(DenseTask):
     """Predicts a 3-vector per pixel, normalised to unit length for the loss and outputs."""
 
     name = "normals"
     required = ("image", "normals")
+    out_channels = 3
+    metric_info = {
+        "mean_angle": ("lower", "mean angle between predicted and true normals (deg)"),
+        "median_angle": ("lower", "median angle between predicted and true normals (deg)"),
+        "within_11_25": ("higher", "share of pixels with normal error below 11.25 deg"),
+        "within_22_5": ("higher", "share of pixels with normal error below 22.5 deg"),
+        "within_30": ("higher", "share of pixels with normal error below 30 deg"),
+    }
 
     def prepare(self, example, seed):
         return example["image"], example["normals"]
-
-    def build_head(self, features, input_size):
-        return dense_decoder(features, input_size, 3, self.head_width, self.name)
 
     def loss(self, targets, outputs):
         return negative_cosine_normals(outputs, targets)

@@ -66,6 +66,7 @@ def patch_pair(image, label, seed, patch_size, gap, jitter):
     )
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class RelativePosition(GlobalTask):
     """Where the second patch of a pair lies relative to the first: 8 classes.
@@ -107,6 +108,7 @@ class RelativePosition(GlobalTask):
         super().__init__(
             source, harmonizer="identity" if self.drop_per_patch else harmonizer, **kwargs
         )
+        self.harmonizer = harmonizer
         grid_origin(image_size, patch_size, gap, jitter)  # a clear error now, not in tf.data
         self.image_size, self.patch_size, self.gap, self.jitter = (
             image_size,
@@ -117,8 +119,15 @@ class RelativePosition(GlobalTask):
         self.head_widths, self.head_bottleneck = tuple(head_widths), head_bottleneck
         self.fc_width, self.fc_bottleneck, self.fc_units = fc_width, fc_bottleneck, fc_units
 
+    @property
+    def shares_images(self):
+        return False  # patch pairs
+
     def input_shape(self, input_size):
         return (2, self.patch_size, self.patch_size, 3)
+
+    def to_trunk(self, inputs):
+        return merge_patches(inputs)
 
     def prepare(self, example, seed):
         label_seed, jitter_seed, drop_seed = tf.unstack(tf.random.split(seed, 3))
@@ -131,9 +140,6 @@ class RelativePosition(GlobalTask):
             seeds = tf.unstack(tf.random.split(drop_seed, 2))
             pair = tf.stack([harmonize.drop_color(pair[i], seeds[i]) for i in range(2)])
         return pair, label
-
-    def build_outputs(self, inputs, features, input_size):
-        return self.build_head(features(merge_patches(inputs)), input_size)
 
     def build_head(self, features, input_size):
         """8 logits per pair from the trunk features of its two patches (rows 2i, 2i + 1)."""

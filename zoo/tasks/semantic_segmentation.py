@@ -1,34 +1,41 @@
 """Semantic segmentation (Newell & Deng 2020): a class per pixel, background included."""
 
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
 from zoo.evaluation import metrics
-from zoo.tasks.base import Task, dense_decoder
+from zoo.tasks.base import DenseTask
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
-class SemanticSegmentation(Task):
+class SemanticSegmentation(DenseTask):
     """Per-pixel softmax over `classes` (11 for the synthetic benchmark: background + 10).
 
     Args:
         classes: int. Number of classes including background. Defaults to 11.
-        **kwargs: as `Task`.
+        **kwargs: as `DenseTask`.
     """
 
     name = "semantic_segmentation"
     required = ("image", "semantics")
+    metric_info = {
+        "miou": ("higher", "mean intersection over union of the classes present"),
+        "pixel_accuracy": ("higher", "share of pixels with the true class"),
+    }
 
-    def __init__(self, source, classes=11, **kwargs):
+    def __init__(self, source, classes: int = 11, **kwargs):
         super().__init__(source, **kwargs)
         self.classes = classes
 
     def prepare(self, example, seed):
         return example["image"], tf.cast(example["semantics"], tf.int32)
 
-    def build_head(self, features, input_size):
-        return dense_decoder(features, input_size, self.classes, self.head_width, self.name)
+    @property
+    def out_channels(self):
+        return self.classes
 
     def loss(self, targets, outputs):
         per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, outputs)

@@ -1,0 +1,104 @@
+"""Shared tiny models and contract checks for the tests."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.methods import Method, Phase
+from zoo.tasks.base import DIRECTIONS, Task
+from zoo.trunks import resnet
+
+
+def tiny_trunk(input_shape=(32, 32, 3), seed=0, **kwargs):
+    """A seeded ResNet-18 v2 cut at block 2, 1/8 width, at stride 8 (8 and 16 channels)."""
+    keras.utils.set_random_seed(seed)
+    kwargs.setdefault("output_stride", 8)
+    return resnet(
+        18, version=2, width_multiplier=0.125, stop_at="block2", input_shape=input_shape, **kwargs
+    )
+
+
+def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size: int = 2):
+    """What every task promises: pipeline shapes equal its input spec, the head builds on
+    features of `endpoint_shape` ([h, w, C]), the loss is one value per example, every
+    metric `evaluate` returns is described, and `from_config(get_config())` gives a
+    task of the same configuration."""
+    inputs, targets = next(iter(task.pipeline("eval", batch_size)))
+    assert tuple(inputs.shape) == (batch_size, *task.input_shape(input_size)), task.name
+    merged = task.to_trunk(keras.Input(task.input_shape(input_size)))
+    features = keras.Input(tuple(endpoint_shape))
+    task.check_geometry("test", (None, *endpoint_shape), input_size)
+    head = keras.Model(features, task.build_head(features, input_size))
+    trunk_batch = task.to_trunk(inputs)
+    assert tuple(trunk_batch.shape[1:]) == tuple(merged.shape[1:])
+    rows = trunk_batch.shape[0]
+    rng = np.random.default_rng(0)
+    outputs = head(rng.normal(size=(rows, *endpoint_shape)).astype("float32"))
+    loss = task.loss(targets, outputs)
+    assert tuple(loss.shape) == (batch_size,), (task.name, loss.shape)
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(loss))), task.name
+    metrics = task.evaluate(targets.numpy(), keras.ops.convert_to_numpy(outputs))
+    assert metrics and set(metrics) <= set(task.metric_info), (task.name, sorted(metrics))
+    for name, (direction, meaning) in task.metric_info.items():
+        assert direction in DIRECTIONS and meaning, (task.name, name)
+    config = task.get_config()
+    rebuilt = type(task).from_config(config)
+    assert rebuilt.get_config() == config, task.name
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(task))
+    assert type(again) is type(task) and again.get_config() == config, task.name
+    return metrics
+
+
+class TwoPlayers(Method):
+    """A toy two-player method, Algorithm-1 style: a generator g and a critic d.
+
+    Batch: (x [B, 3], y [B, 1]). Player "g" minimises mean((d(g(x)) - y)²) with d fixed;
+    then player "d" takes `d_steps` steps on mean((d(stop(g(x))) - 2y)²) with g fixed.
+    """
+
+    def __init__(self, d_steps=2, **kwargs):
+        super().__init__(**kwargs)
+        self.d_steps = d_steps
+        self.g = keras.layers.Dense(4, name="g", kernel_initializer="glorot_uniform")
+        self.d = keras.layers.Dense(1, name="d")
+        self.g.build((None, 3))
+        self.d.build((None, 4))
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.built = True
+
+    @property
+    def players(self):
+        return ("g", "d")
+
+    def variables_of(self, player):
+        return {"g": self.g.trainable_variables, "d": self.d.trainable_variables}[player]
+
+    def call(self, x):
+        return self.d(self.g(x))
+
+    def g_loss(self, data):
+        x, y = data
+        return tf.nn.compute_average_loss(tf.reduce_sum((self.d(self.g(x)) - y) ** 2, -1))
+
+    def d_loss(self, data):
+        x, y = data
+        fake = tf.stop_gradient(self.g(x))
+        return tf.nn.compute_average_loss(tf.reduce_sum((self.d(fake) - 2 * y) ** 2, -1))
+
+    def train_step(self, data):
+        last = self.alternate(
+            data, [Phase("g", self.g_loss), Phase("d", self.d_loss, steps=self.d_steps)]
+        )
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.g_loss_tracker.update_state(last["g"] * replicas)
+        self.d_loss_tracker.update_state(last["d"] * replicas)
+        self.after_step()
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self):
+        return [self.g_loss_tracker, self.d_loss_tracker]
+
+    def get_config(self):
+        return {"d_steps": self.d_steps, "name": self.name}

@@ -1,0 +1,487 @@
+"""No dead names: every gin-configurable parameter of the zoo reaches what it configures.
+
+For each configurable, each parameter is bound to a value other than the default and the
+object built through gin must differ where it matters (its data, head, loss, network or
+output), not only in a stored attribute. Parameters whose effect needs a whole run are
+named with the test that shows it. The list of configurables is read from the source,
+so a new configurable without an entry here fails the test.
+"""
+
+import hashlib
+import inspect
+import os
+import re
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo.data.synthetic
+import zoo.evaluation.protocols
+import zoo.evaluation.sweep
+import zoo.evaluation.transfer
+import zoo.experiment
+import zoo.methods
+import zoo.tasks
+import zoo.trunks  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = "@zoo.data.synthetic.SceneSpec()"
+BASE = """
+zoo.data.synthetic.SceneSpec.variant = "----"
+zoo.data.synthetic.SceneSpec.mode = "{mode}"
+zoo.data.synthetic.SceneSpec.resolution = 32
+zoo.trunks.resnet.depth = 18
+zoo.trunks.resnet.width_multiplier = 0.125
+zoo.trunks.resnet.input_shape = (32, 32, 3)
+zoo.trunks.resnet9.width_multiplier = 0.125
+zoo.trunks.resnet9.input_shape = (32, 32, 3)
+"""
+
+
+def _hash(*arrays):
+    digest = hashlib.sha1()
+    for a in arrays:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(a)).tobytes())
+    return digest.hexdigest()
+
+
+def _build(name, bindings, mode="multi", **kwargs):
+    gin.clear_config()
+    gin.parse_config(BASE.format(mode=mode) + "\n".join(bindings))
+    return gin.get_configurable(name)(**kwargs)
+
+
+# -- fingerprints: what a parameter must change ---------------------------------------
+
+
+def _trunk_print(trunk):
+    shapes = sorted((k, tuple(v.shape)) for k, v in trunk.output.items())
+    kinds = sorted({type(layer).__name__ for layer in trunk.layers})
+    return trunk.name, trunk.count_params(), shapes, kinds, tuple(trunk.input.shape)
+
+
+def _task_print(task, input_size=32):
+    eval_batches = list(task.pipeline("eval", 4).take(3))
+    x, y = eval_batches[0]
+    train_x, train_y = next(iter(task.pipeline("train", 4)))
+    features = keras.Input((4, 4, 8))
+    keras.utils.set_random_seed(0)
+    head = keras.Model(features, task.build_head(features, input_size))
+    rows = task.to_trunk(x).shape[0]
+    outputs = head(np.random.default_rng(0).normal(size=(rows, 4, 4, 8)).astype("float32"))
+    try:
+        loss = task.loss(y, outputs).numpy()
+    except (ValueError, tf.errors.InvalidArgumentError):
+        loss = None  # targets of another size than this stand-in head's output
+    return (
+        task.name,
+        task.endpoint,
+        len(eval_batches),
+        _hash(x, y),
+        _hash(train_x, train_y),
+        head.count_params(),
+        tuple(head.output.shape),
+        None if loss is None else _hash(np.round(loss, 5)),
+        tuple(x.shape),
+        tuple(y.shape),
+    )
+
+
+def _method_print(method):
+    batch = next(iter(method.datasets(2, "eval")))
+    method.compile(keras.optimizers.SGD(0.0))
+    keras.utils.set_random_seed(0)
+    logs = method.test_step(batch)
+    return (
+        method.players,
+        method.count_params(),
+        sorted((k, tuple(v.shape)) for k, v in method.network.output.items()),
+        float(logs["loss"]),
+        None if method.lasso is None else method.lasso.l1,
+        sorted(method.groups),
+    )
+
+
+def _scene_print(spec):
+    from zoo.data.synthetic import generate
+
+    example = generate(spec, 0)
+    return sorted(example), _hash(
+        *(np.asarray(example[k]) for k in sorted(example) if k != "scene")
+    )
+
+
+def _probe_print(probe):
+    lasso = [layer for layer in probe.layers if type(layer).__name__ == "LassoMix"]
+    return probe.count_params(), [(layer.l1, layer.num_units) for layer in lasso]
+
+
+def _sweep_print(run_sweep, tmp_path):
+    cells = []
+
+    def cell(source, n, seed, variant=None):
+        cells.append((source, n, seed, variant))
+        return {"value": 0.5, "metric": "accuracy"}
+
+    folder = tmp_path / f"sweep_{len(os.listdir(tmp_path))}"
+    run_sweep(str(folder), run_cell=cell, progress=None)
+    return sorted(cells, key=str)
+
+
+# -- the table --------------------------------------------------------------------------
+# configurable -> (fingerprint(bindings) or None, {parameter: binding value | "see <test>"})
+
+MULTI_TASKS = {
+    "zoo.tasks.Depth": {"head_width": "8"},
+    "zoo.tasks.Normals": {"head_width": "8"},
+    "zoo.tasks.Contours": {"head_width": "8"},
+    "zoo.tasks.SemanticSegmentation": {"head_width": "8", "classes": "5"},
+    "zoo.tasks.Rotation": {},
+    "zoo.tasks.Colorization": {
+        "head_width": "8",
+        "stride": "4",
+        "neighbours": "2",
+        "sigma": "20.0",
+        "rebalance": "True",
+        "rebalance_images": ("4", ["zoo.tasks.Colorization.rebalance = True"]),
+    },
+    "zoo.tasks.RelativePosition": {
+        "image_size": "40",
+        "patch_size": "6",
+        "gap": "2",
+        "jitter": "1",
+        "head_widths": "(8, 8)",
+        "head_bottleneck": "3",
+        "fc_width": "12",
+        "fc_bottleneck": "3",
+        "fc_units": "1",
+    },
+    "zoo.tasks.Exemplar": {
+        "image_size": "24",
+        "patch_size": "12",
+        "scale_range": "(0.5, 0.6)",
+        "max_rotation": "80.0",
+        "color": "False",
+        "margin": "2.0",
+        "head_widths": "(8, 8)",
+        "head_bottleneck": "3",
+    },
+}
+SINGLE_TASKS = {"zoo.tasks.Classification": {}, "zoo.tasks.Pose": {}}
+MOTION_TASKS = {
+    "zoo.tasks.MotionSegmentation": {"head_width": "8", "stride": "4", "image_shape": "(16, 24)"}
+}
+SMALL_TASK = {  # bindings that keep each task small (heads of a few units)
+    "zoo.tasks.RelativePosition": [
+        "zoo.tasks.RelativePosition.image_size = 32",
+        "zoo.tasks.RelativePosition.patch_size = 8",
+        "zoo.tasks.RelativePosition.gap = 1",
+        "zoo.tasks.RelativePosition.jitter = 0",
+        "zoo.tasks.RelativePosition.head_widths = (4, 4)",
+        "zoo.tasks.RelativePosition.head_bottleneck = 2",
+        "zoo.tasks.RelativePosition.fc_width = 8",
+        "zoo.tasks.RelativePosition.fc_bottleneck = 2",
+    ],
+    "zoo.tasks.Exemplar": [
+        "zoo.tasks.Exemplar.image_size = 32",
+        "zoo.tasks.Exemplar.patch_size = 16",
+        "zoo.tasks.Exemplar.head_widths = (4, 4)",
+        "zoo.tasks.Exemplar.head_bottleneck = 2",
+    ],
+    "zoo.tasks.Colorization": ["zoo.tasks.Colorization.head_width = 4"],
+    "zoo.tasks.MotionSegmentation": ["zoo.tasks.MotionSegmentation.head_width = 4"],
+}
+# Task's own parameters, bound on every task
+OTHER_SOURCE = ["@other/zoo.data.synthetic.SceneSpec()", 'other/SceneSpec.variant = "TCVL"']
+HELD_SOURCE = ["@held/zoo.data.synthetic.SceneSpec()", "held/SceneSpec.seed = 9"]
+TASK_BASE = {
+    "source": "\n".join(OTHER_SOURCE).replace("/SceneSpec", "/zoo.data.synthetic.SceneSpec"),
+    "eval_source": "\n".join(HELD_SOURCE).replace("/SceneSpec", "/zoo.data.synthetic.SceneSpec"),
+    "endpoint": '"block1"',
+    "harmonizer": '"lab_l3"',
+    "num_examples": "7",
+    "eval_examples": "5",
+    "seed": "3",
+    "name": '"renamed"',
+}
+
+
+def _task_cases():
+    for group, mode in ((MULTI_TASKS, "multi"), (SINGLE_TASKS, "single"), (MOTION_TASKS, "motion")):
+        for name, own in group.items():
+            for param, value in {**TASK_BASE, **own}.items():
+                yield name, mode, param, value
+
+
+_DEFAULT_PRINTS = {}
+
+
+@pytest.mark.parametrize("name,mode,param,value", list(_task_cases()))
+def test_every_task_parameter_changes_the_task(name, mode, param, value):
+    extra = []
+    if isinstance(value, tuple):
+        value, extra = value
+    value_lines = value.split("\n")
+    setup = [
+        f"{name}.source = {SPEC}",
+        f"{name}.num_examples = 12",
+        f"{name}.eval_examples = 12",
+        *SMALL_TASK.get(name, []),
+        *extra,
+    ]
+    if param == "harmonizer" and name == "zoo.tasks.Colorization":
+        value_lines = ['"identity"']  # its default is lab_l3
+    key = (name, mode, tuple(setup))
+    if key not in _DEFAULT_PRINTS:  # one default task per setup, shared by its parameters
+        _DEFAULT_PRINTS[key] = _task_print(_build(name, setup, mode))
+    default = _DEFAULT_PRINTS[key]
+    spec_mode = [
+        f"other/zoo.data.synthetic.SceneSpec.mode = '{mode}'",
+        "other/zoo.data.synthetic.SceneSpec.resolution = 32",
+        f"held/zoo.data.synthetic.SceneSpec.mode = '{mode}'",
+        "held/zoo.data.synthetic.SceneSpec.resolution = 32",
+        "held/zoo.data.synthetic.SceneSpec.split = 'test'",
+        "held/zoo.data.synthetic.SceneSpec.variant = '----'",
+    ]
+    bound = _task_print(
+        _build(
+            name, [*setup, f"{name}.{param} = {value_lines[0]}", *value_lines[1:], *spec_mode], mode
+        )
+    )
+    assert bound != default, f"{name}.{param} = {value} changed nothing"
+
+
+# parameters a caller always gives (gin would not be allowed to bind them)
+DENYLISTED = {
+    "zoo.experiment.train": {"model_dir"},
+    "zoo.evaluation.transfer": {"source", "predictions_path"},
+    "zoo.evaluation.run_sweep": {"sweep_dir", "run_cell", "progress"},
+}
+
+
+def _covered_parameters(name):
+    fn = gin.get_configurable(name)
+    # a class passes **kwargs up: its parameters are those of every __init__ of its MRO
+    inits = [fn]
+    if isinstance(fn, type):
+        inits = [
+            c.__dict__["__init__"]
+            for c in fn.__mro__
+            if "__init__" in c.__dict__ and c.__module__.startswith("zoo.")
+        ]
+    params = [p for init in inits for p in inspect.signature(init).parameters.values()]
+    names = {
+        p.name
+        for p in params
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
+    }
+    if name == "zoo.evaluation.probe":  # allowlist: only the lasso knobs are configurable
+        return {"lasso_block", "lasso_l1"}
+    return names - DENYLISTED.get(name, set())
+
+
+OTHER = {
+    "zoo.trunks.resnet": {
+        "depth": "26",
+        "version": "1",
+        "widths": ("[4, 8, 8, 8]", [], ["zoo.trunks.resnet.width_multiplier = 1.0"]),
+        "width_multiplier": "0.25",
+        "output_stride": "8",
+        "norm": '"group"',
+        "stop_at": '"block2"',
+        "input_shape": "(None, None, 3)",
+        "name": '"renamed"',
+    },
+    "zoo.trunks.resnet9": {
+        "widths": ("[4, 8, 8, 8]", [], ["zoo.trunks.resnet9.width_multiplier = 1.0"]),
+        "width_multiplier": "0.25",
+        "output_stride": "4",
+        "norm": '"group"',
+        "stop_at": '"block2"',
+        "input_shape": "(None, None, 3)",
+        "name": '"renamed"',
+    },
+    "zoo.data.synthetic.SceneSpec": {
+        "variant": '"TCVL"',
+        "mode": '"single"',
+        "resolution": "16",
+        "num_objects": "(1, 1)",
+        "split": '"test"',
+        "seed": "5",
+        "shadows": "False",
+        "supersample": "True",
+    },
+    "zoo.methods.MultiTask": {
+        "trunk": "@zoo.trunks.resnet9",
+        "tasks": "[@zoo.tasks.Depth()]",
+        "input_size": ("64", [], ["zoo.data.synthetic.SceneSpec.resolution = 64"]),
+        "lasso_block": '"block2"',
+        "lasso_l1": ("0.5", ['zoo.methods.MultiTask.lasso_block = "block2"']),
+        "loss_weights": '{"depth": 3.0}',
+        "per_task_optimizers": "True",
+    },
+    "zoo.evaluation.probe": {
+        "lasso_block": '"block1"',
+        "lasso_l1": "0.25",
+    },
+    "zoo.evaluation.run_sweep": {
+        "methods": '{"mine": "runs/x"}',
+        "counts": "[3, 5]",
+        "seeds": "[7]",
+        "variants": '["T---"]',
+        "max_labels": "300",
+    },
+    # The driver and the callbacks act over a whole run: each knob is shown by a test.
+    "zoo.experiment.train": {  # tests/test_experiment.py unless said
+        "method": "see ::test_train_writes_every_output",
+        "optimizer": "see ::test_the_optimizer_binding_reaches_every_player",
+        "batch_size": "see ::test_train_writes_every_output",
+        "epochs": "see ::test_train_writes_every_output",
+        "steps_per_epoch": "see ::test_train_refuses_a_built_method_and_bad_lengths",
+        "strategy": "see ::test_strategy_choices",
+        "seed": "see ::test_same_config_and_seed_give_the_same_run",
+        "callbacks": "see ::test_cost_budget_snapshots_and_stops",
+        "deterministic": "see ::test_same_config_and_seed_give_the_same_run",
+        "verbose": "see tests/cli/test_train_cli.py (progress bar of zoo-train)",
+    },
+    "zoo.experiment.CostBudget": {
+        p: "see ::test_cost_budget_snapshots_and_stops"
+        for p in ("task_costs", "budget", "snapshot_every", "folder")
+    },
+    "zoo.evaluation.transfer": {
+        p: "see tests/evaluation/test_transfer.py and tests/evaluation/test_protocols.py"
+        for p in (
+            "task",
+            "protocol",
+            "num_labels",
+            "variant",
+            "builder",
+            "input_size",
+            "endpoint",
+            "pooling",
+            "frozen_stages",
+            "decoder",
+            "depth_loss",
+            "batch_size",
+            "epochs",
+            "min_steps",
+            "max_steps",
+            "learning_rate",
+            "eval_examples",
+            "seed",
+            "precise_batch_norm",
+        )
+    },
+}
+
+
+def _configurables_in_source():
+    names = set()
+    for folder, _, files in os.walk(os.path.join(ROOT, "zoo")):
+        for file in files:
+            if not file.endswith(".py"):
+                continue
+            text = open(os.path.join(folder, file)).read()
+            for module, obj in re.findall(
+                r'@gin\.configurable\(module="([\w.]+)"[^)]*\)\n(?:@[^\n]*\n)*(?:def|class) (\w+)',
+                text,
+            ):
+                names.add(f"{module}.{obj}")
+            for obj, module in re.findall(
+                r'gin\.external_configurable\((\w+), module="(zoo[\w.]*)"\)', text
+            ):
+                names.add(f"{module}.{obj}")
+    return names
+
+
+def test_denylisted_parameters_cannot_be_bound():
+    for name, params in DENYLISTED.items():
+        for param in params:
+            with pytest.raises(ValueError):
+                gin.parse_config(f"{name}.{param} = 1")
+    gin.clear_config()
+
+
+def test_the_table_covers_every_configurable_and_parameter():
+    tasks = {**MULTI_TASKS, **SINGLE_TASKS, **MOTION_TASKS}
+    found = _configurables_in_source()
+    assert found == set(tasks) | set(OTHER), sorted(found ^ (set(tasks) | set(OTHER)))
+    for name in found:
+        listed = set(OTHER.get(name) or {**TASK_BASE, **tasks[name]})
+        assert _covered_parameters(name) == listed, (name, _covered_parameters(name) ^ listed)
+
+
+OTHER_CASES = [
+    (name, param, value)
+    for name, table in OTHER.items()
+    for param, value in table.items()
+    if not (isinstance(value, str) and value.startswith("see "))
+]
+
+
+@pytest.mark.parametrize("name,param,value", OTHER_CASES)
+def test_every_other_parameter_changes_what_it_configures(name, param, value, tmp_path):
+    extra, bound_extra = [], []
+    if isinstance(value, tuple):
+        value, extra, *rest = value
+        bound_extra = rest[0] if rest else []
+    if name.startswith("zoo.trunks"):
+        base = [f"{name}.depth = 18"] if name == "zoo.trunks.resnet" else []
+
+        def fingerprint(bindings):
+            return _trunk_print(_build(name, [*base, *bindings]))
+
+    elif name == "zoo.data.synthetic.SceneSpec":
+
+        def fingerprint(bindings):
+            return _scene_print(_build(name, bindings, mode="multi"))
+
+    elif name == "zoo.methods.MultiTask":
+        setup = [
+            "zoo.methods.MultiTask.trunk = @zoo.trunks.resnet",
+            "zoo.trunks.resnet.stop_at = 'block2'",
+            "zoo.trunks.resnet.output_stride = 8",
+            "zoo.trunks.resnet.input_shape = (None, None, 3)",
+            "zoo.trunks.resnet9.stop_at = 'block2'",
+            "zoo.methods.MultiTask.input_size = 32",
+            "zoo.methods.MultiTask.tasks = [@zoo.tasks.Depth(), @zoo.tasks.Rotation()]",
+            f"zoo.tasks.Depth.source = {SPEC}",
+            f"zoo.tasks.Rotation.source = {SPEC}",
+            "zoo.tasks.Depth.head_width = 8",
+            "zoo.tasks.Depth.num_examples = 4",
+            "zoo.tasks.Depth.eval_examples = 4",
+            "zoo.tasks.Rotation.num_examples = 4",
+            "zoo.tasks.Rotation.eval_examples = 4",
+        ]
+
+        def fingerprint(bindings):
+            return _method_print(_build(name, [*setup, *bindings]))
+
+    elif name == "zoo.evaluation.probe":
+        from zoo.trunks import resnet
+
+        def fingerprint(bindings):
+            gin.clear_config()
+            gin.parse_config("\n".join(bindings))
+            keras.utils.set_random_seed(0)
+            trunk = resnet(18, version=1, width_multiplier=0.125, input_shape=(32, 32, 3))
+            return _probe_print(
+                zoo.evaluation.protocols.probe(trunk, "lasso_linear", 3, pooling="global")
+            )
+
+    elif name == "zoo.evaluation.run_sweep":
+
+        def fingerprint(bindings):
+            gin.clear_config()
+            gin.parse_config("\n".join(bindings))
+            return _sweep_print(zoo.evaluation.sweep.run_sweep, tmp_path)
+
+    else:
+        raise AssertionError(name)
+    default = fingerprint(extra)
+    bound = fingerprint([*extra, f"{name}.{param} = {value}", *bound_extra])
+    gin.clear_config()
+    assert bound != default, f"{name}.{param} = {value} changed nothing"

@@ -1,0 +1,6 @@
+"""Methods: keras.Model subclasses that own their networks, players and train_step."""
+
+from zoo.methods.base import Method, Phase
+from zoo.methods.multitask import MultiTask
+
+__all__ = ["Method", "MultiTask", "Phase"]

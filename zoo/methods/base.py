@@ -1,0 +1,195 @@
+"""The Method layer: a `keras.Model` that owns a training algorithm.
+
+A method owns its networks (trunk, heads, discriminators, momentum copies ...), names
+its *players* (each updated by its own optimizer on its own variables), and implements
+`train_step` / `test_step` over a batch structure of its own. Because the whole
+algorithm lives in `train_step`, Keras' `fit`, callbacks, progress bars,
+`BackupAndRestore`, TensorBoard and `tf.distribute` work unchanged, and the same
+`train_step` runs in a custom distributed loop (`strategy.run`).
+
+Writing a method (see the README, "Adding a method"):
+
+* build every network in `__init__` (inside the strategy scope), set `self.built`;
+* `players` and `variables_of(player)`;
+* `train_step(data)`: one `tf.GradientTape` per phase and `self.apply(player, tape,
+  loss)`, or `self.alternate(data, [Phase(...), ...])` for "update A on loss a, then B
+  on loss b" (Ren & Lee's Algorithm 1, GANs); losses averaged over the *global* batch
+  (`tf.nn.compute_average_loss`), so replicas add up to the one-device update;
+* `after_step()` for state that follows the optimizer steps (EMA copies, queues);
+* `get_config` returning every constructor argument (Keras objects serialized), so a
+  run is rebuilt from its `method.json` without gin.
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase of an alternating step: `steps` updates of `player` on `loss(data)`.
+
+    Args:
+        player: str. The player updated (its optimizer and variables).
+        loss: callable. `loss(data) -> scalar` averaged over the global batch; computed
+            afresh for each of the phase's steps, after the previous phases' updates.
+        steps: int. Updates per train step (k of "k D-steps per G-step"). Defaults to 1.
+    """
+
+    player: str
+    loss: Callable
+    steps: int = 1
+
+
+class Method(keras.Model):
+    """Base class of training algorithms; see the module docstring.
+
+    Subclasses define `players`, `variables_of`, `train_step`, `test_step`,
+    `datasets`, `get_config` and, where they have state beyond variables that
+    optimizers update, `after_step`.
+    """
+
+    # True for methods whose players deliberately update shared variables (e.g. one
+    # optimizer per task on a shared trunk, Doersch & Zisserman); otherwise compile()
+    # requires the players' variables to be disjoint.
+    players_share_variables = False
+
+    @property
+    def players(self) -> tuple:
+        """Names of the players, in the order they update within a step."""
+        raise NotImplementedError
+
+    def variables_of(self, player: str) -> list:
+        """The variables `player`'s optimizer updates."""
+        raise NotImplementedError
+
+    def compile(
+        self,
+        optimizer: keras.optimizers.Optimizer | dict | None = None,
+        **kwargs,
+    ):
+        """Gives every player an optimizer and builds it on the player's variables.
+
+        Call it inside the strategy scope. Each optimizer is re-created from its config
+        here, so it (its iteration counter and slots) lives in the current scope, and is
+        built at once: extra optimizers built later fail under MirroredStrategy, and
+        optimizer state is skipped when a checkpoint is restored before the first step.
+
+        Args:
+            optimizer: a keras Optimizer (every player gets its own copy) or a dict
+                {player: Optimizer} naming every player.
+            **kwargs: passed to `keras.Model.compile` (e.g. `run_eagerly`,
+                `steps_per_execution`); `jit_compile` defaults to False.
+        """
+        players = tuple(self.players)
+        if isinstance(optimizer, dict):
+            missing = sorted(set(players) - set(optimizer))
+            extra = sorted(set(optimizer) - set(players))
+            if missing or extra:
+                raise ValueError(
+                    f"{type(self).__name__}.compile: give one optimizer per player "
+                    f"{list(players)}; missing {missing}, unknown {extra}."
+                )
+            given = {p: optimizer[p] for p in players}
+        elif isinstance(optimizer, keras.optimizers.Optimizer):
+            given = {p: optimizer for p in players}
+        else:
+            raise ValueError(
+                f"{type(self).__name__}.compile: `optimizer` must be a keras Optimizer or a "
+                f"dict {{player: Optimizer}} for players {list(players)}. Received: "
+                f"{optimizer!r}"
+            )
+        variables = {p: list(self.variables_of(p)) for p in players}
+        for p, vs in variables.items():
+            if not vs:
+                raise ValueError(f"{type(self).__name__}: player {p!r} has no variables.")
+        if not self.players_share_variables:
+            owner = {}
+            for p, vs in variables.items():
+                for v in vs:
+                    if id(v) in owner:
+                        raise ValueError(
+                            f"{type(self).__name__}: variable {v.path} belongs to players "
+                            f"{owner[id(v)]!r} and {p!r}; players must own disjoint variables."
+                        )
+                    owner[id(v)] = p
+        optimizers = {}
+        for p in players:
+            fresh = type(given[p]).from_config(given[p].get_config())
+            if self.dtype_policy.name == "mixed_float16":
+                fresh = keras.optimizers.LossScaleOptimizer(fresh, name=f"{p}_loss_scale")
+            fresh.build(variables[p])
+            optimizers[p] = fresh
+        self.player_optimizers = optimizers
+        # a plain holder: Keras would track a dict of variables as the model's own
+        self._player_variables = _Untracked(variables)
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=None, **kwargs)
+
+    def get_compile_config(self):
+        return None  # optimizers are given by the driver, not rebuilt from a saved file
+
+    def apply(self, player: str, tape: tf.GradientTape, loss) -> None:
+        """Applies the gradients of `loss` (recorded by `tape`) to `player`'s variables."""
+        optimizer = self.player_optimizers[player]
+        variables = self._player_variables.value[player]
+        grads = tape.gradient(optimizer.scale_loss(loss), variables)
+        optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+
+    def alternate(self, data, phases: Sequence[Phase]) -> dict:
+        """Runs the phases in order: each computes its loss afresh and updates its player.
+
+        Returns:
+            {player: the loss of its last update}.
+        """
+        last = {}
+        for phase in phases:
+            if phase.player not in self.player_optimizers:
+                raise ValueError(
+                    f"{type(self).__name__}: phase player {phase.player!r} is not one of "
+                    f"{list(self.player_optimizers)}."
+                )
+            for _ in range(phase.steps):
+                with tf.GradientTape() as tape:
+                    loss = phase.loss(data)
+                self.apply(phase.player, tape, loss)
+                last[phase.player] = loss
+        return last
+
+    def after_step(self) -> None:
+        """Updates state that follows the optimizer steps (EMA copies, queues). No-op here."""
+
+    def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
+        """Batches in this method's structure (see the subclass)."""
+        raise NotImplementedError
+
+    def heldout_metrics(self, batch_size: int) -> dict:
+        """{objective: {metric: value}} on held-out data."""
+        raise NotImplementedError
+
+    def metric_info(self) -> dict:
+        """{objective: {metric: (direction, meaning)}} for reports."""
+        raise NotImplementedError
+
+    def serving_harmonizer(self, task: str | None = None) -> str:
+        """The deterministic harmonizer an exported graph applies. Defaults to "identity"."""
+        return "identity"
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class _Untracked:
+    def __init__(self, value):
+        self.value = value
+
+
+def serialize(obj):
+    return keras.saving.serialize_keras_object(obj)
+
+
+def deserialize(config):
+    return keras.saving.deserialize_keras_object(config)

@@ -1,0 +1,348 @@
+"""A shared trunk trained on several tasks at once (Doersch & Zisserman 2017; Ren & Lee 2018)."""
+
+from collections.abc import Callable, Sequence
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.layers import LassoMix
+from zoo.methods.base import Method, deserialize, serialize
+from zoo.tasks.base import Task, pipeline
+
+SERVING_HARMONIZERS = ("identity", "lab_l3")
+
+
+def _deterministic(harmonizer):
+    return harmonizer if harmonizer in SERVING_HARMONIZERS else "identity"
+
+
+class MultiTask(Method):
+    """Shared trunk, optional lasso mixing of one block's units, one head per task.
+
+    The graph runs one way: inputs -> `task.to_trunk` -> trunk -> endpoint (or the
+    task's LassoMix row) -> `task.build_head`. Tasks that read the same examples as they
+    are (`Task.shares_images`, same source, harmonizer and seed: e.g. Ren & Lee's depth,
+    normals and contours of one scene) share one batch, one input and **one trunk pass**;
+    tasks with inputs of their own (rotated images, patch pairs, triplets) get theirs.
+
+    Batch structure: `(inputs, targets)` with `inputs` {input name: tensor} (one entry
+    per group of tasks, see `input_names`) and `targets` {task: tensor}; `datasets()`
+    builds it. `self(inputs)` returns {task: head output}.
+
+    Players: "main" (one optimizer on Σ_t w_t L_t + the lasso penalty), or with
+    `per_task_optimizers` one player per task that updates the trunk, its head and its
+    own lasso row on L_t + the penalty, one task after the other (Doersch & Zisserman,
+    one RMSProp per task). Losses are averaged over the *global* batch, so replicas add
+    up to the one-device update. `fit` reports `loss` (the weighted sum), `<task>_loss`
+    and the tasks' own metrics (e.g. `rotation_accuracy`).
+
+    Args:
+        trunk: keras.Model or callable. A zoo trunk (dict of endpoints), or a builder
+            called with `input_shape=` (e.g. gin's `@zoo.trunks.resnet`): it is built
+            for `input_size` images, or for any size when a task reads patches.
+        tasks: list of zoo.tasks.Task with distinct names.
+        input_size: int or None. Square size of whole-image inputs. Defaults to the
+            trunk's fixed input size.
+        lasso_block: str or None. If set (e.g. "block3"), every head reads its own row
+            of a LassoMix of this block's units instead of its endpoint. Defaults to None.
+        lasso_l1: float. L1 weight of the lasso. Defaults to 1e-3.
+        loss_weights: dict or None. Task name -> w_t (one-optimizer mode). Defaults to 1.
+        per_task_optimizers: bool. One player per task instead of "main". Defaults to False.
+    """
+
+    players_share_variables = True  # per-task players all update the trunk
+
+    def __init__(
+        self,
+        trunk: keras.Model | Callable = gin.REQUIRED,
+        tasks: Sequence[Task] = gin.REQUIRED,
+        input_size: int | None = None,
+        lasso_block: str | None = None,
+        lasso_l1: float = 1e-3,
+        loss_weights: dict | None = None,
+        per_task_optimizers: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        tasks = [deserialize(t) if isinstance(t, dict) else t for t in tasks]
+        names = [t.name for t in tasks]
+        if not tasks or len(set(names)) != len(names):
+            raise ValueError(f"MultiTask needs tasks with distinct names. Received: {names}")
+        if isinstance(trunk, dict):
+            trunk = deserialize(trunk)
+        if not isinstance(trunk, keras.Model):
+            if input_size is None:
+                raise ValueError("MultiTask: a trunk builder needs `input_size`.")
+            square = (input_size, input_size, 3)
+            same = all(tuple(t.input_shape(input_size)) == square for t in tasks)
+            trunk = trunk(input_shape=square if same else (None, None, 3))
+        shape = trunk.input.shape
+        fixed = shape[1] is not None and shape[1] == shape[2]
+        if input_size is None and not fixed:
+            raise ValueError(
+                "MultiTask needs `input_size` or a trunk built with a fixed square "
+                f"input_shape, e.g. resnet(..., input_shape=(64, 64, 3)). Received input "
+                f"shape {shape}."
+            )
+        input_size = int(input_size or shape[1])
+        unknown = sorted(set(loss_weights or {}) - set(names))
+        if unknown:
+            raise ValueError(f"loss_weights name unknown tasks {unknown}; tasks: {names}")
+        if not (isinstance(lasso_l1, (int, float)) and lasso_l1 >= 0):
+            raise ValueError(f"`lasso_l1` must be a number >= 0. Received: {lasso_l1!r}")
+        self.trunk = trunk
+        self.tasks = {t.name: t for t in tasks}
+        self.input_size = input_size
+        self.lasso_block, self.lasso_l1 = lasso_block, float(lasso_l1)
+        self.loss_weights = {n: float((loss_weights or {}).get(n, 1.0)) for n in names}
+        self.per_task_optimizers = bool(per_task_optimizers)
+
+        endpoints = list(trunk.output)
+        self.lasso = None
+        if lasso_block is not None:
+            self._units = [k for k in endpoints if k.startswith(f"{lasso_block}/unit_")]
+            if not self._units:
+                raise ValueError(
+                    f"lasso_block={lasso_block!r} has no units in this trunk; endpoints: "
+                    f"{sorted(endpoints)}"
+                )
+            self.lasso = LassoMix(names, l1=lasso_l1, name="lasso")
+        self.endpoints = {t.name: t.endpoint or endpoints[-1] for t in tasks}
+        wrong = {n: e for n, e in self.endpoints.items() if e not in trunk.output}
+        if lasso_block is None and wrong:
+            raise ValueError(
+                f"Tasks read endpoints the trunk does not have: {wrong}; endpoints: "
+                f"{sorted(endpoints)}"
+            )
+
+        # Groups: tasks that read the same examples share one input and one trunk pass.
+        self.groups = {}  # input name -> [task names]
+        square = (input_size, input_size, 3)
+        keys = {}
+        for t in tasks:
+            if t.shares_images and tuple(t.input_shape(input_size)) == square:
+                key = t.stream_key()
+                if key not in keys:
+                    keys[key] = "images" if not keys else f"images_{len(keys) + 1}"
+                    self.groups[keys[key]] = []
+                self.groups[keys[key]].append(t.name)
+            else:
+                self.groups[t.name] = [t.name]
+        inputs, outputs = {}, {}
+        penalty_added = False
+        for input_name, group in self.groups.items():
+            first = self.tasks[group[0]]
+            x = keras.Input(tuple(first.input_shape(input_size)), name=input_name)
+            inputs[input_name] = x
+            features = trunk(first.to_trunk(x))
+            for name in group:
+                task = self.tasks[name]
+                if self.lasso is None:
+                    feature, endpoint = features[self.endpoints[name]], self.endpoints[name]
+                else:
+                    feature = self.lasso(
+                        [features[k] for k in self._units], task=name, penalty=not penalty_added
+                    )
+                    endpoint = f"lasso mix of {lasso_block}"
+                    penalty_added = True
+                task.check_geometry(endpoint, tuple(feature.shape), input_size)
+                outputs[name] = task.build_head(feature, input_size)
+        self.network = keras.Model(inputs, outputs, name="network")
+        self.input_names = {n: i for i, group in self.groups.items() for n in group}
+        self._loss_trackers = {n: keras.metrics.Mean(name=f"{n}_loss") for n in names}
+        self._total_tracker = keras.metrics.Mean(name="loss")
+        self._task_metrics = {t.name: t.keras_metrics() for t in tasks}
+        # Every variable exists now; marking the model built keeps fit, save_weights and
+        # tf.distribute from calling it to build it.
+        self.built = True
+
+    # -- graph ---------------------------------------------------------------------
+
+    def call(self, inputs, training=False):
+        """{task: head output} from {input name: batch} (see `input_names`)."""
+        return self.network(inputs, training=training)
+
+    def task_model(self, task: str) -> keras.Model:
+        """A model from one task's input to its head output (layers shared)."""
+        if task not in self.tasks:
+            raise ValueError(f"unknown task {task!r}; tasks: {sorted(self.tasks)}")
+        x = self.network.input[self.input_names[task]]
+        return keras.Model(x, self.network.output[task], name=f"{task}_model")
+
+    def image_tasks(self) -> list:
+        """Tasks whose input is a whole input_size image (what a served model takes)."""
+        square = (self.input_size, self.input_size, 3)
+        return [n for n, t in self.tasks.items() if tuple(t.input_shape(self.input_size)) == square]
+
+    # -- players -------------------------------------------------------------------
+
+    @property
+    def players(self):
+        return tuple(self.tasks) if self.per_task_optimizers else ("main",)
+
+    def variables_of(self, player):
+        if player == "main":
+            return self.trainable_variables
+        if player not in self.tasks:
+            raise ValueError(f"unknown player {player!r}; players: {list(self.players)}")
+        other_rows = set()
+        if self.lasso is not None:
+            other_rows = {
+                id(v)
+                for t, v in zip(self.lasso.task_names, self.lasso.trainable_variables)
+                if t != player
+            }
+        task = self.task_model(player)
+        return [v for v in task.trainable_variables if id(v) not in other_rows]
+
+    # -- data ----------------------------------------------------------------------
+
+    def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
+        """(inputs, targets) batches: {input name: batch}, {task: targets}.
+
+        Every group streams its own examples ("train": shuffled, repeated; "eval": in
+        order, once, ending with the shortest group).
+        """
+        streams = {
+            name: pipeline([self.tasks[t] for t in group], split, batch_size)
+            for name, group in self.groups.items()
+        }
+
+        def merge(*batches):
+            inputs, targets = {}, {}
+            for name, (x, y) in zip(streams, batches):
+                inputs[name] = x
+                targets.update(y)
+            return inputs, targets
+
+        return tf.data.Dataset.zip(tuple(streams.values())).map(merge)
+
+    # -- training ------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        out = [self._total_tracker, *self._loss_trackers.values()]
+        for metrics in self._task_metrics.values():
+            out += metrics
+        return out
+
+    def _check_batch(self, data):
+        ok = (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and isinstance(data[0], dict)
+            and set(data[0]) == set(self.groups)
+            and isinstance(data[1], dict)
+            and set(data[1]) == set(self.tasks)
+        )
+        if not ok:
+            raise ValueError(
+                f"MultiTask expects batches (inputs, targets) with inputs {sorted(self.groups)} "
+                f"and targets {sorted(self.tasks)} (see `datasets()`). Received: "
+                f"{type(data).__name__} {_describe(data)}"
+            )
+
+    def _task_losses(self, data, training):
+        """{task: loss averaged over the global batch}, updating trackers and metrics."""
+        inputs, targets = data
+        outputs = self.network(inputs, training=training)
+        losses = {}
+        for name, task in self.tasks.items():
+            per_example = task.loss(targets[name], outputs[name])
+            losses[name] = tf.nn.compute_average_loss(per_example)
+            self._loss_trackers[name].update_state(tf.reduce_mean(per_example))
+            for metric in self._task_metrics[name]:
+                metric.update_state(targets[name], outputs[name])
+        return losses
+
+    def _regularization(self):
+        if not self.losses:
+            return tf.constant(0.0)
+        return tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+
+    def train_step(self, data):
+        self._check_batch(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=self.per_task_optimizers) as tape:
+            losses = self._task_losses(data, training=True)
+            regularization = self._regularization()
+            total = tf.add_n([self.loss_weights[n] * v for n, v in losses.items()])
+            total += regularization
+            objectives = {n: v + regularization for n, v in losses.items()}
+        if self.per_task_optimizers:
+            for name in self.tasks:
+                self.apply(name, tape, objectives[name])
+            del tape
+        else:
+            self.apply("main", tape, total)
+        self.after_step()
+        self._total_tracker.update_state(total * replicas)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        self._check_batch(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        losses = self._task_losses(data, training=False)
+        total = tf.add_n([self.loss_weights[n] * v for n, v in losses.items()])
+        self._total_tracker.update_state(total * replicas)
+        return {m.name: m.result() for m in self.metrics}
+
+    # -- evaluation and export -----------------------------------------------------
+
+    def heldout_metrics(self, batch_size: int) -> dict:
+        """{task: metrics} over each task's whole held-out split (inference mode)."""
+        results = {}
+        for input_name, group in self.groups.items():
+            names = list(group)
+            model = keras.Model(
+                self.network.input[input_name], {n: self.network.output[n] for n in names}
+            )
+            targets = {n: [] for n in names}
+            outputs = {n: [] for n in names}
+            data = pipeline([self.tasks[n] for n in names], "eval", batch_size)
+            for x, y in data:
+                out = model(x, training=False)
+                for n in names:
+                    outputs[n].append(keras.ops.convert_to_numpy(out[n]))
+                    targets[n].append(y[n].numpy())
+            for n in names:
+                results[n] = self.tasks[n].evaluate(
+                    np.concatenate(targets[n]), np.concatenate(outputs[n])
+                )
+        return {n: results[n] for n in self.tasks}
+
+    def metric_info(self):
+        return {n: dict(t.metric_info) for n, t in self.tasks.items()}
+
+    def serving_harmonizer(self, task=None):
+        """The task's harmonizer when deterministic; for the trunk, the one every task
+        shares if deterministic. Otherwise "identity" (random harmonizers are training
+        augmentations)."""
+        if task is not None:
+            return _deterministic(self.tasks[task].harmonizer)
+        used = {t.harmonizer for t in self.tasks.values()}
+        return _deterministic(used.pop()) if len(used) == 1 else "identity"
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trunk": serialize(self.trunk),
+            "tasks": [serialize(t) for t in self.tasks.values()],
+            "input_size": self.input_size,
+            "lasso_block": self.lasso_block,
+            "lasso_l1": self.lasso_l1,
+            "loss_weights": dict(self.loss_weights),
+            "per_task_optimizers": self.per_task_optimizers,
+        }
+
+
+def _describe(data):
+    if isinstance(data, (tuple, list)):
+        return [sorted(d) if isinstance(d, dict) else type(d).__name__ for d in data]
+    return sorted(data) if isinstance(data, dict) else ""
+
+
+keras.saving.register_keras_serializable(package="zoo")(MultiTask)
+gin.external_configurable(MultiTask, module="zoo.methods")
