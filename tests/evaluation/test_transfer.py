@@ -40,7 +40,8 @@ def test_classification_from_scratch_learns_above_chance():
 @pytest.mark.slow
 def test_dense_tasks_report_their_metrics():
     depth = _scratch("depth", "linear", 32, 16, min_steps=5, max_steps=5)
-    assert depth["metric"] == "delta1" and 0.0 <= depth["value"] <= 1.0 and depth["rmse"] > 0
+    assert depth["metric"] == "delta1" and depth["value"] == depth["delta1"]
+    assert depth["delta1"] <= depth["delta2"] <= depth["delta3"] and depth["rmse"] > 0
     seg = _scratch("segmentation", "finetune", 32, 16, min_steps=5, max_steps=5)
     assert seg["metric"] == "pixel_accuracy" and np.isfinite(seg["miou"])
 

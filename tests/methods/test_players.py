@@ -106,9 +106,7 @@ def test_train_step_runs_in_a_custom_distributed_loop(mirrored):
     reference = _method()
     reference.fit(tf.data.Dataset.from_tensors((x, y)).repeat(2), epochs=1, verbose=0)
     method = _method(mirrored)
-    data = mirrored.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensors((x, y)).repeat(2)
-    )
+    data = mirrored.experimental_distribute_dataset(tf.data.Dataset.from_tensors((x, y)).repeat(2))
 
     @tf.function
     def step(batch):

@@ -167,7 +167,7 @@ class Task(abc.ABC):
         tasks on one source share a batch and a trunk pass. Defaults to True."""
         return True
 
-    def examples(self, split, keys=None):
+    def examples(self, split: str, keys: Sequence[str] | None = None) -> tf.data.Dataset:
         """Raw examples (dicts with `keys`, default `required`) of "train" or "eval"."""
         keys = list(keys or self.required)
         source = self.source if split == "train" else self._eval_source
@@ -177,7 +177,7 @@ class Task(abc.ABC):
             return tf.data.Dataset.from_tensor_slices({k: arrays[k] for k in keys})
         return read_tfrecords(source, keys=keys)
 
-    def stream_key(self):
+    def stream_key(self) -> tuple:
         """What identifies the examples a task reads: tasks with equal keys read the same."""
         return (
             repr(self.source),
@@ -189,10 +189,10 @@ class Task(abc.ABC):
         )
 
     @abc.abstractmethod
-    def prepare(self, example, seed):
+    def prepare(self, example: dict, seed) -> tuple:
         """(inputs, targets) of one harmonized example; `seed` [2] for random choices."""
 
-    def pipeline(self, split, batch_size, repeat=None):
+    def pipeline(self, split: str, batch_size: int, repeat: bool | None = None) -> tf.data.Dataset:
         """Batches of (inputs, targets): shuffled and repeated for "train", in order for "eval"."""
         return pipeline([self], split, batch_size, repeat).map(
             lambda inputs, targets: (inputs, targets[self.name])
@@ -205,7 +205,7 @@ class Task(abc.ABC):
 
     # -- model ---------------------------------------------------------------------
 
-    def input_shape(self, input_size):
+    def input_shape(self, input_size: int) -> tuple:
         """Shape of one example's inputs. Defaults to an input_size x input_size RGB image;
         tasks on patches or on other image sizes override it."""
         return (input_size, input_size, 3)
@@ -215,12 +215,12 @@ class Task(abc.ABC):
         reshape; siamese tasks put all their patches in one batch). Defaults to `inputs`."""
         return inputs
 
-    def check_geometry(self, endpoint, feature_shape, input_size):  # noqa: B027
+    def check_geometry(self, endpoint: str, feature_shape: tuple, input_size: int) -> None:  # noqa: B027
         """Raises ValueError when the features of `endpoint` (shape [B, h, w, C]) do not
         fit what the head and targets need. Defaults to no constraint."""
 
     @abc.abstractmethod
-    def build_head(self, features, input_size):
+    def build_head(self, features, input_size: int):
         """Head output (logits or a raw map) from the endpoint's features."""
 
     @abc.abstractmethod
@@ -228,14 +228,14 @@ class Task(abc.ABC):
         """Per-example loss [B]."""
 
     @abc.abstractmethod
-    def evaluate(self, targets, outputs):
+    def evaluate(self, targets: np.ndarray, outputs: np.ndarray) -> dict:
         """Dataset-level metrics (numpy) from stacked targets and outputs."""
 
     @abc.abstractmethod
-    def serving_outputs(self, outputs):
+    def serving_outputs(self, outputs) -> dict:
         """Named outputs of a served model."""
 
-    def keras_metrics(self):
+    def keras_metrics(self) -> list:
         """Keras metrics updated with (targets, outputs) during fit."""
         return []
 
