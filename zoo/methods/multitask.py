@@ -66,6 +66,8 @@ class MultiTask(Method):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if trunk is gin.REQUIRED or tasks is gin.REQUIRED:
+            raise TypeError("MultiTask needs a `trunk` (or trunk builder) and `tasks`.")
         tasks = [deserialize(t) if isinstance(t, dict) else t for t in tasks]
         names = [t.name for t in tasks]
         if not tasks or len(set(names)) != len(names):
@@ -209,6 +211,15 @@ class MultiTask(Method):
             name: pipeline([self.tasks[t] for t in group], split, batch_size)
             for name, group in self.groups.items()
         }
+        for name, stream in streams.items():
+            given = tuple(stream.element_spec[0].shape[1:])
+            wanted = tuple(self.network.input[name].shape[1:])
+            if given != wanted:
+                raise ValueError(
+                    f"the data of {self.groups[name]} are {given} per example but the "
+                    f"method takes {wanted} (input_size={self.input_size}); render or resize "
+                    "the source to the input size (e.g. SceneSpec.resolution)."
+                )
 
         def merge(*batches):
             inputs, targets = {}, {}
