@@ -224,7 +224,7 @@ def benchmark_multitask():
     # 1. MultiTask with one task vs a plain keras.Model with the same trunk and head.
     depth = next(t for t in tasks if t.name == "depth")
     inputs, targets = next(iter(depth.pipeline("train", batch)))
-    ours = _build([depth])
+    ours = _build([depth], loss_weights=None)
     keras.utils.set_random_seed(0)
     trunk = gin.get_bindings("zoo.methods.MultiTask")["trunk"](input_shape=(size, size, 3))
     plain = keras.Model(trunk.input, depth.build_head(trunk.output[ours.endpoints["depth"]], size))
