@@ -55,7 +55,17 @@ def tiny_config():
 def test_train_writes_every_output(tiny_config, tmp_path):
     model_dir = str(tmp_path / "run")
     assert experiment.prepare_model_dir(model_dir, tiny_config) == "new"
+    gin.parse_config(
+        "zoo.experiment.train.callbacks = [@zoo.experiment.CostBudget()]\n"
+        "zoo.experiment.CostBudget.task_costs = {'depth': 0.5}\n"
+        "zoo.experiment.CostBudget.snapshot_every = 3\n"
+    )
     results = experiment.train(model_dir)
+    # 2 epochs x 3 steps of 1.5 units (depth 0.5 + rotation 1): snapshots at 3, 6 and 9
+    # units, in the run's own folder (the callback got the model_dir from train)
+    assert sorted(os.listdir(os.path.join(model_dir, "snapshots"))) == [
+        f"cost_{u:09d}.weights.h5" for u in (3, 6, 9)
+    ]
     for name in (
         "config.gin",
         "operative_config.gin",

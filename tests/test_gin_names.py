@@ -340,16 +340,18 @@ OTHER = {
         "optimizer": "see ::test_the_optimizer_binding_reaches_every_player",
         "batch_size": "see ::test_train_writes_every_output",
         "epochs": "see ::test_train_writes_every_output",
-        "steps_per_epoch": "see ::test_train_refuses_a_built_method_and_bad_lengths",
+        "steps_per_epoch": "see ::test_train_writes_every_output (snapshot count)",
         "strategy": "see ::test_strategy_choices",
         "seed": "see ::test_same_config_and_seed_give_the_same_run",
-        "callbacks": "see ::test_cost_budget_snapshots_and_stops",
+        "callbacks": "see ::test_train_writes_every_output (CostBudget bound)",
         "deterministic": "see ::test_same_config_and_seed_give_the_same_run",
         "verbose": "see tests/cli/test_train_cli.py (progress bar of zoo-train)",
     },
     "zoo.experiment.CostBudget": {
-        p: "see ::test_cost_budget_snapshots_and_stops"
-        for p in ("task_costs", "budget", "snapshot_every", "folder")
+        "task_costs": '{"rp": 2.0}',
+        "budget": "4",
+        "snapshot_every": "2",
+        "folder": '"elsewhere"',
     },
     "zoo.evaluation.transfer": {
         p: "see tests/evaluation/test_transfer.py and tests/evaluation/test_protocols.py"
@@ -423,7 +425,10 @@ OTHER_CASES = [
 
 
 @pytest.mark.parametrize("name,param,value", OTHER_CASES)
-def test_every_other_parameter_changes_what_it_configures(name, param, value, tmp_path):
+def test_every_other_parameter_changes_what_it_configures(
+    name, param, value, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # relative folders (CostBudget.folder) land here
     extra, bound_extra = [], []
     if isinstance(value, tuple):
         value, extra, *rest = value
@@ -471,6 +476,24 @@ def test_every_other_parameter_changes_what_it_configures(name, param, value, tm
             return _probe_print(
                 zoo.evaluation.protocols.probe(trunk, "lasso_linear", 3, pooling="global")
             )
+
+    elif name == "zoo.experiment.CostBudget":
+
+        def fingerprint(bindings):
+            gin.clear_config()
+            gin.parse_config(
+                "zoo.experiment.CostBudget.task_costs = {'rp': 1.0}\n"
+                "zoo.experiment.CostBudget.snapshot_every = 3\n" + "\n".join(bindings)
+            )
+            budget = gin.get_configurable(name)()
+            budget.model_dir = str(tmp_path / f"run_{len(bindings)}")  # default / bound
+            model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+            model.compile("sgd", "mse")
+            x = np.zeros((4, 2), "float32")
+            data = tf.data.Dataset.from_tensors((x, x[:, :1])).repeat()
+            history = model.fit(data, steps_per_epoch=4, epochs=3, callbacks=[budget], verbose=0)
+            written = sorted(os.listdir(budget.folder)) if os.path.isdir(budget.folder) else []
+            return budget.spent, len(history.history["loss"]), budget.folder, written
 
     elif name == "zoo.evaluation.run_sweep":
 

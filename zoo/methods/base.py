@@ -56,14 +56,20 @@ class Method(keras.Model):
     # requires the players' variables to be disjoint.
     players_share_variables = False
 
+    def _missing(self, name, needed_by):
+        return NotImplementedError(
+            f"{type(self).__name__} does not define `{name}`, which {needed_by} needs "
+            '(see zoo.methods.base and the README, "Adding a method").'
+        )
+
     @property
     def players(self) -> tuple:
         """Names of the players, in the order they update within a step."""
-        raise NotImplementedError
+        raise self._missing("players", "compile()")
 
     def variables_of(self, player: str) -> list:
         """The variables `player`'s optimizer updates."""
-        raise NotImplementedError
+        raise self._missing("variables_of", "compile()")
 
     def compile(
         self,
@@ -163,15 +169,15 @@ class Method(keras.Model):
 
     def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
         """Batches in this method's structure (see the subclass)."""
-        raise NotImplementedError
+        raise self._missing("datasets", "zoo.experiment.train")
 
     def heldout_metrics(self, batch_size: int) -> dict:
         """{objective: {metric: value}} on held-out data."""
-        raise NotImplementedError
+        raise self._missing("heldout_metrics", "zoo.experiment.train")
 
     def metric_info(self) -> dict:
         """{objective: {metric: (direction, meaning)}} for reports."""
-        raise NotImplementedError
+        raise self._missing("metric_info", "zoo.experiment.train")
 
     def serving_harmonizer(self, task: str | None = None) -> str:
         """The deterministic harmonizer an exported graph applies. Defaults to "identity"."""
