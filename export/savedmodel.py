@@ -10,6 +10,8 @@ import os
 import keras
 import tensorflow as tf
 
+from zoo.errors import ExistingFile, UserError
+
 # Deterministic harmonizers that a serving graph can apply (random ones are training
 # augmentations; served models see the plain image).
 SERVING_HARMONIZERS = ("identity", "lab_l3")
@@ -17,7 +19,7 @@ SERVING_HARMONIZERS = ("identity", "lab_l3")
 
 def _serving_harmonizer(name):
     if name not in SERVING_HARMONIZERS:
-        raise ValueError(
+        raise UserError(
             f"Exported graphs apply a deterministic harmonizer, one of {SERVING_HARMONIZERS}. "
             f"Received: {name!r} (a training-time augmentation; export with 'identity')."
         )
@@ -30,7 +32,7 @@ def _serving_harmonizer(name):
 
 def _check_target(path, overwrite):
     if os.path.exists(path) and os.listdir(path) and not overwrite:
-        raise FileExistsError(
+        raise ExistingFile(
             f"{path} already holds an export; pass overwrite=True (--overwrite) to replace it."
         )
 
@@ -115,15 +117,15 @@ def export_model(
         The version folder.
     """
     if task not in model.tasks:
-        raise ValueError(f"export_model: unknown task {task!r}; tasks: {sorted(model.tasks)}")
+        raise UserError(f"export_model: unknown task {task!r}; tasks: {sorted(model.tasks)}")
     if task not in model.image_tasks():
-        raise ValueError(
+        raise UserError(
             f"export_model: task {task!r} does not read whole {model.input_size}px images (it "
             f"takes {model.task_model(task).input.shape[1:]}); serve an image task "
             f"{model.image_tasks()} or export the trunk."
         )
     if not (isinstance(version, int) and version >= 1):
-        raise ValueError(f"`version` must be an int >= 1. Received: {version!r}")
+        raise UserError(f"`version` must be an int >= 1. Received: {version!r}")
     path = os.path.join(base_dir, name, str(version))
     _check_target(path, overwrite)
     harmonize = _serving_harmonizer(harmonizer)

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import experiment
+from zoo.errors import ExistingFile
 
 TINY = """
 import zoo.data.synthetic
@@ -142,20 +143,28 @@ def test_same_config_and_seed_give_the_same_run(tiny_config, tmp_path):
 def test_prepare_model_dir_states(tmp_path):
     model_dir = str(tmp_path / "run")
     assert experiment.prepare_model_dir(model_dir, "a = 1\n") == "new"
-    assert experiment.prepare_model_dir(model_dir, "a = 1\n") == "resume"
+    # the same parsed configuration, spelled or commented differently
+    assert experiment.prepare_model_dir(model_dir, "# other files\na = 1  # note\n\n") == "resume"
+    # a run that never trained an epoch (it failed before) does not block a corrected one
+    assert experiment.prepare_model_dir(model_dir, "a = 2\n") == "new"
+    assert open(os.path.join(model_dir, "config.gin")).read() == "a = 2\n"
+    os.makedirs(os.path.join(model_dir, "checkpoints"))
+    open(os.path.join(model_dir, "checkpoints", "epoch_001.weights.h5"), "w").write("w")
     with pytest.raises(experiment.ConfigMismatch, match="another configuration"):
-        experiment.prepare_model_dir(model_dir, "a = 2\n")
+        experiment.prepare_model_dir(model_dir, "a = 3\n")
     open(os.path.join(model_dir, "keep.txt"), "w").write("user data")
     with pytest.raises(experiment.ConfigMismatch):
-        experiment.prepare_model_dir(model_dir, "a = 2\n")
+        experiment.prepare_model_dir(model_dir, "a = 3\n")
     assert os.path.exists(os.path.join(model_dir, "keep.txt"))  # nothing deleted
-    assert experiment.prepare_model_dir(model_dir, "a = 2\n", overwrite=True) == "new"
+    assert experiment.prepare_model_dir(model_dir, "a = 3\n", overwrite=True) == "new"
     assert not os.path.exists(os.path.join(model_dir, "keep.txt"))
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(experiment.ConfigMismatch, match="holds no zoo run"):
         experiment.prepare_model_dir(str(foreign), "a = 1\n")
+    with pytest.raises(ExistingFile, match="is a file"):
+        experiment.prepare_model_dir(str(foreign / "notes.txt"), "a = 1\n")
 
 
 def test_non_finite_loss_names_the_task(tmp_path):
@@ -258,8 +267,9 @@ def test_doersch17_experiments_parse_with_paper_defaults(name):
 
     folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin_configs", "doersch17")
     gin.clear_config()
-    text = gin_setup.parse([os.path.join(folder, f"{name}.gin")], [])
-    assert "Table" in text.splitlines()[1]  # each file names its paper row
+    path = os.path.join(folder, f"{name}.gin")
+    gin_setup.parse([path], [])
+    assert "Table" in open(path).read().splitlines()[0]  # each file names its paper row
     tasks = gin.query_parameter("zoo.methods.MultiTask.tasks")
     abbreviations = {
         "RelativePosition": "rp",
@@ -308,3 +318,78 @@ def test_doersch17_small_builds_and_evaluation_configs_parse():
     assert gin.query_parameter("zoo.evaluation.transfer.decoder") == "up_projection"
     assert gin.query_parameter("zoo.evaluation.transfer.depth_loss") == "berhu"
     gin.clear_config()
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt(keras.callbacks.Callback):
+    """Stops the process's work at (epoch, step), as a kill would (nothing after runs)."""
+
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.at, self.epoch = (epoch, step), 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise _Crash()
+
+
+def _weights(model_dir):
+    model, _ = experiment.restore(model_dir)
+    return [v.numpy() for v in model.variables]
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_on_the_same_batches(tiny_config, tmp_path):
+    gin.bind_parameter("zoo.experiment.train.epochs", 3)
+    reference = str(tmp_path / "reference")
+    experiment.prepare_model_dir(reference, tiny_config)
+    expected = experiment.train(reference)
+
+    model_dir = str(tmp_path / "run")
+    experiment.prepare_model_dir(model_dir, tiny_config)
+    with pytest.raises(_Crash):  # in epoch 2, after its second step
+        experiment.train(model_dir, callbacks=[_CrashAt(1, 1)])
+    assert [os.path.basename(c) for c in experiment.checkpoints(model_dir)] == [
+        "epoch_001.weights.h5"
+    ]
+    written = os.path.getmtime(experiment.checkpoints(model_dir)[0])
+    assert experiment.prepare_model_dir(model_dir, tiny_config) == "resume"
+    results = experiment.train(model_dir)
+    # epoch 1 was not trained or written again; epochs 2 and 3 saw the batches an
+    # uninterrupted run sees, so the weights are the same to the bit (one process)
+    assert os.path.getmtime(experiment.checkpoints(model_dir)[0]) == written
+    for a, b in zip(_weights(reference), _weights(model_dir)):
+        np.testing.assert_array_equal(a, b)
+    assert results["trained"] == expected["trained"]
+    assert results["untrained"] == expected["untrained"]
+    # the history covers the 3 epochs of both processes
+    assert results["history"] == expected["history"]
+    assert len(results["history"]["depth_loss"]) == 3
+
+
+def test_an_unusable_checkpoint_is_set_aside_and_the_one_before_used(tiny_config, tmp_path):
+    model_dir = str(tmp_path / "run")
+    experiment.prepare_model_dir(model_dir, tiny_config)
+    gin.bind_parameter("zoo.experiment.train.epochs", 1)
+    experiment.train(model_dir)
+    os.remove(os.path.join(model_dir, "metrics.json"))
+    progress = json.load(open(os.path.join(model_dir, "progress.json")))
+    progress.pop("fit_done")
+    json.dump(progress, open(os.path.join(model_dir, "progress.json"), "w"))
+    first = experiment.checkpoints(model_dir)[0]
+    data = open(first, "rb").read()
+    open(first, "wb").write(data[: len(data) // 2])  # a write cut in half
+    gin.bind_parameter("zoo.experiment.train.epochs", 2)
+    results = experiment.train(model_dir)
+    assert os.path.exists(first + ".unreadable")
+    assert [os.path.basename(c) for c in experiment.checkpoints(model_dir)] == [
+        "epoch_001.weights.h5",
+        "epoch_002.weights.h5",
+    ]
+    assert len(results["history"]["depth_loss"]) == 2

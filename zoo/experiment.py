@@ -3,31 +3,69 @@
 `train(model_dir)` is configured with gin (see gin_configs/) and is what `zoo-train`
 runs. Everything a run writes lives under `model_dir`:
 
-    config.gin             the gin files and bindings the run was started with
+    config.gin             the parsed configuration the run was started with (how the
+                           files and bindings were spelled does not matter)
     operative_config.gin   every value gin used
     method.json            the method (networks, tasks, knobs) as a Keras config: a run
                            is rebuilt from it and a checkpoint, without gin (`restore`)
-    checkpoints/           weights after each good epoch (epoch_001.weights.h5, ...)
+    checkpoints/           weights and optimizer state after each epoch
+                           (epoch_001.weights.h5, ...)
     snapshots/             weights each `snapshot_every` cost units (cost_000000100.weights.h5)
-    backup/                BackupAndRestore state: re-running the command resumes
+    progress.json          what is done: untrained metrics, each epoch's logs, time and
+                           checkpoint digest, whether training and evaluation ended
     logs/                  TensorBoard
     metrics.json           held-out metrics of every task, untrained and trained
     export/trunk/          the trained trunk as a SavedModel
+
+Crash safety: every file above is written under a temporary name and renamed into place
+(`zoo.files`), so it is complete or absent whenever the process dies. Re-running the
+same command resumes where the run stopped: inside an epoch, from the last epoch's
+checkpoint (that epoch's steps are done again, on the same batches: the data stream
+skips the batches of the finished epochs); after training, at the held-out evaluation
+or the export. A finished epoch is never trained or written again. A checkpoint that
+cannot be read is set aside (renamed `*.unreadable`) with a warning naming it, and the
+run resumes from the one before.
 """
 
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 
 import gin
 import keras
 import tensorflow as tf
+from absl import logging
 
 from export import export_trunk
+from zoo import files
+from zoo.data import tfrecord
+from zoo.errors import (
+    ConfigMismatch,
+    DataError,
+    ExistingFile,
+    MissingFile,
+    NotWritable,
+    TrainingDiverged,
+    UserError,
+    UserTypeError,
+)
 from zoo.methods import Method
 from zoo.methods.base import deserialize, serialize
+
+__all__ = [
+    "CostBudget",
+    "ConfigMismatch",
+    "TrainingDiverged",
+    "checkpoints",
+    "format_report",
+    "prepare_model_dir",
+    "restore",
+    "train",
+]
 
 # Keras optimizers and schedules are gin objects: `@keras.optimizers.RMSprop()`.
 for _cls in (
@@ -60,55 +98,78 @@ for _cls in (
 STRATEGIES = ("auto", "default", "mirrored")
 
 
-class TrainingDiverged(RuntimeError):
-    """A task's loss became NaN or infinite; the last good checkpoint is kept."""
+def _significant(config_text):
+    """The configuration without comments and blank lines (what "same run" compares)."""
+    lines = (line.split("#", 1)[0].rstrip() for line in config_text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
-class ConfigMismatch(ValueError):
-    """The model_dir holds a run of another configuration."""
+def _holds_work(model_dir):
+    """True when the run trained an epoch or finished (its files would be lost)."""
+    return bool(checkpoints(model_dir)) or os.path.exists(os.path.join(model_dir, "metrics.json"))
 
 
 def prepare_model_dir(model_dir, config_text, overwrite=False):
     """Creates `model_dir` for a run of `config_text`, or checks that it holds the same run.
 
-    A model_dir that holds a run of another configuration is refused (ConfigMismatch)
-    unless `overwrite`, which deletes that run first.
+    Runs are compared by their parsed configuration (comments and blank lines aside), so
+    `config_text` should be canonical: `gin_setup.parse` returns `gin.config_str()`. A
+    model_dir holding a run of another configuration that trained at least one epoch is
+    refused (ConfigMismatch) unless `overwrite`, which deletes that run first; one that
+    never trained (it failed before its first epoch) is simply taken over.
 
     Returns:
         "new" for a new run, "resume" when an unfinished run of this configuration is
-        continued (BackupAndRestore), "finished" when this configuration already ran to
-        the end (its metrics.json exists; `overwrite` starts it again).
+        continued, "finished" when this configuration already ran to the end (its
+        metrics.json exists; `overwrite` starts it again).
     """
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ExistingFile(f"--model_dir {model_dir} is a file; give a folder for the run.")
     stored_path = os.path.join(model_dir, "config.gin")
-    if os.path.exists(stored_path):
+    if os.path.isfile(stored_path):
         with open(stored_path) as f:
-            stored = f.read()
-        if stored != config_text and not overwrite:
+            same = _significant(f.read()) == _significant(config_text)
+        if same and not overwrite:
+            finished = os.path.exists(os.path.join(model_dir, "metrics.json"))
+            return "finished" if finished else "resume"
+        if not same and not overwrite and _holds_work(model_dir):
             raise ConfigMismatch(
                 f"{model_dir} holds a run of another configuration (see {stored_path}). "
                 "Use another --model_dir, or --overwrite to delete that run."
             )
-        if stored == config_text and not overwrite:
-            finished = os.path.exists(os.path.join(model_dir, "metrics.json"))
-            return "finished" if finished else "resume"
-        shutil.rmtree(model_dir)
-    elif os.path.isdir(model_dir) and os.listdir(model_dir) and not overwrite:
-        raise ConfigMismatch(
-            f"{model_dir} is not empty and holds no zoo run; use another --model_dir or "
-            "--overwrite to delete its content."
-        )
-    elif os.path.isdir(model_dir) and overwrite:
-        shutil.rmtree(model_dir)
-    os.makedirs(model_dir, exist_ok=True)
-    with open(stored_path, "w") as f:
-        f.write(config_text)
+        _empty(model_dir)
+    elif os.path.isdir(model_dir) and os.listdir(model_dir):
+        if not overwrite:
+            raise ConfigMismatch(
+                f"{model_dir} is not empty and holds no zoo run; use another --model_dir or "
+                "--overwrite to delete its content."
+            )
+        _empty(model_dir)
+    files.make_dirs(model_dir, "model_dir")
+    try:
+        files.write_text(stored_path, config_text)
+    except OSError as error:
+        raise NotWritable(
+            f"cannot write in the model_dir {model_dir}: {error.strerror}; give a folder you "
+            "can write."
+        ) from None
     return "new"
+
+
+def _empty(model_dir):
+    try:
+        shutil.rmtree(model_dir)
+    except OSError as error:
+        raise NotWritable(
+            f"cannot delete the old run in {model_dir}: {error.strerror}; give a folder you "
+            "can write."
+        ) from None
 
 
 def make_strategy(name):
     """ "auto": MirroredStrategy over the GPUs when there are several, else the default."""
     if name not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: {name!r}")
+        raise UserError(f"`strategy` must be one of {STRATEGIES}. Received: {name!r}")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
@@ -130,12 +191,8 @@ class _StopOnNonFinite(keras.callbacks.Callback):
         logs = logs or {}
         bad = [k for k, v in logs.items() if k.endswith("loss") and not math.isfinite(float(v))]
         if bad:
-            good = (
-                sorted(os.listdir(self.checkpoint_dir))
-                if os.path.isdir(self.checkpoint_dir)
-                else []
-            )
-            last = os.path.join(self.checkpoint_dir, good[-1]) if good else "none yet"
+            good = checkpoints(os.path.dirname(self.checkpoint_dir))
+            last = good[-1] if good else "none yet"
             raise TrainingDiverged(
                 f"{', '.join(sorted(bad))} became NaN or infinite at epoch "
                 f"{self.epoch + 1}, step {batch + 1}. Training stopped; the last good "
@@ -168,10 +225,10 @@ class CostBudget(keras.callbacks.Callback):
         task_costs = dict(task_costs or {})
         bad = [t for t, c in task_costs.items() if not (isinstance(c, (int, float)) and c > 0)]
         if bad:
-            raise ValueError(f"task_costs must be numbers > 0; check {bad}: {task_costs}")
+            raise UserError(f"task_costs must be numbers > 0; check {bad}: {task_costs}")
         for name, value in (("budget", budget), ("snapshot_every", snapshot_every)):
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"`{name}` must be a number > 0 or None. Received: {value!r}")
+                raise UserError(f"`{name}` must be a number > 0 or None. Received: {value!r}")
         self.task_costs = task_costs
         self.budget, self.snapshot_every, self.folder = budget, snapshot_every, folder
         self.model_dir = None
@@ -184,7 +241,7 @@ class CostBudget(keras.callbacks.Callback):
         if tasks:
             unknown = sorted(set(self.task_costs) - set(tasks))
             if unknown:
-                raise ValueError(
+                raise UserError(
                     f"CostBudget: task_costs name unknown tasks {unknown}; tasks: {tasks}"
                 )
             self.step_cost = float(sum(self.task_costs.get(t, 1.0) for t in tasks))
@@ -204,7 +261,9 @@ class CostBudget(keras.callbacks.Callback):
         ):
             os.makedirs(self.folder, exist_ok=True)
             units = int(self.spent // self.snapshot_every * self.snapshot_every)
-            self.model.save_weights(os.path.join(self.folder, f"cost_{units:09d}.weights.h5"))
+            files.save_weights(
+                self.model, os.path.join(self.folder, f"cost_{units:09d}.weights.h5")
+            )
         if self.budget is not None and self.spent >= self.budget:
             self.model.stop_training = True
 
@@ -212,12 +271,41 @@ class CostBudget(keras.callbacks.Callback):
 gin.external_configurable(CostBudget, module="zoo.experiment")
 
 
+_CHECKPOINT = re.compile(r"^epoch_(\d+)\.weights\.h5$")
+
+
 def checkpoints(model_dir):
-    """The run's checkpoint files, oldest first."""
+    """The run's complete checkpoint files, oldest first."""
     folder = os.path.join(model_dir, "checkpoints")
     if not os.path.isdir(folder):
         return []
-    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".h5")]
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if _CHECKPOINT.match(f)]
+
+
+def _epoch_of(path):
+    return int(_CHECKPOINT.match(os.path.basename(path)).group(1))
+
+
+def _digest(path):
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _readable(path, digest=None):
+    """None when `path` is a complete weights file (and has `digest`), else the reason."""
+    if digest is not None and _digest(path) != digest:
+        return "its content differs from what was written (sha256)"
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+    except (OSError, RuntimeError, ValueError) as error:
+        return str(error).splitlines()[0]
+    return None
 
 
 def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]:
@@ -234,7 +322,7 @@ def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]
     config = os.path.join(model_dir, "method.json")
     done = checkpoints(model_dir)
     if not os.path.exists(config) or not done:
-        raise FileNotFoundError(
+        raise MissingFile(
             f"{model_dir} holds no trained run (needs method.json and a checkpoint in "
             "checkpoints/); train one with zoo-train first."
         )
@@ -243,14 +331,105 @@ def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]
     elif not os.path.exists(checkpoint):
         names = [os.path.basename(c) for c in done]
         if checkpoint not in names:
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"checkpoint {checkpoint!r} is not in {model_dir}/checkpoints; it has {names}."
             )
         checkpoint = done[names.index(checkpoint)]
+    problem = _readable(checkpoint)
+    if problem:
+        raise DataError(
+            f"checkpoint {checkpoint} cannot be read ({problem}); re-run zoo-train on "
+            f"{model_dir} to set it aside and write it again, or choose an earlier one."
+        )
     with open(config) as f:
         method = deserialize(json.load(f))
     method.load_weights(checkpoint)
     return method, checkpoint
+
+
+class _Progress:
+    """The run's progress.json: what is done, kept across the processes of one run."""
+
+    def __init__(self, model_dir):
+        self.path = os.path.join(model_dir, "progress.json")
+        self.state = {"epochs": {}}
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.state = json.load(f)
+
+    def __getitem__(self, key):
+        return self.state.get(key)
+
+    def set(self, **values):
+        self.state.update(values)
+        files.write_json(self.path, self.state)
+
+    def epoch(self, epoch):
+        return self.state["epochs"].get(str(epoch))
+
+    def set_epoch(self, epoch, record):
+        self.state["epochs"][str(epoch)] = record
+        files.write_json(self.path, self.state)
+
+
+class _EpochCheckpoints(keras.callbacks.Callback):
+    """Writes checkpoints/epoch_NNN.weights.h5 (weights and optimizer state) atomically
+    after each epoch, with the epoch's logs, time and digest in progress.json first."""
+
+    def __init__(self, model_dir, progress):
+        super().__init__()
+        self.folder = os.path.join(model_dir, "checkpoints")
+        self.progress = progress
+        self.start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.weights.h5")
+        seconds = time.perf_counter() - self.start
+        record = {"logs": {k: float(v) for k, v in (logs or {}).items()}, "seconds": seconds}
+
+        def write(temporary):
+            self.model.save_weights(temporary)
+            # recorded before the rename: a listed checkpoint always has its record
+            self.progress.set_epoch(epoch + 1, {**record, "sha256": _digest(temporary)})
+
+        files.write_file(path, write)
+
+
+def _resume_point(model, model_dir, progress, epochs):
+    """Loads the last good checkpoint into `model`; returns its epoch (0: none).
+
+    A checkpoint that is not complete, or whose digest differs from the one recorded
+    when it was written, is renamed `*.unreadable` with a warning; the one before is
+    tried next.
+    """
+    for path in reversed(checkpoints(model_dir)):
+        epoch = _epoch_of(path)
+        record = progress.epoch(epoch)
+        problem = None
+        if epoch > epochs:
+            problem = f"the run has {epochs} epochs"
+        elif record is None:
+            problem = "progress.json has no record of it"
+        else:
+            problem = _readable(path, record.get("sha256"))
+        if problem is None:
+            model.load_weights(path)
+            return epoch
+        aside = path + ".unreadable"
+        os.replace(path, aside)
+        logging.warning("checkpoint %s is unusable (%s); set aside as %s", path, problem, aside)
+        print(f"warning: checkpoint {path} is unusable ({problem}); set aside as {aside}")
+    return 0
+
+
+def _check_length(key, value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserTypeError(f"`{key}` must be an int >= 1. Received: {key}={value!r}")
+    if value < 1:
+        raise UserError(f"`{key}` must be an int >= 1. Received: {key}={value!r}")
 
 
 @gin.configurable(module="zoo.experiment", denylist=["model_dir"])
@@ -269,6 +448,9 @@ def train(
 ) -> dict:
     """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk.
 
+    Re-running it on a model_dir whose run was interrupted resumes that run (see the
+    module docstring); `prepare_model_dir` first checks the configuration is the same.
+
     Args:
         model_dir: str. Where everything is written (see the module docstring).
         method: callable. Builds the Method inside the strategy scope: a gin reference
@@ -279,24 +461,26 @@ def train(
             decay, clipnorm). One optimizer gives every player its own copy.
         batch_size: int. Global batch size of every data stream. Defaults to 16.
         epochs: int. Defaults to 5.
-        steps_per_epoch: int. Defaults to 50.
+        steps_per_epoch: int. Steps between checkpoints: a resumed run redoes at most
+            the steps of one epoch. Defaults to 50.
         strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
         seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
         callbacks: list of keras callbacks added to the run's own (e.g.
             `@zoo.experiment.CostBudget()`); one with a `model_dir` attribute of None
             gets the run's. Defaults to none.
         deterministic: bool. Deterministic TensorFlow ops: two runs of the same config
-            and seed in one process give the same weights. Separate processes start
-            from the same data and weights but end slightly apart on a CPU (not yet
-            explained). Defaults to True.
+            and seed in one process give the same weights; in separate processes they
+            can differ in the last bits (see the README, "Determinism"). Defaults to True.
         verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
 
     Returns:
         dict with "untrained" and "trained" held-out metrics per objective,
-        "metric_info", "history", "seconds", and "export" (the trunk's SavedModel).
+        "metric_info", "history" (every epoch, across the processes of a resumed run),
+        "seconds" (training time, summed the same way), and "export" (the trunk's
+        SavedModel).
     """
     if isinstance(method, Method) or not callable(method):
-        raise TypeError(
+        raise UserTypeError(
             "`method` must build the method inside the strategy scope: give the gin "
             "reference without parentheses (`@zoo.methods.MultiTask`, not "
             f"`@zoo.methods.MultiTask()`). Received: {method!r}"
@@ -306,8 +490,39 @@ def train(
         ("epochs", epochs),
         ("steps_per_epoch", steps_per_epoch),
     ):
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise ValueError(f"`{key}` must be an int >= 1. Received: {key}={value!r}")
+        _check_length(key, value)
+    try:
+        return _run(
+            model_dir,
+            method,
+            optimizer,
+            batch_size,
+            epochs,
+            steps_per_epoch,
+            strategy,
+            seed,
+            list(callbacks or ()),
+            deterministic,
+            verbose,
+        )
+    except tf.errors.DataLossError as error:
+        raise tfrecord.data_loss_error(error) from None
+
+
+def _run(
+    model_dir,
+    method,
+    optimizer,
+    batch_size,
+    epochs,
+    steps_per_epoch,
+    strategy,
+    seed,
+    callbacks,
+    deterministic,
+    verbose,
+):
+    say = print if verbose else logging.info
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -315,59 +530,67 @@ def train(
     with distribution.scope():
         model = method()
         if not isinstance(model, Method):
-            raise TypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
+            raise UserTypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
         model.compile(optimizer)
-        data = model.datasets(batch_size)
-    with open(os.path.join(model_dir, "method.json"), "w") as f:
-        json.dump(serialize(model), f, indent=1)
-    with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
+    files.write_json(os.path.join(model_dir, "method.json"), serialize(model))
+    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+    progress = _Progress(model_dir)
 
-    untrained = model.heldout_metrics(batch_size)
-    checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    extra = list(callbacks or ())
-    for callback in extra:
-        if getattr(callback, "model_dir", "") is None:
-            callback.model_dir = model_dir
-    start = time.perf_counter()
-    history = model.fit(
-        data,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=[
-            *extra,
-            _StopOnNonFinite(checkpoint_dir),
-            keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(checkpoint_dir, "epoch_{epoch:03d}.weights.h5"),
-                save_weights_only=True,
-            ),
-            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        ],
-        verbose=verbose,
-        shuffle=False,  # the pipelines shuffle
-    )
-    seconds = time.perf_counter() - start
-    trained = model.heldout_metrics(batch_size)
-    export_path = export_trunk(
-        model.trunk,
-        os.path.join(model_dir, "export", "trunk"),
-        model.serving_harmonizer(),
-        overwrite=True,
-    )
+    if progress["untrained"] is None:
+        progress.set(untrained=model.heldout_metrics(batch_size))
+    done = _resume_point(model, model_dir, progress, epochs)
+    if not progress["fit_done"]:
+        if done:
+            say(f"resuming after epoch {done} of {epochs}")
+        extra = callbacks
+        for callback in extra:
+            if getattr(callback, "model_dir", "") is None:
+                callback.model_dir = model_dir
+        with distribution.scope():
+            # the batches of the finished epochs are skipped: a resumed run trains on
+            # the same sequence of batches as an uninterrupted one
+            data = model.datasets(batch_size).skip(done * steps_per_epoch)
+        if done < epochs:
+            model.fit(
+                data,
+                initial_epoch=done,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=[
+                    *extra,
+                    _StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
+                    _EpochCheckpoints(model_dir, progress),
+                    keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                ],
+                verbose=verbose,
+                shuffle=False,  # the pipelines shuffle
+            )
+        progress.set(fit_done=True)
+    else:
+        say("training had ended; evaluating and exporting")
+
+    if progress["trained"] is None:
+        progress.set(trained=model.heldout_metrics(batch_size))
+    export_path = os.path.join(model_dir, "export", "trunk")
+    if progress["export"] is None:
+        export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
+        progress.set(export=export_path)
+    last = max(int(e) for e in progress["epochs"]) if progress["epochs"] else 0
+    records = [progress.epoch(e) for e in range(1, last + 1) if progress.epoch(e)]
+    history = {}
+    for record in records:
+        for key, value in record["logs"].items():
+            history.setdefault(key, []).append(value)
     results = {
-        "untrained": untrained,
-        "trained": trained,
+        "untrained": progress["untrained"],
+        "trained": progress["trained"],
         "metric_info": model.metric_info(),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "seconds": seconds,
+        "history": history,
+        "seconds": sum(r["seconds"] for r in records),
         "export": export_path,
     }
-    with open(os.path.join(model_dir, "metrics.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
+    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+    files.write_json(os.path.join(model_dir, "metrics.json"), results)
     return results
 
 

@@ -15,7 +15,7 @@ def test_misspelled_binding_names_binding_and_file(tool, tmp_path):
         "--gin_bindings=zoo.experiment.train.epoch = 2",
     )
     assert result.returncode != 0
-    assert "zoo-train: gin:" in result.stderr and "epoch" in result.stderr
+    assert "zoo-train: gin bindings:" in result.stderr and "epoch" in result.stderr
     assert "bindings" in result.stderr  # where the bad line is
     assert "Traceback" not in result.stderr
 
@@ -36,12 +36,13 @@ def test_missing_data_path(tool, tmp_path):
 @pytest.mark.slow
 def test_model_dir_of_another_config_is_refused(tool, tmp_path):
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.gin").write_text("# another experiment\n")
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.gin").write_text("a = 1\n")
+    (run / "checkpoints" / "epoch_001.weights.h5").write_text("trained")
     result = tool("train.py", f"--gin_file={QUICKSTART}", f"--model_dir={run}")
     assert result.returncode != 0
     assert "another configuration" in result.stderr and "--overwrite" in result.stderr
-    assert (run / "config.gin").read_text() == "# another experiment\n"
+    assert (run / "config.gin").read_text() == "a = 1\n"
 
 
 @pytest.mark.slow

@@ -4,8 +4,11 @@ import io
 import logging
 import os
 import re
+import tokenize
 
 import gin
+
+from zoo.errors import ConfigError, first_line
 
 # A file given to gin as "<absolute path>::" is read by `_read_beside`, which resolves
 # its `include` statements against the file's own folder (recursively). gin alone looks
@@ -32,7 +35,9 @@ def _read_beside(path):
             return match.group(0)  # left to gin's search path (e.g. a package resource)
         return f"{match.group(1)}{match.group(2)}{os.path.abspath(target)}{_MARK}{match.group(2)}"
 
-    return io.StringIO(_INCLUDE.sub(resolve, text))
+    stream = io.StringIO(_INCLUDE.sub(resolve, text))
+    stream.name = path  # gin's syntax errors name the file
+    return stream
 
 
 gin.config.register_file_reader(_read_beside, _beside)
@@ -52,30 +57,60 @@ class _QuietIncludeSearch(logging.Filter):
 logging.getLogger().addFilter(_QuietIncludeSearch())  # gin logs on the root logger
 
 
-class ConfigError(ValueError):
-    """A gin file or binding that cannot be used, with the reason."""
+def _where(error, path=None):
+    """ " (line N)", or " (in <file>, line N)" for an included file, of a syntax error."""
+    filename, line = getattr(error, "filename", None), getattr(error, "lineno", None)
+    if filename and path and os.path.abspath(filename) == os.path.abspath(path):
+        filename = None
+    parts = [p for p in (filename and f"in {filename}", line and f"line {line}") if p]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _one_line(error):
+    return " ".join(str(error).strip("'\"").split())
 
 
 def parse(gin_files, gin_bindings):
     """Parses gin files and bindings; unknown configurables or parameters are errors.
 
-    A file's `include` statements are resolved against its own folder first.
+    A file's `include` statements are resolved against its own folder first. Errors
+    name the file (or "bindings") and the line.
 
     Returns:
-        The text of the configuration (files then bindings), used to recognise a run.
+        The parsed configuration (`gin.config_str()`) after a comment naming the files
+        and bindings: two spellings of one configuration give the same text apart from
+        the comment, which is how a run is recognised.
     """
-    texts = []
     for path in gin_files:
         if not os.path.exists(path):
             raise ConfigError(f"gin file {path!r} does not exist.")
-        with open(path) as f:
-            texts.append(f"# file: {path}\n{f.read()}")
+        if not os.path.isfile(path):
+            raise ConfigError(f"gin file {path!r} is a folder; give a .gin file.")
+    for path in gin_files:
+        try:
+            gin.parse_config_file(os.path.abspath(path) + _MARK, skip_unknown=False)
+        except SyntaxError as error:
+            raise ConfigError(f"gin file {path}: {error.msg}{_where(error, path)}") from None
+        except tokenize.TokenError as error:
+            raise ConfigError(
+                f"gin file {path} (or a file it includes): {error.args[0]} (a bracket or quote "
+                "is not closed)"
+            ) from None
+        except (ValueError, KeyError, OSError) as error:
+            raise ConfigError(f"gin file {path}: {_one_line(error)}") from None
     if gin_bindings:
-        texts.append("# bindings\n" + "\n".join(gin_bindings))
+        try:
+            gin.parse_config(gin_bindings, skip_unknown=False)
+        except SyntaxError as error:
+            raise ConfigError(f"gin bindings: {error.msg}{_where(error)}") from None
+        except tokenize.TokenError:
+            raise ConfigError("gin bindings: a bracket or quote is not closed") from None
+        except (ValueError, KeyError) as error:
+            raise ConfigError(f"gin bindings: {_one_line(error)}") from None
     try:
-        gin.parse_config_files_and_bindings(
-            [os.path.abspath(p) + _MARK for p in gin_files], gin_bindings, skip_unknown=False
-        )
-    except (ValueError, KeyError, SyntaxError) as error:
-        raise ConfigError(f"gin: {error}") from None
-    return "\n".join(texts) + "\n"
+        gin.finalize()
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"gin: {first_line(error)}") from None
+    header = [f"# --gin_file={p}" for p in gin_files]
+    header += [f"# --gin_bindings={b}" for b in gin_bindings]
+    return "\n".join(header) + "\n" + gin.config_str()

@@ -33,6 +33,7 @@ def main(argv):
         raise app.UsageError("give --model_dir")
     from zoo import experiment
     from zoo.cli import gin_setup
+    from zoo.errors import ZooError, first_line
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's SavedModel chatter
     try:
@@ -52,16 +53,8 @@ def main(argv):
             f"{os.path.abspath(FLAGS.model_dir)}: {', '.join(FLAGS.gin_file)}"
         )
         results = experiment.train(FLAGS.model_dir)
-    except (
-        gin_setup.ConfigError,
-        experiment.ConfigMismatch,
-        FileNotFoundError,
-        experiment.TrainingDiverged,
-    ) as error:
-        raise SystemExit(f"zoo-train: {error}") from None
-    except (ValueError, TypeError) as error:
-        # gin reports a bad value of a configurable as the configurable's own error
-        raise SystemExit(f"zoo-train: {error}") from None
+    except ZooError as error:  # the user's to fix, from the message alone
+        raise SystemExit(f"zoo-train: {first_line(error)}") from None
     print()
     print(experiment.format_report(results, FLAGS.model_dir))
 

@@ -20,6 +20,8 @@ from one integer seed, which keeps `tf.data` pipelines deterministic.
 
 import tensorflow as tf
 
+from zoo.errors import MissingEntry, UserError
+
 # sRGB primaries to CIE XYZ for the D65 white point, and that white point: the
 # constants of skimage.color, so that zoo and skimage agree to float precision.
 _XYZ_FROM_RGB = (
@@ -116,7 +118,7 @@ def _channel_choice(rgb, seed):
 def _check_image(rgb, fn):
     rgb = tf.convert_to_tensor(rgb, tf.float32)
     if rgb.shape.rank is not None and (rgb.shape.rank not in (3, 4) or rgb.shape[-1] != 3):
-        raise ValueError(
+        raise UserError(
             f"{fn}: expected float RGB of shape [H, W, 3] or [B, H, W, 3]. "
             f"Received shape {rgb.shape}."
         )
@@ -178,7 +180,7 @@ def harmonizer(method="identity"):
             Defaults to "identity".
     """
     if method not in HARMONIZERS:
-        raise ValueError(
+        raise UserError(
             f"harmonizer: `method` must be one of {sorted(HARMONIZERS)}. Received: {method!r}"
         )
     return HARMONIZERS[method]
@@ -197,7 +199,7 @@ def harmonize_dataset(dataset, fn, seed, key="image"):
 
     def apply(element, element_seed):
         if key not in element:
-            raise KeyError(
+            raise MissingEntry(
                 f"harmonize_dataset: elements have no {key!r} entry; keys: {sorted(element)}"
             )
         element = dict(element)

@@ -14,6 +14,8 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
+from zoo.errors import MissingFile, UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 # Photographs in skimage/data (installed with scikit-image, never downloaded).
@@ -95,7 +97,7 @@ def image_files(paths, size=None, shuffle_seed=None, verify=True):
     """
     paths = [os.fspath(p) for p in paths]
     if size is not None and not (isinstance(size, int) and size > 0):
-        raise ValueError(f"`size` must be a positive int or None. Received: size={size!r}")
+        raise UserError(f"`size` must be a positive int or None. Received: size={size!r}")
     if verify:
         good = [p for p in paths if _is_decodable(p)]
         bad = sorted(set(paths) - set(good))
@@ -109,7 +111,7 @@ def image_files(paths, size=None, shuffle_seed=None, verify=True):
             )
         paths = good
     if not paths:
-        raise ValueError("No decodable image among the given files.")
+        raise UserError("No decodable image among the given files.")
     ds = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=False)
@@ -121,7 +123,7 @@ def list_images(directory, recursive=True):
     """Sorted paths of the JPEG and PNG files (any letter case) under `directory`."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"Image folder {directory!r} does not exist or is not a folder.")
+        raise MissingFile(f"Image folder {directory!r} does not exist or is not a folder.")
     found = []
     for root, dirs, files in os.walk(directory):
         dirs.sort()
@@ -141,7 +143,7 @@ def image_folder(directory, recursive=True, size=None, shuffle_seed=None, verify
     """
     paths = list_images(directory, recursive)
     if not paths:
-        raise ValueError(
+        raise UserError(
             f"Image folder {directory!r} holds no image file (extensions {IMAGE_EXTENSIONS}, "
             f"recursive={recursive})."
         )
@@ -164,14 +166,12 @@ def skimage_photos(names=COLOR_PHOTOS, size=None, shuffle_seed=None):
         )
     unknown = [n for n in names if n not in SKIMAGE_PHOTOS]
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"skimage_photos: unknown photo names {unknown}; known: {sorted(SKIMAGE_PHOTOS)}"
         )
     data_dir = os.path.join(os.path.dirname(spec.origin), "data")
     paths = [os.path.join(data_dir, SKIMAGE_PHOTOS[n]) for n in names]
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
-        raise FileNotFoundError(
-            f"scikit-image at {data_dir} lacks {missing}; reinstall scikit-image."
-        )
+        raise MissingFile(f"scikit-image at {data_dir} lacks {missing}; reinstall scikit-image.")
     return image_files(paths, size=size, shuffle_seed=shuffle_seed)

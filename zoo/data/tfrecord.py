@@ -29,7 +29,10 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from PIL import Image
+
+from zoo.errors import DataError, ExistingFile, MissingEntry, MissingFile, UserError
 
 _DTYPES = (
     "float16",
@@ -58,13 +61,13 @@ def _encode_png(key, value):
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(
+        raise UserError(
             f"Image entry {key!r} must have shape [H, W, C] with C in (1, 3, 4). "
             f"Received shape {array.shape}."
         )
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(
+            raise UserError(
                 f"Image entry {key!r} must be uint8 or float in [0, 1]. Received {array.dtype}."
             )
         array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -82,7 +85,7 @@ def encode_example(example, image_keys=("image",)):
     features = {}
     for key, value in example.items():
         if not isinstance(key, str) or not key or "/" in key:
-            raise ValueError(f"Example keys must be non-empty strings without '/'. Got {key!r}.")
+            raise UserError(f"Example keys must be non-empty strings without '/'. Got {key!r}.")
         if key in image_keys:
             features.update(_encode_png(key, value))
         elif isinstance(value, (str, bytes)):
@@ -92,7 +95,7 @@ def encode_example(example, image_keys=("image",)):
         else:
             array = np.asarray(value)
             if array.dtype.name not in _DTYPES:
-                raise ValueError(
+                raise UserError(
                     f"Entry {key!r} has dtype {array.dtype}; supported: {list(_DTYPES)}, "
                     f"str and bytes."
                 )
@@ -129,11 +132,11 @@ def write_tfrecords(
         (list of shard paths, number of examples written).
     """
     if not (isinstance(shards, int) and shards >= 1):
-        raise ValueError(f"`shards` must be an int >= 1. Received: shards={shards!r}")
+        raise UserError(f"`shards` must be an int >= 1. Received: shards={shards!r}")
     os.makedirs(out_dir, exist_ok=True)
     existing = sorted(glob.glob(os.path.join(out_dir, f"{prefix}-*.tfrecord")))
     if existing and not overwrite:
-        raise FileExistsError(
+        raise ExistingFile(
             f"{out_dir} already holds {len(existing)} '{prefix}-*.tfrecord' files "
             f"(e.g. {existing[0]}); pass overwrite=True to replace them or choose another "
             f"prefix or folder."
@@ -152,10 +155,47 @@ def write_tfrecords(
     return paths, count
 
 
+# Every TFRecord file this process reads: a DataLossError names no file, and
+# `data_loss_error` finds the damaged one among them.
+_OPENED = []
+
+
 def _first_example(files):
-    for record in tf.data.TFRecordDataset(files[:1]).take(1):
-        return tf.train.Example.FromString(record.numpy())
-    raise ValueError(f"{files[0]} holds no record.")
+    try:
+        for record in tf.data.TFRecordDataset(files[:1]).take(1):
+            return tf.train.Example.FromString(record.numpy())
+    except (tf.errors.DataLossError, DecodeError) as error:
+        raise DataError(
+            f"TFRecord file {files[0]} is damaged or not a TFRecord file "
+            f"({str(error).splitlines()[0]}); rewrite or remove it."
+        ) from None
+    raise UserError(f"{files[0]} holds no record.")
+
+
+def find_damaged(files) -> tuple | None:
+    """(file, number of good records before the damage, reason) of the first file that
+    cannot be read to its end, or None."""
+    for path in files:
+        good = 0
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                good += 1
+        except tf.errors.DataLossError as error:
+            return path, good, str(error.message).splitlines()[0]
+    return None
+
+
+def data_loss_error(error: tf.errors.DataLossError) -> Exception:
+    """A DataError naming the damaged file among those this process read (the
+    DataLossError of a tf.data pipeline names none); `error` itself when none is found."""
+    found = find_damaged(list(dict.fromkeys(_OPENED)))
+    if found is None:
+        return error
+    path, good, reason = found
+    return DataError(
+        f"TFRecord file {path} is damaged after {good} good records ({reason}); "
+        "rewrite it, or remove it from the source."
+    )
 
 
 def feature_spec(files):
@@ -217,12 +257,15 @@ def read_tfrecords(pattern, keys=None):
     else:
         files = sorted(glob.glob(os.fspath(pattern)))
     if not files:
-        raise FileNotFoundError(f"No TFRecord file matches {pattern!r}.")
+        raise MissingFile(f"No TFRecord file matches {pattern!r}.")
+    _OPENED.extend(files)
     spec = feature_spec(files)
     if keys is not None:
         missing = sorted(set(keys) - set(spec))
         if missing:
-            raise KeyError(f"Records have no entries {missing}; they hold {sorted(spec)}.")
+            raise MissingEntry(
+                f"The records of {pattern} have no entries {missing}; they hold {sorted(spec)}."
+            )
         spec = {k: spec[k] for k in keys}
     ds = tf.data.Dataset.from_tensor_slices(files).interleave(
         tf.data.TFRecordDataset,

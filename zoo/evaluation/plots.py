@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from zoo.errors import UserError
 from zoo.evaluation.utility import utility  # noqa: E402
 
 
@@ -93,7 +94,7 @@ def plot_alpha_heatmap(alphas, task_names, path, title="lasso weights |α|"):
     """|α| of a LassoMix as a heat map: rows are tasks, columns residual units (Doersch Fig. 5)."""
     alphas = np.abs(np.asarray(alphas, float))
     if alphas.ndim != 2 or alphas.shape[0] != len(task_names):
-        raise ValueError(
+        raise UserError(
             f"alphas must be [tasks, units] with one row per task name; got shape "
             f"{alphas.shape} for {len(task_names)} tasks."
         )
@@ -122,7 +123,7 @@ def plot_factor_changes(changes, path, title="change in utility when a factor is
     """
     methods = sorted(changes)
     if not methods:
-        raise ValueError("plot_factor_changes: no method has a pair of variants to compare.")
+        raise UserError("plot_factor_changes: no method has a pair of variants to compare.")
     factors = [f for f in FACTOR_NAMES if any(changes[m].get(f) for m in methods)]
     fig, ax = plt.subplots(figsize=(2.0 + 1.6 * len(factors), 4))
     width = 0.8 / len(methods)
@@ -177,7 +178,7 @@ def _show(ax, kind, array, reference=None):
         colors = np.concatenate([[[0.0, 0.0, 0.0, 1.0]], cmap(np.arange(20))])
         ax.imshow(colors[np.asarray(array, int) % 21])
     else:
-        raise ValueError(f"`kind` must be one of {DENSE_KINDS}. Received: {kind!r}")
+        raise UserError(f"`kind` must be one of {DENSE_KINDS}. Received: {kind!r}")
 
 
 def plot_predictions(images, panels, path, title=None):
@@ -194,9 +195,9 @@ def plot_predictions(images, panels, path, title=None):
     images = np.asarray(images)
     for name, kind, truth, prediction in panels:
         if kind not in DENSE_KINDS:
-            raise ValueError(f"panel {name!r}: `kind` must be one of {DENSE_KINDS}, not {kind!r}")
+            raise UserError(f"panel {name!r}: `kind` must be one of {DENSE_KINDS}, not {kind!r}")
         if len(truth) != len(images) or len(prediction) != len(images):
-            raise ValueError(
+            raise UserError(
                 f"panel {name!r}: {len(truth)} truths and {len(prediction)} predictions for "
                 f"{len(images)} images."
             )
@@ -266,7 +267,7 @@ def plot_run_predictions(model, path, num=4, title=None):
             images = raw["image"].numpy()
         panels.append((name, _SERVING_KINDS[key], truth.numpy(), outputs[key].numpy()))
     if not panels:
-        raise ValueError(f"the model has no dense task to draw: {sorted(model.tasks)}")
+        raise UserError(f"the model has no dense task to draw: {sorted(model.tasks)}")
     plot_predictions(images, panels, path, title)
     return [p[0] for p in panels]
 
@@ -363,7 +364,7 @@ def plot_run_pretext(model, folder, num=8):
             plot_colorization(rgb.numpy(), predicted, path, title=f"{name} (annealed mean)")
             written.append(path)
     if not written:
-        raise ValueError(
+        raise UserError(
             f"the run has no relative position or colorization task: {list(model.tasks)}"
         )
     return written

@@ -16,6 +16,7 @@ import gin
 import keras
 
 from zoo import experiment
+from zoo.errors import MissingFile, UserError
 from zoo.evaluation.exported import ExportedTrunk
 from zoo.layers import LassoMix
 
@@ -28,13 +29,13 @@ def _pool(features, pooling, name):
         return keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
     height, width = features.shape[1], features.shape[2]
     if height is None or width is None:
-        raise ValueError("max3x3 pooling needs a trunk built with a fixed input_shape.")
+        raise UserError("max3x3 pooling needs a trunk built with a fixed input_shape.")
     size = (math.ceil(height / 3), math.ceil(width / 3))
     pooled = keras.layers.MaxPooling2D(size, strides=size, padding="same", name=f"{name}_pool")(
         features
     )
     if tuple(pooled.shape[1:3]) != (3, 3):
-        raise ValueError(
+        raise UserError(
             f"max3x3 pooling: a {height}x{width} feature map does not pool to 3x3; use a "
             "larger input or pooling='global'."
         )
@@ -44,7 +45,7 @@ def _pool(features, pooling, name):
 def set_trainable(trunk, protocol, frozen_stages=1):
     """Sets the trunk's `trainable` flags for a protocol (frozen layers keep BN statistics)."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
+        raise UserError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
     stages = ["stem"] + [f"block{i}_" for i in range(1, frozen_stages + 1)]
     for layer in trunk.layers:
         if protocol == "frozen_k":
@@ -52,7 +53,7 @@ def set_trainable(trunk, protocol, frozen_stages=1):
         else:
             layer.trainable = protocol == "finetune"
     if protocol == "frozen_k" and all(layer.trainable for layer in trunk.layers):
-        raise ValueError(
+        raise UserError(
             "frozen_k froze nothing: the trunk has no stem/blockK layers (an exported "
             "trunk is one layer); use linear or finetune, or a zoo trunk."
         )
@@ -114,11 +115,11 @@ def dense_probe(
     from zoo.layers import up_projection_decoder
 
     if protocol == "lasso_linear":
-        raise ValueError("dense_probe: use linear, finetune or frozen_k.")
+        raise UserError("dense_probe: use linear, finetune or frozen_k.")
     if decoder not in ("coarse", "up_projection"):
-        raise ValueError(f"`decoder` must be 'coarse' or 'up_projection'. Received: {decoder!r}")
+        raise UserError(f"`decoder` must be 'coarse' or 'up_projection'. Received: {decoder!r}")
     if endpoint not in trunk.output:
-        raise ValueError(f"endpoint {endpoint!r} is not in the trunk: {sorted(trunk.output)}")
+        raise UserError(f"endpoint {endpoint!r} is not in the trunk: {sorted(trunk.output)}")
     set_trainable(trunk, protocol, frozen_stages)
     features = trunk.output[endpoint]
     if decoder == "coarse":
@@ -141,7 +142,7 @@ def coarse_targets(targets, size, kind):
     elif kind == "labels":
         x = tf.image.resize(x, [size, size], method="nearest")
     else:
-        raise ValueError(f"`kind` must be 'depth' or 'labels'. Received: {kind!r}")
+        raise UserError(f"`kind` must be 'depth' or 'labels'. Received: {kind!r}")
     return x[..., 0] if squeeze else x
 
 
@@ -177,16 +178,16 @@ def probe(
         keras.Model from images to logits.
     """
     if protocol not in PROTOCOLS:
-        raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
+        raise UserError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
     if pooling not in POOLINGS:
-        raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: {pooling!r}")
+        raise UserError(f"`pooling` must be one of {POOLINGS}. Received: {pooling!r}")
     outputs = trunk.output
     images = trunk.input
     set_trainable(trunk, protocol, frozen_stages)
     if protocol == "lasso_linear":
         keys = [k for k in outputs if k.startswith(f"{lasso_block}/unit_")]
         if not keys:
-            raise ValueError(
+            raise UserError(
                 f"lasso_block={lasso_block!r} has no units; endpoints: {sorted(outputs)}"
             )
         features = LassoMix([name], l1=lasso_l1, name=f"{name}_lasso")([outputs[k] for k in keys])[
@@ -194,7 +195,7 @@ def probe(
         ]
     else:
         if endpoint not in outputs:
-            raise ValueError(f"endpoint {endpoint!r} is not in the trunk: {sorted(outputs)}")
+            raise UserError(f"endpoint {endpoint!r} is not in the trunk: {sorted(outputs)}")
         features = outputs[endpoint]
     logits = keras.layers.Dense(classes, name=f"{name}_logits")(_pool(features, pooling, name))
     return keras.Model(images, logits, name=f"{name}_{protocol}")
@@ -230,7 +231,7 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
     """
     if source == "random":
         if builder is None:
-            raise ValueError("load_trunk('random') needs `builder` (e.g. zoo.trunks.resnet).")
+            raise UserError("load_trunk('random') needs `builder` (e.g. zoo.trunks.resnet).")
         return builder(input_shape=input_shape)
     checkpoint = None
     if os.path.isfile(source) and source.endswith(".weights.h5"):
@@ -238,7 +239,7 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
         source = os.path.dirname(os.path.dirname(os.path.abspath(source)))
     if os.path.exists(os.path.join(source, "method.json")):
         if not experiment.checkpoints(source):
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"load_trunk: the run in {source!r} has no checkpoint yet (one is written "
                 "after each epoch)."
             )
@@ -249,7 +250,7 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
         outputs = ExportedTrunk(source, name="exported_trunk")(images)
         named = {key.replace("_unit_", "/unit_"): value for key, value in outputs.items()}
         return keras.Model(images, named, name="exported_trunk_model")
-    raise FileNotFoundError(
+    raise MissingFile(
         f"load_trunk: {source!r} is neither 'random', a zoo-train model_dir, a checkpoint "
         "file of one, nor an exported trunk (a folder with saved_model.pb)."
     )

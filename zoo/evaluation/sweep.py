@@ -16,6 +16,7 @@ import gin
 import numpy as np
 
 from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVL"
+from zoo.errors import MissingFile, UserError
 from zoo.evaluation.utility import utility
 
 DEFAULT_COUNTS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 200000)
@@ -75,10 +76,10 @@ def run_sweep(
     """
     methods = {SCRATCH: "random", **(methods or {})}
     if methods[SCRATCH] != "random":
-        raise ValueError(f"the method name {SCRATCH!r} is kept for the random-init baseline.")
+        raise UserError(f"the method name {SCRATCH!r} is kept for the random-init baseline.")
     counts = list(counts) if counts else label_counts(max_labels)
     if any(not isinstance(n, int) or n < 1 for n in counts):
-        raise ValueError(f"`counts` must be ints >= 1. Received: {counts}")
+        raise UserError(f"`counts` must be ints >= 1. Received: {counts}")
     for variant in variants or []:
         SceneSpec(variant=variant)  # a clear error for a bad variant string, before any run
     settings = None
@@ -108,7 +109,7 @@ def _keep_settings(folder, settings):
     if os.path.exists(path):
         with open(path) as f:
             if f.read() != settings:
-                raise ValueError(
+                raise UserError(
                     f"{folder} holds results of another transfer configuration (see {path}); "
                     "use another sweep directory, or the same configuration to resume."
                 )
@@ -321,7 +322,7 @@ def write_report(sweep_dir, higher_is_better=True):
             written.append(os.path.join(folder, "report.png"))
         sections.append(f"## variant {variant}\n\n{text}" if variant else text)
     if not sections:
-        raise FileNotFoundError(f"{sweep_dir} holds no results.jsonl with results.")
+        raise MissingFile(f"{sweep_dir} holds no results.jsonl with results.")
     if variants:
         utilities = variant_utilities(sweep_dir, higher_is_better)
         methods = sorted({m for by in utilities.values() for m in by})

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data.synthetic import SceneSpec
+from zoo.errors import UserError
 from zoo.evaluation import metrics
 from zoo.evaluation.protocols import (
     coarse_targets,
@@ -115,11 +116,11 @@ def transfer(
         name under "metric", "steps", "task", and the other metrics of the task.
     """
     if task not in DOWNSTREAM:
-        raise ValueError(f"`task` must be one of {sorted(DOWNSTREAM)}. Received: {task!r}")
+        raise UserError(f"`task` must be one of {sorted(DOWNSTREAM)}. Received: {task!r}")
     if depth_loss not in DEPTH_LOSSES:
-        raise ValueError(f"`depth_loss` must be one of {DEPTH_LOSSES}. Received: {depth_loss!r}")
+        raise UserError(f"`depth_loss` must be one of {DEPTH_LOSSES}. Received: {depth_loss!r}")
     if not (isinstance(num_labels, int) and num_labels >= 1):
-        raise ValueError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
+        raise UserError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
     keras.utils.set_random_seed(seed)
     mode, key, kind = DOWNSTREAM[task]
     spec = SceneSpec(variant=variant, mode=mode, resolution=input_size, seed=seed)

@@ -7,6 +7,8 @@ scratch training needs 500 labels for what finetuning does with 100.
 
 import numpy as np
 
+from zoo.errors import UserError
+
 
 def utility(scratch_n, scratch_metric, n, metric, higher_is_better=True):
     """Utility U(n) = n̂/n − 1 of finetuned results against a from-scratch curve.
@@ -36,13 +38,13 @@ def utility(scratch_n, scratch_metric, n, metric, higher_is_better=True):
     scalar = np.ndim(n) == 0 and np.ndim(metric) == 0
     xs, ys = np.asarray(scratch_n, float), np.asarray(scratch_metric, float)
     if xs.ndim != 1 or xs.shape != ys.shape or xs.size < 2 or np.any(xs <= 0):
-        raise ValueError(
+        raise UserError(
             "utility: the scratch curve needs at least two (n > 0, metric) points of equal "
             f"length. Received n={list(xs.ravel())}, metric={list(ys.ravel())}."
         )
     n, metric = np.broadcast_arrays(np.asarray(n, float), np.asarray(metric, float))
     if np.any(n <= 0):
-        raise ValueError(f"utility: label counts must be > 0. Received n={n.tolist()}")
+        raise UserError(f"utility: label counts must be > 0. Received n={n.tolist()}")
     sign = 1.0 if higher_is_better else -1.0
     order = np.argsort(xs)
     log_n, curve = np.log(xs[order]), np.maximum.accumulate(sign * ys[order])

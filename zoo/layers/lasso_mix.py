@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from zoo.errors import UserError
+
 INITS = ("uniform", "last", "random")
 
 
@@ -49,7 +51,7 @@ class LassoMix(keras.layers.Layer):
         task_names = [task_names] if isinstance(task_names, str) else list(task_names)
         self._check_names(task_names, existing=())
         if not (isinstance(l1, (int, float)) and l1 >= 0):
-            raise ValueError(f"LassoMix: `l1` must be a number >= 0. Received: l1={l1!r}")
+            raise UserError(f"LassoMix: `l1` must be a number >= 0. Received: l1={l1!r}")
         self._check_init(init)
         self.task_names = task_names
         self.l1 = float(l1)
@@ -61,14 +63,14 @@ class LassoMix(keras.layers.Layer):
     @staticmethod
     def _check_names(names, existing):
         if not names or not all(isinstance(n, str) and n for n in names):
-            raise ValueError(
+            raise UserError(
                 f"LassoMix: `task_names` must be a non-empty list of non-empty strings. "
                 f"Received: {names!r}"
             )
         seen = list(existing)
         for n in names:
             if n in seen:
-                raise ValueError(
+                raise UserError(
                     f"LassoMix: task names must be unique; {n!r} is given twice "
                     f"(tasks: {seen + [n]})."
                 )
@@ -77,7 +79,7 @@ class LassoMix(keras.layers.Layer):
     @staticmethod
     def _check_init(init):
         if isinstance(init, str) and init not in INITS:
-            raise ValueError(
+            raise UserError(
                 f"LassoMix: `init` must be one of {list(INITS)} or an array of shape (M,) "
                 f"or (N, M). Received: init={init!r}"
             )
@@ -98,7 +100,7 @@ class LassoMix(keras.layers.Layer):
         if rows.shape == (m,):
             rows = np.tile(rows, (len(names), 1))
         if rows.shape != (len(names), m) or not np.all(np.linalg.norm(rows, axis=1) > 0):
-            raise ValueError(
+            raise UserError(
                 f"LassoMix: an array `init` must have shape ({m},) or ({len(names)}, {m}) "
                 f"with no all-zero row for {len(names)} tasks over {m} units. "
                 f"Received shape {rows.shape}."
@@ -122,13 +124,13 @@ class LassoMix(keras.layers.Layer):
             or not input_shape
             or not all(isinstance(s, (list, tuple)) for s in input_shape)
         ):
-            raise ValueError(
+            raise UserError(
                 "LassoMix must be called on a list of M >= 1 tensors of the same shape. "
                 f"Received input shape: {input_shape}"
             )
         shapes = [tuple(s) for s in input_shape]
         if any(s[1:] != shapes[0][1:] for s in shapes):
-            raise ValueError(
+            raise UserError(
                 "LassoMix: all inputs must have the same shape. Received shapes: "
                 + ", ".join(str(s) for s in shapes)
             )
@@ -146,7 +148,7 @@ class LassoMix(keras.layers.Layer):
         self._check_names(task_names, existing=self.task_names)
         self._check_init(init)
         if not self.built:
-            raise ValueError(
+            raise UserError(
                 "LassoMix.add_tasks needs a built layer (call it on its inputs first); "
                 "before that, list every task in `task_names`."
             )
@@ -175,11 +177,11 @@ class LassoMix(keras.layers.Layer):
         per task adds it on one call only)."""
         units = list(units)
         if len(units) != self.num_units:
-            raise ValueError(
+            raise UserError(
                 f"LassoMix was built for {self.num_units} inputs. Received {len(units)}."
             )
         if task is not None and task not in self.task_names:
-            raise ValueError(f"LassoMix has no task {task!r}; tasks: {list(self.task_names)}")
+            raise UserError(f"LassoMix has no task {task!r}; tasks: {list(self.task_names)}")
         alpha = self._normalized()
         if self.l1 > 0 and penalty:
             self.add_loss(self.l1 * ops.sum(ops.abs(alpha)))
@@ -204,7 +206,7 @@ class LassoMix(keras.layers.Layer):
     def alphas(self):
         """Returns the normalised α (N x M) the forward pass uses, as numpy, rows in task order."""
         if not self.built:
-            raise ValueError("LassoMix.alphas(): the layer is not built yet (call it first).")
+            raise UserError("LassoMix.alphas(): the layer is not built yet (call it first).")
         return keras.ops.convert_to_numpy(self._normalized())
 
     def get_config(self):

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from zoo.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
@@ -94,7 +96,7 @@ class Method(keras.Model):
             missing = sorted(set(players) - set(optimizer))
             extra = sorted(set(optimizer) - set(players))
             if missing or extra:
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}.compile: give one optimizer per player "
                     f"{list(players)}; missing {missing}, unknown {extra}."
                 )
@@ -102,7 +104,7 @@ class Method(keras.Model):
         elif isinstance(optimizer, keras.optimizers.Optimizer):
             given = {p: optimizer for p in players}
         else:
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}.compile: `optimizer` must be a keras Optimizer or a "
                 f"dict {{player: Optimizer}} for players {list(players)}. Received: "
                 f"{optimizer!r}"
@@ -110,13 +112,13 @@ class Method(keras.Model):
         variables = {p: list(self.variables_of(p)) for p in players}
         for p, vs in variables.items():
             if not vs:
-                raise ValueError(f"{type(self).__name__}: player {p!r} has no variables.")
+                raise UserError(f"{type(self).__name__}: player {p!r} has no variables.")
         if not self.players_share_variables:
             owner = {}
             for p, vs in variables.items():
                 for v in vs:
                     if id(v) in owner:
-                        raise ValueError(
+                        raise UserError(
                             f"{type(self).__name__}: variable {v.path} belongs to players "
                             f"{owner[id(v)]!r} and {p!r}; players must own disjoint variables."
                         )
@@ -153,7 +155,7 @@ class Method(keras.Model):
         last = {}
         for phase in phases:
             if phase.player not in self.player_optimizers:
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: phase player {phase.player!r} is not one of "
                     f"{list(self.player_optimizers)}."
                 )

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.errors import UserError, UserTypeError
 from zoo.layers import LassoMix
 from zoo.methods.base import Method, deserialize, serialize
 from zoo.tasks.base import Task, pipeline
@@ -67,23 +68,23 @@ class MultiTask(Method):
     ):
         super().__init__(**kwargs)
         if trunk is gin.REQUIRED or tasks is gin.REQUIRED:
-            raise TypeError("MultiTask needs a `trunk` (or trunk builder) and `tasks`.")
+            raise UserTypeError("MultiTask needs a `trunk` (or trunk builder) and `tasks`.")
         tasks = [deserialize(t) if isinstance(t, dict) else t for t in tasks]
         names = [t.name for t in tasks]
         if not tasks or len(set(names)) != len(names):
-            raise ValueError(f"MultiTask needs tasks with distinct names. Received: {names}")
+            raise UserError(f"MultiTask needs tasks with distinct names. Received: {names}")
         if isinstance(trunk, dict):
             trunk = deserialize(trunk)
         if not isinstance(trunk, keras.Model):
             if input_size is None:
-                raise ValueError("MultiTask: a trunk builder needs `input_size`.")
+                raise UserError("MultiTask: a trunk builder needs `input_size`.")
             square = (input_size, input_size, 3)
             same = all(tuple(t.input_shape(input_size)) == square for t in tasks)
             trunk = trunk(input_shape=square if same else (None, None, 3))
         shape = trunk.input.shape
         fixed = shape[1] is not None and shape[1] == shape[2]
         if input_size is None and not fixed:
-            raise ValueError(
+            raise UserError(
                 "MultiTask needs `input_size` or a trunk built with a fixed square "
                 f"input_shape, e.g. resnet(..., input_shape=(64, 64, 3)). Received input "
                 f"shape {shape}."
@@ -91,9 +92,9 @@ class MultiTask(Method):
         input_size = int(input_size or shape[1])
         unknown = sorted(set(loss_weights or {}) - set(names))
         if unknown:
-            raise ValueError(f"loss_weights name unknown tasks {unknown}; tasks: {names}")
+            raise UserError(f"loss_weights name unknown tasks {unknown}; tasks: {names}")
         if not (isinstance(lasso_l1, (int, float)) and lasso_l1 >= 0):
-            raise ValueError(f"`lasso_l1` must be a number >= 0. Received: {lasso_l1!r}")
+            raise UserError(f"`lasso_l1` must be a number >= 0. Received: {lasso_l1!r}")
         self.trunk = trunk
         self.tasks = {t.name: t for t in tasks}
         self.input_size = input_size
@@ -106,7 +107,7 @@ class MultiTask(Method):
         if lasso_block is not None:
             self._units = [k for k in endpoints if k.startswith(f"{lasso_block}/unit_")]
             if not self._units:
-                raise ValueError(
+                raise UserError(
                     f"lasso_block={lasso_block!r} has no units in this trunk; endpoints: "
                     f"{sorted(endpoints)}"
                 )
@@ -114,7 +115,7 @@ class MultiTask(Method):
         self.endpoints = {t.name: t.endpoint or endpoints[-1] for t in tasks}
         wrong = {n: e for n, e in self.endpoints.items() if e not in trunk.output}
         if lasso_block is None and wrong:
-            raise ValueError(
+            raise UserError(
                 f"Tasks read endpoints the trunk does not have: {wrong}; endpoints: "
                 f"{sorted(endpoints)}"
             )
@@ -169,7 +170,7 @@ class MultiTask(Method):
     def task_model(self, task: str) -> keras.Model:
         """A model from one task's input to its head output (layers shared)."""
         if task not in self.tasks:
-            raise ValueError(f"unknown task {task!r}; tasks: {sorted(self.tasks)}")
+            raise UserError(f"unknown task {task!r}; tasks: {sorted(self.tasks)}")
         x = self.network.input[self.input_names[task]]
         return keras.Model(x, self.network.output[task], name=f"{task}_model")
 
@@ -188,7 +189,7 @@ class MultiTask(Method):
         if player == "main":
             return self.trainable_variables
         if player not in self.tasks:
-            raise ValueError(f"unknown player {player!r}; players: {list(self.players)}")
+            raise UserError(f"unknown player {player!r}; players: {list(self.players)}")
         other_rows = set()
         if self.lasso is not None:
             other_rows = {
@@ -215,7 +216,7 @@ class MultiTask(Method):
             given = tuple(stream.element_spec[0].shape[1:])
             wanted = tuple(self.network.input[name].shape[1:])
             if given != wanted:
-                raise ValueError(
+                raise UserError(
                     f"the data of {self.groups[name]} are {given} per example but the "
                     f"method takes {wanted} (input_size={self.input_size}); render or resize "
                     "the source to the input size (e.g. SceneSpec.resolution)."
@@ -249,7 +250,7 @@ class MultiTask(Method):
             and set(data[1]) == set(self.tasks)
         )
         if not ok:
-            raise ValueError(
+            raise UserError(
                 f"MultiTask expects batches (inputs, targets) with inputs {sorted(self.groups)} "
                 f"and targets {sorted(self.tasks)} (see `datasets()`). Received: "
                 f"{type(data).__name__} {_describe(data)}"

@@ -32,6 +32,7 @@ from zoo.data.synthetic import SceneSpec
 from zoo.data.synthetic.io import output_signature, render_arrays
 from zoo.data.synthetic.scene import MODES
 from zoo.data.tfrecord import read_tfrecords
+from zoo.errors import MissingFile, UserError, UserTypeError
 
 DIRECTIONS = ("higher", "lower", "neither")
 
@@ -91,7 +92,7 @@ class Task(abc.ABC):
     ):
         source, eval_source = _source_from_config(source), _source_from_config(eval_source)
         if not isinstance(source, (SceneSpec, str)):
-            raise TypeError(
+            raise UserTypeError(
                 f"{type(self).__name__}: `source` must be a SceneSpec or a TFRecord folder. "
                 f"Received: {source!r}"
             )
@@ -100,7 +101,7 @@ class Task(abc.ABC):
         self.source, self.eval_source = source, eval_source
         if eval_source is None:
             if isinstance(source, str):
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: a TFRecord source needs `eval_source` (the "
                     "held-out TFRecord folder)."
                 )
@@ -111,7 +112,7 @@ class Task(abc.ABC):
         self.harmonize = harmonize.harmonizer(harmonizer)
         for key, value in (("num_examples", num_examples), ("eval_examples", eval_examples)):
             if not (isinstance(value, int) and value >= 1):
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: `{key}` must be an int >= 1. Received: {value!r}"
                 )
         self.num_examples, self.eval_examples = num_examples, eval_examples
@@ -128,12 +129,12 @@ class Task(abc.ABC):
                     if set(self.required)
                     <= set(output_signature(dataclasses.replace(source, mode=m)))
                 ]
-                raise ValueError(
+                raise UserError(
                     f"Task {self.name!r} needs {missing}, which synthetic mode "
                     f"{source.mode!r} does not give; use mode {modes}."
                 )
         elif not os.path.exists(source):
-            raise FileNotFoundError(f"Task {self.name!r}: data path {source!r} does not exist.")
+            raise MissingFile(f"Task {self.name!r}: data path {source!r} does not exist.")
 
     # -- configuration -------------------------------------------------------------
 
@@ -260,7 +261,7 @@ class DenseTask(Task):
         size = feature_shape[1]
         stride = input_size // size if size else 0
         if not size or stride < 1 or stride & (stride - 1) or size * stride != input_size:
-            raise ValueError(
+            raise UserError(
                 f"{self.name}: the head upsamples by powers of two to the {input_size} px "
                 f"input; endpoint {endpoint!r} is {size}x{size}, not {input_size} px divided "
                 "by a power of two."
@@ -288,14 +289,14 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
     if len(tasks) > 1:
         keys = {t.stream_key() for t in tasks}
         if len(keys) > 1 or not all(t.shares_images for t in tasks):
-            raise ValueError(
+            raise UserError(
                 f"pipeline: tasks {[t.name for t in tasks]} do not read the same examples "
                 "as they are; give them one pipeline each."
             )
     if split not in ("train", "eval"):
-        raise ValueError(f"`split` must be 'train' or 'eval'. Received: {split!r}")
+        raise UserError(f"`split` must be 'train' or 'eval'. Received: {split!r}")
     if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"`batch_size` must be an int >= 1. Received: {batch_size!r}")
+        raise UserError(f"`batch_size` must be an int >= 1. Received: {batch_size!r}")
     training = split == "train"
     required = list(dict.fromkeys(k for t in tasks for k in t.required))
     ds = first.examples(split, required)
@@ -341,7 +342,7 @@ def check_stride(name, stride, endpoint, feature_shape, input_size):
     size = feature_shape[1]
     if size is None or size * stride != input_size:
         actual = f"stride {input_size / size:g}" if size else "an unknown stride"
-        raise ValueError(
+        raise UserError(
             f"{name} targets are at stride {stride}; endpoint {endpoint!r} is at {actual} "
             f"({size}x{size} features of {input_size} px inputs). Choose an endpoint at stride "
             f"{stride} (e.g. a trunk with output_stride={stride}) or set the task's stride."
@@ -362,7 +363,7 @@ def dense_decoder(features, input_size, out_channels, width, name):
     """
     stride = input_size // features.shape[1]
     if stride < 1 or stride & (stride - 1) or features.shape[1] * stride != input_size:
-        raise ValueError(
+        raise UserError(
             f"{name}: the endpoint's resolution {features.shape[1]} must divide the input "
             f"size {input_size} by a power of two."
         )

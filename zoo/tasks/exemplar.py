@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.errors import UserError
 from zoo.layers import patch_head
 from zoo.tasks.base import Task, merge_patches
 
@@ -112,7 +113,7 @@ class Exemplar(Task):
     ):
         super().__init__(source, **kwargs)
         if patch_size > image_size:
-            raise ValueError(
+            raise UserError(
                 f"exemplar: patch_size {patch_size} is larger than image_size {image_size}."
             )
         self.image_size, self.patch_size = image_size, patch_size

@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from zoo.data import harmonize
+from zoo.errors import UserError
 from zoo.layers import fc_residual_unit, patch_head
 from zoo.tasks.base import merge_patches
 from zoo.tasks.classification import GlobalTask
@@ -39,7 +40,7 @@ def grid_origin(image_size, patch_size, gap, jitter):
     span = 3 * patch_size + 2 * gap
     needed = span + 2 * jitter
     if needed > image_size:
-        raise ValueError(
+        raise UserError(
             f"relative position: a 3x3 grid of {patch_size} px patches with gap {gap} and "
             f"jitter {jitter} needs an image of at least {needed} px; image_size is "
             f"{image_size}. Raise image_size or lower patch_size, gap or jitter."

@@ -34,6 +34,8 @@ import gin
 import keras
 from keras import layers
 
+from zoo.errors import UserError
+
 STAGES = ("block1", "block2", "block3", "block4")
 NORMS = ("batch", "group", "sync_batch")
 BASE_WIDTHS = (64, 128, 256, 512)
@@ -150,25 +152,25 @@ class _StrideTracker:
 
 def _check_choice(name, value, allowed):
     if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+        raise UserError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
 
 
 def _resolve_widths(widths, width_multiplier, base, num_stages, fn_name):
     if widths is None:
         if not width_multiplier > 0:
-            raise ValueError(
+            raise UserError(
                 f"{fn_name}: `width_multiplier` must be > 0. "
                 f"Received: width_multiplier={width_multiplier}"
             )
         return [max(1, int(round(w * width_multiplier))) for w in base]
     widths = list(widths)
     if len(widths) != num_stages or not all(isinstance(w, int) and w > 0 for w in widths):
-        raise ValueError(
+        raise UserError(
             f"{fn_name}: `widths` must be {num_stages} positive integers, one per stage. "
             f"Received: widths={widths}"
         )
     if width_multiplier != 1.0:
-        raise ValueError(
+        raise UserError(
             f"{fn_name}: give either `widths` or `width_multiplier`, not both. "
             f"Received: widths={widths}, width_multiplier={width_multiplier}"
         )
@@ -177,7 +179,7 @@ def _resolve_widths(widths, width_multiplier, base, num_stages, fn_name):
 
 def _images_input(input_shape):
     if len(input_shape) != 3 or input_shape[-1] != 3:
-        raise ValueError(
+        raise UserError(
             f"`input_shape` must be (height, width, 3) with None for any size. "
             f"Received: input_shape={input_shape}"
         )
@@ -273,7 +275,7 @@ def resnet(
         _endpoint(endpoints, stage, x)
 
     if output_stride is not None and tracker.stride != output_stride:
-        raise ValueError(
+        raise UserError(
             f"{fn}: output_stride={output_stride} is larger than the stride "
             f"{tracker.stride} this trunk reaches at stop_at={stop_at!r} (version {version}); "
             f"use output_stride=None or a value up to {tracker.stride}."
@@ -343,7 +345,7 @@ def resnet9(
             endpoints[f"{stage}/unit_1"] = x
         _endpoint(endpoints, stage, x)
     if output_stride is not None and tracker.stride != output_stride:
-        raise ValueError(
+        raise UserError(
             f"{fn}: output_stride={output_stride} is larger than the stride "
             f"{tracker.stride} reached at stop_at={stop_at!r}; use a value up to {tracker.stride}."
         )

@@ -14,6 +14,8 @@ Canonical shapes:
 
 import numpy as np
 
+from zoo.errors import UserError
+
 EPS = 1e-4
 KINDS = ("sphere", "box", "frustum")
 
@@ -25,7 +27,7 @@ class Primitive:
 
     def __init__(self, kind, A, b, slot=0, r0=1.0, r1=1.0):
         if kind not in KINDS:
-            raise ValueError(f"Primitive kind must be one of {KINDS}. Received: {kind!r}")
+            raise UserError(f"Primitive kind must be one of {KINDS}. Received: {kind!r}")
         self.kind = kind
         self.A = np.asarray(A, np.float64)
         self.b = np.asarray(b, np.float64)

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from zoo.data import tfrecord
 from zoo.data.synthetic.scene import SceneSpec, generate, generate_job
+from zoo.errors import ExistingFile, UserError, UserTypeError
 
 IMAGE_KEYS = ("image", "next_image")
 
@@ -46,9 +47,9 @@ def dataset(spec, num, start=0):
         start: int. First index. Defaults to 0.
     """
     if not isinstance(spec, SceneSpec):
-        raise TypeError(f"`spec` must be a SceneSpec. Received: {type(spec).__name__}")
+        raise UserTypeError(f"`spec` must be a SceneSpec. Received: {type(spec).__name__}")
     if not (isinstance(num, int) and num >= 1 and isinstance(start, int) and start >= 0):
-        raise ValueError(f"`num` must be >= 1 and `start` >= 0. Received: num={num}, start={start}")
+        raise UserError(f"`num` must be >= 1 and `start` >= 0. Received: num={num}, start={start}")
     signature = output_signature(spec)
     keys = list(signature)
 
@@ -115,10 +116,10 @@ def write_tfrecords(spec, num, out_dir, shards=1, workers=1, overwrite=False, pr
         list of the shard paths.
     """
     if not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
+        raise UserError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
     spec_path = os.path.join(out_dir, "spec.json")
     if os.path.exists(spec_path) and not overwrite:
-        raise FileExistsError(
+        raise ExistingFile(
             f"{out_dir} already holds a synthetic dataset ({spec_path}); pass overwrite=True "
             "to replace it or choose another folder."
         )

@@ -15,6 +15,7 @@ poles), 2 a light accent (windows, lamp shades' insides are not modelled).
 import numpy as np
 
 from zoo.data.synthetic.geometry import Primitive
+from zoo.errors import UserError
 
 CLASSES = (
     "airplane",
@@ -42,7 +43,7 @@ def model_ids(class_id, split):
         return np.sort(order[:cut])
     if split == "test":
         return np.sort(order[cut:])
-    raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
+    raise UserError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
 
 
 def _rot_x(angle):
@@ -320,9 +321,9 @@ def build(class_id, model_id, stretch=None):
         stretch: array [3] or None. Per-axis stretching (Newell & Deng's augmentation).
     """
     if not 0 <= class_id < len(CLASSES):
-        raise ValueError(f"class_id must be in [0, {len(CLASSES)}). Received: {class_id}")
+        raise UserError(f"class_id must be in [0, {len(CLASSES)}). Received: {class_id}")
     if not 0 <= model_id < MODELS_PER_CLASS:
-        raise ValueError(f"model_id must be in [0, {MODELS_PER_CLASS}). Received: {model_id}")
+        raise UserError(f"model_id must be in [0, {MODELS_PER_CLASS}). Received: {model_id}")
     rng = np.random.default_rng([class_id, model_id, 7])
     parts = BUILDERS[CLASSES[class_id]](rng)
     if stretch is not None:

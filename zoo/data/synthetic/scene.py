@@ -16,6 +16,7 @@ import gin
 import numpy as np
 
 from zoo.data.synthetic import appearance, geometry, objects
+from zoo.errors import UserError, UserTypeError
 
 MODES = ("single", "multi", "motion")
 SPLITS = ("train", "test")
@@ -102,27 +103,25 @@ class SceneSpec:
             or len(self.variant) != 4
             or any(c not in (f, "-") for c, f in zip(self.variant, FACTORS))
         ):
-            raise ValueError(
+            raise UserError(
                 "SceneSpec: `variant` must be 4 characters, each the factor letter or '-' "
                 f"in the order T, C, V, L (e.g. 'TCVL', '----', '-C--'). "
                 f"Received: variant={self.variant!r}"
             )
         if self.mode not in MODES:
-            raise ValueError(f"SceneSpec: `mode` must be one of {MODES}. Received: {self.mode!r}")
+            raise UserError(f"SceneSpec: `mode` must be one of {MODES}. Received: {self.mode!r}")
         if self.split not in SPLITS:
-            raise ValueError(
-                f"SceneSpec: `split` must be one of {SPLITS}. Received: {self.split!r}"
-            )
+            raise UserError(f"SceneSpec: `split` must be one of {SPLITS}. Received: {self.split!r}")
         if self.resolution is not None and not (
             isinstance(self.resolution, int) and 16 <= self.resolution <= 1024
         ):
-            raise ValueError(
+            raise UserError(
                 "SceneSpec: `resolution` must be None or an int in [16, 1024]. "
                 f"Received: {self.resolution!r}"
             )
         lo, hi = tuple(self.num_objects)
         if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi <= 8):
-            raise ValueError(
+            raise UserError(
                 "SceneSpec: `num_objects` must be (low, high) with 1 <= low <= high <= 8. "
                 f"Received: {self.num_objects!r}"
             )
@@ -164,7 +163,7 @@ _BIN_ROTATIONS = (
 
 def _streams(spec, index):
     if not (isinstance(index, (int, np.integer)) and index >= 0):
-        raise ValueError(f"`index` must be an int >= 0. Received: index={index!r}")
+        raise UserError(f"`index` must be an int >= 0. Received: index={index!r}")
     root = np.random.SeedSequence(
         [spec.seed, SPLITS.index(spec.split), MODES.index(spec.mode), int(index)]
     )
@@ -482,7 +481,7 @@ def generate(spec, index):
         on a moving object), scene (int32).
     """
     if not isinstance(spec, SceneSpec):
-        raise TypeError(f"`spec` must be a SceneSpec. Received: {type(spec).__name__}")
+        raise UserTypeError(f"`spec` must be a SceneSpec. Received: {type(spec).__name__}")
     desc = describe(spec, index)
     size = spec.size
     maps = render(desc, size, spec.shadows, spec.supersample)
