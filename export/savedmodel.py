@@ -3,6 +3,22 @@
 Exported models load with TensorFlow alone (`tf.saved_model.load`, TF Serving,
 `keras.layers.TFSMLayer`), never with `zoo`. Harmonization happens inside the graph,
 so clients send plain RGB.
+
+Every signature checks its request before any computation and answers a malformed one
+with InvalidArgument naming the expected shape, so that no request can abort a model
+server (a convolution fed a tensor of the wrong rank aborts the process):
+
+* float images: rank 4, 3 channels, the model's height and width (any height and width
+  >= 1 for a trunk built without a fixed size);
+* an empty batch gives empty outputs of the right shapes;
+* `serve_bytes`: a [B] string tensor; every file must start like a JPEG, PNG, GIF or
+  BMP file, otherwise the whole request fails naming the positions of the others (the
+  request is one unit: a partial answer would shift the outputs of the images after a
+  bad one). A file with a valid header but damaged content fails the request with the
+  decoder's message.
+
+Exports are written to a temporary folder beside the target and renamed into place
+(`zoo.files.write_folder`): a folder at the target is always a complete export.
 """
 
 import os
@@ -10,7 +26,8 @@ import os
 import keras
 import tensorflow as tf
 
-from zoo.errors import ExistingFile, UserError
+from zoo import files
+from zoo.errors import UserError
 
 # Deterministic harmonizers that a serving graph can apply (random ones are training
 # augmentations; served models see the plain image).
@@ -30,15 +47,53 @@ def _serving_harmonizer(name):
     return lambda images: lab_l3(images)
 
 
-def _check_target(path, overwrite):
-    if os.path.exists(path) and os.listdir(path) and not overwrite:
-        raise ExistingFile(
-            f"{path} already holds an export; pass overwrite=True (--overwrite) to replace it."
-        )
-
-
 def _image_spec(input_shape, name="images"):
     return tf.TensorSpec([None, input_shape[1], input_shape[2], 3], tf.float32, name=name)
+
+
+def _checked(images, input_shape):
+    """`images` once its shape is known to fit: InvalidArgument, naming the expected
+    shape, for a wrong rank, size or channel count."""
+    height, width = input_shape[1], input_shape[2]
+    images = tf.ensure_shape(images, [None, height, width, 3])
+    if height is None or width is None:
+        size = tf.shape(images)[1:3]
+        tf.debugging.assert_greater_equal(
+            tf.reduce_min(size),
+            1,
+            message="images must be [batch, height, width, 3] with height and width >= 1",
+        )
+    return images
+
+
+def _batched(images, run):
+    """`run(images)`, for an empty batch too: a batch of one zero image is run, and every
+    output cut back to 0 rows (some kernels fail on an empty batch)."""
+    count = tf.shape(images)[0]
+    one = tf.zeros(tf.concat([[1], tf.shape(images)[1:]], axis=0), images.dtype)
+    outputs = run(tf.cond(count > 0, lambda: images, lambda: one))
+    return tf.nest.map_structure(lambda t: t[:count], outputs)
+
+
+# The first bytes of the files `serve_bytes` decodes.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def _image_files(encoded):
+    """`encoded` once every element starts like a JPEG, PNG, GIF or BMP file."""
+    encoded = tf.ensure_shape(encoded, [None])
+    known = tf.zeros(tf.shape(encoded), tf.bool)
+    for signature in _SIGNATURES:
+        start = tf.strings.substr(encoded, 0, len(signature))
+        known = tf.logical_or(known, tf.equal(start, signature))
+    bad = tf.reshape(tf.where(tf.logical_not(known)), [-1])
+    check = tf.debugging.Assert(
+        tf.size(bad) == 0,
+        ["encoded: the files at these positions are not JPEG, PNG, GIF or BMP:", bad],
+        summarize=20,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(encoded)
 
 
 def endpoint_key(name):
@@ -63,27 +118,33 @@ def export_trunk(trunk, path: str, harmonizer: str = "identity", overwrite: bool
             Defaults to "identity".
         overwrite: bool. Replace an existing export. Defaults to False.
     """
-    _check_target(path, overwrite)
     harmonize = _serving_harmonizer(harmonizer)
     last = list(trunk.output)[-1]
-    spec = _image_spec(trunk.input.shape)
+    input_shape = trunk.input.shape
+    spec = _image_spec(input_shape)
 
     def run(images, training):
-        outputs = trunk(harmonize(images), training=training)
-        named = {endpoint_key(k): v for k, v in outputs.items()}
-        named["embedding"] = tf.reduce_mean(outputs[last], axis=[1, 2])
-        return named
+        def forward(images):
+            outputs = trunk(harmonize(images), training=training)
+            named = {endpoint_key(k): v for k, v in outputs.items()}
+            named["embedding"] = tf.reduce_mean(outputs[last], axis=[1, 2])
+            return named
 
-    archive = keras.export.ExportArchive()
-    archive.track(trunk)
-    archive.add_endpoint(
-        "serving_default", tf.function(lambda images: run(images, False), input_signature=[spec])
-    )
-    archive.add_endpoint(
-        "train", tf.function(lambda images: run(images, True), input_signature=[spec])
-    )
-    archive.write_out(path, verbose=False)
-    return path
+        return _batched(_checked(images, input_shape), forward)
+
+    def write(folder):
+        archive = keras.export.ExportArchive()
+        archive.track(trunk)
+        archive.add_endpoint(
+            "serving_default",
+            tf.function(lambda images: run(images, False), input_signature=[spec]),
+        )
+        archive.add_endpoint(
+            "train", tf.function(lambda images: run(images, True), input_signature=[spec])
+        )
+        archive.write_out(folder, verbose=False)
+
+    return files.write_folder(path, write, overwrite)
 
 
 def export_model(
@@ -127,14 +188,18 @@ def export_model(
     if not (isinstance(version, int) and version >= 1):
         raise UserError(f"`version` must be an int >= 1. Received: {version!r}")
     path = os.path.join(base_dir, name, str(version))
-    _check_target(path, overwrite)
     harmonize = _serving_harmonizer(harmonizer)
     network = model.task_model(task)
     size = model.input_size
     task_object = model.tasks[task]
 
+    input_shape = (None, size, size, 3)
+
     def predict(images):
-        return task_object.serving_outputs(network(harmonize(images), training=False))
+        def forward(images):
+            return task_object.serving_outputs(network(harmonize(images), training=False))
+
+        return _batched(_checked(images, input_shape), forward)
 
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
@@ -144,15 +209,18 @@ def export_model(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
     def serve_bytes(encoded):
-        images = tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([size, size, 3]))
+        images = tf.map_fn(
+            decode, _image_files(encoded), fn_output_signature=tf.TensorSpec([size, size, 3])
+        )
         return predict(images)
 
-    archive = keras.export.ExportArchive()
-    archive.track(network)
-    archive.add_endpoint(
-        "serving_default",
-        tf.function(predict, input_signature=[_image_spec((None, size, size, 3))]),
-    )
-    archive.add_endpoint("serve_bytes", serve_bytes)
-    archive.write_out(path, verbose=False)
-    return path
+    def write(folder):
+        archive = keras.export.ExportArchive()
+        archive.track(network)
+        archive.add_endpoint(
+            "serving_default", tf.function(predict, input_signature=[_image_spec(input_shape)])
+        )
+        archive.add_endpoint("serve_bytes", serve_bytes)
+        archive.write_out(folder, verbose=False)
+
+    return files.write_folder(path, write, overwrite)
