@@ -1,0 +1,210 @@
+"""zoo-train killed (SIGKILL) at chosen points, then run again with the same command:
+no finished epoch is trained or written again, and the run ends with the weights of an
+uninterrupted run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+CONFIG = """
+import zoo.data.synthetic
+import zoo.experiment
+import zoo.methods
+import zoo.tasks
+import zoo.trunks
+SCENES = @scenes/zoo.data.synthetic.SceneSpec()
+scenes/zoo.data.synthetic.SceneSpec.variant = "----"
+scenes/zoo.data.synthetic.SceneSpec.mode = "multi"
+scenes/zoo.data.synthetic.SceneSpec.resolution = 32
+zoo.trunks.resnet.depth = 18
+zoo.trunks.resnet.width_multiplier = 0.0625
+zoo.trunks.resnet.output_stride = 8
+zoo.tasks.Depth.source = %SCENES
+zoo.tasks.Depth.num_examples = 16
+zoo.tasks.Depth.eval_examples = 8
+zoo.tasks.Depth.head_width = 8
+zoo.tasks.Rotation.source = %SCENES
+zoo.tasks.Rotation.num_examples = 16
+zoo.tasks.Rotation.eval_examples = 8
+zoo.methods.MultiTask.trunk = @zoo.trunks.resnet
+zoo.methods.MultiTask.tasks = [@zoo.tasks.Depth(), @zoo.tasks.Rotation()]
+zoo.methods.MultiTask.input_size = 32
+zoo.experiment.train.method = @zoo.methods.MultiTask
+zoo.experiment.train.optimizer = @keras.optimizers.Adam()
+keras.optimizers.Adam.learning_rate = 1e-3
+zoo.experiment.train.batch_size = 4
+zoo.experiment.train.epochs = 3
+zoo.experiment.train.steps_per_epoch = 3
+zoo.experiment.train.verbose = 0
+"""
+
+# Runs zoo-train after arranging a SIGKILL at one point; logs each epoch it begins.
+DRIVER = """
+import os, signal, sys
+point, arg, log = sys.argv[1:4]
+import keras
+import zoo.experiment as experiment
+import zoo.files as files
+from zoo.methods import MultiTask
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+begin = experiment._EpochCheckpoints.on_epoch_begin
+def logged_begin(self, epoch, logs=None):
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()} {epoch + 1}\\n")
+    begin(self, epoch, logs)
+experiment._EpochCheckpoints.on_epoch_begin = logged_begin
+
+if point == "step":  # after global step `arg`
+    batch_end = experiment._StopOnNonFinite.on_train_batch_end
+    steps = []
+    def counted(self, batch, logs=None):
+        batch_end(self, batch, logs)
+        steps.append(batch)
+        if len(steps) == int(arg):
+            die()
+    experiment._StopOnNonFinite.on_train_batch_end = counted
+elif point == "checkpoint":  # half of epoch `arg`'s checkpoint is on disk
+    save = keras.Model.save_weights
+    def half_written(self, path, *a, **k):
+        save(self, path, *a, **k)
+        if f"epoch_{int(arg):03d}.weights.h5" in os.path.basename(path):
+            size = os.path.getsize(path)
+            with open(path, "r+b") as f:
+                f.truncate(size // 2)
+            die()
+    keras.Model.save_weights = half_written
+elif point == "evaluation":  # inside the held-out evaluation after training
+    evaluate = MultiTask.heldout_metrics
+    def dying(self, batch_size):
+        if os.path.exists(os.path.join(os.path.dirname(log), "run", "checkpoints")):
+            die()
+        return evaluate(self, batch_size)
+    MultiTask.heldout_metrics = dying
+elif point == "export":  # the export folder is written, not yet renamed into place
+    archive = type(keras.export.ExportArchive())  # the backend's class
+    write_out = archive.write_out
+    def dying(self, path, *a, **k):
+        write_out(self, path, *a, **k)
+        die()
+    archive.write_out = dying
+elif point == "metrics":  # metrics.json written under its temporary name
+    replace = files.os.replace
+    class _Os:
+        def __getattr__(self, name):
+            return getattr(os, name)
+        def replace(self, src, dst):
+            if dst.endswith("metrics.json"):
+                die()
+            replace(src, dst)
+    files.os = _Os()
+
+sys.argv = ["zoo-train", *sys.argv[4:]]
+from zoo.cli import train
+train.run()
+"""
+
+
+def _train(tmp_path, model_dir, point="none", arg="0", log="epochs.log"):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(tmp_path / "driver.py"),
+            point,
+            arg,
+            str(tmp_path / log),
+            f"--gin_file={tmp_path / 'tiny.gin'}",
+            f"--model_dir={model_dir}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+
+
+def _finished(process):
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err
+
+
+def _checkpoint_files(model_dir):
+    folder = os.path.join(model_dir, "checkpoints")
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return {
+        n: os.stat(os.path.join(folder, n)).st_mtime_ns
+        for n in names
+        if n.startswith("epoch_") and n.endswith(".weights.h5")
+    }
+
+
+def _weights(path):
+    import h5py
+
+    values = []
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, item: (
+                values.append((name, item[()])) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    return dict(values)
+
+
+@pytest.mark.slow
+def test_killed_anywhere_resumes_without_redoing_a_finished_epoch(tmp_path):
+    (tmp_path / "tiny.gin").write_text(CONFIG)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    reference = _train(tmp_path, tmp_path / "reference", log="reference.log")  # uninterrupted
+    model_dir = tmp_path / "run"
+    kills = [
+        ("step", "5"),  # epoch 2, step 2
+        ("checkpoint", "2"),  # inside the write of epoch 2's checkpoint
+        ("evaluation", "0"),  # held-out evaluation after the last epoch
+        ("export", "0"),  # inside the trunk export
+        ("metrics", "0"),  # inside the metrics.json write
+    ]
+    finished = {}  # checkpoint -> mtime once complete: never written again
+    for point, arg in kills:
+        code, _, err = _finished(_train(tmp_path, model_dir, point, arg))
+        assert code == -9, (point, err[-2000:])
+        now = _checkpoint_files(model_dir)
+        for name, mtime in finished.items():
+            assert now.get(name) == mtime, (point, name)
+        finished.update(now)
+    code, out, err = _finished(_train(tmp_path, model_dir))
+    assert code == 0, err[-3000:]
+    assert "Held-out metrics" in out
+    for name, mtime in finished.items():
+        assert _checkpoint_files(model_dir)[name] == mtime
+
+    # epochs begun, per process: 1 2 | 2 | 2 3 | - | - | -; epoch 2 was begun three
+    # times because no process finished it before the second resume
+    began = [
+        int(line.split()[1]) for line in (tmp_path / "epochs.log").read_text().split("\n") if line
+    ]
+    assert began[:2] == [1, 2] and sorted(began) == [1, 2, 2, 2, 3]
+    assert not any(".partial" in n for n in os.listdir(model_dir / "checkpoints"))
+    assert os.path.exists(model_dir / "checkpoints" / "epoch_002.weights.h5")
+
+    code, _, err = _finished(reference)
+    assert code == 0, err[-3000:]
+    ours = json.loads((model_dir / "metrics.json").read_text())
+    theirs = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    assert len(ours["history"]["loss"]) == 3  # every epoch, over six processes
+    assert ours["seconds"] > 0
+    np.testing.assert_allclose(ours["history"]["loss"], theirs["history"]["loss"], rtol=1e-4)
+    got = _weights(model_dir / "checkpoints" / "epoch_003.weights.h5")
+    want = _weights(tmp_path / "reference" / "checkpoints" / "epoch_003.weights.h5")
+    assert got.keys() == want.keys()
+    worst = max(
+        float(np.max(np.abs(got[k].astype("float64") - want[k]))) for k in got if got[k].size
+    )
+    assert worst <= 1e-6, worst  # measured: 0 (README, "Determinism")
+    assert os.path.exists(model_dir / "export" / "trunk" / "saved_model.pb")
