@@ -7,41 +7,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY_CONFIG
 
 from zoo import experiment
 from zoo.errors import ExistingFile
 
-TINY = """
-import zoo.data.synthetic
-import zoo.experiment
-import zoo.methods
-import zoo.tasks
-import zoo.trunks
-SCENES = @scenes/zoo.data.synthetic.SceneSpec()
-scenes/zoo.data.synthetic.SceneSpec.variant = "----"
-scenes/zoo.data.synthetic.SceneSpec.mode = "multi"
-scenes/zoo.data.synthetic.SceneSpec.resolution = 32
-zoo.trunks.resnet.depth = 18
-zoo.trunks.resnet.width_multiplier = 0.0625
-zoo.trunks.resnet.output_stride = 8
-zoo.tasks.Depth.source = %SCENES
-zoo.tasks.Depth.num_examples = 16
-zoo.tasks.Depth.eval_examples = 8
-zoo.tasks.Depth.head_width = 8
-zoo.tasks.Rotation.source = %SCENES
-zoo.tasks.Rotation.num_examples = 16
-zoo.tasks.Rotation.eval_examples = 8
-zoo.methods.MultiTask.trunk = @zoo.trunks.resnet
-zoo.methods.MultiTask.tasks = [@zoo.tasks.Depth(), @zoo.tasks.Rotation()]
-zoo.methods.MultiTask.input_size = 32
-zoo.experiment.train.method = @zoo.methods.MultiTask
-zoo.experiment.train.optimizer = @keras.optimizers.Adam()
-keras.optimizers.Adam.learning_rate = 1e-3
-zoo.experiment.train.batch_size = 4
-zoo.experiment.train.epochs = 2
-zoo.experiment.train.steps_per_epoch = 3
-zoo.experiment.train.verbose = 0
-"""
+TINY = TINY_CONFIG
 
 
 @pytest.fixture

@@ -36,14 +36,15 @@ flags.DEFINE_multi_string("gin_bindings", [], "transfer: gin bindings.")
 
 
 def report():
+    from zoo.errors import ZooError, first_line
     from zoo.evaluation.sweep import write_report
 
     if not FLAGS.sweep_dir:
         raise app.UsageError("report needs --sweep_dir")
     try:
         text, written = write_report(FLAGS.sweep_dir, higher_is_better=not FLAGS.lower_is_better)
-    except FileNotFoundError as error:
-        raise SystemExit(f"evaluate: {error}") from None
+    except ZooError as error:
+        raise SystemExit(f"evaluate: {first_line(error)}") from None
     print(text)
     print("\nwrote " + ", ".join(written))
 
@@ -51,6 +52,7 @@ def report():
 def transfer():
     import zoo  # noqa: F401  (selects the TensorFlow backend)
     from zoo.cli import gin_setup
+    from zoo.errors import ZooError, first_line
     from zoo.evaluation.transfer import transfer
 
     if not FLAGS.source:
@@ -61,13 +63,13 @@ def transfer():
         kwargs["task"] = FLAGS.task
     if FLAGS.protocol:
         kwargs["protocol"] = FLAGS.protocol
-    if FLAGS.num_labels:
+    if FLAGS.num_labels is not None:
         kwargs["num_labels"] = FLAGS.num_labels
     try:
         gin_setup.parse(FLAGS.gin_file, FLAGS.gin_bindings)
         result = transfer(FLAGS.source, **kwargs)
-    except (gin_setup.ConfigError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"evaluate: {error}") from None
+    except ZooError as error:
+        raise SystemExit(f"evaluate: {first_line(error)}") from None
     print(
         f"{result['task']} from {FLAGS.source}: {result['metric']} = {result['value']:.4f} "
         f"after {result['steps']} steps"

@@ -35,6 +35,7 @@ def main(argv):
     import keras
 
     from zoo.data.synthetic import write_tfrecords
+    from zoo.errors import ExistingFile, ZooError, first_line
 
     spec = synthetic_flags.spec(supersample=FLAGS.supersample)
     print(f"rendering {FLAGS.num} examples of {spec} with {FLAGS.workers} worker(s)")
@@ -50,8 +51,10 @@ def main(argv):
             overwrite=FLAGS.overwrite,
             progress=lambda done: bar.update(done),
         )
-    except FileExistsError as error:
-        raise SystemExit(f"make_synthetic: {error} (flag: --overwrite)") from None
+    except ExistingFile as error:
+        raise SystemExit(f"make_synthetic: {first_line(error)} (flag: --overwrite)") from None
+    except ZooError as error:
+        raise SystemExit(f"make_synthetic: {first_line(error)}") from None
     seconds = time.perf_counter() - start
     print(
         f"wrote {FLAGS.num} examples to {len(paths)} shards in {FLAGS.out_dir} "

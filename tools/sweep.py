@@ -10,9 +10,10 @@ Usage:
 Every (method, n, seed) cell runs `zoo.evaluation.transfer` (see gin_configs/transfer/
 and gin_configs/newell20/); the grid is `zoo.evaluation.run_sweep`'s (methods, counts,
 seeds, variants), and flags override it. The scratch baseline ("scratch") trains
-`zoo.evaluation.transfer.builder` from random initialisation. Each cell is appended to
-<sweep_dir>/results.jsonl as it finishes; re-running the same command skips finished
-cells, and a sweep_dir of another transfer configuration is refused. With variants, each
+`zoo.evaluation.transfer.builder` from random initialisation. Each cell is added to
+<sweep_dir>/results.jsonl as it finishes, with a digest of the weights it started from;
+re-running the same command skips finished cells, and a sweep_dir of another transfer
+configuration, or of a method whose source now holds other weights, is refused. With variants, each
 variant has a sub-folder and "{variant}" in a method's source is replaced by it. Then
 `python tools/evaluate.py report --sweep_dir=...`.
 """
@@ -42,6 +43,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from zoo.cli import gin_setup
+    from zoo.errors import UserError, ZooError, first_line
     from zoo.evaluation.sweep import run_sweep
 
     logging.set_verbosity(logging.WARNING)
@@ -55,20 +57,20 @@ def main(argv):
         for item in FLAGS.method:
             name, _, source = item.partition("=")
             if not name or not source:
-                raise ValueError(f"--method must be name=source. Received: {item!r}")
+                raise UserError(f"--method must be name=source. Received: {item!r}")
             methods[name] = source
         overrides = {"methods": methods}
         for name in ("counts", "seeds"):
             values = getattr(FLAGS, name)
             if values:
                 if not all(v.isdigit() for v in values):
-                    raise ValueError(f"--{name} must be integers. Received: {values}")
+                    raise UserError(f"--{name} must be integers. Received: {values}")
                 overrides[name] = [int(v) for v in values]
         if FLAGS.variants:
             overrides["variants"] = FLAGS.variants
         run_sweep(FLAGS.sweep_dir, **overrides)
-    except (gin_setup.ConfigError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"sweep: {error}") from None
+    except ZooError as error:
+        raise SystemExit(f"sweep: {first_line(error)}") from None
 
 
 def _bound(parameter):

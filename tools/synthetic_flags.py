@@ -17,6 +17,7 @@ def define(default_mode):
 def spec(**options):
     """The SceneSpec the flags describe, with extra SceneSpec options."""
     from zoo.data.synthetic import SceneSpec
+    from zoo.errors import UserError, first_line
 
     try:
         return SceneSpec(
@@ -27,5 +28,5 @@ def spec(**options):
             resolution=FLAGS.resolution,
             **options,
         )
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
+    except UserError as error:
+        raise app.UsageError(first_line(error)) from None

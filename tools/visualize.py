@@ -28,6 +28,7 @@ import synthetic_flags  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
+from zoo.errors import ZooError, first_line  # noqa: E402
 
 FLAGS = flags.FLAGS
 synthetic_flags.define(default_mode="multi")
@@ -130,8 +131,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         out = COMMANDS[argv[1]]()
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"visualize: {error}") from None
+    except ZooError as error:
+        raise SystemExit(f"visualize: {first_line(error)}") from None
     print(f"wrote {out}")
 
 

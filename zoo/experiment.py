@@ -130,8 +130,10 @@ def prepare_model_dir(model_dir, config_text, overwrite=False):
         with open(stored_path) as f:
             same = _significant(f.read()) == _significant(config_text)
         if same and not overwrite:
-            finished = os.path.exists(os.path.join(model_dir, "metrics.json"))
-            return "finished" if finished else "resume"
+            if os.path.exists(os.path.join(model_dir, "metrics.json")):
+                return "finished"
+            _write_config(model_dir, stored_path, config_text)  # and check it can write
+            return "resume"
         if not same and not overwrite and _holds_work(model_dir):
             raise ConfigMismatch(
                 f"{model_dir} holds a run of another configuration (see {stored_path}). "
@@ -146,14 +148,18 @@ def prepare_model_dir(model_dir, config_text, overwrite=False):
             )
         _empty(model_dir)
     files.make_dirs(model_dir, "model_dir")
+    _write_config(model_dir, stored_path, config_text)
+    return "new"
+
+
+def _write_config(model_dir, path, config_text):
     try:
-        files.write_text(stored_path, config_text)
+        files.write_text(path, config_text)
     except OSError as error:
         raise NotWritable(
             f"cannot write in the model_dir {model_dir}: {error.strerror}; give a folder you "
             "can write."
         ) from None
-    return "new"
 
 
 def _empty(model_dir):

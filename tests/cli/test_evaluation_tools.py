@@ -64,3 +64,8 @@ def test_sweep_report_and_pictures(tool, tmp_path):
 
     bad = tool("sweep.py", f"--sweep_dir={tmp_path}/x", f"--gin_file={config}", "--variants=TXVL")
     assert bad.returncode != 0 and "variant" in bad.stderr and "Traceback" not in bad.stderr
+    zero = tool("evaluate.py", "transfer", "--source=random", "--task=pose", "--num_labels=0")
+    assert zero.returncode == 1 and "Traceback" not in zero.stderr
+    assert zero.stderr.strip().splitlines()[-1] == (
+        "evaluate: `num_labels` must be an int >= 1. Received: 0"
+    )

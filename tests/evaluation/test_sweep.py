@@ -174,3 +174,33 @@ def test_transfer_and_newell20_configs_parse(name):
         assert gin.query_parameter("zoo.evaluation.run_sweep.counts") == [100, 250, 500, 1000]
         assert gin.query_parameter("zoo.evaluation.transfer.variant") == "TCVL"
     gin.clear_config()
+
+
+def test_a_sweep_refuses_cells_of_other_weights(tmp_path):
+    from zoo.errors import ConfigMismatch
+    from zoo.evaluation.sweep import source_identity
+
+    run = tmp_path / "run"  # a zoo-train model_dir with one checkpoint
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "method.json").write_text("{}")
+    (run / "checkpoints" / "epoch_001.weights.h5").write_bytes(b"weights one")
+    calls = []
+
+    def cell(source, n, seed):
+        calls.append(source)
+        return {"metric": "accuracy", "value": 0.5}
+
+    sweep = str(tmp_path / "sweep")
+    methods = {"pretrained": str(run)}
+    run_sweep(sweep, methods, [100], [0], cell, progress=None)
+    first = source_identity(str(run))
+    assert first.startswith("epoch_001.weights.h5:") and source_identity("random") == "random"
+    assert {r["source_id"] for r in load_results(sweep)} == {"random", first}
+    run_sweep(sweep, methods, [100], [0], cell, progress=None)
+    assert len(calls) == 2  # same weights: the finished cells are kept
+    # the run trained another epoch: its cells no longer describe what the name points at
+    (run / "checkpoints" / "epoch_002.weights.h5").write_bytes(b"weights two")
+    with pytest.raises(ConfigMismatch, match=r"\['pretrained'\] computed from other weights"):
+        run_sweep(sweep, methods, [100, 250], [0], cell, progress=None)
+    assert len(calls) == 2 and len(load_results(sweep)) == 2  # nothing ran or was lost
+    assert source_identity(str(run)) != first

@@ -51,6 +51,17 @@ def test_bad_task():
         transfer("random", "detection")
 
 
+@pytest.mark.parametrize(
+    "num_labels,message",
+    [(0, "int >= 1. Received: 0"), (-3, "int >= 1"), (True, "int >= 1"), (10**9, "at most 50000")],
+)
+def test_label_counts_are_bounded(num_labels, message):
+    from zoo.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        transfer("random", "classification", num_labels=num_labels)
+
+
 @pytest.mark.slow
 def test_depth_with_the_up_projection_decoder_and_reverse_huber(tmp_path):
     path = str(tmp_path / "depth.png")

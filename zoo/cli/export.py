@@ -35,9 +35,14 @@ def main(argv):
         raise app.UsageError("give --model_dir and --out")
     from export import export_model, export_trunk
     from zoo import experiment
+    from zoo.errors import UserError, ZooError, first_line
 
     logging.set_verbosity(logging.WARNING)
     try:
+        if os.path.isfile(FLAGS.out):
+            raise UserError(f"--out {FLAGS.out} is a file; give a folder for the export.")
+        if not (FLAGS.version >= 1):
+            raise UserError(f"--version must be >= 1. Received: {FLAGS.version}")
         model, checkpoint = experiment.restore(FLAGS.model_dir)
         harmonizer = FLAGS.harmonizer or model.serving_harmonizer(FLAGS.task)
         if FLAGS.task is None:
@@ -52,8 +57,8 @@ def main(argv):
                 harmonizer,
                 overwrite=FLAGS.overwrite,
             )
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        raise SystemExit(f"zoo-export: {error}") from None
+    except ZooError as error:
+        raise SystemExit(f"zoo-export: {first_line(error)}") from None
     what = "trunk" if FLAGS.task is None else f"task {FLAGS.task!r}"
     print(f"exported the {what} of {checkpoint} to {path}")
 

@@ -24,6 +24,33 @@ flags.DEFINE_string("model_dir", None, "Where the run writes everything.")
 flags.DEFINE_bool("overwrite", False, "Delete a run of another configuration in --model_dir.")
 
 
+def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print):
+    """What `zoo-train` does after reading its flags; returns the run's results.
+
+    Raises a ZooError for anything the user can fix from its message.
+    """
+    from zoo import experiment
+    from zoo.cli import gin_setup
+
+    config = gin_setup.parse(gin_files, gin_bindings)
+    state = experiment.prepare_model_dir(model_dir, config, overwrite)
+    if state == "finished":
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            results = json.load(f)
+        say(
+            f"{model_dir} holds a finished run of this configuration "
+            "(--overwrite trains it again).\n"
+        )
+        return results
+    say(
+        f"{'resuming' if state == 'resume' else 'starting'} the run in "
+        f"{os.path.abspath(model_dir)}: {', '.join(gin_files)}"
+    )
+    results = experiment.train(model_dir)
+    say("")
+    return results
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
@@ -32,30 +59,15 @@ def main(argv):
     if not FLAGS.model_dir:
         raise app.UsageError("give --model_dir")
     from zoo import experiment
-    from zoo.cli import gin_setup
     from zoo.errors import ZooError, first_line
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's SavedModel chatter
     try:
-        config = gin_setup.parse(FLAGS.gin_file, FLAGS.gin_bindings)
-        state = experiment.prepare_model_dir(FLAGS.model_dir, config, FLAGS.overwrite)
-        if state == "finished":
-            with open(os.path.join(FLAGS.model_dir, "metrics.json")) as f:
-                results = json.load(f)
-            print(
-                f"{FLAGS.model_dir} holds a finished run of this configuration "
-                "(--overwrite trains it again).\n"
-            )
-            print(experiment.format_report(results, FLAGS.model_dir))
-            return
-        print(
-            f"{'resuming' if state == 'resume' else 'starting'} the run in "
-            f"{os.path.abspath(FLAGS.model_dir)}: {', '.join(FLAGS.gin_file)}"
+        results = train_command(
+            FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.model_dir, FLAGS.overwrite
         )
-        results = experiment.train(FLAGS.model_dir)
     except ZooError as error:  # the user's to fix, from the message alone
         raise SystemExit(f"zoo-train: {first_line(error)}") from None
-    print()
     print(experiment.format_report(results, FLAGS.model_dir))
 
 

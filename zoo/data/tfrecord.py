@@ -26,6 +26,7 @@ interleaving them one record at a time, so reading gives the order of writing.
 import glob
 import io
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -167,7 +168,8 @@ def _first_example(files):
     except (tf.errors.DataLossError, DecodeError) as error:
         raise DataError(
             f"TFRecord file {files[0]} is damaged or not a TFRecord file "
-            f"({str(error).splitlines()[0]}); rewrite or remove it."
+            f"({_reason(error) if isinstance(error, tf.errors.OpError) else error}); "
+            "rewrite it, or remove it from the source."
         ) from None
     raise UserError(f"{files[0]} holds no record.")
 
@@ -181,14 +183,22 @@ def find_damaged(files) -> tuple | None:
             for _ in tf.data.TFRecordDataset(path):
                 good += 1
         except tf.errors.DataLossError as error:
-            return path, good, str(error.message).splitlines()[0]
+            return path, good, _reason(error)
     return None
+
+
+def _reason(error):
+    """The DataLossError's own words, without TensorFlow's node and op names."""
+    text = re.sub(r"\{\{.*?\}\}|\[Op:.*?\]|name:\s*$", "", str(error.message).splitlines()[0])
+    return " ".join(text.split())
 
 
 def data_loss_error(error: tf.errors.DataLossError) -> Exception:
     """A DataError naming the damaged file among those this process read (the
     DataLossError of a tf.data pipeline names none); `error` itself when none is found."""
-    found = find_damaged(list(dict.fromkeys(_OPENED)))
+    # the files read last first: the failing pipeline is most likely the newest
+    opened = [f for f in dict.fromkeys(reversed(_OPENED)) if os.path.exists(f)]
+    found = find_damaged(opened)
     if found is None:
         return error
     path, good, reason = found

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from zoo import files  # noqa: E402
 from zoo.errors import UserError
 from zoo.evaluation.utility import utility  # noqa: E402
 
@@ -17,7 +18,7 @@ def _save(fig, path, title=None, **title_kwargs):
     if title:
         fig.suptitle(title, **title_kwargs)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    files.write_file(path, lambda temporary: fig.savefig(temporary, dpi=100))
     plt.close(fig)
 
 

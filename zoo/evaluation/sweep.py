@@ -7,6 +7,7 @@ flushed as each cell ends, so nothing finished is lost.
 """
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -15,8 +16,9 @@ import time
 import gin
 import numpy as np
 
+from zoo import files
 from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVL"
-from zoo.errors import MissingFile, UserError
+from zoo.errors import ConfigMismatch, MissingFile, UserError
 from zoo.evaluation.utility import utility
 
 DEFAULT_COUNTS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 200000)
@@ -36,6 +38,34 @@ def load_results(sweep_dir):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def source_identity(source):
+    """What a sweep cell's result depends on in its trunk source: "random", or the
+    sha256 of the weights it loads (a run's last checkpoint, a checkpoint file, an
+    exported trunk's variables and graph), with the file it came from."""
+    if source == "random":
+        return "random"
+    paths = []
+    if os.path.isfile(source):
+        paths = [source]
+    elif os.path.exists(os.path.join(source, "method.json")):
+        from zoo.experiment import checkpoints
+
+        paths = checkpoints(source)[-1:]
+    elif os.path.exists(os.path.join(source, "saved_model.pb")):
+        variables = os.path.join(source, "variables")
+        paths = [os.path.join(source, "saved_model.pb")] + sorted(
+            os.path.join(variables, f) for f in os.listdir(variables)
+        )
+    if not paths:
+        return f"missing:{source}"  # the cell itself will say what is wrong
+    sha = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                sha.update(block)
+    return f"{os.path.basename(paths[0])}:{sha.hexdigest()[:16]}"
 
 
 def _transfer_cell(source, n, seed, variant=None):
@@ -114,31 +144,48 @@ def _keep_settings(folder, settings):
                     "use another sweep directory, or the same configuration to resume."
                 )
         return
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(settings)
+    files.make_dirs(folder, "sweep folder")
+    files.write_text(path, settings)
 
 
 def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress):
-    os.makedirs(sweep_dir, exist_ok=True)
-    done = {(r["method"], r["n"], r["seed"]) for r in load_results(sweep_dir)}
+    files.make_dirs(sweep_dir, "sweep folder")
+    rows = load_results(sweep_dir)
+    identity = {m: source_identity(source) for m, source in methods.items()}
+    changed = sorted(
+        {
+            r["method"]
+            for r in rows
+            if r["method"] in identity
+            and r.get("source_id", identity[r["method"]]) != identity[r["method"]]
+        }
+    )
+    if changed:
+        raise ConfigMismatch(
+            f"{sweep_dir} holds cells of {changed} computed from other weights than "
+            f"{[methods[m] for m in changed]} hold now (the run trained further, or the name "
+            "points at another run); use another --sweep_dir, or another method name."
+        )
+    done = {(r["method"], r["n"], r["seed"]) for r in rows}
     cells = [(m, n, s) for n in counts for m in methods for s in seeds]
     todo = [c for c in cells if c not in done]
     if progress:
         progress(f"sweep {sweep_dir}: {len(cells) - len(todo)} of {len(cells)} cells done")
-    with open(os.path.join(sweep_dir, "results.jsonl"), "a") as f:
-        for i, (method, n, seed) in enumerate(todo, start=1):
-            start = time.perf_counter()
-            result = run_cell(methods[method], n, seed)
-            seconds = time.perf_counter() - start
-            row = {"method": method, "n": n, "seed": seed, **result}
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            if progress:
-                progress(
-                    f"  [{i}/{len(todo)}] {method} n={n} seed={seed}: "
-                    f"{result['metric']} {result['value']:.4f} ({seconds:.0f} s)"
-                )
+    path = os.path.join(sweep_dir, "results.jsonl")
+    for i, (method, n, seed) in enumerate(todo, start=1):
+        start = time.perf_counter()
+        result = run_cell(methods[method], n, seed)
+        seconds = time.perf_counter() - start
+        rows.append(
+            {"method": method, "n": n, "seed": seed, **result, "source_id": identity[method]}
+        )
+        # the whole file, renamed into place: a kill never leaves half a line
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        if progress:
+            progress(
+                f"  [{i}/{len(todo)}] {method} n={n} seed={seed}: "
+                f"{result['metric']} {result['value']:.4f} ({seconds:.0f} s)"
+            )
     return load_results(sweep_dir)
 
 
@@ -339,6 +386,5 @@ def write_report(sweep_dir, higher_is_better=True):
         if plot_factors(sweep_dir, os.path.join(sweep_dir, "factors.png"), higher_is_better):
             written.append(os.path.join(sweep_dir, "factors.png"))
     text = "\n\n".join(sections)
-    with open(os.path.join(sweep_dir, "report.md"), "w") as f:
-        f.write(text + "\n")
+    files.write_text(os.path.join(sweep_dir, "report.md"), text + "\n")
     return text, [os.path.join(sweep_dir, "report.md")] + written

@@ -37,6 +37,9 @@ DOWNSTREAM = {
     "depth": ("multi", "depth", "depth"),
 }
 CLASSES = {"classification": 10, "pose": 5, "segmentation": 11, "depth": 1}
+# Labelled scenes are rendered into memory (a streaming source lifts this): 50,000 at 64 px
+# take 2.3 GiB of images.
+MAX_LABELS = 50_000
 
 
 def training_steps(num_labels, batch_size, epochs=30, min_steps=100, max_steps=20000):
@@ -119,8 +122,14 @@ def transfer(
         raise UserError(f"`task` must be one of {sorted(DOWNSTREAM)}. Received: {task!r}")
     if depth_loss not in DEPTH_LOSSES:
         raise UserError(f"`depth_loss` must be one of {DEPTH_LOSSES}. Received: {depth_loss!r}")
-    if not (isinstance(num_labels, int) and num_labels >= 1):
+    if not (isinstance(num_labels, int) and not isinstance(num_labels, bool) and num_labels >= 1):
         raise UserError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
+    if num_labels > MAX_LABELS:
+        raise UserError(
+            f"`num_labels` must be at most {MAX_LABELS} (the labelled scenes are rendered "
+            f"into memory: {num_labels} at {input_size} px would take "
+            f"{num_labels * input_size**2 * 3 * 4 / 2**30:.1f} GiB). Received: {num_labels}"
+        )
     keras.utils.set_random_seed(seed)
     mode, key, kind = DOWNSTREAM[task]
     spec = SceneSpec(variant=variant, mode=mode, resolution=input_size, seed=seed)

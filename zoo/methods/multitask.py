@@ -212,9 +212,14 @@ class MultiTask(Method):
             name: pipeline([self.tasks[t] for t in group], split, batch_size)
             for name, group in self.groups.items()
         }
-        for name, stream in streams.items():
+        for name, stream in list(streams.items()):
             given = tuple(stream.element_spec[0].shape[1:])
             wanted = tuple(self.network.input[name].shape[1:])
+            if None in given:  # decoded files (TFRecords): the first batch tells
+                given = tuple(next(iter(stream.take(1)))[0].shape[1:])
+                streams[name] = stream.map(
+                    lambda x, y, shape=wanted: (tf.ensure_shape(x, (None, *shape)), y)
+                )
             if given != wanted:
                 raise UserError(
                     f"the data of {self.groups[name]} are {given} per example but the "
