@@ -211,7 +211,7 @@ class CostBudget(keras.callbacks.Callback):
 
     Saves `<folder>/cost_<units>.weights.h5` each time the total crosses a multiple of
     `snapshot_every`, and stops training once it reaches `budget`. The count follows the
-    step number, so a resumed run (BackupAndRestore) continues it. Give it to a run with
+    step number, so a resumed run continues it. Give it to a run with
     `zoo.experiment.train.callbacks = [@zoo.experiment.CostBudget()]`.
 
     Args:
@@ -545,6 +545,9 @@ def _run(
     if progress["untrained"] is None:
         progress.set(untrained=model.heldout_metrics(batch_size))
     done = _resume_point(model, model_dir, progress, epochs)
+    if progress["fit_done"] and done < progress["fit_epochs"]:
+        # the last checkpoint was set aside: train its epochs again, then evaluate
+        progress.set(fit_done=False, trained=None, export=None)
     if not progress["fit_done"]:
         if done:
             say(f"resuming after epoch {done} of {epochs}")
@@ -571,7 +574,8 @@ def _run(
                 verbose=verbose,
                 shuffle=False,  # the pipelines shuffle
             )
-        progress.set(fit_done=True)
+        last = checkpoints(model_dir)
+        progress.set(fit_done=True, fit_epochs=_epoch_of(last[-1]) if last else 0)
     else:
         say("training had ended; evaluating and exporting")
 
