@@ -5,6 +5,7 @@ Usage:
     python tools/benchmark.py synthetic [--synthetic_images=400]
     python tools/benchmark.py multitask [--steps=5 --rounds=3]
     python tools/benchmark.py doersch [--steps=5 --rounds=3]
+    python tools/benchmark.py determinism [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -26,6 +27,13 @@ the same batch (target <= 1.3x).
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
 batches, side by side; the joint step should cost at most 1.1x their sum (one trunk
 pass per task batch, nothing recomputed).
+
+`determinism`: the quickstart's training (deterministic ops) with TensorFlow's inter-op
+parallelism at 1, as `zoo-train` runs it, next to the default. The setting is fixed
+once a process has run an op, so each measurement is a fresh process (they alternate,
+one at a time): steps/s over `--steps * 8` steps after the first, and a digest of the
+weights at the end. Prints the median rates, their ratio, and how many different
+weights each setting ended with (1: bit-identical runs).
 """
 
 import os
@@ -39,12 +47,14 @@ from absl import app, flags, logging  # noqa: E402
 import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_integer("batch_size", 16, "Images per step.")
 flags.DEFINE_integer("image_size", 128, "Height and width of the random images.")
 flags.DEFINE_integer("steps", 5, "Timed steps per model in each round.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds; the median round is reported.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps per model before the first round.")
 flags.DEFINE_integer("classes", 1000, "Width of the dense head.")
+flags.DEFINE_string("child", None, "determinism: internal, one measured process.")
 flags.DEFINE_integer(
     "synthetic_images", 400, "Images rendered per single-mode setting (1/4 multi)."
 )
@@ -200,15 +210,12 @@ def _step_times(feeds):
 
 
 def _parse(*files, bindings=()):
-    import os
-
     import gin
 
     from zoo.cli import gin_setup
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     gin.clear_config()
-    gin_setup.parse([os.path.join(root, "gin_configs", f) for f in files], list(bindings))
+    gin_setup.parse([os.path.join(ROOT, "gin_configs", f) for f in files], list(bindings))
 
 
 def benchmark_multitask():
@@ -328,11 +335,81 @@ def benchmark_doersch():
     print(f"  ratio joint / sum: {best['joint'] / single:.3f} (target <= 1.1)")
 
 
+def _determinism_child(serial):
+    import hashlib
+
+    import gin
+    import keras
+    import tensorflow as tf
+
+    from zoo import experiment
+    from zoo.cli import gin_setup
+
+    gin_setup.parse([os.path.join(ROOT, "gin_configs", "quickstart.gin")], [])
+    if serial:
+        assert experiment.run_ops_one_at_a_time("default")
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+    model = gin.query_parameter("zoo.experiment.train.method").scoped_configurable_fn()
+    model.compile(gin.query_parameter("zoo.experiment.train.optimizer").scoped_configurable_fn())
+    data = model.datasets(16)
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)  # traces
+    steps = FLAGS.steps * 8
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    rate = steps / (time.perf_counter() - start)
+    digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.variables))
+    print(f"RESULT {rate} {digest.hexdigest()[:12]}")
+
+
+def benchmark_determinism():
+    import subprocess
+    import sys
+
+    if FLAGS.child:
+        return _determinism_child(FLAGS.child == "serial")
+    rates, digests = {"serial": [], "default": []}, {"serial": set(), "default": set()}
+    for r in range(FLAGS.rounds):
+        for name in rates:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "determinism",
+                    f"--child={name}",
+                    f"--steps={FLAGS.steps}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
+            rate, digest = line.split()[1:]
+            rates[name].append(float(rate))
+            digests[name].add(digest)
+        print(
+            f"round {r + 1}/{FLAGS.rounds}: "
+            + ", ".join(f"{n} {v[-1]:.2f} steps/s" for n, v in rates.items())
+        )
+    median = {n: statistics.median(v) for n, v in rates.items()}
+    print(
+        f"\nquickstart training, {FLAGS.steps * 8} steps per process, {FLAGS.rounds} "
+        "processes per setting (median)"
+    )
+    for name in rates:
+        print(
+            f"  inter-op {'1' if name == 'serial' else 'default':<8} {median[name]:6.2f} "
+            f"steps/s, {len(digests[name])} different final weights"
+        )
+    print(f"  ratio one-at-a-time / default: {median['serial'] / median['default']:.3f}")
+
+
 BENCHMARKS = {
     "trunk": benchmark_trunk,
     "synthetic": benchmark_synthetic,
     "multitask": benchmark_multitask,
     "doersch": benchmark_doersch,
+    "determinism": benchmark_determinism,
 }
 
 

@@ -172,6 +172,38 @@ def _empty(model_dir):
         ) from None
 
 
+def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
+    """Sets TensorFlow's inter-op parallelism to 1, for bit-identical same-seed runs.
+
+    With independent ops running concurrently, same-seed runs of a multi-threaded CPU
+    process end apart in the last bits (measured on the quickstart: 2 of 6 runs in one
+    process differed after 3 steps; Adam then turns the noise in the gradients of
+    convolution biases that a BatchNorm follows into full-size steps). One op at a time
+    gave bit-identical weights in every run measured, at the same speed (README,
+    "Determinism"). It must run before TensorFlow executes its first op, so `zoo-train`
+    calls it; it is skipped for a multi-device strategy, whose replicas run
+    concurrently.
+
+    Returns:
+        True when ops now run one at a time.
+    """
+    if strategy == "mirrored" or (
+        strategy == "auto" and len(tf.config.list_physical_devices("GPU")) > 1
+    ):
+        return False
+    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return True
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already runs
+        logging.warning(
+            "TensorFlow has already run ops in this process: its runs may differ from "
+            "each other in the last bits (see the README, Determinism)."
+        )
+        return False
+    return True
+
+
 def make_strategy(name):
     """ "auto": MirroredStrategy over the GPUs when there are several, else the default."""
     if name not in STRATEGIES:
@@ -407,9 +439,9 @@ class _EpochCheckpoints(keras.callbacks.Callback):
 def _resume_point(model, model_dir, progress, epochs):
     """Loads the last good checkpoint into `model`; returns its epoch (0: none).
 
-    A checkpoint that is not complete, or whose digest differs from the one recorded
-    when it was written, is renamed `*.unreadable` with a warning; the one before is
-    tried next.
+    A checkpoint that is not complete, whose digest differs from the one recorded when
+    it was written, or of an epoch beyond the run's, is renamed `*.unreadable` with a
+    warning; the one before is tried next.
     """
     for path in reversed(checkpoints(model_dir)):
         epoch = _epoch_of(path)
@@ -417,10 +449,8 @@ def _resume_point(model, model_dir, progress, epochs):
         problem = None
         if epoch > epochs:
             problem = f"the run has {epochs} epochs"
-        elif record is None:
-            problem = "progress.json has no record of it"
-        else:
-            problem = _readable(path, record.get("sha256"))
+        else:  # no record: a run of an older zoo; its history lacks that epoch
+            problem = _readable(path, (record or {}).get("sha256"))
         if problem is None:
             model.load_weights(path)
             return epoch
@@ -474,9 +504,10 @@ def train(
         callbacks: list of keras callbacks added to the run's own (e.g.
             `@zoo.experiment.CostBudget()`); one with a `model_dir` attribute of None
             gets the run's. Defaults to none.
-        deterministic: bool. Deterministic TensorFlow ops: two runs of the same config
-            and seed in one process give the same weights; in separate processes they
-            can differ in the last bits (see the README, "Determinism"). Defaults to True.
+        deterministic: bool. Bit-identical runs of the same config and seed on a CPU:
+            deterministic TensorFlow ops, run one at a time (`run_ops_one_at_a_time`;
+            a process that already ran ops warns instead). See the README,
+            "Determinism". Defaults to True.
         verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
 
     Returns:
@@ -529,6 +560,8 @@ def _run(
     verbose,
 ):
     say = print if verbose else logging.info
+    if deterministic:
+        run_ops_one_at_a_time(strategy)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()

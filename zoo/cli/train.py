@@ -33,6 +33,8 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
     from zoo.cli import gin_setup
 
     config = gin_setup.parse(gin_files, gin_bindings)
+    if _bound("deterministic", True):
+        experiment.run_ops_one_at_a_time(_bound("strategy", "auto"))
     state = experiment.prepare_model_dir(model_dir, config, overwrite)
     if state == "finished":
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -49,6 +51,15 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
     results = experiment.train(model_dir)
     say("")
     return results
+
+
+def _bound(parameter, default):
+    import gin
+
+    try:
+        return gin.query_parameter(f"zoo.experiment.train.{parameter}")
+    except ValueError:
+        return default
 
 
 def main(argv):
