@@ -179,7 +179,7 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
     process end apart in the last bits (measured on the quickstart: 2 of 6 runs in one
     process differed after 3 steps; Adam then turns the noise in the gradients of
     convolution biases that a BatchNorm follows into full-size steps). One op at a time
-    gave bit-identical weights in every run measured, at the same speed (README,
+    gave bit-identical weights in every run measured, at about 0.8x the speed (README,
     "Determinism"). It must run before TensorFlow executes its first op, so `zoo-train`
     calls it; it is skipped for a multi-device strategy, whose replicas run
     concurrently.
