@@ -12,6 +12,11 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
+# TensorFlow starts now, whatever test comes first: `train` then never changes the
+# process's inter-op parallelism midway (`run_ops_one_at_a_time` warns instead), and
+# every test runs with the same threading. Bit-identical runs across processes are
+# tested with real `zoo-train` processes (tests/reliability/test_resume.py).
+tf.constant(0.0)
 
 import pytest  # noqa: E402
 

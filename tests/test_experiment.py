@@ -100,17 +100,6 @@ def test_train_writes_every_output(tiny_config, tmp_path):
             assert stored["metric_info"][task][name][1] in line
 
 
-@pytest.mark.slow
-def test_same_config_and_seed_give_the_same_run(tiny_config, tmp_path):
-    runs = []
-    for name in ("a", "b"):
-        model_dir = str(tmp_path / name)
-        experiment.prepare_model_dir(model_dir, tiny_config)
-        runs.append(experiment.train(model_dir))
-    assert runs[0]["trained"] == runs[1]["trained"]
-    assert runs[0]["history"] == runs[1]["history"]
-
-
 def test_prepare_model_dir_states(tmp_path):
     model_dir = str(tmp_path / "run")
     assert experiment.prepare_model_dir(model_dir, "a = 1\n") == "new"
@@ -158,6 +147,27 @@ def test_strategy_choices():
     assert isinstance(experiment.make_strategy("mirrored"), tf.distribute.MirroredStrategy)
     with pytest.raises(ValueError, match="strategy"):
         experiment.make_strategy("tpu")
+
+
+class _Built(Exception):
+    pass
+
+
+def test_seed_and_deterministic_reach_the_run(tiny_config, tmp_path, monkeypatch):
+    seen = []
+    serial = []
+    monkeypatch.setattr(experiment, "run_ops_one_at_a_time", lambda strategy: serial.append(1))
+
+    def method():  # stops the run once it is seeded
+        seen.append((np.random.random(), float(keras.random.uniform((), seed=None))))
+        raise _Built()
+
+    gin.bind_parameter("zoo.experiment.train.method", method)
+    for seed, deterministic in ((3, True), (3, False), (4, True)):
+        with pytest.raises(_Built):
+            experiment.train(str(tmp_path), seed=seed, deterministic=deterministic)
+    assert seen[0] == seen[1] != seen[2]
+    assert len(serial) == 2  # ops one at a time for the deterministic runs only
 
 
 def test_train_refuses_a_built_method_and_bad_lengths(tiny_config, tmp_path):

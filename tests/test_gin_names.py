@@ -342,10 +342,11 @@ OTHER = {
         "epochs": "see ::test_train_writes_every_output",
         "steps_per_epoch": "see ::test_train_writes_every_output (snapshot count)",
         "strategy": "see ::test_strategy_choices",
-        "seed": "see ::test_same_config_and_seed_give_the_same_run",
+        "seed": "see ::test_seed_and_deterministic_reach_the_run",
         "callbacks": "see ::test_train_writes_every_output (CostBudget bound)",
-        "deterministic": "see ::test_same_config_and_seed_give_the_same_run",
-        "verbose": "see tests/cli/test_train_cli.py (progress bar of zoo-train)",
+        "deterministic": "see ::test_seed_and_deterministic_reach_the_run and "
+        "tests/reliability/test_resume.py (bit-identical processes)",
+        "verbose": "see tests/reliability/test_resume.py (no progress bar at 0)",
     },
     "zoo.experiment.CostBudget": {
         "task_costs": '{"rp": 2.0}',

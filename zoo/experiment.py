@@ -584,8 +584,7 @@ def _run(
     if not progress["fit_done"]:
         if done:
             say(f"resuming after epoch {done} of {epochs}")
-        extra = callbacks
-        for callback in extra:
+        for callback in callbacks:
             if getattr(callback, "model_dir", "") is None:
                 callback.model_dir = model_dir
         with distribution.scope():
@@ -599,7 +598,7 @@ def _run(
                 epochs=epochs,
                 steps_per_epoch=steps_per_epoch,
                 callbacks=[
-                    *extra,
+                    *callbacks,
                     _StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
                     _EpochCheckpoints(model_dir, progress),
                     keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
@@ -618,8 +617,8 @@ def _run(
     if progress["export"] is None:
         export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
         progress.set(export=export_path)
-    last = max(int(e) for e in progress["epochs"]) if progress["epochs"] else 0
-    records = [progress.epoch(e) for e in range(1, last + 1) if progress.epoch(e)]
+    trained_epochs = range(1, progress["fit_epochs"] + 1)
+    records = [progress.epoch(e) for e in trained_epochs if progress.epoch(e)]
     history = {}
     for record in records:
         for key, value in record["logs"].items():

@@ -153,6 +153,7 @@ def test_killed_anywhere_resumes_without_redoing_a_finished_epoch(tmp_path):
     code, out, err = _finished(_train(tmp_path, model_dir))
     assert code == 0, err[-3000:]
     assert "Held-out metrics" in out
+    assert "/step" not in out and "training had ended" not in out  # verbose = 0
     for name, mtime in finished.items():
         assert _checkpoint_files(model_dir)[name] == mtime
 
