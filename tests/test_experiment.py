@@ -153,7 +153,7 @@ class _Built(Exception):
     pass
 
 
-def test_seed_and_deterministic_reach_the_run(tiny_config, tmp_path, monkeypatch):
+def test_seed_and_serial_ops_reach_the_run(tiny_config, tmp_path, monkeypatch):
     seen = []
     serial = []
     monkeypatch.setattr(experiment, "run_ops_one_at_a_time", lambda strategy: serial.append(1))
@@ -163,11 +163,11 @@ def test_seed_and_deterministic_reach_the_run(tiny_config, tmp_path, monkeypatch
         raise _Built()
 
     gin.bind_parameter("zoo.experiment.train.method", method)
-    for seed, deterministic in ((3, True), (3, False), (4, True)):
+    for seed, serial_ops in ((3, True), (3, False), (4, True)):
         with pytest.raises(_Built):
-            experiment.train(str(tmp_path), seed=seed, deterministic=deterministic)
+            experiment.train(str(tmp_path), seed=seed, serial_ops=serial_ops)
     assert seen[0] == seen[1] != seen[2]
-    assert len(serial) == 2  # ops one at a time for the deterministic runs only
+    assert len(serial) == 2  # ops one at a time when asked only
 
 
 def test_train_refuses_a_built_method_and_bad_lengths(tiny_config, tmp_path):

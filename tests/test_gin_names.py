@@ -342,10 +342,11 @@ OTHER = {
         "epochs": "see ::test_train_writes_every_output",
         "steps_per_epoch": "see ::test_train_writes_every_output (snapshot count)",
         "strategy": "see ::test_strategy_choices",
-        "seed": "see ::test_seed_and_deterministic_reach_the_run",
+        "seed": "see ::test_seed_and_serial_ops_reach_the_run",
         "callbacks": "see ::test_train_writes_every_output (CostBudget bound)",
-        "deterministic": "see ::test_seed_and_deterministic_reach_the_run and "
-        "tests/reliability/test_resume.py (bit-identical processes)",
+        "deterministic": "see tests/reliability/test_resume.py (bit-identical processes)",
+        "serial_ops": "see ::test_seed_and_serial_ops_reach_the_run and "
+        "tests/reliability/test_resume.py",
         "verbose": "see tests/reliability/test_resume.py (no progress bar at 0)",
     },
     "zoo.experiment.CostBudget": {

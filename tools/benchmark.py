@@ -29,11 +29,11 @@ batches, side by side; the joint step should cost at most 1.1x their sum (one tr
 pass per task batch, nothing recomputed).
 
 `determinism`: the quickstart's training (deterministic ops) with TensorFlow's inter-op
-parallelism at 1, as `zoo-train` runs it, next to the default. The setting is fixed
-once a process has run an op, so each measurement is a fresh process (they alternate,
-one at a time): steps/s over `--steps * 8` steps after the first, and a digest of the
-weights at the end. Prints the median rates, their ratio, and how many different
-weights each setting ended with (1: bit-identical runs).
+parallelism at 1 (`zoo.experiment.train.serial_ops = True`) next to the default. The
+setting is fixed once a process has run an op, so each measurement is a fresh process
+(they alternate, one at a time): steps/s over `--steps * 8` steps after the first, and
+a digest of the weights at the end. Prints the median rates, their ratio, and how many
+different weights each setting ended with (1: bit-identical runs).
 """
 
 import os

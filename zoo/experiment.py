@@ -180,9 +180,9 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
     process differed after 3 steps; Adam then turns the noise in the gradients of
     convolution biases that a BatchNorm follows into full-size steps). One op at a time
     gave bit-identical weights in every run measured, at about 0.8x the speed (README,
-    "Determinism"). It must run before TensorFlow executes its first op, so `zoo-train`
-    calls it; it is skipped for a multi-device strategy, whose replicas run
-    concurrently.
+    "Determinism"). It must run before TensorFlow executes its first op: `zoo-train`
+    calls it when `train.serial_ops` is bound to True. It is skipped for a multi-device
+    strategy, whose replicas run concurrently.
 
     Returns:
         True when ops now run one at a time.
@@ -480,6 +480,7 @@ def train(
     seed: int = 0,
     callbacks=(),
     deterministic: bool = True,
+    serial_ops: bool = False,
     verbose: int = 1,
 ) -> dict:
     """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk.
@@ -504,10 +505,13 @@ def train(
         callbacks: list of keras callbacks added to the run's own (e.g.
             `@zoo.experiment.CostBudget()`); one with a `model_dir` attribute of None
             gets the run's. Defaults to none.
-        deterministic: bool. Bit-identical runs of the same config and seed on a CPU:
-            deterministic TensorFlow ops, run one at a time (`run_ops_one_at_a_time`;
-            a process that already ran ops warns instead). See the README,
-            "Determinism". Defaults to True.
+        deterministic: bool. Deterministic TensorFlow ops: the same data, initial
+            weights and first steps from run to run; concurrent ops still make runs
+            drift apart in the last bits (README, "Determinism"). Defaults to True.
+        serial_ops: bool. Run TensorFlow's ops one at a time (`run_ops_one_at_a_time`),
+            which with `deterministic` makes same-seed runs bit-identical on a CPU, at
+            about 0.8x the speed (a process that already ran ops warns instead).
+            Defaults to False.
         verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
 
     Returns:
@@ -540,6 +544,7 @@ def train(
             seed,
             list(callbacks or ()),
             deterministic,
+            serial_ops,
             verbose,
         )
     except tf.errors.DataLossError as error:
@@ -557,10 +562,11 @@ def _run(
     seed,
     callbacks,
     deterministic,
+    serial_ops,
     verbose,
 ):
     say = print if verbose else logging.info
-    if deterministic:
+    if serial_ops:
         run_ops_one_at_a_time(strategy)
     keras.utils.set_random_seed(seed)
     if deterministic:

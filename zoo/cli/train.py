@@ -33,7 +33,7 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
     from zoo.cli import gin_setup
 
     config = gin_setup.parse(gin_files, gin_bindings)
-    if _bound("deterministic", True):
+    if _bound("serial_ops", False):  # before TensorFlow runs its first op
         experiment.run_ops_one_at_a_time(_bound("strategy", "auto"))
     state = experiment.prepare_model_dir(model_dir, config, overwrite)
     if state == "finished":
