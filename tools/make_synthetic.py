@@ -1,66 +1,6 @@
-"""Renders a synthetic benchmark dataset into TFRecord shards, with a progress bar.
+"""Same as the `zoo-make-synthetic` command (see zoo/cli/make_synthetic.py)."""
 
-Usage:
-    python tools/make_synthetic.py --variant=TCVL --mode=single --num=50000 \
-        --out_dir=data/tcvl_single_train [--split=train --shards=16 --workers=2]
-
-Writes shards `data-00000-of-00004.tfrecord`, ... and `spec.json` to --out_dir; read them back with
-`zoo.data.read_tfrecords(out_dir)`. An existing dataset is kept unless --overwrite.
-"""
-
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-
-import synthetic_flags  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
-
-FLAGS = flags.FLAGS
-synthetic_flags.define(default_mode="single")
-flags.DEFINE_integer("num", 1000, "Number of examples.")
-flags.DEFINE_integer("shards", 4, "Number of TFRecord files.")
-flags.DEFINE_integer("workers", os.cpu_count() or 1, "Rendering processes.")
-flags.DEFINE_bool("supersample", False, "2x2 rays per pixel for the RGB image.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing dataset in --out_dir.")
-flags.DEFINE_string("out_dir", None, "Output folder.")
-flags.mark_flag_as_required("out_dir")
-
-
-def main(argv):
-    del argv
-    import time
-
-    import keras
-
-    from zoo.data.synthetic import write_tfrecords
-    from zoo.errors import ExistingFile, ZooError, first_line
-
-    spec = synthetic_flags.spec(supersample=FLAGS.supersample)
-    print(f"rendering {FLAGS.num} examples of {spec} with {FLAGS.workers} worker(s)")
-    bar = keras.utils.Progbar(FLAGS.num, unit_name="image")
-    start = time.perf_counter()
-    try:
-        paths = write_tfrecords(
-            spec,
-            FLAGS.num,
-            FLAGS.out_dir,
-            shards=FLAGS.shards,
-            workers=FLAGS.workers,
-            overwrite=FLAGS.overwrite,
-            progress=lambda done: bar.update(done),
-        )
-    except ExistingFile as error:
-        raise SystemExit(f"make_synthetic: {first_line(error)} (flag: --overwrite)") from None
-    except ZooError as error:
-        raise SystemExit(f"make_synthetic: {first_line(error)}") from None
-    seconds = time.perf_counter() - start
-    print(
-        f"wrote {FLAGS.num} examples to {len(paths)} shards in {FLAGS.out_dir} "
-        f"({FLAGS.num / seconds:.1f} images/s)"
-    )
-
+from zoo.cli.make_synthetic import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

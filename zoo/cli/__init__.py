@@ -1,1 +1,3 @@
-"""Command-line programs (absl binaries): `zoo-train`, `zoo-export`."""
+"""Command-line programs (absl binaries), installed as commands: `zoo-train`,
+`zoo-export`, `zoo-evaluate`, `zoo-sweep`, `zoo-visualize`, `zoo-make-synthetic`
+(`tools/*.py` run the same programs from a checkout)."""

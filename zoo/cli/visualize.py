@@ -1,0 +1,144 @@
+"""Pictures of zoo data, models and evaluations, written as PNG files.
+
+Usage:
+    zoo-visualize synthetic --variant=TCVL --mode=multi --out=grid.png
+    zoo-visualize predictions --model_dir=runs/quickstart --out=pred.png
+    zoo-visualize alphas --model_dir=runs/lasso --out=alphas.png
+    zoo-visualize pretext --model_dir=runs/doersch17_rp_col
+    zoo-visualize curves --sweep_dir=sweeps/cls --out=curves.png
+    zoo-visualize factors --sweep_dir=sweeps/variants --out=factors.png
+
+`synthetic`: for `multi`, one row per scene with RGB, depth, normals, instances,
+semantics and contours; for `single`, a grid of the ten classes x five pose bins; for
+`motion`, both frames and the moving-pixel mask.
+`predictions`: held-out scenes of a zoo-train run, each dense task's truth next to its
+prediction (Ren & Lee Fig. 5).
+`alphas`: the |α| of a lasso run's LassoMix, tasks x units (Doersch & Zisserman Fig. 5).
+`pretext`: relative-position pairs with true and predicted labels, and colorizations
+next to their inputs, of a run's held-out data (written in the model_dir).
+`curves`: a sweep's metric and utility vs the number of labels (Newell & Deng Fig. 4).
+`factors`: a sweep over variants: change in utility when a factor is added (Fig. 6).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from absl import app, flags, logging  # noqa: E402
+
+import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
+from zoo.cli import synthetic_flags  # noqa: E402
+from zoo.errors import ZooError, first_line  # noqa: E402
+
+FLAGS = flags.FLAGS
+synthetic_flags.define(default_mode="multi")
+flags.DEFINE_integer("num", 4, "Rows (synthetic multi and motion, predictions).")
+flags.DEFINE_string("out", None, "Output PNG path (pretext: a folder).")
+flags.DEFINE_string("model_dir", None, "predictions, alphas: a zoo-train model_dir.")
+flags.DEFINE_string("checkpoint", None, "predictions, alphas: a checkpoint name (last).")
+flags.DEFINE_string("sweep_dir", None, "curves, factors: a sweep directory.")
+flags.DEFINE_bool("lower_is_better", False, "curves, factors: the metric is an error.")
+
+
+def synthetic():
+    from zoo.data.synthetic.plots import plot
+
+    spec = synthetic_flags.spec()
+    out = FLAGS.out or f"synthetic_{FLAGS.mode}_{FLAGS.variant.replace('-', '_')}.png"
+    plot(spec, out, num=FLAGS.num)
+    return out
+
+
+def _restore():
+    from zoo import experiment
+
+    if not FLAGS.model_dir:
+        raise app.UsageError("give --model_dir")
+    model, checkpoint = experiment.restore(FLAGS.model_dir, FLAGS.checkpoint)
+    return model, checkpoint
+
+
+def predictions():
+    from zoo.evaluation.plots import plot_run_predictions
+
+    model, checkpoint = _restore()
+    out = FLAGS.out or os.path.join(FLAGS.model_dir, "predictions.png")
+    title = f"{FLAGS.model_dir}: {os.path.basename(checkpoint)}, held-out scenes"
+    plot_run_predictions(model, out, num=FLAGS.num, title=title)
+    return out
+
+
+def alphas():
+    from zoo.evaluation.plots import plot_alpha_heatmap
+
+    model, checkpoint = _restore()
+    if model.lasso is None:
+        raise SystemExit(
+            f"visualize: the run in {FLAGS.model_dir} has no lasso (train with "
+            "zoo.methods.MultiTask.lasso_block set)."
+        )
+    out = FLAGS.out or os.path.join(FLAGS.model_dir, "alphas.png")
+    plot_alpha_heatmap(
+        model.lasso.alphas(),
+        list(model.lasso.task_names),
+        out,
+        title=f"lasso |α| ({os.path.basename(checkpoint)})",
+    )
+    return out
+
+
+def pretext():
+    from zoo.evaluation.plots import plot_run_pretext
+
+    model, _ = _restore()
+    return ", ".join(plot_run_pretext(model, FLAGS.out or FLAGS.model_dir, num=FLAGS.num))
+
+
+def _sweep_plot(plot, default_name):
+    if not FLAGS.sweep_dir:
+        raise app.UsageError("give --sweep_dir")
+    out = FLAGS.out or os.path.join(FLAGS.sweep_dir, default_name)
+    if not plot(FLAGS.sweep_dir, out, higher_is_better=not FLAGS.lower_is_better):
+        raise SystemExit(f"visualize: nothing to plot in {FLAGS.sweep_dir} ({plot.__doc__})")
+    return out
+
+
+def curves():
+    from zoo.evaluation.sweep import plot_curves
+
+    return _sweep_plot(plot_curves, "report.png")
+
+
+def factors():
+    from zoo.evaluation.sweep import plot_factors
+
+    return _sweep_plot(plot_factors, "factors.png")
+
+
+COMMANDS = {
+    "synthetic": synthetic,
+    "predictions": predictions,
+    "alphas": alphas,
+    "pretext": pretext,
+    "curves": curves,
+    "factors": factors,
+}
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(f"Usage: visualize.py <{'|'.join(COMMANDS)}> [flags]")
+    logging.set_verbosity(logging.WARNING)
+    try:
+        out = COMMANDS[argv[1]]()
+    except ZooError as error:
+        raise SystemExit(f"visualize: {first_line(error)}") from None
+    print(f"wrote {out}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
