@@ -67,5 +67,5 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     zero = tool("evaluate.py", "transfer", "--source=random", "--task=pose", "--num_labels=0")
     assert zero.returncode == 1 and "Traceback" not in zero.stderr
     assert zero.stderr.strip().splitlines()[-1] == (
-        "evaluate: `num_labels` must be an int >= 1. Received: 0"
+        "zoo-evaluate: `num_labels` must be an int >= 1. Received: 0"
     )

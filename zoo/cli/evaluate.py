@@ -44,7 +44,7 @@ def report():
     try:
         text, written = write_report(FLAGS.sweep_dir, higher_is_better=not FLAGS.lower_is_better)
     except ZooError as error:
-        raise SystemExit(f"evaluate: {first_line(error)}") from None
+        raise SystemExit(f"zoo-evaluate: {first_line(error)}") from None
     print(text)
     print("\nwrote " + ", ".join(written))
 
@@ -69,7 +69,7 @@ def transfer():
         gin_setup.parse(FLAGS.gin_file, FLAGS.gin_bindings)
         result = transfer(FLAGS.source, **kwargs)
     except ZooError as error:
-        raise SystemExit(f"evaluate: {first_line(error)}") from None
+        raise SystemExit(f"zoo-evaluate: {first_line(error)}") from None
     print(
         f"{result['task']} from {FLAGS.source}: {result['metric']} = {result['value']:.4f} "
         f"after {result['steps']} steps"
@@ -86,7 +86,7 @@ COMMANDS = {"report": report, "transfer": transfer}
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"Usage: evaluate.py <{'|'.join(COMMANDS)}> [flags]")
+        raise app.UsageError(f"Usage: zoo-evaluate <{'|'.join(COMMANDS)}> [flags]")
     COMMANDS[argv[1]]()
 
 

@@ -52,9 +52,9 @@ def main(argv):
             progress=lambda done: bar.update(done),
         )
     except ExistingFile as error:
-        raise SystemExit(f"make_synthetic: {first_line(error)} (flag: --overwrite)") from None
+        raise SystemExit(f"zoo-make-synthetic: {first_line(error)} (flag: --overwrite)") from None
     except ZooError as error:
-        raise SystemExit(f"make_synthetic: {first_line(error)}") from None
+        raise SystemExit(f"zoo-make-synthetic: {first_line(error)}") from None
     seconds = time.perf_counter() - start
     print(
         f"wrote {FLAGS.num} examples to {len(paths)} shards in {FLAGS.out_dir} "

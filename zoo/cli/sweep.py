@@ -70,7 +70,7 @@ def main(argv):
             overrides["variants"] = FLAGS.variants
         run_sweep(FLAGS.sweep_dir, **overrides)
     except ZooError as error:
-        raise SystemExit(f"sweep: {first_line(error)}") from None
+        raise SystemExit(f"zoo-sweep: {first_line(error)}") from None
 
 
 def _bound(parameter):

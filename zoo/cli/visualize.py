@@ -99,7 +99,7 @@ def _sweep_plot(plot, default_name):
         raise app.UsageError("give --sweep_dir")
     out = FLAGS.out or os.path.join(FLAGS.sweep_dir, default_name)
     if not plot(FLAGS.sweep_dir, out, higher_is_better=not FLAGS.lower_is_better):
-        raise SystemExit(f"visualize: nothing to plot in {FLAGS.sweep_dir} ({plot.__doc__})")
+        raise SystemExit(f"zoo-visualize: nothing to plot in {FLAGS.sweep_dir} ({plot.__doc__})")
     return out
 
 
@@ -127,12 +127,12 @@ COMMANDS = {
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"Usage: visualize.py <{'|'.join(COMMANDS)}> [flags]")
+        raise app.UsageError(f"Usage: zoo-visualize <{'|'.join(COMMANDS)}> [flags]")
     logging.set_verbosity(logging.WARNING)
     try:
         out = COMMANDS[argv[1]]()
     except ZooError as error:
-        raise SystemExit(f"visualize: {first_line(error)}") from None
+        raise SystemExit(f"zoo-visualize: {first_line(error)}") from None
     print(f"wrote {out}")
 
 
