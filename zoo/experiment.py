@@ -532,114 +532,85 @@ def train(
         ("steps_per_epoch", steps_per_epoch),
     ):
         _check_length(key, value)
-    try:
-        return _run(
-            model_dir,
-            method,
-            optimizer,
-            batch_size,
-            epochs,
-            steps_per_epoch,
-            strategy,
-            seed,
-            list(callbacks or ()),
-            deterministic,
-            serial_ops,
-            verbose,
-        )
-    except tf.errors.DataLossError as error:
-        raise tfrecord.data_loss_error(error) from None
-
-
-def _run(
-    model_dir,
-    method,
-    optimizer,
-    batch_size,
-    epochs,
-    steps_per_epoch,
-    strategy,
-    seed,
-    callbacks,
-    deterministic,
-    serial_ops,
-    verbose,
-):
-    say = print if verbose else logging.info
-    if serial_ops:
-        run_ops_one_at_a_time(strategy)
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    distribution = make_strategy(strategy)
-    with distribution.scope():
-        model = method()
-        if not isinstance(model, Method):
-            raise UserTypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
-        model.compile(optimizer)
-    files.write_json(os.path.join(model_dir, "method.json"), serialize(model))
-    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
-    progress = _Progress(model_dir)
-
-    if progress["untrained"] is None:
-        progress.set(untrained=model.heldout_metrics(batch_size))
-    done = _resume_point(model, model_dir, progress, epochs)
-    if progress["fit_done"] and done < progress["fit_epochs"]:
-        # the last checkpoint was set aside: train its epochs again, then evaluate
-        progress.set(fit_done=False, trained=None, export=None)
-    if not progress["fit_done"]:
-        if done:
-            say(f"resuming after epoch {done} of {epochs}")
-        for callback in callbacks:
-            if getattr(callback, "model_dir", "") is None:
-                callback.model_dir = model_dir
+    callbacks = list(callbacks or ())
+    # a DataLossError of any pipeline becomes a DataError naming the damaged file
+    with tfrecord.damaged_files_named():
+        say = print if verbose else logging.info
+        if serial_ops:
+            run_ops_one_at_a_time(strategy)
+        keras.utils.set_random_seed(seed)
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        distribution = make_strategy(strategy)
         with distribution.scope():
-            # the batches of the finished epochs are skipped: a resumed run trains on
-            # the same sequence of batches as an uninterrupted one
-            data = model.datasets(batch_size).skip(done * steps_per_epoch)
-        if done < epochs:
-            model.fit(
-                data,
-                initial_epoch=done,
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=[
-                    *callbacks,
-                    _StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
-                    _EpochCheckpoints(model_dir, progress),
-                    keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-                ],
-                verbose=verbose,
-                shuffle=False,  # the pipelines shuffle
-            )
-        last = checkpoints(model_dir)
-        progress.set(fit_done=True, fit_epochs=_epoch_of(last[-1]) if last else 0)
-    else:
-        say("training had ended; evaluating and exporting")
+            model = method()
+            if not isinstance(model, Method):
+                raise UserTypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
+            model.compile(optimizer)
+        files.write_json(os.path.join(model_dir, "method.json"), serialize(model))
+        operative = os.path.join(model_dir, "operative_config.gin")
+        files.write_text(operative, gin.operative_config_str())
+        progress = _Progress(model_dir)
 
-    if progress["trained"] is None:
-        progress.set(trained=model.heldout_metrics(batch_size))
-    export_path = os.path.join(model_dir, "export", "trunk")
-    if progress["export"] is None:
-        export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
-        progress.set(export=export_path)
-    trained_epochs = range(1, progress["fit_epochs"] + 1)
-    records = [progress.epoch(e) for e in trained_epochs if progress.epoch(e)]
-    history = {}
-    for record in records:
-        for key, value in record["logs"].items():
-            history.setdefault(key, []).append(value)
-    results = {
-        "untrained": progress["untrained"],
-        "trained": progress["trained"],
-        "metric_info": model.metric_info(),
-        "history": history,
-        "seconds": sum(r["seconds"] for r in records),
-        "export": export_path,
-    }
-    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
-    files.write_json(os.path.join(model_dir, "metrics.json"), results)
-    return results
+        if progress["untrained"] is None:
+            progress.set(untrained=model.heldout_metrics(batch_size))
+        done = _resume_point(model, model_dir, progress, epochs)
+        if progress["fit_done"] and done < progress["fit_epochs"]:
+            # the last checkpoint was set aside: train its epochs again, then evaluate
+            progress.set(fit_done=False, trained=None, export=None)
+        if not progress["fit_done"]:
+            if done:
+                say(f"resuming after epoch {done} of {epochs}")
+            for callback in callbacks:
+                if getattr(callback, "model_dir", "") is None:
+                    callback.model_dir = model_dir
+            with distribution.scope():
+                # the batches of the finished epochs are skipped: a resumed run trains on
+                # the same sequence of batches as an uninterrupted one
+                data = model.datasets(batch_size).skip(done * steps_per_epoch)
+            if done < epochs:
+                model.fit(
+                    data,
+                    initial_epoch=done,
+                    epochs=epochs,
+                    steps_per_epoch=steps_per_epoch,
+                    callbacks=[
+                        *callbacks,
+                        _StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
+                        _EpochCheckpoints(model_dir, progress),
+                        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                    ],
+                    verbose=verbose,
+                    shuffle=False,  # the pipelines shuffle
+                )
+            last = checkpoints(model_dir)
+            progress.set(fit_done=True, fit_epochs=_epoch_of(last[-1]) if last else 0)
+        else:
+            say("training had ended; evaluating and exporting")
+
+        if progress["trained"] is None:
+            progress.set(trained=model.heldout_metrics(batch_size))
+        export_path = os.path.join(model_dir, "export", "trunk")
+        if progress["export"] is None:
+            export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
+            progress.set(export=export_path)
+        trained_epochs = range(1, progress["fit_epochs"] + 1)
+        records = [progress.epoch(e) for e in trained_epochs if progress.epoch(e)]
+        history = {}
+        for record in records:
+            for key, value in record["logs"].items():
+                history.setdefault(key, []).append(value)
+        results = {
+            "untrained": progress["untrained"],
+            "trained": progress["trained"],
+            "metric_info": model.metric_info(),
+            "history": history,
+            "seconds": sum(r["seconds"] for r in records),
+            "export": export_path,
+        }
+        files.write_text(operative, gin.operative_config_str())  # every value used
+        files.write_json(os.path.join(model_dir, "metrics.json"), results)
+        return results
 
 
 def format_report(results: dict, model_dir: str) -> str:

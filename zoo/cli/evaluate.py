@@ -17,11 +17,7 @@ report.png (metric and utility vs labels). A sweep over variants gets one table 
 per variant, a table of mean utility per variant and factors.png (Newell & Deng Fig. 6).
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep_dir", None, "report: a sweep directory written by tools/sweep.py.")

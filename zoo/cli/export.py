@@ -12,11 +12,9 @@ run's last checkpoint; the method is rebuilt from its method.json.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
+import zoo  # noqa: F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A run written by zoo-train.")

@@ -10,12 +10,10 @@ Writes shards `data-00000-of-00004.tfrecord`, ... and `spec.json` to --out_dir; 
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
-from zoo.cli import synthetic_flags  # noqa: E402
+import zoo  # noqa: F401  (selects the TensorFlow backend)
+from zoo.cli import synthetic_flags
 
 FLAGS = flags.FLAGS
 synthetic_flags.define(default_mode="single")

@@ -18,13 +18,9 @@ variant has a sub-folder and "{variant}" in a method's source is replaced by it.
 `zoo-evaluate report --sweep_dir=...`.
 """
 
-import os
+from absl import app, flags, logging
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-
-from absl import app, flags, logging  # noqa: E402
-
-import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
+import zoo  # noqa: F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep_dir", None, "Where results.jsonl is kept.")

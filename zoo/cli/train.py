@@ -11,11 +11,9 @@ model_dir holding a run of another configuration is refused unless --overwrite.
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
+import zoo  # noqa: F401  (selects the TensorFlow backend)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin files, parsed in order.")

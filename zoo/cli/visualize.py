@@ -22,13 +22,11 @@ next to their inputs, of a run's held-out data (written in the model_dir).
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-import zoo  # noqa: E402,F401  (selects the TensorFlow backend)
-from zoo.cli import synthetic_flags  # noqa: E402
-from zoo.errors import ZooError, first_line  # noqa: E402
+import zoo  # noqa: F401  (selects the TensorFlow backend)
+from zoo.cli import synthetic_flags
+from zoo.errors import ZooError, first_line
 
 FLAGS = flags.FLAGS
 synthetic_flags.define(default_mode="multi")

@@ -23,6 +23,7 @@ Shards are written round robin (example i goes to shard i mod n) and read back b
 interleaving them one record at a time, so reading gives the order of writing.
 """
 
+import contextlib
 import glob
 import io
 import os
@@ -191,6 +192,15 @@ def _reason(error):
     """The DataLossError's own words, without TensorFlow's node and op names."""
     text = re.sub(r"\{\{.*?\}\}|\[Op:.*?\]|name:\s*$", "", str(error.message).splitlines()[0])
     return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def damaged_files_named():
+    """Turns a DataLossError raised inside into `data_loss_error(error)`."""
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        raise data_loss_error(error) from None
 
 
 def data_loss_error(error: tf.errors.DataLossError) -> Exception:
