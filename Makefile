@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed-$(TF)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(TF),test]'
+	# TF Serving's request protos, for the serving tests: the wheel names `tensorflow` as a
+	# dependency, which would land beside tensorflow-cpu; it needs only protobuf and grpcio.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps tensorflow-serving-api
 	touch $@
 
 quickstart: $(STAMP)

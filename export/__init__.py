@@ -3,6 +3,6 @@
 Exported models load with TensorFlow alone; nothing here is needed to use them.
 """
 
-from export.savedmodel import export_model, export_trunk
+from export.savedmodel import export_model, export_trunk, next_version, write_models_config
 
-__all__ = ["export_model", "export_trunk"]
+__all__ = ["export_model", "export_trunk", "next_version", "write_models_config"]

@@ -21,13 +21,14 @@ Exports are written to a temporary folder beside the target and renamed into pla
 (`zoo.files.write_folder`): a folder at the target is always a complete export.
 """
 
+import json
 import os
 
 import keras
 import tensorflow as tf
 
 from zoo import files
-from zoo.errors import UserError
+from zoo.errors import ExistingFile, UserError
 
 # Deterministic harmonizers that a serving graph can apply (random ones are training
 # augmentations; served models see the plain image).
@@ -147,31 +148,95 @@ def export_trunk(trunk, path: str, harmonizer: str = "identity", overwrite: bool
     return files.write_folder(path, write, overwrite)
 
 
+EXPORT_INFO = "zoo_export.json"
+
+
+def _class_names(task):
+    """The class names of a task's labels (empty when its source names none)."""
+    key = getattr(task, "label_key", None)
+    return list(task.label_names.get(key, ())) if key else []
+
+
+def next_version(base_dir: str, name: str) -> int:
+    """1 + the largest version folder of `<base_dir>/<name>` (1 for a new model)."""
+    folder = os.path.join(base_dir, name)
+    versions = [int(v) for v in os.listdir(folder) if v.isdigit()] if os.path.isdir(folder) else []
+    return max(versions, default=0) + 1
+
+
+def _check_same_model(base_dir, name, info):
+    """Refuses to add a version of another kind of model under an existing name."""
+    folder = os.path.join(base_dir, name)
+    if not os.path.isdir(folder):
+        return
+    versions = sorted((int(v) for v in os.listdir(folder) if v.isdigit()), reverse=True)
+    for version in versions:
+        path = os.path.join(folder, str(version), EXPORT_INFO)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            old = json.load(f)
+        differs = [
+            k for k in ("task", "input_size", "outputs", "class_names") if old.get(k) != info[k]
+        ]
+        if differs:
+            raise ExistingFile(
+                f"{folder} holds a different model under the name {name!r} (version {version}: "
+                + ", ".join(f"{k} {old.get(k)!r}, not {info[k]!r}" for k in differs)
+                + "); give another name."
+            )
+        return
+
+
+def write_models_config(base_dir: str) -> str:
+    """Writes `<base_dir>/models.config` (TF Serving's model config, text format) listing
+    every model folder of the base (a folder holding numbered versions)."""
+    entries = []
+    for name in sorted(os.listdir(base_dir)):
+        folder = os.path.join(base_dir, name)
+        if os.path.isdir(folder) and any(v.isdigit() for v in os.listdir(folder)):
+            entries.append(
+                "  config {\n"
+                f'    name: "{name}"\n'
+                f'    base_path: "{os.path.abspath(folder)}"\n'
+                '    model_platform: "tensorflow"\n'
+                "  }\n"
+            )
+    text = "model_config_list {\n" + "".join(entries) + "}\n"
+    return files.write_text(os.path.join(base_dir, "models.config"), text)
+
+
 def export_model(
     model,
     task: str,
     base_dir: str,
     name: str,
-    version: int = 1,
-    harmonizer: str = "identity",
+    version: int | None = None,
+    harmonizer: str | None = None,
     overwrite: bool = False,
 ) -> str:
-    """Writes one task of a trained MultiTask method for TF Serving: `<base>/<name>/<version>/`.
+    """Writes one task of a trained MultiTask (or Transfer) method for TF Serving:
+    `<base>/<name>/<version>/`, and lists it in `<base>/models.config`.
 
     Signatures:
       * `serving_default`: `images` float32 [B, S, S, 3] RGB in [0, 1];
-      * `serve_bytes`: `encoded` string [B] of JPEG or PNG files, decoded, converted to
-        [0, 1] and resized to S x S inside the graph.
+      * `serve_bytes`: `encoded` string [B] of JPEG, PNG, GIF or BMP files of any size
+        (grayscale and RGBA too), decoded, converted to [0, 1] and resized to S x S
+        inside the graph.
     Both return the task's named outputs (e.g. `depth`, `normals`, `probabilities` and
-    `classes`, `contour_probability`).
+    `classes`, `contour_probability`) at the input resolution (a coarse head's maps are
+    resized bilinearly), and for a task whose source names its classes `label` (the name
+    of the most likely class, string [B]) and `class_names` (string [B, C], the names in
+    the order of `probabilities`). `zoo_export.json` beside the graph records the task,
+    input size, outputs and class names.
 
     Args:
-        model: zoo.methods.MultiTask.
+        model: zoo.methods.MultiTask or Transfer.
         task: str. Task name.
         base_dir: str. Model base folder of TF Serving.
         name: str. Model name.
-        version: int. Version folder. Defaults to 1.
-        harmonizer: str. "identity" or "lab_l3". Defaults to "identity".
+        version: int or None. Version folder. Defaults to the next free one.
+        harmonizer: str or None. "identity" or "lab_l3". Defaults to the task's.
         overwrite: bool. Replace an existing version. Defaults to False.
 
     Returns:
@@ -185,21 +250,33 @@ def export_model(
             f"takes {model.task_model(task).input.shape[1:]}); serve an image task "
             f"{model.image_tasks()} or export the trunk."
         )
+    if not name or os.sep in name or name.startswith("."):
+        raise UserError(f"export_model: `name` must be a plain folder name. Received: {name!r}")
+    if version is None:
+        version = next_version(base_dir, name)
     if not (isinstance(version, int) and version >= 1):
         raise UserError(f"`version` must be an int >= 1. Received: {version!r}")
     path = os.path.join(base_dir, name, str(version))
-    harmonize = _serving_harmonizer(harmonizer)
+    harmonize = _serving_harmonizer(harmonizer or model.serving_harmonizer(task))
     network = model.task_model(task)
     size = model.input_size
     task_object = model.tasks[task]
-
+    names = _class_names(task_object)
     input_shape = (None, size, size, 3)
 
-    def predict(images):
-        def forward(images):
-            return task_object.serving_outputs(network(harmonize(images), training=False))
+    def outputs_of(images):
+        raw = network(harmonize(images), training=False)
+        if raw.shape.rank == 4 and tuple(raw.shape[1:3]) != (size, size):
+            raw = tf.image.resize(raw, [size, size], method="bilinear")
+        out = dict(task_object.serving_outputs(raw))
+        if names:
+            table = tf.constant(names)
+            out["label"] = tf.gather(table, tf.argmax(raw, axis=-1))
+            out["class_names"] = tf.tile(table[tf.newaxis], [tf.shape(raw)[0], 1])
+        return out
 
-        return _batched(_checked(images, input_shape), forward)
+    def predict(images):
+        return _batched(_checked(images, input_shape), outputs_of)
 
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
@@ -214,6 +291,10 @@ def export_model(
         )
         return predict(images)
 
+    outputs = sorted(outputs_of(tf.zeros((1, size, size, 3))))
+    info = {"task": task, "input_size": size, "outputs": outputs, "class_names": names}
+    _check_same_model(base_dir, name, info)
+
     def write(folder):
         archive = keras.export.ExportArchive()
         archive.track(network)
@@ -222,5 +303,8 @@ def export_model(
         )
         archive.add_endpoint("serve_bytes", serve_bytes)
         archive.write_out(folder, verbose=False)
+        files.write_json(os.path.join(folder, EXPORT_INFO), info)
 
-    return files.write_folder(path, write, overwrite)
+    path = files.write_folder(path, write, overwrite)
+    write_models_config(base_dir)
+    return path

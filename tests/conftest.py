@@ -1,8 +1,11 @@
 """Test set-up: two logical CPU devices (for MirroredStrategy tests) before TF starts."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One data cache for the session (shared by its subprocesses), never the user's.
+os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 
 import tensorflow as tf  # noqa: E402
 

@@ -69,7 +69,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     np.testing.assert_allclose(
         model.trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
     )
-    from zoo.evaluation.protocols import load_trunk, probe
+    from zoo.evaluation.protocols import load_trunk
 
     # a trunk for a transfer protocol: rebuilt from the checkpoint at any input size,
     # the caller's gin config untouched
@@ -84,10 +84,19 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     assert larger(np.zeros((1, 64, 64, 3), "float32"))["block4"].shape == (1, 8, 8, 32)
     first = load_trunk(os.path.join(model_dir, "checkpoints", "epoch_001.weights.h5"))
     assert not np.allclose(first(images)["block4"].numpy(), exported["block4"].numpy())
-    frozen = probe(trunk, "frozen_k", classes=3, frozen_stages=2)
-    trainable = {w.path.split("/")[0] for w in frozen.trainable_weights}
-    assert any(name.startswith("block3_") for name in trainable)
-    assert not any(name.startswith(("stem", "block1_", "block2_")) for name in trainable)
+    # the scratch baseline of a transfer from this run takes its architecture
+    from zoo.evaluation.transfer import transfer
+
+    gin.clear_config()
+    tiny = {"num_labels": 8, "variant": "----", "input_size": 32, "eval_examples": 8}
+    rule = {"min_steps": 1, "max_steps": 1, "batch_size": 4}
+    pretrained = transfer(
+        model_dir, "classification", protocol="frozen_k", frozen_stages=2, **tiny, **rule
+    )
+    scratch = transfer("random", "classification", like=model_dir, **tiny, **rule)
+    assert scratch["trunk_params"] == pretrained["trunk_params"] == trunk.count_params()
+    with pytest.raises(ValueError, match="needs the scratch trunk's architecture"):
+        transfer("random", "classification", **tiny)
     with pytest.raises(FileNotFoundError, match="epoch_009"):
         experiment.restore(model_dir, "epoch_009.weights.h5")
     gin.clear_config()
@@ -296,8 +305,8 @@ def test_doersch17_small_builds_and_evaluation_configs_parse():
         gin.clear_config()
         gin_setup.parse([os.path.join(folder, f"{name}.gin")], [])
         assert gin.query_parameter("zoo.evaluation.transfer.endpoint") == "block3"
-    assert gin.query_parameter("zoo.evaluation.transfer.decoder") == "up_projection"
-    assert gin.query_parameter("zoo.evaluation.transfer.depth_loss") == "berhu"
+    assert gin.query_parameter("zoo.evaluation.transfer.head") == "up_projection"
+    assert gin.query_parameter("zoo.tasks.Depth.depth_loss") == "berhu"
     gin.clear_config()
 
 

@@ -6,6 +6,7 @@ Usage:
     python tools/benchmark.py multitask [--steps=5 --rounds=3]
     python tools/benchmark.py doersch [--steps=5 --rounds=3]
     python tools/benchmark.py determinism [--steps=5 --rounds=3]
+    python tools/benchmark.py data
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -27,6 +28,14 @@ the same batch (target <= 1.3x).
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
 batches, side by side; the joint step should cost at most 1.1x their sum (one trunk
 pass per task batch, nothing recomputed).
+
+`data`: (1) the peak memory (RSS) of one training epoch (depth task, tiny trunk, batch
+64) over 1k and over 20k synthetic scenes at 128 px, each in a fresh process, with the
+scenes in the data cache (rendered first, outside the measurement; target ratio < 1.5);
+(2) the quickstart's input pipeline against its training step (target >= 2); (3) the
+data of doersch17/lasso_pretrain.gin at its full defaults (20k scenes at 256 px, rendered
+on the fly) built and 20 batches of every task drawn, in a process measured by
+`/usr/bin/time -v` (target < 4 GB).
 
 `determinism`: the quickstart's training (deterministic ops) with TensorFlow's inter-op
 parallelism at 1 (`zoo.experiment.train.serial_ops = True`) next to the default. The
@@ -54,7 +63,7 @@ flags.DEFINE_integer("steps", 5, "Timed steps per model in each round.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds; the median round is reported.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps per model before the first round.")
 flags.DEFINE_integer("classes", 1000, "Width of the dense head.")
-flags.DEFINE_string("child", None, "determinism: internal, one measured process.")
+flags.DEFINE_string("child", None, "determinism, data: internal, one measured process.")
 flags.DEFINE_integer(
     "synthetic_images", 400, "Images rendered per single-mode setting (1/4 multi)."
 )
@@ -218,6 +227,26 @@ def _parse(*files, bindings=()):
     gin_setup.parse([os.path.join(ROOT, "gin_configs", f) for f in files], list(bindings))
 
 
+def _pipeline_against_training(tasks, batch):
+    """Batches/s the input pipeline of `tasks` gives next to the steps/s training takes."""
+    model = _build(tasks)
+    data = model.datasets(batch)
+    iterator = iter(data)
+    for _ in range(20):  # rendering, caching and warm-up
+        next(iterator)
+    count = 200
+    start = time.perf_counter()
+    for _ in range(count):
+        next(iterator)
+    produced = count / (time.perf_counter() - start)
+    _fit_rate(model, data, 3)
+    consumed = _fit_rate(model, data, FLAGS.steps * 4)
+    print(f"\nquickstart.gin, {len(tasks)} tasks, batch {batch} per data stream:")
+    print(f"  input pipeline  {produced:8.1f} steps/s")
+    print(f"  training step   {consumed:8.2f} steps/s")
+    print(f"  ratio pipeline / training: {produced / consumed:.1f} (target >= 2)")
+
+
 def benchmark_multitask():
     import gin
     import keras
@@ -261,22 +290,7 @@ def benchmark_multitask():
     print(f"  ratio MultiTask / keras.Model: {ratio:.3f} (target >= 0.95)")
 
     # 2. The quickstart's input pipeline against what its training step consumes.
-    model = _build(tasks)
-    data = model.datasets(batch)
-    iterator = iter(data)
-    for _ in range(20):  # rendering, caching and warm-up
-        next(iterator)
-    count = 200
-    start = time.perf_counter()
-    for _ in range(count):
-        next(iterator)
-    produced = count / (time.perf_counter() - start)
-    _fit_rate(model, data, 3)
-    consumed = _fit_rate(model, data, FLAGS.steps * 4)
-    print(f"\nquickstart.gin, {len(tasks)} tasks, batch {batch} per data stream:")
-    print(f"  input pipeline  {produced:8.1f} steps/s")
-    print(f"  training step   {consumed:8.2f} steps/s")
-    print(f"  ratio pipeline / training: {produced / consumed:.1f} (target >= 2)")
+    _pipeline_against_training(tasks, batch)
 
     # 3. Ren & Lee's three dense tasks on one scene: one trunk pass, three heads. The
     # experiment's trunk (ResNet-50, stride 8) and heads (64 wide), on 64 px images: the
@@ -404,7 +418,110 @@ def benchmark_determinism():
     print(f"  ratio one-at-a-time / default: {median['serial'] / median['default']:.3f}")
 
 
+def _peak_rss_mib():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _data_epoch_child(num):
+    """One training epoch of the depth task over `num` cached 128 px scenes."""
+    import keras
+
+    from zoo.data.synthetic import SceneSpec
+    from zoo.methods import MultiTask
+    from zoo.tasks import Depth
+    from zoo.trunks import resnet9
+
+    spec = SceneSpec(variant="TCVL", mode="multi", resolution=128)
+    task = Depth(spec, num_examples=num, eval_examples=64, head_width=16)
+    keras.utils.set_random_seed(0)
+    trunk = resnet9(width_multiplier=0.125, input_shape=(128, 128, 3), stop_at="block2")
+    model = MultiTask(trunk, [task], input_size=128)
+    model.compile(keras.optimizers.Adam(1e-3))
+    batch = 64
+    before = _peak_rss_mib()
+    model.fit(model.datasets(batch), epochs=1, steps_per_epoch=num // batch, verbose=0)
+    print(f"RESULT {before:.0f} {_peak_rss_mib():.0f}")
+
+
+def _doersch_child():
+    """Builds the data of doersch17/lasso_pretrain.gin at its full defaults and draws 20
+    batches of every task (scenes rendered on the fly: nothing is cached)."""
+    import gin
+
+    _parse("doersch17/lasso_pretrain.gin", bindings=['zoo.data.Synthetic.storage = "render"'])
+    tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+    batch = gin.query_parameter("zoo.experiment.train.batch_size")
+    for task in tasks:
+        start = time.perf_counter()
+        shapes = [tuple(x.shape) for x, _ in task.pipeline("train", batch).take(20)]
+        print(
+            f"  {task.name:<22} {task.num_examples} scenes of {task.data_source('train')}: "
+            f"20 batches of {shapes[0]} in {time.perf_counter() - start:.0f} s, "
+            f"peak RSS so far {_peak_rss_mib():.0f} MiB",
+            flush=True,
+        )
+
+
+def benchmark_data():
+    import subprocess
+    import sys
+
+    if FLAGS.child == "doersch":
+        return _doersch_child()
+    if FLAGS.child:
+        return _data_epoch_child(int(FLAGS.child))
+
+    # 1. Memory of a training epoch does not grow with the number of scenes.
+    from zoo.data import Synthetic
+    from zoo.data.synthetic import SceneSpec
+
+    peaks = {}
+    for num in (1000, 20000):
+        spec = SceneSpec(variant="TCVL", mode="multi", resolution=128)
+        start = time.perf_counter()
+        source = Synthetic(spec, num)
+        source.examples(["image", "depth"])  # renders into the data cache once
+        print(f"{num} scenes at 128 px in the data cache ({time.perf_counter() - start:.0f} s)")
+        start = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, __file__, "data", f"--child={num}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
+        before, peak = map(float, line.split()[1:])
+        peaks[num] = peak
+        print(
+            f"  one epoch ({num // 64} steps of 64) in {time.perf_counter() - start:.0f} s: peak "
+            f"RSS {peak:.0f} MiB ({before:.0f} MiB before the epoch)"
+        )
+    print(f"  ratio 20k / 1k: {peaks[20000] / peaks[1000]:.2f} (target < 1.5)")
+
+    # 2. The quickstart's input pipeline against its training step.
+    import gin
+
+    _parse("quickstart.gin")
+    tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+    _pipeline_against_training(tasks, gin.query_parameter("zoo.experiment.train.batch_size"))
+
+    # 3. doersch17/lasso_pretrain.gin at its full defaults (20k scenes at 256 px).
+    print("\ndoersch17/lasso_pretrain.gin at full defaults, 20 batches per task:")
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, __file__, "data", "--child=doersch"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(out.stdout.rstrip())
+    peak = next(x for x in out.stderr.splitlines() if "Maximum resident set size" in x)
+    print(f"  /usr/bin/time -v: {peak.strip()} (target < 4 GB)")
+
+
 BENCHMARKS = {
+    "data": benchmark_data,
     "trunk": benchmark_trunk,
     "synthetic": benchmark_synthetic,
     "multitask": benchmark_multitask,

@@ -33,6 +33,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 
 import gin
@@ -346,6 +347,31 @@ def _readable(path, digest=None):
     return None
 
 
+def method_harmonizer(model_dir: str) -> str:
+    """The deterministic harmonizer every task of a run's method shares (read from its
+    `method.json`), or "identity" (tasks differ, or theirs are training augmentations)."""
+    from zoo.methods.multitask import SERVING_HARMONIZERS
+
+    with open(os.path.join(model_dir, "method.json")) as f:
+        config = json.load(f)
+    found = set()
+
+    def visit(value):
+        if isinstance(value, dict):
+            if "harmonizer" in value and isinstance(value["harmonizer"], str):
+                found.add(value["harmonizer"])
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(config)
+    if len(found) == 1 and next(iter(found)) in SERVING_HARMONIZERS:
+        return found.pop()
+    return "identity"
+
+
 def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]:
     """Rebuilds a run's method from its `method.json` and loads a checkpoint (no gin).
 
@@ -468,6 +494,14 @@ def _check_length(key, value):
         raise UserError(f"`{key}` must be an int >= 1. Received: {key}={value!r}")
 
 
+def epoch_lines(verbose: int) -> int:
+    """Keras' `verbose` for `fit`: a progress bar (1) becomes one line per epoch (2) when
+    standard output is not a terminal."""
+    if verbose == 1 and not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()):
+        return 2
+    return verbose
+
+
 @gin.configurable(module="zoo.experiment", denylist=["model_dir"])
 def train(
     model_dir: str,
@@ -512,7 +546,9 @@ def train(
             which with `deterministic` makes same-seed runs bit-identical on a CPU, at
             about 0.8x the speed (a process that already ran ops warns instead).
             Defaults to False.
-        verbose: int. Keras progress bar (1) or none (0). Defaults to 1.
+        verbose: int. Keras progress bar (1; one line per epoch when standard output is
+            not a terminal, so logs do not fill with redraws), one line per epoch (2) or
+            nothing (0). Defaults to 1.
 
     Returns:
         dict with "untrained" and "trained" held-out metrics per objective,
@@ -580,7 +616,7 @@ def train(
                         _EpochCheckpoints(model_dir, progress),
                         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
                     ],
-                    verbose=verbose,
+                    verbose=epoch_lines(verbose),
                     shuffle=False,  # the pipelines shuffle
                 )
             last = checkpoints(model_dir)

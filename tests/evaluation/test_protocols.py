@@ -1,9 +1,17 @@
+"""Transfer protocols and heads: `zoo.methods.Transfer` on a zoo trunk and a zoo task."""
+
 import keras
 import numpy as np
 import pytest
 
-from zoo.evaluation.protocols import coarse_targets, dense_probe, load_trunk, probe
+from zoo.data.synthetic import SceneSpec
+from zoo.evaluation.protocols import load_trunk, recompute_batch_norm
+from zoo.methods import Transfer
+from zoo.tasks import Classification, Depth, SemanticSegmentation
 from zoo.trunks import resnet
+
+SINGLE = SceneSpec(variant="----", mode="single", resolution=48)
+MULTI = SceneSpec(variant="----", mode="multi", resolution=48)
 
 
 def _trunk():
@@ -18,52 +26,89 @@ def _trunk():
     )
 
 
+def _classification(**kwargs):
+    return Classification(SINGLE, num_examples=16, eval_examples=8, endpoint="block3", **kwargs)
+
+
 def _fit(model):
-    rng = np.random.default_rng(0)
-    x, y = rng.random((8, 48, 48, 3)).astype("float32"), rng.integers(0, 3, 8)
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+    """Paths of the weights two SGD steps change."""
+    model.compile(keras.optimizers.SGD(0.1))
     before = [(w, w.numpy().copy()) for w in model.weights]
-    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    model.fit(model.datasets(8), steps_per_epoch=2, epochs=1, verbose=0)
     return {w.path for w, value in before if not np.array_equal(value, w.numpy())}
 
 
 def test_linear_trains_only_the_linear_layer():
-    model = probe(_trunk(), "linear", classes=3, endpoint="block3", pooling="max3x3")
-    assert {w.path for w in model.trainable_weights} == {"probe_logits/kernel", "probe_logits/bias"}
-    assert model.get_layer("probe_logits").kernel.shape == (3 * 3 * 64, 3)  # 3x3 x (16*4)
-    assert _fit(model) == {"probe_logits/kernel", "probe_logits/bias"}  # BN stats frozen too
+    model = Transfer(_trunk(), _classification(), protocol="linear", pooling="max3x3")
+    head = {"classification_logits/kernel", "classification_logits/bias"}
+    assert {w.path for w in model.trainable_weights} == head
+    kernel = model.network.get_layer("classification_logits").kernel
+    assert kernel.shape == (3 * 3 * 64, 10)  # 3x3 cells x (16*4) channels, 10 classes
+    assert _fit(model) == head  # BatchNorm statistics frozen too
 
 
 def test_lasso_linear_adds_one_trainable_row():
-    model = probe(_trunk(), "lasso_linear", classes=3, lasso_block="block3")
+    model = Transfer(_trunk(), _classification(), protocol="lasso_linear", lasso_block="block3")
     paths = {w.path for w in model.trainable_weights}
-    assert paths == {"probe_lasso/alpha_probe", "probe_logits/kernel", "probe_logits/bias"}
-    assert model.get_layer("probe_lasso").alphas().shape == (1, 2)  # ResNet-26: 2 units
+    assert paths == {
+        "lasso/alpha_classification",
+        "classification_logits/kernel",
+        "classification_logits/bias",
+    }
+    assert model.lasso.alphas().shape == (1, 2)  # ResNet-26: 2 units in block 3
 
 
 def test_frozen_k_and_finetune():
-    trunk = _trunk()
-    model = probe(trunk, "frozen_k", classes=3, endpoint="block3", frozen_stages=2)
+    model = Transfer(_trunk(), _classification(), protocol="frozen_k", frozen_stages=2)
     trainable = {w.path.split("/")[0] for w in model.trainable_weights}
-    assert trainable and all(p.startswith(("block3_", "probe_")) for p in trainable)
+    assert trainable and all(p.startswith(("block3_", "classification_")) for p in trainable)
     changed = _fit(model)
     assert any(p.startswith("block3_") for p in changed)
     assert not any(p.startswith(("stem", "block1_", "block2_")) for p in changed)
-    full = probe(_trunk(), "finetune", classes=3, endpoint="block3")
+    full = Transfer(_trunk(), _classification(), protocol="finetune")
     assert len(full.trainable_weights) == len(_trunk().trainable_weights) + 2
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="protocol"):
-        probe(_trunk(), "knn", classes=3)
-    with pytest.raises(ValueError, match="endpoint 'block4'"):
-        probe(_trunk(), "linear", classes=3)
+    with pytest.raises(ValueError, match="`protocol` must be one of"):
+        Transfer(_trunk(), _classification(), protocol="knn")
+    task = Classification(SINGLE, num_examples=16, endpoint="block4")
+    with pytest.raises(ValueError, match="endpoints the trunk does not have"):
+        Transfer(_trunk(), task, protocol="linear")
     small = resnet(18, width_multiplier=0.125, input_shape=(32, 32, 3))  # block4: 1x1
+    task = Classification(SceneSpec(variant="----", resolution=32), num_examples=8)
     with pytest.raises(ValueError, match="does not pool to 3x3"):
-        probe(small, "linear", classes=3, endpoint="block4", pooling="max3x3")
+        Transfer(small, task, protocol="linear", pooling="max3x3")
+    with pytest.raises(ValueError, match="lasso_linear is a protocol of global tasks"):
+        Transfer(_trunk(), Depth(MULTI, endpoint="block3"), protocol="lasso_linear")
+
+
+def test_dense_heads_and_their_targets():
+    coarse = Transfer(_trunk(), Depth(MULTI, endpoint="block3"), protocol="linear", head="coarse")
+    assert coarse.network.output["depth"].shape == (None, 6, 6, 1)  # 48 / 8
+    assert len(coarse.trainable_weights) == 2
+    assert coarse.task.target_stride == 8
+    task = SemanticSegmentation(MULTI, num_examples=8, endpoint="block3")
+    up = Transfer(_trunk(), task, protocol="finetune", head="up_projection")
+    assert up.network.output["semantic_segmentation"].shape == (None, 48, 48, 11)
+    assert up.task.target_stride == 1  # three 2x blocks from 6x6
+    own = Transfer(_trunk(), Depth(MULTI, endpoint="block3", head_width=8), head="task")
+    assert own.network.output["depth"].shape == (None, 48, 48, 1)
+    _, targets = next(iter(coarse.datasets(2)))
+    assert targets["depth"].shape == (2, 6, 6, 1)
+
+
+def test_coarse_targets_of_dense_tasks():
+    depth = Depth(MULTI, target_stride=2)
+    maps = np.arange(16, dtype="float32").reshape(4, 4, 1)
+    np.testing.assert_allclose(
+        depth.resize_targets(maps).numpy()[..., 0], [[2.5, 4.5], [10.5, 12.5]]
+    )
+    labels = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]], "int32")
+    segmentation = SemanticSegmentation(MULTI, target_stride=2)
+    np.testing.assert_array_equal(segmentation.resize_targets(labels).numpy(), [[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="power of two"):
+        Depth(MULTI, target_stride=3)
 
 
 @pytest.mark.slow
@@ -78,8 +123,9 @@ def test_load_trunk_from_an_export_keeps_endpoints_and_values(tmp_path):
     assert set(expected) <= set(got)
     for key in ("block3/unit_2", "block3", "stem"):
         np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-4)
-    model = probe(loaded, "linear", classes=3, endpoint="block3", pooling="max3x3")
-    assert {w.path for w in model.trainable_weights} == {"probe_logits/kernel", "probe_logits/bias"}
+    model = Transfer(loaded, _classification(), protocol="linear", pooling="max3x3")
+    head = {"classification_logits/kernel", "classification_logits/bias"}
+    assert {w.path for w in model.trainable_weights} == head
 
 
 def test_load_trunk_random_and_errors(tmp_path):
@@ -95,38 +141,15 @@ def test_load_trunk_random_and_errors(tmp_path):
         load_trunk(str(tmp_path))
 
 
-def test_dense_probes():
-    coarse = dense_probe(_trunk(), "linear", 11, endpoint="block3")
-    assert coarse.output.shape == (None, 6, 6, 11)  # 48 / 8
-    assert len(coarse.trainable_weights) == 2
-    up = dense_probe(_trunk(), "finetune", 1, endpoint="block3", decoder="up_projection")
-    assert up.output.shape == (None, 48, 48, 1)  # three 2x blocks from 6x6
-    with pytest.raises(ValueError, match="dense_probe"):
-        dense_probe(_trunk(), "lasso_linear", 1, endpoint="block3")
-
-
-def test_coarse_targets():
-    depth = np.arange(16, dtype="float32").reshape(1, 4, 4)
-    np.testing.assert_allclose(
-        coarse_targets(depth, 2, "depth").numpy()[0], [[2.5, 4.5], [10.5, 12.5]]
-    )
-    labels = np.array([[[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]], "int32")
-    np.testing.assert_array_equal(coarse_targets(labels, 2, "labels").numpy()[0], [[1, 2], [3, 4]])
-
-
 def test_recompute_batch_norm_averages_the_batch_statistics():
-    import keras
-
-    from zoo.evaluation.protocols import recompute_batch_norm
-
     inputs = keras.Input((3,))
     trained = keras.layers.BatchNormalization(name="trained")
     frozen = keras.layers.BatchNormalization(name="frozen")
     frozen.trainable = False
     model = keras.Model(inputs, frozen(trained(inputs)))
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(40, 3)).astype("float32")
-    assert recompute_batch_norm(model, x, batch_size=10) == 1
     batches = x.reshape(4, 10, 3)
+    assert recompute_batch_norm(model, iter(batches)) == 1
     np.testing.assert_allclose(trained.moving_mean.numpy(), batches.mean(1).mean(0), rtol=1e-5)
     np.testing.assert_allclose(trained.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4)
     np.testing.assert_array_equal(frozen.moving_mean.numpy(), np.zeros(3))

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from zoo.evaluation.transfer import training_steps, transfer
@@ -43,7 +42,8 @@ def test_dense_tasks_report_their_metrics():
     assert depth["metric"] == "delta1" and depth["value"] == depth["delta1"]
     assert depth["delta1"] <= depth["delta2"] <= depth["delta3"] and depth["rmse"] > 0
     seg = _scratch("segmentation", "finetune", 32, 16, min_steps=5, max_steps=5)
-    assert seg["metric"] == "pixel_accuracy" and np.isfinite(seg["miou"])
+    assert seg["metric"] == "miou" and seg["value"] == seg["miou"]
+    assert 0 <= seg["miou"] <= seg["pixel_accuracy"] <= 1 and seg["task"] == "semantic_segmentation"
 
 
 def test_bad_task():
@@ -53,7 +53,7 @@ def test_bad_task():
 
 @pytest.mark.parametrize(
     "num_labels,message",
-    [(0, "int >= 1. Received: 0"), (-3, "int >= 1"), (True, "int >= 1"), (10**9, "at most 50000")],
+    [(0, "int >= 1. Received: 0"), (-3, "int >= 1"), (True, "int >= 1")],
 )
 def test_label_counts_are_bounded(num_labels, message):
     from zoo.errors import UserError
@@ -63,23 +63,27 @@ def test_label_counts_are_bounded(num_labels, message):
 
 
 @pytest.mark.slow
-def test_depth_with_the_up_projection_decoder_and_reverse_huber(tmp_path):
+def test_a_task_object_with_the_up_projection_head_and_reverse_huber(tmp_path):
+    from zoo.data.synthetic import SceneSpec
+    from zoo.tasks import Depth
+
     path = str(tmp_path / "depth.png")
+    spec = SceneSpec(variant="----", mode="multi", resolution=32)
+    task = Depth(spec, num_examples=64, eval_examples=8, depth_loss="berhu")
     result = _scratch(
-        "depth",
+        task,
         "finetune",
         8,
         8,
         min_steps=2,
         max_steps=2,
         endpoint="block3",
-        decoder="up_projection",
-        depth_loss="berhu",
+        head="up_projection",
         predictions_path=path,
     )
-    assert result["metric"] == "delta1" and result["rmse"] > 0
+    assert result["metric"] == "delta1" and result["rmse"] > 0 and result["task"] == "depth"
     from PIL import Image
 
     assert Image.open(path).size[1] > 6 * 100  # six rows of input / truth / prediction
     with pytest.raises(ValueError, match="depth_loss"):
-        transfer("random", "depth", depth_loss="l2")
+        Depth(spec, depth_loss="l2")

@@ -126,7 +126,7 @@ def test_records_without_an_entry_a_task_needs(tmp_path):
     train, evaluation, _ = _records(tmp_path, entries=("image",))
     _expect(
         tmp_path,
-        ["no entries ['depth']", "hold ['image']"],
+        ["needs ['depth'], which TFRecords(", "(it gives ['image'])"],
         bindings=_record_bindings(train, evaluation),
     )
 

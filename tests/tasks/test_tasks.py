@@ -30,7 +30,8 @@ def test_dense_targets_are_the_rendered_maps_of_the_test_split(cls, key, shape):
     test_spec = SceneSpec(variant="----", mode="multi", resolution=32, split="test")
     for i in range(4):
         expected = generate(test_spec, i)
-        np.testing.assert_array_equal(x[i].numpy(), expected["image"])
+        # images are stored as 8-bit PNG in the data cache
+        np.testing.assert_allclose(x[i].numpy(), expected["image"], atol=0.5 / 255 + 1e-6)
         np.testing.assert_array_equal(
             np.reshape(y[i].numpy(), expected[key].shape),
             expected[key].astype(y.dtype.as_numpy_dtype),
@@ -51,7 +52,8 @@ def test_rotation_labels_match_the_rotation():
     test_spec = SceneSpec(variant="----", mode="multi", resolution=32, split="test")
     for i in range(8):
         original = generate(test_spec, i)["image"]
-        np.testing.assert_array_equal(x[i].numpy(), np.rot90(original, int(k[i])))
+        rotated = np.rot90(original, int(k[i]))  # the cache stores 8-bit images
+        np.testing.assert_allclose(x[i].numpy(), rotated, atol=0.5 / 255 + 1e-6)
     assert len(set(k.numpy().tolist())) > 1
 
 
@@ -97,9 +99,28 @@ def test_heads_and_losses():
 
 
 def test_source_errors():
-    with pytest.raises(ValueError, match="mode 'multi' does not give"):
+    with pytest.raises(
+        KeyError, match=r"needs \['label'\], which Synthetic\(mode 'multi'.*mode \['single'\]"
+    ):
         Classification(MULTI)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Depth("/no/such/folder", eval_source="/no/such/folder")
-    with pytest.raises(TypeError, match="SceneSpec or a TFRecord folder"):
+    with pytest.raises(TypeError, match="a SceneSpec or a folder"):
         Depth(42)
+
+
+def test_classification_classes(tmp_path):
+    from zoo.data.sources import TFRecords
+    from zoo.data.tfrecord import write_tfrecords
+
+    examples = ({"image": np.zeros((8, 8, 3)), "label": np.int32(i % 3)} for i in range(6))
+    write_tfrecords(examples, str(tmp_path))
+    unnamed = Classification(str(tmp_path), eval_source=str(tmp_path), classes=3)
+    features = keras.Input((2, 2, 4))
+    assert unnamed.classes == 3 and unnamed.build_head(features, 8).shape == (None, 3)
+    assert Classification(str(tmp_path), eval_source=0.5).classes == 10  # nothing named
+    (tmp_path / "labels.json").write_text('{"label": ["a", "b", "c"]}')
+    assert Classification(TFRecords(str(tmp_path)), eval_source=0.5).classes == 3
+    with pytest.raises(ValueError, match="classes=4, but the source names 3 classes"):
+        Classification(str(tmp_path), eval_source=0.5, classes=4)
+    assert Classification(MULTI.__class__(variant="----", resolution=16)).classes == 10

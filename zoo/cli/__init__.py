@@ -1,9 +1,28 @@
 """Command-line programs (absl binaries), installed as commands: `zoo-train`,
-`zoo-export`, `zoo-evaluate`, `zoo-sweep`, `zoo-visualize`, `zoo-make-synthetic`
-(`tools/*.py` run the same programs from a checkout)."""
+`zoo-finetune`, `zoo-export`, `zoo-predict`, `zoo-evaluate`, `zoo-sweep`,
+`zoo-visualize`, `zoo-make-synthetic` (`tools/*.py` run the same programs from a
+checkout)."""
 
+import contextlib
 import os
 
 # Every command imports this package first, before TensorFlow: its C++ start-up chatter
 # stays quiet unless the user asks for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def user_errors(command: str):
+    """The commands' shared start-up and error handling: absl logging at WARNING
+    (TensorFlow's SavedModel chatter), and a ZooError (the user's to fix from its message
+    alone) ends the program with "<command>: <its first line>"; any other exception keeps
+    its traceback."""
+    from absl import logging
+
+    from zoo.errors import ZooError, first_line
+
+    logging.set_verbosity(logging.WARNING)
+    try:
+        yield
+    except ZooError as error:
+        raise SystemExit(f"{command}: {first_line(error)}") from None

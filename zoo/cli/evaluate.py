@@ -17,7 +17,7 @@ report.png (metric and utility vs labels). A sweep over variants gets one table 
 per variant, a table of mean utility per variant and factors.png (Newell & Deng Fig. 6).
 """
 
-from absl import app, flags, logging
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep_dir", None, "report: a sweep directory written by tools/sweep.py.")
@@ -32,28 +32,24 @@ flags.DEFINE_multi_string("gin_bindings", [], "transfer: gin bindings.")
 
 
 def report():
-    from zoo.errors import ZooError, first_line
+    from zoo.cli import user_errors
     from zoo.evaluation.sweep import write_report
 
     if not FLAGS.sweep_dir:
         raise app.UsageError("report needs --sweep_dir")
-    try:
+    with user_errors("zoo-evaluate"):
         text, written = write_report(FLAGS.sweep_dir, higher_is_better=not FLAGS.lower_is_better)
-    except ZooError as error:
-        raise SystemExit(f"zoo-evaluate: {first_line(error)}") from None
     print(text)
     print("\nwrote " + ", ".join(written))
 
 
 def transfer():
     import zoo  # noqa: F401  (selects the TensorFlow backend)
-    from zoo.cli import gin_setup
-    from zoo.errors import ZooError, first_line
+    from zoo.cli import gin_setup, user_errors
     from zoo.evaluation.transfer import transfer
 
     if not FLAGS.source:
         raise app.UsageError("transfer needs --source (and --task unless the gin config sets it)")
-    logging.set_verbosity(logging.WARNING)
     kwargs = {"predictions_path": FLAGS.predictions}
     if FLAGS.task:
         kwargs["task"] = FLAGS.task
@@ -61,11 +57,9 @@ def transfer():
         kwargs["protocol"] = FLAGS.protocol
     if FLAGS.num_labels is not None:
         kwargs["num_labels"] = FLAGS.num_labels
-    try:
+    with user_errors("zoo-evaluate"):
         gin_setup.parse(FLAGS.gin_file, FLAGS.gin_bindings)
         result = transfer(FLAGS.source, **kwargs)
-    except ZooError as error:
-        raise SystemExit(f"zoo-evaluate: {first_line(error)}") from None
     print(
         f"{result['task']} from {FLAGS.source}: {result['metric']} = {result['value']:.4f} "
         f"after {result['steps']} steps"

@@ -2,7 +2,7 @@
 
 Usage:
     zoo-export --model_dir=runs/quickstart --out=exports/trunk
-    zoo-export --model_dir=runs/quickstart --task=depth --out=serving [--name=depth --version=1]
+    zoo-export --model_dir=runs/quickstart --task=depth --out=serving [--name=depth --version=N]
 
 Without --task, the trunk (serving_default + train endpoints, for transfer and
 TFSMLayer finetuning). With --task, that task for TF Serving in <out>/<name>/<version>/
@@ -12,7 +12,7 @@ run's last checkpoint; the method is rebuilt from its method.json.
 
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
 
@@ -21,7 +21,7 @@ flags.DEFINE_string("model_dir", None, "A run written by zoo-train.")
 flags.DEFINE_string("out", None, "Output folder (the model base folder with --task).")
 flags.DEFINE_string("task", None, "Export this task for serving instead of the trunk.")
 flags.DEFINE_string("name", None, "Served model name (default: the task name).")
-flags.DEFINE_integer("version", 1, "Served model version.")
+flags.DEFINE_integer("version", None, "Served model version (default: the next free one).")
 flags.DEFINE_string("harmonizer", None, "identity or lab_l3 (default: the run's).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing export.")
 
@@ -33,13 +33,13 @@ def main(argv):
         raise app.UsageError("give --model_dir and --out")
     from export import export_model, export_trunk
     from zoo import experiment
-    from zoo.errors import UserError, ZooError, first_line
+    from zoo.cli import user_errors
+    from zoo.errors import UserError
 
-    logging.set_verbosity(logging.WARNING)
-    try:
+    with user_errors("zoo-export"):
         if os.path.isfile(FLAGS.out):
             raise UserError(f"--out {FLAGS.out} is a file; give a folder for the export.")
-        if not (FLAGS.version >= 1):
+        if FLAGS.version is not None and FLAGS.version < 1:
             raise UserError(f"--version must be >= 1. Received: {FLAGS.version}")
         model, checkpoint = experiment.restore(FLAGS.model_dir)
         harmonizer = FLAGS.harmonizer or model.serving_harmonizer(FLAGS.task)
@@ -55,8 +55,6 @@ def main(argv):
                 harmonizer,
                 overwrite=FLAGS.overwrite,
             )
-    except ZooError as error:
-        raise SystemExit(f"zoo-export: {first_line(error)}") from None
     what = "trunk" if FLAGS.task is None else f"task {FLAGS.task!r}"
     print(f"exported the {what} of {checkpoint} to {path}")
 

@@ -18,7 +18,7 @@ variant has a sub-folder and "{variant}" in a method's source is replaced by it.
 `zoo-evaluate report --sweep_dir=...`.
 """
 
-from absl import app, flags, logging
+from absl import app, flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
 
@@ -38,16 +38,15 @@ flags.mark_flag_as_required("sweep_dir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    from zoo.cli import gin_setup
-    from zoo.errors import UserError, ZooError, first_line
+    from zoo.cli import gin_setup, user_errors
+    from zoo.errors import UserError
     from zoo.evaluation.sweep import run_sweep
 
-    logging.set_verbosity(logging.WARNING)
     bindings = list(FLAGS.gin_bindings)
     for name in ("task", "protocol"):
         if getattr(FLAGS, name):
             bindings.append(f"zoo.evaluation.transfer.{name} = {getattr(FLAGS, name)!r}")
-    try:
+    with user_errors("zoo-sweep"):
         gin_setup.parse(FLAGS.gin_file, bindings)
         methods = dict(_bound("methods") or {})
         for item in FLAGS.method:
@@ -65,8 +64,6 @@ def main(argv):
         if FLAGS.variants:
             overrides["variants"] = FLAGS.variants
         run_sweep(FLAGS.sweep_dir, **overrides)
-    except ZooError as error:
-        raise SystemExit(f"zoo-sweep: {first_line(error)}") from None
 
 
 def _bound(parameter):

@@ -22,11 +22,10 @@ next to their inputs, of a run's held-out data (written in the model_dir).
 
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
-from zoo.cli import synthetic_flags
-from zoo.errors import ZooError, first_line
+from zoo.cli import synthetic_flags, user_errors
 
 FLAGS = flags.FLAGS
 synthetic_flags.define(default_mode="multi")
@@ -126,11 +125,8 @@ COMMANDS = {
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"Usage: zoo-visualize <{'|'.join(COMMANDS)}> [flags]")
-    logging.set_verbosity(logging.WARNING)
-    try:
+    with user_errors("zoo-visualize"):
         out = COMMANDS[argv[1]]()
-    except ZooError as error:
-        raise SystemExit(f"zoo-visualize: {first_line(error)}") from None
     print(f"wrote {out}")
 
 

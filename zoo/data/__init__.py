@@ -1,4 +1,4 @@
-"""Data: image sources, TFRecord I/O and input harmonization.
+"""Data: sources (synthetic scenes, TFRecords, image folders), TFRecord I/O and input harmonization.
 
 Names are imported on first use, so that numpy-only parts (the synthetic renderer in
 worker processes) load without TensorFlow.
@@ -9,9 +9,13 @@ import importlib
 _EXPORTS = {
     "harmonize_dataset": "zoo.data.harmonize",
     "harmonizer": "zoo.data.harmonize",
-    "image_files": "zoo.data.sources",
-    "image_folder": "zoo.data.sources",
-    "skimage_photos": "zoo.data.sources",
+    "Holdout": "zoo.data.sources",
+    "ImageFolder": "zoo.data.sources",
+    "Photos": "zoo.data.sources",
+    "Source": "zoo.data.sources",
+    "Synthetic": "zoo.data.sources",
+    "TFRecords": "zoo.data.sources",
+    "split": "zoo.data.sources",
     "read_tfrecords": "zoo.data.tfrecord",
     "write_tfrecords": "zoo.data.tfrecord",
 }

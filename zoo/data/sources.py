@@ -1,22 +1,47 @@
-"""Image sources: folders of photographs and the photographs that scikit-image ships.
+"""Sources: where a task's examples come from, streamed with bounded memory.
 
-Every source is a `tf.data.Dataset` of dicts with
+A source is a finite, ordered stream of dict examples. Every source says what it
+provides (`signature()`: entry -> (dtype, shape)), streams the entries a task asks for
+(`examples(keys)`: the same order on every call), and names itself (`identity()`) so
+that tasks reading the same examples can share them. Sources:
 
-* `image`: float32 RGB in [0, 1], shape [H, W, 3] (grayscale files are replicated to
-  three channels, alpha is dropped);
-* `path`: the file it came from (tf.string).
+* `Synthetic(spec, num)`: scenes of the embedded benchmark, rendered once by parallel
+  workers into the data cache (`zoo.data.cache`) and streamed from it, or
+  (`storage="render"`) rendered on the fly by parallel workers on every pass;
+* `TFRecords(path)`: a folder of TFRecords written by `zoo.data.write_tfrecords`;
+* `ImageFolder(path)`: JPEG / PNG / BMP / GIF files, unlabelled, labelled by class
+  sub-folder (`labels="folders"`), or with a parallel folder of masks or depth maps;
+* `Photos()`: the photographs installed with scikit-image, as an image folder;
+* `Holdout(source, fraction, seed, part)`: a seeded split of any source.
+
+Images are float32 RGB in [0, 1] (grayscale replicated, alpha dropped, 16-bit scaled).
+Memory does not grow with the dataset: files are read as they are needed, and the only
+buffers are tf.data's shuffle and prefetch buffers (`shuffle_buffer` bounds the first by
+bytes).
 """
 
+import dataclasses
+import hashlib
 import importlib.util
+import json
 import os
 
+import gin
+import numpy as np
 import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from zoo.errors import MissingFile, UserError
+from zoo.data import cache, tfrecord
+from zoo.data.synthetic import SceneSpec
+from zoo.data.synthetic.io import examples_of, output_signature
+from zoo.errors import DataError, MissingEntry, MissingFile, UserError, UserTypeError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+MASK_KEYS = ("semantics", "depth")
+STORAGES = ("cache", "render")
+# The shuffle buffer of a training stream holds at most this many bytes of examples.
+SHUFFLE_BYTES = 256 * 2**20
 
 # Photographs in skimage/data (installed with scikit-image, never downloaded).
 SKIMAGE_PHOTOS = {
@@ -49,129 +74,860 @@ COLOR_PHOTOS = (
 )
 
 
-def _is_decodable(path):
+class Source:
+    """The protocol every source follows (see the module docstring)."""
+
+    # entry -> class names, for labelled sources (e.g. {"label": ("cat", "dog")})
+    label_names: dict = {}
+
+    def signature(self) -> dict:
+        """{entry: (tf.DType, shape)}; unknown sizes are None."""
+        raise NotImplementedError
+
+    def examples(self, keys) -> tf.data.Dataset:
+        """A dataset of dicts with exactly `keys`, in the same order on every call."""
+        raise NotImplementedError
+
+    def identity(self) -> str:
+        """Equal for sources that give the same examples."""
+        return json.dumps(source_config(self), sort_keys=True, default=str)
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    def prepare(self, keys) -> None:  # noqa: B027
+        """Announces entries a later `examples` call will want (several tasks on one
+        source: the synthetic cache then renders them all at once). Defaults to nothing."""
+
+    def check(self, keys, who: str) -> None:
+        """Raises MissingEntry naming what `who` needs and this source does not give."""
+        missing = [k for k in keys if k not in self.signature()]
+        if missing:
+            raise MissingEntry(
+                f"{who} needs {missing}, which {self} does not give (it gives "
+                f"{sorted(self.signature())}){self._hint(missing)}."
+            )
+
+    def _hint(self, missing) -> str:
+        return ""
+
+    def example_bytes(self, keys) -> int:
+        """Bytes of one example's `keys` (unknown sizes counted as 256)."""
+        total = 0
+        for key in keys:
+            dtype, shape = self.signature()[key]
+            size = int(np.prod([256 if d is None else d for d in shape], dtype=np.int64))
+            total += size * max(1, dtype.size)
+        return total
+
+    def shuffle_buffer(self, keys, limit: int = 2048) -> int:
+        """A shuffle buffer of at most SHUFFLE_BYTES (16 .. `limit` examples)."""
+        return int(np.clip(SHUFFLE_BYTES // max(1, self.example_bytes(keys)), 16, limit))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+# -- configs -------------------------------------------------------------------------
+
+_REGISTRY = {}
+
+
+def _registered(cls):
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def source_config(source: Source) -> dict:
+    """A JSON-able dict that `source_from_config` turns back into the source."""
+    config = {}
+    for key, value in source.get_config().items():
+        if isinstance(value, SceneSpec):
+            value = {"scene_spec": dataclasses.asdict(value)}
+        elif isinstance(value, Source):
+            value = source_config(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        config[key] = value
+    return {"source": type(source).__name__, "config": config}
+
+
+def source_from_config(config: dict) -> Source:
+    """The source `source_config` described."""
+    values = {}
+    for key, value in config["config"].items():
+        if isinstance(value, dict) and "scene_spec" in value:
+            value = SceneSpec(**value["scene_spec"])
+        elif isinstance(value, dict) and "source" in value:
+            value = source_from_config(value)
+        values[key] = value
+    return _REGISTRY[config["source"]](**values)
+
+
+def as_source(value, num_examples: int | None = None, who: str = "the task") -> Source:
+    """A Source from what a task's `source` may be: a Source, a SceneSpec (`num_examples`
+    scenes), or a path (a folder of TFRecords, else an image folder)."""
+    if isinstance(value, Source):
+        return value
+    if isinstance(value, dict) and "source" in value:
+        return source_from_config(value)
+    if isinstance(value, SceneSpec):
+        return Synthetic(value, num_examples)
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if not os.path.exists(path):
+            raise MissingFile(f"{who}: data path {path!r} does not exist.")
+        if os.path.isfile(path) or any(f.endswith(".tfrecord") for f in os.listdir(path)):
+            return TFRecords(path)
+        return ImageFolder(path)
+    raise UserTypeError(
+        f"{who}: a source must be a zoo.data source, a SceneSpec or a folder (TFRecords or "
+        f"images). Received: {value!r}"
+    )
+
+
+# -- synthetic scenes -----------------------------------------------------------------
+
+_ANNOUNCED = {}  # identity -> entries announced with `prepare`
+
+
+@_registered
+@gin.configurable(module="zoo.data", denylist=["spec", "num"])
+class Synthetic(Source):
+    """Examples 0 .. num - 1 of a SceneSpec.
+
+    Args:
+        spec: SceneSpec.
+        num: int. Number of scenes.
+        storage: str. "cache": rendered once into the data cache (`zoo.data.cache`) by
+            parallel workers, then read from it by every later run; "render": rendered
+            on the fly by parallel workers on every pass (no disk; costs the renderer's
+            time each epoch). Defaults to "cache".
+        workers: int or None. Rendering processes. Defaults to the CPU count.
+    """
+
+    def __init__(self, spec: SceneSpec, num: int, storage: str = "cache", workers=None):
+        if not isinstance(spec, SceneSpec):
+            raise UserTypeError(f"Synthetic: `spec` must be a SceneSpec. Received: {spec!r}")
+        if not (isinstance(num, int) and not isinstance(num, bool) and num >= 1):
+            raise UserError(f"Synthetic: `num` must be an int >= 1. Received: {num!r}")
+        if storage not in STORAGES:
+            raise UserError(
+                f"Synthetic: `storage` must be one of {STORAGES}. Received: {storage!r}"
+            )
+        if workers is not None and not (isinstance(workers, int) and workers >= 1):
+            raise UserError(
+                f"Synthetic: `workers` must be an int >= 1 or None. Received: {workers!r}"
+            )
+        self.spec, self.num, self.storage, self.workers = spec, num, storage, workers
+
+    def get_config(self):
+        return {
+            "spec": self.spec,
+            "num": self.num,
+            "storage": self.storage,
+            "workers": self.workers,
+        }
+
+    def identity(self):
+        # how the scenes are stored does not change them
+        return json.dumps({"synthetic": dataclasses.asdict(self.spec), "num": self.num})
+
+    def signature(self):
+        return output_signature(self.spec)
+
+    def _hint(self, missing):
+        from zoo.data.synthetic.scene import MODES
+
+        modes = [
+            m
+            for m in MODES
+            if set(missing) <= set(output_signature(dataclasses.replace(self.spec, mode=m)))
+        ]
+        return f"; synthetic mode {modes} gives them" if modes else ""
+
+    def __len__(self):
+        return self.num
+
+    @property
+    def label_names(self):
+        from zoo.data.synthetic import CLASSES, POSE_BINS
+
+        return (
+            {"label": tuple(CLASSES), "pose": tuple(POSE_BINS)}
+            if self.spec.mode == "single"
+            else {}
+        )
+
+    def __repr__(self):
+        spec = self.spec
+        return (
+            f"Synthetic(mode {spec.mode!r}, variant {spec.variant!r}, {spec.size} px, "
+            f"split {spec.split!r}, {self.num} scenes)"
+        )
+
+    def prepare(self, keys):
+        _ANNOUNCED.setdefault(self.identity(), set()).update(keys)
+
+    def examples(self, keys):
+        keys = list(keys)
+        self.check(keys, "the task")
+        if self.storage == "render":
+            return self._rendered(keys)
+        entry = cache.find(self.spec, self.num, keys)
+        if entry is None:
+            wanted = set(keys) | _ANNOUNCED.get(self.identity(), set())
+            from zoo.progress import Progress
+
+            bar = Progress(self.num, f"rendering {self.num} scenes into the data cache")
+            entry = cache.render(self.spec, self.num, wanted, self.workers, bar.update)
+            bar.close()
+        ds = tfrecord.read_tfrecords(cache.shards(entry), keys=keys)
+        signature = self.signature()
+        return ds.take(self.num).map(
+            lambda e: {k: tf.ensure_shape(e[k], signature[k][1]) for k in keys}
+        )
+
+    def _rendered(self, keys):
+        signature = self.signature()
+        spec, num, workers = self.spec, self.num, self.workers
+
+        def generate():
+            for example in examples_of(spec, range(num), workers):
+                yield {k: np.asarray(example[k], signature[k][0].as_numpy_dtype) for k in keys}
+
+        return tf.data.Dataset.from_generator(
+            generate,
+            output_signature={k: tf.TensorSpec(signature[k][1], signature[k][0]) for k in keys},
+        )
+
+
+# -- TFRecords ------------------------------------------------------------------------
+
+
+@_registered
+@gin.configurable(module="zoo.data")
+class TFRecords(Source):
+    """A folder (or glob) of TFRecords written by `zoo.data.write_tfrecords`.
+
+    A `labels.json` beside the records ({entry: [class names]}) names the classes of
+    label entries (served models return them).
+
+    Args:
+        path: str. The folder, a glob or one file.
+    """
+
+    def __init__(self, path: str):
+        self.path = os.fspath(path)
+        self._files = tfrecord.record_files(self.path)
+        self._spec = tfrecord.feature_spec(self._files)
+        folder = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
+        names = os.path.join(folder, "labels.json")
+        if os.path.exists(names):
+            with open(names) as f:
+                self.label_names = {k: tuple(v) for k, v in json.load(f).items()}
+
+    def get_config(self):
+        return {"path": self.path}
+
+    def identity(self):
+        stamps = [(f, os.path.getsize(f), os.path.getmtime(f)) for f in self._files]
+        return json.dumps({"tfrecords": stamps})
+
+    def signature(self):
+        out = {}
+        for key, (kind, dtype, rank) in self._spec.items():
+            if kind == "image":
+                out[key] = (tf.float32, (None, None, None))
+            elif kind == "string":
+                out[key] = (tf.string, ())
+            else:
+                out[key] = (tf.as_dtype(dtype), (None,) * rank)
+        return out
+
+    def examples(self, keys):
+        self.check(keys, "the task")
+        return tfrecord.read_tfrecords(self._files, keys=list(keys))
+
+    def __len__(self):
+        if not hasattr(self, "_count"):  # counted once, by reading the records
+            records = tf.data.TFRecordDataset(self._files)
+            self._count = int(records.reduce(np.int64(0), lambda n, _: n + 1))
+        return self._count
+
+    def __repr__(self):
+        return f"TFRecords({self.path!r})"
+
+
+# -- image folders --------------------------------------------------------------------
+
+
+def list_images(directory, recursive=True):
+    """Sorted paths of the image files (any letter case of IMAGE_EXTENSIONS) under `directory`."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise MissingFile(f"Image folder {directory!r} does not exist or is not a folder.")
+    found = []
+    for root, dirs, names in os.walk(directory):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in names if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not recursive:
+            break
+    return sorted(found)
+
+
+def _inspect(path):
+    """(width, height, PIL mode) of a decodable image file, or None."""
     try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
+        with Image.open(path) as image:
+            size, mode = image.size, image.mode
+            image.verify()
+        return size[0], size[1], mode
     except Exception:  # PIL raises many types for broken files; all mean "skip it".
-        return False
+        return None
 
 
-def _decode(path, size):
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.convert_image_dtype(image, tf.float32)
-    if size is not None:
-        image = resize_and_center_crop(image, size)
-    return {"image": image, "path": path}
+def _shown(paths, limit=3):
+    return ", ".join(map(str, paths[:limit])) + (
+        f", ... ({len(paths)} in all)" if len(paths) > limit else ""
+    )
 
 
-def resize_and_center_crop(image, size):
+def resize_and_center_crop(image, size, method="bilinear"):
     """Resizes the shorter side of `image` [H, W, C] to `size` and crops the centre square."""
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     scale = size / tf.minimum(h, w)
     new_h = tf.maximum(size, tf.cast(tf.round(h * scale), tf.int32))
     new_w = tf.maximum(size, tf.cast(tf.round(w * scale), tf.int32))
-    image = tf.image.resize(image, [new_h, new_w], antialias=True)
+    smooth = method == "bilinear"
+    resized = tf.image.resize(image, [new_h, new_w], method=method, antialias=smooth)
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    image = image[top : top + size, left : left + size]
-    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0), [size, size, None])
+    resized = resized[top : top + size, left : left + size]
+    if smooth:
+        resized = tf.clip_by_value(resized, 0.0, 1.0)
+    return tf.ensure_shape(tf.cast(resized, image.dtype), [size, size, None])
 
 
-def image_files(paths, size=None, shuffle_seed=None, verify=True):
-    """A dataset of dicts {"image", "path"} from a list of image files.
+def random_crop(image, size, seed):
+    """A size x size crop at a random place (stateless `seed` [2]) of an image at least
+    that large; smaller images are first resized so that their shorter side is `size`."""
+    shape = tf.shape(image)
+    short = tf.minimum(shape[0], shape[1])
+    image = tf.cond(
+        short < size,
+        lambda: tf.image.resize(
+            image,
+            tf.cast(
+                tf.math.ceil(tf.cast(shape[:2], tf.float32) * size / tf.cast(short, tf.float32)),
+                tf.int32,
+            ),
+            antialias=True,
+        ),
+        lambda: image,
+    )
+    return tf.image.stateless_random_crop(image, [size, size, 3], seed)
 
-    Files that are not decodable images are skipped with one warning that counts them
-    (checked with PIL when the dataset is built; a file that passes that check but
-    still fails to decode is skipped with a warning when it is read).
+
+@_registered
+@gin.configurable(module="zoo.data")
+class ImageFolder(Source):
+    """Image files in a folder: JPEG, PNG (8 or 16 bit), BMP, GIF; grayscale, palette,
+    RGBA and CMYK become RGB.
+
+    Files that are not decodable images are skipped and counted in one warning.
 
     Args:
-        paths: list of str. Image files (JPEG or PNG).
-        size: int or None. If given, the shorter side is resized to `size` and the
-            centre `size` x `size` square is kept. Defaults to None (original size).
-        shuffle_seed: int or None. Shuffles the file order with this seed.
-            Defaults to None (the given order).
-        verify: bool. Check every file with PIL first. Defaults to True.
+        path: str. The folder.
+        labels: str. "none" (unlabelled) or "folders" (each sub-folder of `path` is a
+            class, named by the folder; entry "label", the class index in sorted order).
+            Defaults to "none".
+        masks: str or None. A folder parallel to `path` holding, for every image
+            `a/b.jpg`, a mask `a/b.png` of the same size (or `a/b.npy`): entry `mask_key`.
+            Defaults to None.
+        mask_key: str. "semantics" (8-bit PNG of class indices) or "depth" (16-bit PNG
+            divided by `depth_scale`, or .npy float metres). Defaults to "semantics".
+        depth_scale: float. PNG depth units per metre. Defaults to 1000 (millimetres).
+        size: int or None. Resize the shorter side to `size` and keep the centre square
+            (masks by nearest neighbour). Defaults to None: every image must have the
+            same size.
+        crop: int or None. Instead of the centre square, `crops_per_image` random
+            crop x crop squares of each image (images without masks; the places are
+            drawn from `seed` and the example's position, so they are the same on every
+            pass: raise `crops_per_image` for more variety). Defaults to None.
+        crops_per_image: int. Defaults to 1.
+        seed: int. Seed of the random crops. Defaults to 0.
+        recursive: bool. Unlabelled folders: include sub-folders. Defaults to True.
     """
-    paths = [os.fspath(p) for p in paths]
-    if size is not None and not (isinstance(size, int) and size > 0):
-        raise UserError(f"`size` must be a positive int or None. Received: size={size!r}")
-    if verify:
-        good = [p for p in paths if _is_decodable(p)]
-        bad = sorted(set(paths) - set(good))
-        if bad:
-            shown = ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else "")
-            logging.warning(
-                "Skipping %d of %d files that are not decodable images: %s",
-                len(bad),
-                len(paths),
-                shown,
+
+    def __init__(
+        self,
+        path: str,
+        labels: str = "none",
+        masks: str | None = None,
+        mask_key: str = "semantics",
+        depth_scale: float = 1000.0,
+        size: int | None = None,
+        crop: int | None = None,
+        crops_per_image: int = 1,
+        seed: int = 0,
+        recursive: bool = True,
+    ):
+        self.path, self.labels, self.masks, self.mask_key = os.fspath(path), labels, masks, mask_key
+        self.depth_scale, self.size, self.crop = depth_scale, size, crop
+        self.crops_per_image, self.seed, self.recursive = crops_per_image, seed, recursive
+        if labels not in ("none", "folders"):
+            raise UserError(
+                f"ImageFolder: `labels` must be 'none' or 'folders'. Received: {labels!r}"
             )
-        paths = good
-    if not paths:
-        raise UserError("No decodable image among the given files.")
-    ds = tf.data.Dataset.from_tensor_slices(paths)
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=False)
-    ds = ds.map(lambda p: _decode(p, size), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.ignore_errors(log_warning=True)
+        if mask_key not in MASK_KEYS:
+            raise UserError(
+                f"ImageFolder: `mask_key` must be one of {MASK_KEYS}. Received: {mask_key!r}"
+            )
+        for key, value in (("size", size), ("crop", crop)):
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise UserError(
+                    f"ImageFolder: `{key}` must be an int >= 1 or None. Received: {value!r}"
+                )
+        if not (isinstance(crops_per_image, int) and crops_per_image >= 1):
+            raise UserError(
+                f"ImageFolder: `crops_per_image` must be an int >= 1. Received: {crops_per_image!r}"
+            )
+        if crop is not None and masks is not None:
+            raise UserError("ImageFolder: random crops are for images without masks; use `size`.")
+        self._files, self._classes = self._find_files()
+        self._files, infos = self._decodable(self._files)
+        self._masks = self._find_masks(infos) if masks else None
+        self._shape = self._check_sizes(infos)
+        if self._classes:
+            self.label_names = {"label": tuple(self._classes)}
 
+    # -- scanning -----------------------------------------------------------------
 
-def list_images(directory, recursive=True):
-    """Sorted paths of the JPEG and PNG files (any letter case) under `directory`."""
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise MissingFile(f"Image folder {directory!r} does not exist or is not a folder.")
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        found += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
-        if not recursive:
-            break
-    return sorted(found)
-
-
-def image_folder(directory, recursive=True, size=None, shuffle_seed=None, verify=True):
-    """A dataset of dicts {"image", "path"} from the JPEG/PNG files in a folder.
-
-    Args:
-        directory: str. The folder.
-        recursive: bool. Include sub-folders. Defaults to True.
-        size, shuffle_seed, verify: as in `image_files`.
-    """
-    paths = list_images(directory, recursive)
-    if not paths:
-        raise UserError(
-            f"Image folder {directory!r} holds no image file (extensions {IMAGE_EXTENSIONS}, "
-            f"recursive={recursive})."
+    def _find_files(self):
+        if self.labels == "none":
+            found = list_images(self.path, self.recursive)
+            if not found:
+                raise UserError(
+                    f"Image folder {self.path!r} holds no image file (extensions "
+                    f"{', '.join(IMAGE_EXTENSIONS)})."
+                )
+            return [(f, -1) for f in found], None
+        if not os.path.isdir(self.path):
+            raise MissingFile(f"Image folder {self.path!r} does not exist or is not a folder.")
+        classes = sorted(
+            d for d in os.listdir(self.path) if os.path.isdir(os.path.join(self.path, d))
         )
-    return image_files(paths, size=size, shuffle_seed=shuffle_seed, verify=verify)
+        if not classes:
+            raise UserError(
+                f"Image folder {self.path!r} has no class sub-folders (labels='folders' reads "
+                "one sub-folder per class: <folder>/<class name>/<image>)."
+            )
+        loose = list_images(self.path, recursive=False)
+        if loose:
+            raise UserError(
+                f"{len(loose)} images lie directly in {self.path!r} ({_shown(loose)}), outside "
+                "any class sub-folder; move them into one."
+            )
+        found = []
+        for index, name in enumerate(classes):
+            images = list_images(os.path.join(self.path, name))
+            if not images:
+                raise UserError(
+                    f"Class folder {os.path.join(self.path, name)!r} holds no image file; add "
+                    "images or remove the folder."
+                )
+            found += [(f, index) for f in images]
+        return found, classes
+
+    def _decodable(self, found):
+        infos = {f: _inspect(f) for f, _ in found}
+        bad = sorted(f for f, info in infos.items() if info is None)
+        if bad:
+            logging.warning(
+                "Skipping %d of %d files of %s that are not decodable images: %s",
+                len(bad),
+                len(found),
+                self.path,
+                _shown(bad),
+            )
+        good = [(f, label) for f, label in found if infos[f] is not None]
+        if not good:
+            raise UserError(f"Image folder {self.path!r} holds no decodable image.")
+        return good, infos
+
+    def _find_masks(self, infos):
+        if not os.path.isdir(self.masks):
+            raise MissingFile(f"Mask folder {self.masks!r} does not exist or is not a folder.")
+        masks, missing = [], []
+        for image, _ in self._files:
+            stem = os.path.splitext(os.path.relpath(image, self.path))[0]
+            candidates = [os.path.join(self.masks, stem + e) for e in (".png", ".npy")]
+            mask = next((c for c in candidates if os.path.exists(c)), None)
+            if mask is None:
+                missing.append(image)
+                continue
+            width, height, _ = infos[image]
+            if mask.endswith(".npy"):
+                if self.mask_key != "depth":
+                    raise UserError(
+                        f"{mask}: .npy masks are for depth; give semantics as 8-bit PNG."
+                    )
+                shape = np.load(mask, mmap_mode="r").shape
+                mode = "F"
+            else:
+                info = _inspect(mask)
+                if info is None:
+                    raise DataError(f"Mask {mask} is not a decodable PNG.")
+                shape, mode = (info[1], info[0]), info[2]
+            if tuple(shape[:2]) != (height, width):
+                raise DataError(
+                    f"Mask {mask} is {shape[1]}x{shape[0]} but its image {image} is "
+                    f"{width}x{height}; a mask must have its image's size."
+                )
+            wanted = ("L", "P") if self.mask_key == "semantics" else ("I;16", "I", "F")
+            if mode not in wanted:
+                raise DataError(
+                    f"Mask {mask} has PIL mode {mode!r}; {self.mask_key} masks must be "
+                    + (
+                        "8-bit single-channel PNG (class indices)."
+                        if self.mask_key == "semantics"
+                        else "16-bit PNG or .npy."
+                    )
+                )
+            masks.append(mask)
+        if missing:
+            raise MissingEntry(
+                f"{len(missing)} of {len(self._files)} images in {self.path!r} have no mask in "
+                f"{self.masks!r} (same relative path, .png or .npy): {_shown(missing)}."
+            )
+        return masks
+
+    def _check_sizes(self, infos):
+        if self.crop is not None:
+            return (self.crop, self.crop)
+        if self.size is not None:
+            return (self.size, self.size)
+        sizes = {}
+        for f, _ in self._files:
+            sizes.setdefault(infos[f][:2], f)
+        if len(sizes) > 1:
+            shown = "; ".join(f"{f}: {w}x{h}" for (w, h), f in list(sizes.items())[:3])
+            raise UserError(
+                f"Images in {self.path!r} have {len(sizes)} different sizes ({shown}); set "
+                "`size` (ImageFolder.size) to resize them to one."
+            )
+        width, height = next(iter(sizes))
+        return (height, width)
+
+    # -- the protocol -------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "path": self.path,
+            "labels": self.labels,
+            "masks": self.masks,
+            "mask_key": self.mask_key,
+            "depth_scale": self.depth_scale,
+            "size": self.size,
+            "crop": self.crop,
+            "crops_per_image": self.crops_per_image,
+            "seed": self.seed,
+            "recursive": self.recursive,
+        }
+
+    def identity(self):
+        stamps = [(f, os.path.getsize(f), os.path.getmtime(f)) for f, _ in self._files]
+        digest = hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+        return json.dumps(
+            {"images": digest, **{k: v for k, v in self.get_config().items() if k != "path"}}
+        )
+
+    def __len__(self):
+        return len(self._files) * self.crops_per_image
+
+    @property
+    def files(self):
+        """The image files read, in order (each `crops_per_image` times)."""
+        return [f for f, _ in self._files]
+
+    def signature(self):
+        out = {"image": (tf.float32, (*self._shape, 3)), "path": (tf.string, ())}
+        if self._classes:
+            out["label"] = (tf.int32, ())
+        if self._masks:
+            dtype = tf.int32 if self.mask_key == "semantics" else tf.float32
+            out[self.mask_key] = (dtype, self._shape)
+        return out
+
+    def examples(self, keys):
+        keys = list(keys)
+        self.check(keys, "the task")
+        paths = [f for f, _ in self._files]
+        labels = [label for _, label in self._files]
+        masks = self._masks or [""] * len(paths)
+        columns = (paths, labels, masks)
+        if self.crops_per_image > 1:
+            columns = tuple(
+                [v for v in column for _ in range(self.crops_per_image)] for column in columns
+            )
+        ds = tf.data.Dataset.from_tensor_slices(columns).enumerate()
+        signature = self.signature()
+
+        def load(index, values):
+            path, label, mask = values
+            data = tf.io.read_file(path)
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image = tf.image.convert_image_dtype(image, tf.float32)
+            example = {"path": path, "label": label}
+            if self.crop is not None:
+                seed = tf.stack([tf.cast(self.seed, tf.int64), index])
+                image = random_crop(image, self.crop, seed)
+            elif self.size is not None:
+                image = resize_and_center_crop(image, self.size)
+            example["image"] = tf.ensure_shape(image, signature["image"][1])
+            if self.mask_key in keys:
+                example[self.mask_key] = self._load_mask(mask)
+            return {k: example[k] for k in keys}
+
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def _load_mask(self, path):
+        if self.mask_key == "semantics":
+            mask = tf.cast(tf.io.decode_png(tf.io.read_file(path), channels=1), tf.int32)
+        else:
+            mask = tf.cond(
+                tf.strings.regex_full_match(path, r".*\.npy"),
+                lambda: tf.numpy_function(_load_npy, [path], tf.float32),
+                lambda: (
+                    tf.cast(
+                        tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16),
+                        tf.float32,
+                    )
+                    / self.depth_scale
+                ),
+            )
+            mask = tf.reshape(mask, tf.concat([tf.shape(mask)[:2], [1]], 0))
+        if self.size is not None:
+            mask = resize_and_center_crop(mask, self.size, method="nearest")
+        return tf.ensure_shape(mask[..., 0], self._shape)
+
+    def __repr__(self):
+        return f"ImageFolder({self.path!r})"
 
 
-def skimage_photos(names=COLOR_PHOTOS, size=None, shuffle_seed=None):
-    """The "real photos" source: photographs shipped inside the installed scikit-image.
+def _load_npy(path):
+    array = np.load(path.decode()).astype(np.float32)
+    return array[..., None] if array.ndim == 2 else array
+
+
+# ImageFolder's parameters that Photos sets itself
+_NOT_FOR_PHOTOS = ["path", "labels", "masks", "mask_key", "depth_scale", "recursive"]
+
+
+@_registered
+@gin.configurable(module="zoo.data", denylist=_NOT_FOR_PHOTOS)
+class Photos(ImageFolder):
+    """The photographs installed with scikit-image, as an image folder (never downloaded).
 
     Args:
         names: list of str. Keys of `SKIMAGE_PHOTOS`. Defaults to the nine colour
             photographs (`COLOR_PHOTOS`).
-        size, shuffle_seed: as in `image_files`.
+        **kwargs: as ImageFolder (size, crop, crops_per_image, seed).
     """
+
+    def __init__(self, names=COLOR_PHOTOS, **kwargs):
+        self.names = tuple(names)
+        unknown = [n for n in self.names if n not in SKIMAGE_PHOTOS]
+        if unknown:
+            raise UserError(
+                f"Photos: unknown photo names {unknown}; known: {sorted(SKIMAGE_PHOTOS)}"
+            )
+        self._data_dir = skimage_data_dir()
+        super().__init__(self._data_dir, **kwargs)
+
+    def _find_files(self):
+        paths = [os.path.join(self._data_dir, SKIMAGE_PHOTOS[n]) for n in self.names]
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            raise MissingFile(
+                f"scikit-image at {self._data_dir} lacks {missing}; reinstall scikit-image."
+            )
+        return [(p, -1) for p in paths], None
+
+    def get_config(self):
+        config = super().get_config()
+        del (
+            config["path"],
+            config["labels"],
+            config["masks"],
+            config["mask_key"],
+            config["recursive"],
+        )
+        return {"names": self.names, **config}
+
+    def __repr__(self):
+        return f"Photos({list(self.names)})"
+
+
+def skimage_data_dir() -> str:
+    """scikit-image's folder of sample photographs."""
     spec = importlib.util.find_spec("skimage")
     if spec is None or spec.origin is None:
-        raise ImportError(
-            "The real-photo source reads the photographs installed with scikit-image; "
-            "install it with `pip install scikit-image` (or the zoo's `test` extra)."
+        raise MissingFile(
+            "The photo source reads the photographs installed with scikit-image; install "
+            "it with `pip install scikit-image`."
         )
+    return os.path.join(os.path.dirname(spec.origin), "data")
+
+
+# -- held-out splits ------------------------------------------------------------------
+
+
+def _in_holdout(index, fraction, seed):
+    """True for the examples (int64 position) a seeded hash puts in the held-out part."""
+    h = tf.bitwise.bitwise_xor(tf.cast(index, tf.int64), tf.constant(seed * 0x9E3779B1, tf.int64))
+    h = tf.math.floormod(h * 0x85EBCA6B, 2**32)
+    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 13))
+    h = tf.math.floormod(h * 0xC2B2AE35, 2**32)
+    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+    return tf.cast(h, tf.float64) < fraction * 2.0**32
+
+
+@_registered
+@gin.configurable(module="zoo.data")
+class Holdout(Source):
+    """One part of a seeded split of a source: each example goes to the held-out part
+    with probability `fraction`, decided by a hash of its position and `seed` (the same
+    on every pass and in every process).
+
+    Args:
+        source: Source.
+        fraction: float in (0, 1). Share of the held-out part.
+        part: str. "train" (the rest) or "eval" (the held-out part). Defaults to "train".
+        seed: int. Defaults to 0.
+    """
+
+    def __init__(self, source: Source, fraction: float, part: str = "train", seed: int = 0):
+        if not (isinstance(fraction, float) and 0.0 < fraction < 1.0):
+            raise UserError(
+                f"Holdout: `fraction` must be a float in (0, 1). Received: {fraction!r}"
+            )
+        if part not in ("train", "eval"):
+            raise UserError(f"Holdout: `part` must be 'train' or 'eval'. Received: {part!r}")
+        self.source, self.fraction, self.part, self.seed = source, fraction, part, seed
+        self.label_names = source.label_names
+
+    def get_config(self):
+        return {
+            "source": self.source,
+            "fraction": self.fraction,
+            "part": self.part,
+            "seed": self.seed,
+        }
+
+    def signature(self):
+        return self.source.signature()
+
+    def prepare(self, keys):
+        self.source.prepare(keys)
+
+    def examples(self, keys):
+        held = self.part == "eval"
+        fraction, seed = self.fraction, self.seed
+        ds = self.source.examples(keys).enumerate()
+        ds = ds.filter(lambda i, e: tf.equal(_in_holdout(i, fraction, seed), held))
+        return ds.map(lambda i, e: e)
+
+    def __len__(self):
+        n = len(self.source)
+        held = int(
+            tf.reduce_sum(
+                tf.cast(
+                    _in_holdout(tf.range(n, dtype=tf.int64), self.fraction, self.seed), tf.int32
+                )
+            )
+        )
+        return held if self.part == "eval" else n - held
+
+    def __repr__(self):
+        return f"Holdout({self.source!r}, {self.fraction}, part={self.part!r})"
+
+
+@_registered
+class First(Source):
+    """The first `num` examples of a source (e.g. the n labels of a transfer run)."""
+
+    def __init__(self, source: Source, num: int):
+        if not (isinstance(num, int) and num >= 1):
+            raise UserError(f"First: `num` must be an int >= 1. Received: {num!r}")
+        self.source, self.num = source, num
+        self.label_names = source.label_names
+
+    def get_config(self):
+        return {"source": self.source, "num": self.num}
+
+    def signature(self):
+        return self.source.signature()
+
+    def prepare(self, keys):
+        self.source.prepare(keys)
+
+    def examples(self, keys):
+        return self.source.examples(keys).take(self.num)
+
+    def __len__(self):
+        return min(self.num, len(self.source))
+
+    def __repr__(self):
+        return f"First({self.source!r}, {self.num})"
+
+
+def split(source: Source, fraction: float, seed: int = 0) -> tuple:
+    """(train part, held-out part) of a seeded split of `source`."""
+    return Holdout(source, fraction, "train", seed), Holdout(source, fraction, "eval", seed)
+
+
+def write_photo_classes(
+    out_dir: str,
+    names=("astronaut", "chelsea", "coffee", "rocket"),
+    crops_per_photo: int = 30,
+    crop: int = 128,
+    seed: int = 0,
+) -> list:
+    """Writes a small labelled image folder from the photographs that scikit-image
+    installs: `<out_dir>/<photo name>/<k>.jpg`, random `crop` px squares of each photo
+    (resized so that its shorter side is 2 x crop), one class per photo. A quick dataset
+    for trying `zoo-finetune`; an existing folder is refused.
+
+    Returns:
+        The written files.
+    """
+    from PIL import Image as PILImage
+
+    from zoo import files
+    from zoo.errors import ExistingFile
+
+    if os.path.exists(out_dir) and os.listdir(out_dir):
+        raise ExistingFile(f"{out_dir} exists and is not empty; give another folder.")
     unknown = [n for n in names if n not in SKIMAGE_PHOTOS]
     if unknown:
-        raise UserError(
-            f"skimage_photos: unknown photo names {unknown}; known: {sorted(SKIMAGE_PHOTOS)}"
-        )
-    data_dir = os.path.join(os.path.dirname(spec.origin), "data")
-    paths = [os.path.join(data_dir, SKIMAGE_PHOTOS[n]) for n in names]
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        raise MissingFile(f"scikit-image at {data_dir} lacks {missing}; reinstall scikit-image.")
-    return image_files(paths, size=size, shuffle_seed=shuffle_seed)
+        raise UserError(f"unknown photo names {unknown}; known: {sorted(SKIMAGE_PHOTOS)}")
+    rng = np.random.default_rng(seed)
+    written = []
+    for name in names:
+        with PILImage.open(os.path.join(skimage_data_dir(), SKIMAGE_PHOTOS[name])) as photo:
+            photo = photo.convert("RGB")
+            scale = 2 * crop / min(photo.size)
+            photo = photo.resize((round(photo.size[0] * scale), round(photo.size[1] * scale)))
+        for k in range(crops_per_photo):
+            left = int(rng.integers(0, photo.size[0] - crop + 1))
+            top = int(rng.integers(0, photo.size[1] - crop + 1))
+            piece = photo.crop((left, top, left + crop, top + crop))
+            path = os.path.join(out_dir, name, f"{k:03d}.jpg")
+            files.make_dirs(os.path.dirname(path))
+            written.append(
+                files.write_file(path, lambda t, p=piece: p.save(t, format="JPEG", quality=90))
+            )
+    return written

@@ -262,14 +262,8 @@ def _parser(spec):
     return parse
 
 
-def read_tfrecords(pattern, keys=None):
-    """Reads TFRecords written by `write_tfrecords` into a dataset of dicts, in writing order.
-
-    Args:
-        pattern: str or list of str. A glob (e.g. "dir/data-*.tfrecord"), a folder
-            (all its *.tfrecord files) or a list of files.
-        keys: list of str or None. Entries to decode. Defaults to None (all).
-    """
+def record_files(pattern) -> list:
+    """The TFRecord files of a folder (its *.tfrecord), a glob or a list, in order."""
     if isinstance(pattern, (list, tuple)):
         files = [os.fspath(f) for f in pattern]
     elif os.path.isdir(pattern):
@@ -278,6 +272,18 @@ def read_tfrecords(pattern, keys=None):
         files = sorted(glob.glob(os.fspath(pattern)))
     if not files:
         raise MissingFile(f"No TFRecord file matches {pattern!r}.")
+    return files
+
+
+def read_tfrecords(pattern, keys=None):
+    """Reads TFRecords written by `write_tfrecords` into a dataset of dicts, in writing order.
+
+    Args:
+        pattern: str or list of str. A glob (e.g. "dir/data-*.tfrecord"), a folder
+            (all its *.tfrecord files) or a list of files.
+        keys: list of str or None. Entries to decode. Defaults to None (all).
+    """
+    files = record_files(pattern)
     _OPENED.extend(files)
     spec = feature_spec(files)
     if keys is not None:

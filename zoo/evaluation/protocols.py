@@ -1,12 +1,11 @@
-"""Transfer protocols: how a pretrained trunk is trained on a downstream task.
+"""Transfer protocols: the trunk a transfer starts from and the trainability policy.
 
-* `linear`: trunk frozen (BatchNorm in inference mode), features of one endpoint
-  pooled globally or max-pooled to 3x3 (Doersch & Zisserman sec. 5), one linear layer;
-* `lasso_linear`: trunk frozen, a new LassoMix row over the units of a block feeds the
-  pooling and the linear layer (Doersch & Zisserman's "eval lasso");
-* `finetune`: every weight trained, with a new head;
-* `frozen_k`: the stem and the first k stages frozen, the rest finetuned (Newell &
-  Deng Fig. 8).
+`load_trunk(source)` / `source_trunk` give a trunk (random, a zoo-train run, a
+checkpoint, an exported trunk, or a Keras ImageNet model through
+`zoo.trunks.resnet(weights=...)`), `source_harmonizer` the harmonizer its pretraining
+used; `set_trainable` applies a protocol's trainability
+(see `zoo.methods.transfer` for the protocols and heads); `pool` is the global tasks'
+pooling; `recompute_batch_norm` sets BatchNorm statistics after a short finetuning.
 """
 
 import math
@@ -18,13 +17,14 @@ import keras
 from zoo import experiment
 from zoo.errors import MissingFile, UserError
 from zoo.evaluation.exported import ExportedTrunk
-from zoo.layers import LassoMix
 
 PROTOCOLS = ("linear", "lasso_linear", "finetune", "frozen_k")
 POOLINGS = ("global", "max3x3")
 
 
-def _pool(features, pooling, name):
+def pool(features, pooling, name):
+    """[B, h, w, C] features pooled for a linear layer: "global" (average) or "max3x3"
+    (max-pooled to 3x3 cells and flattened, Doersch & Zisserman sec. 5)."""
     if pooling == "global":
         return keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
     height, width = features.shape[1], features.shape[2]
@@ -59,9 +59,9 @@ def set_trainable(trunk, protocol, frozen_stages=1):
         )
 
 
-def recompute_batch_norm(model, images, batch_size=32):
+def recompute_batch_norm(model, batches):
     """Sets the moving statistics of the model's trained BatchNorm layers to their
-    average over `images` with the final weights ("precise BN", Wu & Johnson 2021).
+    average over `batches` with the final weights ("precise BN", Wu & Johnson 2021).
 
     The moving averages that training leaves lag behind weights that changed fast: after
     a few hundred steps of finetuning they can be far enough off that a model that fits
@@ -70,8 +70,7 @@ def recompute_batch_norm(model, images, batch_size=32):
 
     Args:
         model: keras.Model. Called eagerly in training mode on each batch.
-        images: array [N, H, W, 3]. Typically the labelled training images.
-        batch_size: int. Defaults to 32.
+        batches: iterable of model inputs (typically one pass over the labelled images).
 
     Returns:
         The number of BatchNorm layers recomputed.
@@ -85,120 +84,14 @@ def recompute_batch_norm(model, images, batch_size=32):
         return 0
     momentum = [layer.momentum for layer in layers]
     try:
-        for k, start in enumerate(range(0, len(images), batch_size)):
+        for k, inputs in enumerate(batches):
             for layer in layers:
                 layer.momentum = k / (k + 1.0)  # running mean of the batch statistics
-            model(images[start : start + batch_size], training=True)
+            model(inputs, training=True)
     finally:
         for layer, value in zip(layers, momentum):
             layer.momentum = value
     return len(layers)
-
-
-def dense_probe(
-    trunk,
-    protocol,
-    out_channels,
-    endpoint="block4",
-    decoder="coarse",
-    frozen_stages=1,
-    name="dense",
-):
-    """A dense head for depth or segmentation on a trunk, for one transfer protocol.
-
-    decoder "coarse": a 1x1 convolution on the endpoint, predicting at its resolution
-    (Newell & Deng sec. 7 supervise at 16x16 from the features before pooling; bring
-    the targets down with `coarse_targets`). decoder "up_projection": Laina et al.'s
-    three up-projection blocks (Doersch & Zisserman sec. 5), 8x the endpoint's resolution.
-    `lasso_linear` is not a dense protocol.
-    """
-    from zoo.layers import up_projection_decoder
-
-    if protocol == "lasso_linear":
-        raise UserError("dense_probe: use linear, finetune or frozen_k.")
-    if decoder not in ("coarse", "up_projection"):
-        raise UserError(f"`decoder` must be 'coarse' or 'up_projection'. Received: {decoder!r}")
-    if endpoint not in trunk.output:
-        raise UserError(f"endpoint {endpoint!r} is not in the trunk: {sorted(trunk.output)}")
-    set_trainable(trunk, protocol, frozen_stages)
-    features = trunk.output[endpoint]
-    if decoder == "coarse":
-        out = keras.layers.Conv2D(out_channels, 1, name=f"{name}_out")(features)
-    else:
-        out = up_projection_decoder(features, out_channels, name=f"{name}_upproj")
-    return keras.Model(trunk.input, out, name=f"{name}_{protocol}_{decoder}")
-
-
-def coarse_targets(targets, size, kind):
-    """Targets [B, H, W(, C)] brought to size x size: "depth" by area averaging,
-    "labels" by taking the pixel nearest to each cell's centre."""
-    import tensorflow as tf
-
-    targets = tf.convert_to_tensor(targets)
-    squeeze = targets.shape.rank == 3
-    x = targets[..., tf.newaxis] if squeeze else targets
-    if kind == "depth":
-        x = tf.image.resize(tf.cast(x, tf.float32), [size, size], method="area")
-    elif kind == "labels":
-        x = tf.image.resize(x, [size, size], method="nearest")
-    else:
-        raise UserError(f"`kind` must be 'depth' or 'labels'. Received: {kind!r}")
-    return x[..., 0] if squeeze else x
-
-
-@gin.configurable(module="zoo.evaluation", allowlist=["lasso_block", "lasso_l1"])
-def probe(
-    trunk,
-    protocol,
-    classes,
-    endpoint="block4",
-    pooling="global",
-    frozen_stages=1,
-    lasso_block="block3",
-    lasso_l1=1e-3,
-    name="probe",
-):
-    """A classifier on `trunk` for one transfer protocol; it outputs logits.
-
-    Args:
-        trunk: keras.Model. A zoo trunk (dict of endpoints). Its layers' `trainable`
-            flags are set by the protocol.
-        protocol: str. "linear", "lasso_linear", "finetune" or "frozen_k".
-        classes: int. Number of classes.
-        endpoint: str. Endpoint the head reads (not for lasso_linear). Defaults to
-            "block4".
-        pooling: str. "global" (average) or "max3x3". Defaults to "global".
-        frozen_stages: int. k of "frozen_k": the stem and block1..blockk are frozen.
-            Defaults to 1.
-        lasso_block: str. Block whose units "lasso_linear" mixes. Defaults to "block3".
-        lasso_l1: float. Lasso penalty of "lasso_linear". Defaults to 1e-3.
-        name: str. Prefix of the new layers. Defaults to "probe".
-
-    Returns:
-        keras.Model from images to logits.
-    """
-    if protocol not in PROTOCOLS:
-        raise UserError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
-    if pooling not in POOLINGS:
-        raise UserError(f"`pooling` must be one of {POOLINGS}. Received: {pooling!r}")
-    outputs = trunk.output
-    images = trunk.input
-    set_trainable(trunk, protocol, frozen_stages)
-    if protocol == "lasso_linear":
-        keys = [k for k in outputs if k.startswith(f"{lasso_block}/unit_")]
-        if not keys:
-            raise UserError(
-                f"lasso_block={lasso_block!r} has no units; endpoints: {sorted(outputs)}"
-            )
-        features = LassoMix([name], l1=lasso_l1, name=f"{name}_lasso")([outputs[k] for k in keys])[
-            name
-        ]
-    else:
-        if endpoint not in outputs:
-            raise UserError(f"endpoint {endpoint!r} is not in the trunk: {sorted(outputs)}")
-        features = outputs[endpoint]
-    logits = keras.layers.Dense(classes, name=f"{name}_logits")(_pool(features, pooling, name))
-    return keras.Model(images, logits, name=f"{name}_{protocol}")
 
 
 def with_input_shape(trunk, input_shape):
@@ -207,6 +100,58 @@ def with_input_shape(trunk, input_shape):
     copy = keras.models.clone_model(trunk, input_tensors=images)
     copy.set_weights(trunk.get_weights())
     return copy
+
+
+def source_harmonizer(source) -> str:
+    """The deterministic harmonizer a transfer source was pretrained with: a zoo-train
+    run's (or its checkpoint's), else "identity" (random trunks, ImageNet models, and
+    exported trunks, which apply theirs inside the graph)."""
+    if source is None or source == "random" or source.startswith("imagenet:"):
+        return "identity"
+    run = source
+    if os.path.isfile(source):
+        run = os.path.dirname(os.path.dirname(os.path.abspath(source)))
+    if os.path.exists(os.path.join(run, "method.json")):
+        return experiment.method_harmonizer(run)
+    return "identity"
+
+
+IMAGENET_MODELS = tuple(f"resnet{d}{v}" for d in (50, 101, 152) for v in ("", "v2"))
+
+
+def imagenet_trunk(source, input_shape=(None, None, 3)):
+    """The zoo trunk of "imagenet:resnet50" .. "imagenet:resnet152v2" with the ImageNet
+    weights in the user's Keras cache (`zoo.trunks.imagenet`; nothing is downloaded)."""
+    from zoo.trunks import resnet
+
+    name = source.split(":", 1)[1].lower()
+    if name not in IMAGENET_MODELS:
+        raise UserError(
+            f"{source!r}: the ImageNet trunks are {['imagenet:' + m for m in IMAGENET_MODELS]}."
+        )
+    depth, version = int(name[6:].removesuffix("v2")), 2 if name.endswith("v2") else 1
+    return resnet(depth, version, weights="imagenet", input_shape=input_shape)
+
+
+@gin.configurable(module="zoo.evaluation")
+def source_trunk(source: str = gin.REQUIRED, input_size: int = gin.REQUIRED, like=None):
+    """The trunk of a transfer source at input_size x input_size (`load_trunk`); for
+    "random", the architecture of `like` with new weights (`like` is required then)."""
+    shape = (input_size, input_size, 3)
+    if source == "random":
+        if like is None:
+            raise UserError(
+                "a transfer from 'random' needs `like`: a source whose architecture the new "
+                "trunk takes (a zoo-train run, or imagenet:resnet50 ...)."
+            )
+        template = load_trunk(like, None, shape)
+        if len(template.layers) <= 2:
+            raise UserError(
+                f"{like!r} is an exported trunk, whose architecture cannot be rebuilt; give a "
+                "zoo-train run or an ImageNet model as `like`."
+            )
+        return keras.models.clone_model(template)  # the same layers, new weights
+    return load_trunk(source, None, shape)
 
 
 def load_trunk(source, builder=None, input_shape=(None, None, 3)):
@@ -219,6 +164,8 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
               with the weights of its last checkpoint, at `input_shape` (a zoo trunk:
               every protocol, `frozen_k` included, works on it);
             * a checkpoint file of such a run (`<model_dir>/checkpoints/epoch_002.weights.h5`);
+            * "imagenet:resnet50" .. "imagenet:resnet152v2": a zoo trunk with the
+              ImageNet weights of keras.applications (`imagenet_trunk`);
             * a folder holding a trunk exported by `export.export_trunk` (or a run's
               `export/trunk`), loaded with `ExportedTrunk`: endpoints keep the zoo's
               names (e.g. "block3/unit_5"); the trunk trains as one layer, so
@@ -233,6 +180,8 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
         if builder is None:
             raise UserError("load_trunk('random') needs `builder` (e.g. zoo.trunks.resnet).")
         return builder(input_shape=input_shape)
+    if source.startswith("imagenet:"):
+        return imagenet_trunk(source, input_shape)
     checkpoint = None
     if os.path.isfile(source) and source.endswith(".weights.h5"):
         checkpoint = source

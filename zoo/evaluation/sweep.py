@@ -68,10 +68,13 @@ def source_identity(source):
     return f"{os.path.basename(paths[0])}:{sha.hexdigest()[:16]}"
 
 
-def _transfer_cell(source, n, seed, variant=None):
+def _transfer_cell(source, n, seed, variant=None, like=None):
     from zoo.evaluation.transfer import transfer
 
-    return transfer(source, num_labels=n, seed=seed, **({"variant": variant} if variant else {}))
+    extra = {"variant": variant} if variant else {}
+    if source == "random" and like is not None:
+        extra["like"] = like  # the scratch baseline takes the pretrained architecture
+    return transfer(source, num_labels=n, seed=seed, **extra)
 
 
 @gin.configurable(module="zoo.evaluation", denylist=["sweep_dir", "run_cell", "progress"])
@@ -91,7 +94,9 @@ def run_sweep(
         sweep_dir: str. Created if missing.
         methods: dict name -> trunk source (a zoo-train model_dir, a checkpoint file or
             an exported trunk; "{variant}" in a source is replaced by the variant). The
-            scratch baseline, "scratch" -> "random", is always added.
+            scratch baseline, "scratch" -> "random", is always added; it takes the
+            architecture of the first method's trunk (new weights), unless
+            `zoo.evaluation.transfer.builder` names another.
         counts: list of int or None. Label counts. Defaults to `label_counts(max_labels)`.
         seeds: list of int. Defaults to (0, 1, 2).
         run_cell: callable(source, n, seed[, variant=]) -> dict with "value" and "metric".
@@ -122,6 +127,9 @@ def run_sweep(
             _keep_settings(folder, settings)
         sources = {m: s.replace("{variant}", variant) if variant else s for m, s in methods.items()}
         cell = functools.partial(run_cell, variant=variant) if variant else run_cell
+        pretrained = [s for m, s in sources.items() if m != SCRATCH]
+        if run_cell is _transfer_cell and pretrained:
+            cell = functools.partial(cell, like=pretrained[0])
         results = _run_folder(folder, sources, counts, seeds, cell, progress)
     return results
 

@@ -1,45 +1,32 @@
-"""One transfer run: a trunk, a protocol, a downstream task and a number of labels.
+"""One transfer run: a trunk source, a `zoo.tasks` task, a protocol and a number of labels.
 
-`transfer(...)` trains a probe (see `protocols`) on the first `num_labels` examples of
-a downstream task and returns its held-out metric. Downstream tasks on the synthetic
-benchmark (Newell & Deng 2020): "classification" and "pose" on `single` scenes,
-"segmentation" and "depth" on `multi` scenes, supervised at the resolution of the
-trunk's last feature map as the paper does (sec. 7), for any variant "----" .. "TCVL".
+`transfer(...)` trains `zoo.methods.Transfer` (the trunk, the task's data, loss and
+metrics, the protocol's trainability and head) on the first `num_labels` examples of the
+task's training source and returns its held-out metrics. A task given by name is built
+on the synthetic benchmark (Newell & Deng 2020) for any variant "----" .. "TCVL":
+"classification" and "pose" on `single` scenes, "semantic_segmentation" (or
+"segmentation") and "depth" on `multi` scenes; any other `zoo.tasks` task (on any
+source: an image folder, TFRecords) can be given as an object. Labelled scenes are
+rendered once into the data cache and streamed, so later runs read them again.
 """
 
 import dataclasses
-import functools
 
 import gin
 import keras
 import numpy as np
-import tensorflow as tf
 
+from zoo.data.sources import First
 from zoo.data.synthetic import SceneSpec
+from zoo.data.synthetic.io import output_signature
+from zoo.data.synthetic.scene import MODES
 from zoo.errors import UserError
-from zoo.evaluation import metrics
-from zoo.evaluation.protocols import (
-    coarse_targets,
-    dense_probe,
-    load_trunk,
-    probe,
-    recompute_batch_norm,
-)
-from zoo.losses import berhu, masked_l1
-from zoo.tasks.base import rendered
-from zoo.trunks import resnet
+from zoo.evaluation.protocols import recompute_batch_norm, source_harmonizer, source_trunk
+from zoo.methods.transfer import Transfer
+from zoo.tasks.base import DenseTask, Task, pipeline
 
-DOWNSTREAM = {
-    # name: (scene mode, target entry, kind)
-    "classification": ("single", "label", "global"),
-    "pose": ("single", "pose", "global"),
-    "segmentation": ("multi", "semantics", "labels"),
-    "depth": ("multi", "depth", "depth"),
-}
-CLASSES = {"classification": 10, "pose": 5, "segmentation": 11, "depth": 1}
-# Labelled scenes are rendered into memory (a streaming source lifts this): 50,000 at 64 px
-# take 2.3 GiB of images.
-MAX_LABELS = 50_000
+# names of the synthetic downstream tasks (zoo.tasks names; "segmentation" is the short one)
+ALIASES = {"segmentation": "semantic_segmentation"}
 
 
 def training_steps(num_labels, batch_size, epochs=30, min_steps=100, max_steps=20000):
@@ -52,25 +39,59 @@ def training_steps(num_labels, batch_size, epochs=30, min_steps=100, max_steps=2
     return int(np.clip(steps, min_steps, max_steps))
 
 
-def _arrays(spec, num, key):
-    data = rendered(spec, num)
-    return data["image"], data[key]
+def task_classes():
+    """{name: class} of the zoo.tasks tasks a transfer can train (global and dense)."""
+    import zoo.tasks
+    from zoo.tasks.classification import GlobalTask
+
+    found = {}
+    for name in zoo.tasks.__all__:
+        cls = getattr(zoo.tasks, name)
+        if isinstance(cls, type) and issubclass(cls, (GlobalTask, DenseTask)):
+            if cls.__name__ not in ("Rotation", "MotionSegmentation"):
+                found[cls.name] = cls
+    return found
+
+
+def synthetic_task(name, variant, input_size, num_labels, eval_examples, seed, **kwargs):
+    """The task `name` on the synthetic scenes of `variant` that give its entries."""
+    classes = task_classes()
+    cls = classes[ALIASES.get(name, name)]
+    spec = SceneSpec(variant=variant, resolution=input_size, seed=seed)
+    mode = next(
+        m
+        for m in MODES
+        if set(cls.required) <= set(output_signature(dataclasses.replace(spec, mode=m)))
+    )
+    spec = dataclasses.replace(spec, mode=mode)
+    return cls(spec, num_examples=num_labels, eval_examples=eval_examples, seed=seed, **kwargs)
+
+
+def _labelled(task, num_labels):
+    """`task` reading only the first `num_labels` examples of its training source."""
+    config = task.get_config()
+    train, held = task.data_source("train"), task.data_source("eval")
+    config["source"], config["eval_source"] = First(train, num_labels), held
+    return type(task).from_config(config)
 
 
 @gin.configurable(module="zoo.evaluation", denylist=["source", "predictions_path"])
 def transfer(
     source: str,
-    task: str | None = None,
+    task: str | Task | None = None,
     protocol: str = "finetune",
     num_labels: int = 1000,
     variant: str = "TCVL",
     builder=None,
+    like: str | None = None,
     input_size: int = 64,
     endpoint: str = "block4",
     pooling: str = "global",
     frozen_stages: int = 1,
-    decoder: str = "coarse",
-    depth_loss: str = "l1",
+    head: str = "coarse",
+    lasso_block: str = "block3",
+    lasso_l1: float = 1e-3,
+    harmonizer: str | None = None,
     batch_size: int = 32,
     epochs: int = 30,
     min_steps: int = 100,
@@ -81,27 +102,32 @@ def transfer(
     precise_batch_norm: bool = True,
     predictions_path: str | None = None,
 ) -> dict:
-    """Trains a probe on `num_labels` labels and returns the held-out metric.
+    """Trains a task on `num_labels` labels over a trunk and returns the held-out metrics.
 
     Args:
-        source: str. "random" (from scratch with `builder`), a zoo-train model_dir, or
-            an exported trunk folder (see `protocols.load_trunk`).
-        task: str. "classification", "pose", "segmentation" or "depth".
+        source: str. "random" (from scratch), a zoo-train model_dir, a checkpoint file of
+            one, or an exported trunk folder (see `protocols.load_trunk`).
+        task: str or zoo.tasks.Task. A synthetic downstream task by name (see the module
+            docstring), or a task object on any source (`num_labels` of its training
+            examples are used, `eval_examples` and `variant` do not apply).
         protocol: str. "linear", "lasso_linear", "finetune" or "frozen_k".
         num_labels: int. Labelled training examples (the first n of the train split).
         variant: str. Factors of the synthetic data. Defaults to "TCVL".
-        builder: callable or None. Trunk builder for "random" (the scratch baseline:
-            give it the pretrained trunk's architecture). Defaults to a ResNet-18 at
-            half width.
+        builder: callable or None. Trunk builder of the scratch baseline ("random").
+            Defaults to None: the architecture of `like`.
+        like: str or None. For "random": a source whose architecture the scratch trunk
+            takes (new weights). Sweeps give the pretrained method's source.
         input_size: int. Image size. Defaults to 64.
         endpoint: str. Endpoint the head reads. Defaults to "block4".
         pooling: str. "global" or "max3x3" (global tasks). Defaults to "global".
         frozen_stages: int. k of frozen_k. Defaults to 1.
-        decoder: str. Dense tasks: "coarse" (1x1 head at the endpoint's resolution,
-            Newell & Deng sec. 7) or "up_projection" (Laina et al.'s decoder, Doersch &
-            Zisserman sec. 5). Defaults to "coarse".
-        depth_loss: str. "l1" (Newell & Deng) or "berhu" (reverse Huber, Laina et al.;
-            Doersch & Zisserman). Defaults to "l1".
+        head: str. Dense tasks: "coarse" (1x1 head at the endpoint's resolution,
+            Newell & Deng sec. 7), "up_projection" (Laina et al.'s decoder, Doersch &
+            Zisserman sec. 5) or "task" (the task's own decoder). Defaults to "coarse".
+        lasso_block, lasso_l1: the lasso row of "lasso_linear". Defaults to "block3", 1e-3.
+        harmonizer: str or None. Harmonization of the downstream images. Defaults to
+            None: the one the source run was pretrained with ("identity" for random
+            trunks and exported ones, which harmonize inside their graph).
         batch_size: int. Defaults to 32.
         epochs, min_steps, max_steps: the training-length rule (`training_steps`).
         learning_rate: float. Adam. Defaults to 1e-3.
@@ -111,110 +137,86 @@ def transfer(
             moving statistics to their average over the labelled images with the final
             weights (`protocols.recompute_batch_norm`); without it, short finetuning runs
             can predict chance in inference mode. Defaults to True.
-        predictions_path: str or None. Writes a PNG of held-out predictions: dense
-            maps next to the truth, or images titled with true and predicted labels.
+        predictions_path: str or None. Writes a PNG of held-out predictions.
 
     Returns:
-        dict: the metric ("accuracy", "pixel_accuracy" or "delta1") under "value", its
-        name under "metric", "steps", "task", and the other metrics of the task.
+        dict: the task's headline metric (the first of its `metric_info`: accuracy, mIoU,
+        δ1) under "value", its name under "metric", "steps", "task", and every other
+        metric of the task.
     """
-    if task not in DOWNSTREAM:
-        raise UserError(f"`task` must be one of {sorted(DOWNSTREAM)}. Received: {task!r}")
-    if depth_loss not in DEPTH_LOSSES:
-        raise UserError(f"`depth_loss` must be one of {DEPTH_LOSSES}. Received: {depth_loss!r}")
     if not (isinstance(num_labels, int) and not isinstance(num_labels, bool) and num_labels >= 1):
         raise UserError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
-    if num_labels > MAX_LABELS:
-        raise UserError(
-            f"`num_labels` must be at most {MAX_LABELS} (the labelled scenes are rendered "
-            f"into memory: {num_labels} at {input_size} px would take "
-            f"{num_labels * input_size**2 * 3 * 4 / 2**30:.1f} GiB). Received: {num_labels}"
-        )
+    names = sorted(task_classes()) + sorted(ALIASES)
+    if not isinstance(task, Task) and ALIASES.get(task, task) not in task_classes():
+        raise UserError(f"`task` must be a zoo.tasks task or one of {names}. Received: {task!r}")
     keras.utils.set_random_seed(seed)
-    mode, key, kind = DOWNSTREAM[task]
-    spec = SceneSpec(variant=variant, mode=mode, resolution=input_size, seed=seed)
-    x_train, y_train = _arrays(spec, num_labels, key)
-    x_eval, y_eval = _arrays(dataclasses.replace(spec, split="test"), eval_examples, key)
-
-    if builder is None:
-        builder = functools.partial(resnet, 18, width_multiplier=0.5)
-    trunk = load_trunk(source, builder, input_shape=(input_size, input_size, 3))
-    if kind == "global":
-        model = probe(
-            trunk,
-            protocol,
-            CLASSES[task],
-            endpoint=endpoint,
-            pooling=pooling,
-            frozen_stages=frozen_stages,
-        )
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if source == "random" and builder is not None:
+        trunk = builder(input_shape=(input_size, input_size, 3))
     else:
-        model = dense_probe(
-            trunk,
-            protocol,
-            CLASSES[task],
-            endpoint=endpoint,
-            decoder=decoder,
-            frozen_stages=frozen_stages,
-        )
-        size = model.output.shape[1]
-        y_train = coarse_targets(y_train, size, kind).numpy()
-        y_eval = coarse_targets(y_eval, size, kind).numpy()
-        if kind == "depth":
-            y_train, y_eval = y_train[..., None], y_eval[..., None]
-            loss = DEPTH_LOSSES[depth_loss]
-        else:
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, jit_compile=False)
+        if source == "random" and like is None:
+            raise UserError(
+                "transfer from 'random' needs the scratch trunk's architecture: `like` (a "
+                "pretrained source whose architecture it takes) or `builder`."
+            )
+        trunk = source_trunk(source, input_size, like)
+    pretrained_harmonizer = source_harmonizer(like if source == "random" else source)
+    harmonizer = harmonizer or pretrained_harmonizer
+    kwargs = {"endpoint": endpoint, "harmonizer": harmonizer}
+    if isinstance(task, str):
+        task = synthetic_task(task, variant, input_size, num_labels, eval_examples, seed, **kwargs)
+    elif isinstance(task, Task):
+        task = type(task).from_config({**task.get_config(), **kwargs})
+        task = _labelled(task, num_labels)
+    model = Transfer(
+        trunk,
+        task,
+        protocol=protocol,
+        head=head,
+        pooling=pooling,
+        frozen_stages=frozen_stages,
+        lasso_block=lasso_block,
+        lasso_l1=lasso_l1,
+    )
+    task = model.task
+    model.compile(keras.optimizers.Adam(learning_rate))
     steps = training_steps(num_labels, batch_size, epochs, min_steps, max_steps)
     batch = min(batch_size, num_labels)
-    data = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(num_labels, seed=seed)
-        .repeat()
-        .batch(batch)
-    )
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    model.fit(model.datasets(batch), steps_per_epoch=steps, epochs=1, verbose=0)
     if precise_batch_norm:
-        recompute_batch_norm(model, x_train, batch)
-    outputs = model.predict(x_eval, batch_size=64, verbose=0)
-    if kind == "global":
-        result = {"accuracy": metrics.accuracy(outputs, y_eval)}
-        name = "accuracy"
-    elif kind == "labels":
-        result = metrics.segmentation_metrics(outputs.argmax(-1), y_eval, CLASSES[task])
-        name = "pixel_accuracy"
-    else:
-        result = metrics.depth_metrics(outputs, y_eval)
-        name = "delta1"
+        one_pass = pipeline([task], "train", batch, repeat=False)
+        name = model.input_names[task.name]
+        recompute_batch_norm(model, ({name: x} for x, _ in one_pass))
+    result = model.heldout_metrics(64)[task.name]
+    metric = next(iter(task.metric_info))
     if predictions_path:
-        _plot(predictions_path, task, kind, x_eval[:6], y_eval[:6], outputs[:6], source, protocol)
-    return dict(result, metric=name, value=result[name], steps=steps, task=task)
+        _plot(predictions_path, model, task, source, protocol)
+    return dict(
+        result,
+        metric=metric,
+        value=result[metric],
+        steps=steps,
+        task=task.name,
+        trunk_params=int(model.trunk.count_params()),
+    )
 
 
-def _l1_depth(y, out):
-    return masked_l1(out, y, y > 0)
-
-
-def _berhu_depth(y, out):
-    return berhu(out, y, y > 0)
-
-
-DEPTH_LOSSES = {"l1": _l1_depth, "berhu": _berhu_depth}
-
-
-def _plot(path, task, kind, images, truth, outputs, source, protocol):
+def _plot(path, model, task, source, protocol):
     from zoo.data.synthetic.objects import CLASSES as OBJECT_CLASSES
     from zoo.data.synthetic.scene import POSE_BINS
     from zoo.evaluation import plots
 
-    title = f"{task}: {protocol} from {source}"
-    if kind == "global":
-        names = OBJECT_CLASSES if task == "classification" else POSE_BINS
+    (x, y), *_ = pipeline([task], "eval", 6, repeat=False).take(1)
+    images, truth = x.numpy(), y[task.name].numpy()
+    inputs = {model.input_names[task.name]: x}
+    outputs = keras.ops.convert_to_numpy(model(inputs, training=False)[task.name])
+    title = f"{task.name}: {protocol} from {source}"
+    if not isinstance(task, DenseTask):
+        names = task.label_names.get(task.label_key) or (
+            OBJECT_CLASSES if task.name == "classification" else POSE_BINS
+        )
         plots.plot_labelled_images(images, truth, outputs.argmax(-1), names, path, title)
-    elif kind == "labels":
-        panel = (task, "labels", truth, outputs.argmax(-1))
+    elif task.target_resize == "nearest":
+        panel = (task.name, "labels", truth, outputs.argmax(-1))
         plots.plot_predictions(images, [panel], path, title)
     else:
-        plots.plot_predictions(images, [(task, "depth", truth, outputs)], path, title)
+        plots.plot_predictions(images, [(task.name, "depth", truth, np.exp(outputs))], path, title)

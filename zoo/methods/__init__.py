@@ -2,5 +2,6 @@
 
 from zoo.methods.base import Method, Phase
 from zoo.methods.multitask import MultiTask
+from zoo.methods.transfer import Transfer
 
-__all__ = ["Method", "MultiTask", "Phase"]
+__all__ = ["Method", "MultiTask", "Phase", "Transfer"]

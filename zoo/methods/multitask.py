@@ -150,8 +150,7 @@ class MultiTask(Method):
                     )
                     endpoint = f"lasso mix of {lasso_block}"
                     penalty_added = True
-                task.check_geometry(endpoint, tuple(feature.shape), input_size)
-                outputs[name] = task.build_head(feature, input_size)
+                outputs[name] = self._head(task, endpoint, feature, input_size)
         self.network = keras.Model(inputs, outputs, name="network")
         self.input_names = {n: i for i, group in self.groups.items() for n in group}
         self._loss_trackers = {n: keras.metrics.Mean(name=f"{n}_loss") for n in names}
@@ -162,6 +161,12 @@ class MultiTask(Method):
         self.built = True
 
     # -- graph ---------------------------------------------------------------------
+
+    def _head(self, task, endpoint, features, input_size):
+        """The head output of `task` on the features of `endpoint` (subclasses choose
+        other heads). Defaults to the task's own head."""
+        task.check_geometry(endpoint, tuple(features.shape), input_size)
+        return task.build_head(features, input_size)
 
     def call(self, inputs, training=False):
         """{task: head output} from {input name: batch} (see `input_names`)."""
@@ -208,6 +213,8 @@ class MultiTask(Method):
         Every group streams its own examples ("train": shuffled, repeated; "eval": in
         order, once, ending with the shortest group).
         """
+        for task in self.tasks.values():  # tasks on one source: its entries read together
+            task.data_source(split).prepare(task.required)
         streams = {
             name: pipeline([self.tasks[t] for t in group], split, batch_size)
             for name, group in self.groups.items()

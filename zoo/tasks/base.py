@@ -1,13 +1,16 @@
 """What every task has: an input spec, a data pipeline, a head, a loss, metrics, serving outputs.
 
-A task turns a *source* into batches of `(inputs, targets)`:
+A task turns a *source* (`zoo.data.sources`) into batches of `(inputs, targets)`:
 
-* a `SceneSpec` (the embedded synthetic benchmark): the task renders `num_examples`
-  scenes of the spec for training (split "train" models) and `eval_examples` of the
-  same spec with split "test" for held-out evaluation; rendered scenes are kept in
-  memory and shared by every task that uses the same spec;
-* a folder of TFRecords written by `zoo.data.write_tfrecords` (`eval_source` then
-  names the held-out folder).
+* a `SceneSpec` (the embedded synthetic benchmark): `num_examples` scenes of the spec
+  for training and `eval_examples` of the same spec with split "test" for held-out
+  evaluation, rendered once into the data cache and streamed from it;
+* a folder: TFRecords written by `zoo.data.write_tfrecords`, else image files;
+* any `zoo.data` source (`Synthetic`, `TFRecords`, `ImageFolder`, `Photos`, `Holdout`).
+
+The held-out data (`eval_source`) is another source, or a fraction of `source` split
+off by a seeded hash. A task names the entries it needs (`required`); a source that
+lacks one is refused with the entries it has.
 
 Inputs are float RGB in [0, 1] passed through the task's harmonizer. A method builds
 the graph one way: inputs -> `to_trunk` (a pure reshape, e.g. patches to a batch) ->
@@ -18,40 +21,33 @@ batch and one trunk pass (`pipeline` of several tasks). Tasks never import metho
 
 import abc
 import dataclasses
-import functools
 import inspect
-import os
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import harmonize
+from zoo.data import harmonize, sources
 from zoo.data.synthetic import SceneSpec
-from zoo.data.synthetic.io import output_signature, render_arrays
-from zoo.data.synthetic.scene import MODES
-from zoo.data.tfrecord import read_tfrecords
-from zoo.errors import MissingFile, UserError, UserTypeError
+from zoo.errors import UserError
 
 DIRECTIONS = ("higher", "lower", "neither")
-
-
-@functools.lru_cache(maxsize=8)
-def rendered(spec, num):
-    """`num` scenes of `spec` rendered once per process (all cores), as numpy arrays."""
-    return render_arrays(spec, num)
 
 
 def _source_config(source):
     if isinstance(source, SceneSpec):
         return {"scene_spec": dataclasses.asdict(source)}
+    if isinstance(source, sources.Source):
+        return sources.source_config(source)
     return source
 
 
 def _source_from_config(value):
     if isinstance(value, dict) and "scene_spec" in value:
         return SceneSpec(**value["scene_spec"])
+    if isinstance(value, dict) and "source" in value:
+        return sources.source_from_config(value)
     return value
 
 
@@ -60,14 +56,17 @@ class Task(abc.ABC):
     the methods below.
 
     Args:
-        source: SceneSpec or str. Training data (see the module docstring).
-        eval_source: SceneSpec, str or None. Held-out data. Defaults to the spec with
-            split "test" for a SceneSpec; required for TFRecords.
+        source: SceneSpec, str or a zoo.data source. Training data (see the module
+            docstring).
+        eval_source: SceneSpec, str, a zoo.data source, a float or None. Held-out data;
+            a float in (0, 1) splits that share of `source` off (seeded by `seed`).
+            Defaults to None: the spec with split "test" for a SceneSpec (required for
+            other sources).
         endpoint: str or None. Trunk endpoint the head reads. Defaults to None: the
             trunk's last endpoint.
         harmonizer: str. Harmonization of the inputs (`zoo.data.harmonize`): the one
             name that chooses it. Defaults to "identity".
-        num_examples: int. Synthetic training scenes. Defaults to 1024.
+        num_examples: int. Synthetic training scenes (a SceneSpec source). Defaults to 1024.
         eval_examples: int. Synthetic held-out scenes. Defaults to 256.
         seed: int. Seed of shuffling and of random inputs. Defaults to 0.
         name: str or None. Defaults to the task's own name.
@@ -81,8 +80,8 @@ class Task(abc.ABC):
 
     def __init__(
         self,
-        source: SceneSpec | str,
-        eval_source: SceneSpec | str | None = None,
+        source,
+        eval_source=None,
         endpoint: str | None = None,
         harmonizer: str = "identity",
         num_examples: int = 1024,
@@ -90,26 +89,7 @@ class Task(abc.ABC):
         seed: int = 0,
         name: str | None = None,
     ):
-        source, eval_source = _source_from_config(source), _source_from_config(eval_source)
-        if not isinstance(source, (SceneSpec, str)):
-            raise UserTypeError(
-                f"{type(self).__name__}: `source` must be a SceneSpec or a TFRecord folder. "
-                f"Received: {source!r}"
-            )
         self.name = name or self.name
-        self._check_source(source)
-        self.source, self.eval_source = source, eval_source
-        if eval_source is None:
-            if isinstance(source, str):
-                raise UserError(
-                    f"{type(self).__name__}: a TFRecord source needs `eval_source` (the "
-                    "held-out TFRecord folder)."
-                )
-            eval_source = dataclasses.replace(source, split="test")
-        self._eval_source = eval_source
-        self.endpoint = endpoint
-        self.harmonizer = harmonizer
-        self.harmonize = harmonize.harmonizer(harmonizer)
         for key, value in (("num_examples", num_examples), ("eval_examples", eval_examples)):
             if not (isinstance(value, int) and value >= 1):
                 raise UserError(
@@ -117,24 +97,39 @@ class Task(abc.ABC):
                 )
         self.num_examples, self.eval_examples = num_examples, eval_examples
         self.seed = seed
-        self._check_source(eval_source)
-
-    def _check_source(self, source):
-        if isinstance(source, SceneSpec):
-            missing = [k for k in self.required if k not in output_signature(source)]
-            if missing:
-                modes = [
-                    m
-                    for m in MODES
-                    if set(self.required)
-                    <= set(output_signature(dataclasses.replace(source, mode=m)))
-                ]
+        source, eval_source = _source_from_config(source), _source_from_config(eval_source)
+        self.source, self.eval_source = source, eval_source
+        who = f"{type(self).__name__} {self.name!r}"
+        train = sources.as_source(source, num_examples, who)
+        if eval_source is None:
+            if not isinstance(source, SceneSpec):
                 raise UserError(
-                    f"Task {self.name!r} needs {missing}, which synthetic mode "
-                    f"{source.mode!r} does not give; use mode {modes}."
+                    f"{who}: a source other than a SceneSpec needs `eval_source` (a held-out "
+                    "source, or a fraction such as 0.1 of this one)."
                 )
-        elif not os.path.exists(source):
-            raise MissingFile(f"Task {self.name!r}: data path {source!r} does not exist.")
+            held = sources.Synthetic(dataclasses.replace(source, split="test"), eval_examples)
+        elif isinstance(eval_source, float):
+            train, held = sources.split(train, eval_source, seed)
+        else:
+            if isinstance(eval_source, SceneSpec):
+                held = sources.Synthetic(eval_source, eval_examples)
+            else:
+                held = sources.as_source(eval_source, eval_examples, who)
+        train.check(self.required, f"Task {self.name!r}")
+        held.check(self.required, f"Task {self.name!r} (held-out data)")
+        self._sources = {"train": train, "eval": held}
+        self.endpoint = endpoint
+        self.harmonizer = harmonizer
+        self.harmonize = harmonize.harmonizer(harmonizer)
+
+    def data_source(self, split: str) -> sources.Source:
+        """The source of "train" or "eval" examples."""
+        return self._sources[split]
+
+    @property
+    def label_names(self) -> dict:
+        """Class names of the training source's label entries ({} when it has none)."""
+        return self._sources["train"].label_names
 
     # -- configuration -------------------------------------------------------------
 
@@ -170,21 +165,13 @@ class Task(abc.ABC):
 
     def examples(self, split: str, keys: Sequence[str] | None = None) -> tf.data.Dataset:
         """Raw examples (dicts with `keys`, default `required`) of "train" or "eval"."""
-        keys = list(keys or self.required)
-        source = self.source if split == "train" else self._eval_source
-        if isinstance(source, SceneSpec):
-            num = self.num_examples if split == "train" else self.eval_examples
-            arrays = rendered(source, num)
-            return tf.data.Dataset.from_tensor_slices({k: arrays[k] for k in keys})
-        return read_tfrecords(source, keys=keys)
+        return self._sources[split].examples(list(keys or self.required))
 
     def stream_key(self) -> tuple:
         """What identifies the examples a task reads: tasks with equal keys read the same."""
         return (
-            repr(self.source),
-            repr(self._eval_source),
-            self.num_examples,
-            self.eval_examples,
+            self._sources["train"].identity(),
+            self._sources["eval"].identity(),
             self.harmonizer,
             self.seed,
         )
@@ -198,6 +185,10 @@ class Task(abc.ABC):
         return pipeline([self], split, batch_size, repeat).map(
             lambda inputs, targets: (inputs, targets[self.name])
         )
+
+    def resize_targets(self, targets):
+        """One example's targets as the head predicts them. Defaults to no change."""
+        return targets
 
     def prepare_batch(self, inputs, targets):
         """(inputs, targets) of a whole batch, for tasks that combine examples (e.g. the
@@ -245,30 +236,62 @@ class Task(abc.ABC):
 
 
 class DenseTask(Task):
-    """A task predicting a map at the input resolution with Ren & Lee's deconvolution head.
+    """A task predicting a map with Ren & Lee's deconvolution head (at the input
+    resolution), or at a coarser stride (`target_stride`: Newell & Deng supervise dense
+    transfer at the resolution of the trunk's last map).
 
     Args (besides Task's):
         head_width: int. Width of the head's first deconvolution. Defaults to 256.
+        target_stride: int. A power of two: targets are brought down to input_size /
+            target_stride (`target_resize`: area averages for continuous maps, the
+            nearest pixel for labels) and the head predicts at that size. Defaults to 1.
     """
 
     out_channels: int = None
+    # how a target map is brought down to a coarser stride: "area" or "nearest"
+    target_resize: str = "area"
 
-    def __init__(self, source, head_width: int = 256, **kwargs):
+    def __init__(self, source, head_width: int = 256, target_stride: int = 1, **kwargs):
         super().__init__(source, **kwargs)
+        if not (isinstance(target_stride, int) and target_stride >= 1):
+            raise UserError(f"`target_stride` must be an int >= 1. Received: {target_stride!r}")
+        if target_stride & (target_stride - 1):
+            raise UserError(f"`target_stride` must be a power of two. Received: {target_stride}")
         self.head_width = head_width
+        self.target_stride = target_stride
+
+    def resize_targets(self, targets):
+        if self.target_stride == 1:
+            return targets
+        targets = tf.convert_to_tensor(targets)
+        squeeze = targets.shape.rank == 2
+        x = targets[..., tf.newaxis] if squeeze else targets
+        size = [x.shape[0] // self.target_stride, x.shape[1] // self.target_stride]
+        if self.target_resize == "area":
+            x = tf.cast(tf.image.resize(tf.cast(x, tf.float32), size, method="area"), x.dtype)
+        else:
+            x = tf.image.resize(x, size, method="nearest")
+        return x[..., 0] if squeeze else x
 
     def check_geometry(self, endpoint, feature_shape, input_size):
         size = feature_shape[1]
-        stride = input_size // size if size else 0
-        if not size or stride < 1 or stride & (stride - 1) or size * stride != input_size:
+        wanted = input_size // self.target_stride
+        stride = wanted // size if size else 0
+        if not size or stride < 1 or stride & (stride - 1) or size * stride != wanted:
             raise UserError(
-                f"{self.name}: the head upsamples by powers of two to the {input_size} px "
-                f"input; endpoint {endpoint!r} is {size}x{size}, not {input_size} px divided "
-                "by a power of two."
+                f"{self.name}: the head upsamples by powers of two to {wanted} px "
+                f"(input {input_size} px / target_stride {self.target_stride}); endpoint "
+                f"{endpoint!r} is {size}x{size}, not {wanted} px divided by a power of two."
             )
 
     def build_head(self, features, input_size):
-        return dense_decoder(features, input_size, self.out_channels, self.head_width, self.name)
+        return dense_decoder(
+            features,
+            input_size // self.target_stride,
+            self.out_channels,
+            self.head_width,
+            self.name,
+        )
 
 
 def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | None = None):
@@ -302,7 +325,8 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
     ds = first.examples(split, required)
     seeds = tf.data.Dataset.random(seed=first.seed + (0 if training else 1)).batch(2)
     if training:
-        ds = ds.shuffle(2048, seed=first.seed, reshuffle_each_iteration=True)
+        buffer = first.data_source(split).shuffle_buffer(required)
+        ds = ds.shuffle(buffer, seed=first.seed, reshuffle_each_iteration=True)
     if training if repeat is None else repeat:
         ds = ds.repeat()
     ds = tf.data.Dataset.zip(ds, seeds)
@@ -320,7 +344,8 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         )
         inputs, targets = None, {}
         for task, task_seed in zip(tasks, task_seeds):
-            task_inputs, targets[task.name] = task.prepare(example, task_seed)
+            task_inputs, target = task.prepare(example, task_seed)
+            targets[task.name] = task.resize_targets(target)
             inputs = task_inputs if inputs is None else inputs
         return inputs, targets
 

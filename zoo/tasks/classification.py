@@ -4,6 +4,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from zoo.errors import UserError
 from zoo.evaluation import metrics
 from zoo.tasks.base import Task, global_head
 
@@ -37,9 +38,26 @@ class GlobalTask(Task):
 @keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class Classification(GlobalTask):
-    """Object class of synthetic `single` scenes (Newell & Deng 2020): 10 classes."""
+    """The class of an image: the object of synthetic `single` scenes (Newell & Deng 2020,
+    10 classes), or the class folder of an image folder.
+
+    Args (besides Task's):
+        classes: int or None. Number of classes. Defaults to None: as many as the
+            training source names (`label_names`), else 10 (the synthetic objects).
+    """
 
     name = "classification"
     required = ("image", "label")
-    classes = 10
     label_key = "label"
+
+    def __init__(self, source, classes: int | None = None, **kwargs):
+        super().__init__(source, **kwargs)
+        names = self.label_names.get("label")
+        if classes is not None and not (isinstance(classes, int) and classes >= 2):
+            raise UserError(f"Classification: `classes` must be an int >= 2. Received: {classes!r}")
+        if classes is not None and names and classes != len(names):
+            raise UserError(
+                f"Classification: classes={classes}, but the source names {len(names)} "
+                f"classes {list(names)}."
+            )
+        self.classes = classes or (len(names) if names else 10)

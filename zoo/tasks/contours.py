@@ -15,6 +15,8 @@ from zoo.tasks.base import DenseTask
 class Contours(DenseTask):
     """Predicts one edge logit per pixel."""
 
+    target_resize = "nearest"
+
     name = "contours"
     required = ("image", "contours")
     out_channels = 1

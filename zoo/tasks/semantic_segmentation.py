@@ -19,6 +19,8 @@ class SemanticSegmentation(DenseTask):
         **kwargs: as `DenseTask`.
     """
 
+    target_resize = "nearest"
+
     name = "semantic_segmentation"
     required = ("image", "semantics")
     metric_info = {

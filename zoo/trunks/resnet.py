@@ -94,15 +94,17 @@ def _conv_norm(x, filters, kernel, stride, rate, norm, use_bias, name, relu=True
     return x
 
 
-def _unit_v1(x, kind, width, stride, rates, norm, name):
-    """Post-activation unit; `rates` = (rate of the strided conv, rate after it)."""
+def _unit_v1(x, kind, width, stride, rates, norm, name, stride_first=False):
+    """Post-activation unit; `rates` = (rate of the strided conv, rate after it);
+    `stride_first`: the stride in the first 1x1 convolution (keras.applications)."""
     out = width * EXPANSION[kind]
     shortcut = x
     if stride != 1 or x.shape[-1] != out:
         shortcut = _conv_norm(x, out, 1, stride, 1, norm, True, name + "_0", relu=False)
     if kind == "bottleneck":
-        y = _conv_norm(x, width, 1, 1, 1, norm, True, name + "_1")
-        y = _conv_norm(y, width, 3, stride, rates[0], norm, True, name + "_2")
+        first, second = (stride, 1) if stride_first else (1, stride)
+        y = _conv_norm(x, width, 1, first, 1, norm, True, name + "_1")
+        y = _conv_norm(y, width, 3, second, rates[0], norm, True, name + "_2")
         y = _conv_norm(y, out, 1, 1, 1, norm, True, name + "_3", relu=False)
     else:
         y = _conv_norm(x, width, 3, stride, rates[0], norm, True, name + "_1")
@@ -111,7 +113,7 @@ def _unit_v1(x, kind, width, stride, rates, norm, name):
     return layers.ReLU(name=name + "_out")(y)
 
 
-def _unit_v2(x, kind, width, stride, rates, norm, name):
+def _unit_v2(x, kind, width, stride, rates, norm, name, stride_first=False):
     """Pre-activation unit (TF-Slim resnet_v2 bottleneck and its basic counterpart)."""
     out = width * EXPANSION[kind]
     preact = _norm(norm, x.shape[-1], name + "_preact_norm")(x)
@@ -204,6 +206,8 @@ def resnet(
     stop_at="block4",
     input_shape=(None, None, 3),
     name=None,
+    layout=None,
+    weights=None,
 ):
     """Builds a ResNet trunk returning a dict of named endpoints.
 
@@ -227,6 +231,16 @@ def resnet(
         input_shape: tuple. (height, width, 3); None for any size.
             Defaults to (None, None, 3).
         name: str or None. Model name. Defaults to "resnet{depth}_v{version}".
+        layout: str or None. "slim" (TF-Slim; version 1 strides the 3x3 convolution, the
+            stem max-pools with "same" padding) or "keras" (keras.applications: version 1
+            strides the first 1x1 convolution, the stem max-pools a zero-padded map).
+            Defaults to "keras" with `weights`, else "slim".
+        weights: None, "imagenet", a keras.applications ResNet50/101/152(V2) model or
+            the path of its weights file. Copies those weights into the trunk of the same
+            depth and version (`zoo.trunks.imagenet`): the trunk then starts with that
+            model's input preprocessing, so it still takes RGB in [0, 1] and its
+            `block4` equals the Keras model's output. "imagenet" reads the file Keras
+            keeps in ~/.keras/models (nothing is downloaded). Defaults to None.
 
     Returns:
         A functional `keras.Model` whose output is a dict of endpoints.
@@ -242,6 +256,12 @@ def resnet(
     _check_choice("output_stride", output_stride, (None, 8, 16, 32))
     _check_choice("norm", norm, NORMS)
     _check_choice("stop_at", stop_at, STAGES)
+    layout = layout or ("keras" if weights is not None else "slim")
+    _check_choice("layout", layout, ("slim", "keras"))
+    if weights is not None:
+        from zoo.trunks import imagenet
+
+        imagenet.check_trunk(depth, version, widths, width_multiplier, norm, layout)
     kind, units = DEPTHS[depth]
     widths = _resolve_widths(widths, width_multiplier, BASE_WIDTHS, len(STAGES), fn)
     num_stages = STAGES.index(stop_at) + 1
@@ -250,11 +270,18 @@ def resnet(
 
     images = _images_input(input_shape)
     endpoints = {}
-    x = _conv(images, widths[0], 7, 2, 1, True, "stem_conv")
+    x = images
+    if weights is not None:
+        x = imagenet.Preprocessing(version, name="imagenet_preprocessing")(x)
+    x = _conv(x, widths[0], 7, 2, 1, True, "stem_conv")
     if version == 1:
         x = _norm(norm, widths[0], "stem_norm")(x)
         x = layers.ReLU(name="stem_relu")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    if layout == "keras":
+        x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+        x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    else:
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     endpoints["stem"] = x
 
     tracker = _StrideTracker(4, output_stride)
@@ -266,7 +293,14 @@ def resnet(
             nominal = stage_strides[s] if (first if version == 1 else last) else 1
             stride, rate_in, rate_out = tracker.next(nominal)
             x = unit_fn(
-                x, kind, widths[s], stride, (rate_in, rate_out), norm, f"{stage}_unit_{j + 1}"
+                x,
+                kind,
+                widths[s],
+                stride,
+                (rate_in, rate_out),
+                norm,
+                f"{stage}_unit_{j + 1}",
+                stride_first=layout == "keras",
             )
             endpoints[f"{stage}/unit_{j + 1}"] = x
         if version == 2 and stage == "block4":
@@ -280,7 +314,10 @@ def resnet(
             f"{tracker.stride} this trunk reaches at stop_at={stop_at!r} (version {version}); "
             f"use output_stride=None or a value up to {tracker.stride}."
         )
-    return keras.Model(images, endpoints, name=name or f"resnet{depth}_v{version}")
+    trunk = keras.Model(images, endpoints, name=name or f"resnet{depth}_v{version}")
+    if weights is not None:
+        imagenet.load_weights(trunk, weights, depth, version)
+    return trunk
 
 
 RESNET9_WIDTHS = (64, 128, 256, 512)

@@ -1,6 +1,8 @@
 """Synthetic scenes as `tf.data` datasets and as TFRecord files."""
 
+import collections
 import dataclasses
+import itertools
 import json
 import multiprocessing
 import os
@@ -65,9 +67,21 @@ def dataset(spec, num, start=0):
     return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _examples(spec, indices, workers):
-    """Yields generate(spec, i) in order, rendered by `workers` processes."""
-    jobs = ((spec, i) for i in indices)
+def examples_of(spec, indices, workers=None):
+    """Yields generate(spec, i) for i in `indices`, in order, rendered by `workers` processes.
+
+    At most 4 examples per worker are rendered ahead of the consumer, so memory stays
+    bounded however many examples are asked for and however slowly they are read.
+
+    Args:
+        spec: SceneSpec.
+        indices: iterable of int.
+        workers: int or None. Defaults to the CPU count (1 inside a worker process).
+    """
+    if workers is None:
+        nested = multiprocessing.parent_process() is not None  # a worker starts none
+        workers = 1 if nested else (os.cpu_count() or 1)
+    jobs = ((spec, int(i)) for i in indices)
     if workers == 1:
         yield from map(generate_job, jobs)
         return
@@ -78,7 +92,15 @@ def _examples(spec, indices, workers):
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(workers) as pool:
-        yield from pool.imap(generate_job, jobs, chunksize=8)
+        pending = collections.deque(
+            pool.apply_async(generate_job, (job,)) for job in itertools.islice(jobs, 4 * workers)
+        )
+        while pending:
+            result = pending.popleft().get()
+            job = next(jobs, None)
+            if job is not None:
+                pending.append(pool.apply_async(generate_job, (job,)))
+            yield result
 
 
 def render_arrays(spec, num, workers=None):
@@ -90,10 +112,9 @@ def render_arrays(spec, num, workers=None):
         workers: int or None. Rendering processes. Defaults to the CPU count (one
             process below 64 examples).
     """
-    if workers is None:
-        nested = multiprocessing.parent_process() is not None  # a worker starts none
-        workers = 1 if num < 64 or nested else (os.cpu_count() or 1)
-    examples = list(_examples(spec, range(num), workers))
+    if workers is None and num < 64:
+        workers = 1
+    examples = list(examples_of(spec, range(num), workers))
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
@@ -125,7 +146,7 @@ def write_tfrecords(spec, num, out_dir, shards=1, workers=1, overwrite=False, pr
         )
 
     def examples():
-        for done, example in enumerate(_examples(spec, range(num), workers), start=1):
+        for done, example in enumerate(examples_of(spec, range(num), workers), start=1):
             if progress is not None:
                 progress(done)
             yield example

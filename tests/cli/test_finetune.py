@@ -1,0 +1,197 @@
+"""zoo-finetune on a labelled folder, the export served as TF Serving would, zoo-predict."""
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+
+import gin
+import numpy as np
+import pytest
+from helpers import TINY_CONFIG
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAMES = ["astronaut", "chelsea", "coffee", "rocket"]
+
+# Runs in a process where `import zoo` fails: what a model server has.
+SERVER = r"""
+import base64, json, sys
+sys.modules["zoo"] = None  # `import zoo` raises ImportError from here on
+try:
+    import zoo
+    raise SystemExit("zoo is importable")
+except ImportError:
+    pass
+import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+export, config_path, request_path = sys.argv[1:4]
+config = model_server_config_pb2.ModelServerConfig()
+text_format.Parse(open(config_path).read(), config)
+entries = {c.name: (c.base_path, c.model_platform) for c in config.model_config_list.config}
+model = tf.saved_model.load(export)
+answers = {"config": {k: list(v) for k, v in entries.items()}}
+
+# gRPC: a PredictRequest with the float images, answered from its tensor proto
+request = predict_pb2.PredictRequest()
+request.model_spec.name = "photos"
+request.model_spec.signature_name = "serving_default"
+images = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
+signature = model.signatures[request.model_spec.signature_name]
+out = signature(images=tf.constant(tf.make_ndarray(request.inputs["images"])))
+response = predict_pb2.PredictResponse()
+for key, value in out.items():
+    response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+answers["grpc"] = {
+    "probabilities": tf.make_ndarray(response.outputs["probabilities"]).tolist(),
+    "label": [b.decode() for b in tf.make_ndarray(response.outputs["label"])],
+    "class_names": [b.decode() for b in tf.make_ndarray(response.outputs["class_names"])[0]],
+}
+
+# REST: {"instances": [{"b64": ...}]} for serve_bytes (files of any size and kind)
+body = json.load(open(request_path))
+encoded = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
+out = model.signatures["serve_bytes"](encoded=tf.constant(encoded))
+answers["rest"] = {
+    "predictions": [
+        {"label": label.decode(), "probabilities": p.tolist()}
+        for label, p in zip(out["label"].numpy(), out["probabilities"].numpy())
+    ]
+}
+try:  # bytes that are not an image: InvalidArgument, the process goes on
+    model.signatures["serve_bytes"](encoded=tf.constant([encoded[0], b"not an image"]))
+    answers["bad"] = "accepted"
+except tf.errors.InvalidArgumentError as error:
+    answers["bad"] = error.message
+print("ANSWERS " + json.dumps(answers))
+"""
+
+
+def _run(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def _png(array, mode=None):
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    from zoo import experiment
+
+    model_dir = str(tmp_path_factory.mktemp("pretrained") / "run")
+    gin.clear_config()
+    gin.parse_config(TINY_CONFIG)
+    experiment.train(model_dir)
+    gin.clear_config()
+    return model_dir
+
+
+@pytest.mark.slow
+def test_finetune_export_serve_and_predict(pretrained, tmp_path):
+    from zoo.data.sources import write_photo_classes
+
+    write_photo_classes(str(tmp_path / "photos"), NAMES, crops_per_photo=6, crop=48)
+    command = [
+        "-m",
+        "zoo.cli.finetune",
+        f"--source={pretrained}",
+        "--data=photos",
+        "--model_dir=ft",
+        "--export_base=serving",
+        "--name=photos",
+        "--holdout=0.25",
+        "--gin_bindings=zoo.experiment.train.epochs = 1",
+        "--gin_bindings=zoo.experiment.train.batch_size = 8",
+    ]
+    first = _run(*command, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "classification         accuracy" in first.stdout  # held-out metrics printed
+    export = str(tmp_path / "serving" / "photos" / "1")
+    assert f"exported to {export}" in first.stdout
+    info = json.load(open(os.path.join(export, "zoo_export.json")))
+    assert info["class_names"] == NAMES and info["input_size"] == 32  # the run's size
+    assert {"label", "class_names", "probabilities", "classes"} <= set(info["outputs"])
+    # the same command again: the finished run, already exported, nothing new
+    again = _run(*command, cwd=tmp_path)
+    assert again.returncode == 0 and "already exported" in again.stdout, again.stderr
+    assert sorted(os.listdir(tmp_path / "serving" / "photos")) == ["1"]
+
+    # served in a process without zoo: gRPC protos and the REST JSON body
+    rng = np.random.default_rng(1)
+    files = [
+        open(tmp_path / "photos" / "coffee" / "000.jpg", "rb").read(),  # JPEG, 48 px
+        _png(rng.integers(0, 256, (20, 70), dtype=np.uint8)),  # grayscale, another size
+        _png(rng.integers(0, 256, (40, 40, 4), dtype=np.uint8), "RGBA"),
+    ]
+    body = {"instances": [{"b64": base64.b64encode(f).decode()} for f in files]}
+    (tmp_path / "request.json").write_text(json.dumps(body))
+    (tmp_path / "server.py").write_text(SERVER)
+    config = str(tmp_path / "serving" / "models.config")
+    served = _run("server.py", export, config, "request.json", cwd=tmp_path)
+    assert served.returncode == 0, served.stderr
+    answers = json.loads(served.stdout.split("ANSWERS ", 1)[1])
+    assert answers["config"] == {"photos": [str(tmp_path / "serving" / "photos"), "tensorflow"]}
+    assert answers["grpc"]["class_names"] == NAMES
+    probabilities = np.array(answers["grpc"]["probabilities"])
+    assert probabilities.shape == (2, 4)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    assert answers["grpc"]["label"] == [NAMES[i] for i in probabilities.argmax(-1)]
+    predictions = answers["rest"]["predictions"]
+    assert len(predictions) == 3 and all(p["label"] in NAMES for p in predictions)
+    assert "not JPEG, PNG, GIF or BMP:] [1]" in answers["bad"]
+
+    # zoo-predict on two image files
+    predicted = _run(
+        "-m",
+        "zoo.cli.predict",
+        "--model=serving/photos",
+        "--out=out",
+        "photos/coffee/000.jpg",
+        "photos/rocket/001.jpg",
+        cwd=tmp_path,
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    rows = json.load(open(tmp_path / "out" / "predictions.json"))
+    assert [r["file"] for r in rows] == ["photos/coffee/000.jpg", "photos/rocket/001.jpg"]
+    assert all(r["label"] in NAMES and len(r["probabilities"]) == 4 for r in rows)
+
+
+def test_an_export_base_keeps_versions_and_refuses_another_model(pretrained, tmp_path):
+    from export import export_model
+    from zoo.data.sources import ImageFolder, write_photo_classes
+    from zoo.evaluation.protocols import load_trunk
+    from zoo.methods import Transfer
+    from zoo.tasks import Classification
+
+    def method(names):
+        folder = str(tmp_path / "-".join(names))
+        if not os.path.exists(folder):
+            write_photo_classes(folder, names, crops_per_photo=2, crop=32)
+        source = ImageFolder(folder, labels="folders", size=32)
+        task = Classification(source, eval_source=source)
+        return Transfer(load_trunk(pretrained, input_shape=(32, 32, 3)), task, protocol="linear")
+
+    base = str(tmp_path / "serving")
+    two = method(NAMES[:2])
+    assert export_model(two, "classification", base, "m").endswith(os.path.join("m", "1"))
+    assert export_model(two, "classification", base, "m").endswith(os.path.join("m", "2"))
+    with pytest.raises(FileExistsError, match="holds a different model under the name 'm'"):
+        export_model(method(NAMES[:3]), "classification", base, "m")
+    assert sorted(os.listdir(os.path.join(base, "m"))) == ["1", "2"]
+    assert export_model(method(NAMES[:3]), "classification", base, "other").endswith("1")
+    config = open(os.path.join(base, "models.config")).read()
+    assert config.count("config {") == 2 and 'name: "other"' in config

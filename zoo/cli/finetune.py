@@ -1,0 +1,238 @@
+"""zoo-finetune: trains a pretrained trunk on your labelled images and exports it for TF Serving.
+
+Usage:
+    zoo-finetune --source=runs/quickstart --data=photos/ --model_dir=runs/photos_ft \
+        --export_base=serving --name=photos [--task=classification] [--protocol=finetune] \
+        [--head=task] [--input_size=64] [--holdout=0.2 | --eval_data=held_out/] \
+        [--masks=labels/] [--like=...] [--gin_file=...] [--gin_bindings=...] [--overwrite]
+
+--source: "random" (with --like: the architecture to take), a zoo-train model_dir, a
+checkpoint file of one, an exported trunk, or "imagenet:resnet50" .. "imagenet:resnet152v2"
+(the ImageNet weights in your Keras cache). --data: a folder of images (one sub-folder
+per class for classification; with --masks, a parallel folder of label or depth maps for
+semantic_segmentation or depth) or a folder of TFRecords. The held-out images are
+--eval_data, or a seeded --holdout share of --data.
+
+The run is a zoo-train run of `zoo.methods.Transfer` (resumable: the same command
+continues an interrupted run; its configuration is written under --model_dir). Any gin
+binding refines it (e.g. --gin_bindings="zoo.experiment.train.epochs = 30"). At the end
+the held-out metrics are printed and the finetuned model is exported to
+<export_base>/<name>/<version>/ with the next free version number (nothing is ever
+replaced) and listed in <export_base>/models.config for `tensorflow_model_server`.
+"""
+
+import json
+import math
+import os
+import tempfile
+
+from absl import app, flags
+
+import zoo.cli  # noqa: F401  (quiet TensorFlow start-up)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "source", None, "random, a model_dir, a checkpoint, an export or imagenet:resnet50."
+)
+flags.DEFINE_string("like", None, "With --source=random: the source whose architecture to take.")
+flags.DEFINE_string("data", None, "Labelled training images: a folder, or TFRecords.")
+flags.DEFINE_string("eval_data", None, "Held-out images (default: --holdout of --data).")
+flags.DEFINE_float("holdout", 0.2, "Share of --data held out when --eval_data is not given.")
+flags.DEFINE_string("masks", None, "semantic_segmentation / depth: folder of maps beside --data.")
+flags.DEFINE_string("eval_masks", None, "The maps of --eval_data.")
+flags.DEFINE_string("task", "classification", "classification, semantic_segmentation or depth.")
+flags.DEFINE_string("protocol", "finetune", "linear, lasso_linear, finetune or frozen_k.")
+flags.DEFINE_string("head", "task", "task, coarse or up_projection (dense tasks).")
+flags.DEFINE_integer("input_size", None, "Image size (default: the source run's, else 224).")
+flags.DEFINE_string("model_dir", None, "Where the run writes everything.")
+flags.DEFINE_string("export_base", None, "TF Serving model base folder.")
+flags.DEFINE_string("name", None, "Model name under --export_base.")
+flags.DEFINE_multi_string("gin_file", [], "Gin files refining the run.")
+flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings refining the run.")
+flags.DEFINE_bool("overwrite", False, "Delete a run of another configuration in --model_dir.")
+
+TASKS = {
+    "classification": "Classification",
+    "semantic_segmentation": "SemanticSegmentation",
+    "depth": "Depth",
+}
+SERVING = "serving.json"  # in model_dir: where the run was exported
+
+
+def _input_size(source, like):
+    """The source run's input size, else 224 (ImageNet's)."""
+    for candidate in (source, like):
+        if not candidate:
+            continue
+        run = candidate
+        if os.path.isfile(candidate):
+            run = os.path.dirname(os.path.dirname(os.path.abspath(candidate)))
+        path = os.path.join(run, "method.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                size = json.load(f)["config"].get("input_size")
+            if size:
+                return int(size)
+    return 224
+
+
+def _data_source(path, scope, task, size, masks):
+    """Gin lines making `@{scope}/...` the source of `path` for `task`."""
+    from zoo.errors import MissingFile
+
+    if not os.path.exists(path):
+        raise MissingFile(f"--data / --eval_data {path!r} does not exist.")
+    if os.path.isdir(path) and any(f.endswith(".tfrecord") for f in os.listdir(path)):
+        return f"@{scope}/zoo.data.TFRecords()", [f'{scope}/zoo.data.TFRecords.path = "{path}"']
+    lines = [
+        f'{scope}/zoo.data.ImageFolder.path = "{path}"',
+        f"{scope}/zoo.data.ImageFolder.size = {size}",
+    ]
+    if task == "classification":
+        lines.append(f'{scope}/zoo.data.ImageFolder.labels = "folders"')
+    else:
+        from zoo.errors import UserError
+
+        if not masks:
+            raise UserError(
+                f"--task={task} on an image folder needs --masks / --eval_masks (maps with "
+                "the images' relative paths)."
+            )
+        key = "depth" if task == "depth" else "semantics"
+        lines += [
+            f'{scope}/zoo.data.ImageFolder.masks = "{os.path.abspath(masks)}"',
+            f'{scope}/zoo.data.ImageFolder.mask_key = "{key}"',
+        ]
+    return f"@{scope}/zoo.data.ImageFolder()", lines
+
+
+def _count_images(path):
+    from zoo.data.sources import list_images
+
+    try:
+        return len(list_images(path))
+    except Exception:  # TFRecords or anything else: the driver's default applies
+        return 0
+
+
+def finetune_config(
+    source, data, task, protocol, head, input_size, holdout, eval_data, masks, eval_masks, like
+):
+    """The gin text of a finetuning run (before the user's files and bindings)."""
+    from zoo.errors import UserError
+    from zoo.evaluation.protocols import source_harmonizer
+
+    if task not in TASKS:
+        raise UserError(f"--task must be one of {sorted(TASKS)}. Received: {task!r}")
+    if eval_data is None and not 0.0 < holdout < 1.0:
+        raise UserError(f"--holdout must be in (0, 1). Received: {holdout}")
+    cls = f"zoo.tasks.{TASKS[task]}"
+    train, lines = _data_source(os.path.abspath(data), "train", task, input_size, masks)
+    if eval_data:
+        held, more = _data_source(os.path.abspath(eval_data), "held", task, input_size, eval_masks)
+        lines += more
+    else:
+        held = repr(float(holdout))
+    harmonizer = source_harmonizer(like if source == "random" else source)
+    batch = 32
+    images = _count_images(data)
+    steps = (
+        max(1, math.ceil(images * (1 - (0 if eval_data else holdout)) / batch)) if images else 100
+    )
+    text = [
+        "import zoo.data",
+        "import zoo.evaluation.protocols",
+        "import zoo.experiment",
+        "import zoo.methods",
+        "import zoo.tasks",
+        "zoo.experiment.train.method = @zoo.methods.Transfer",
+        "zoo.methods.Transfer.trunk = @zoo.evaluation.source_trunk()",
+        f'zoo.evaluation.source_trunk.source = "{source}"',
+        f"zoo.evaluation.source_trunk.input_size = {input_size}",
+        f"zoo.evaluation.source_trunk.like = {json.dumps(like)}".replace("null", "None"),
+        f"zoo.methods.Transfer.task = @{cls}()",
+        f'zoo.methods.Transfer.protocol = "{protocol}"',
+        f'zoo.methods.Transfer.head = "{head}"',
+        f"{cls}.source = {train}",
+        f"{cls}.eval_source = {held}",
+        f'{cls}.harmonizer = "{harmonizer}"',
+        *lines,
+        "zoo.experiment.train.optimizer = @keras.optimizers.Adam()",
+        "keras.optimizers.Adam.learning_rate = 1e-4",
+        f"zoo.experiment.train.batch_size = {batch}",
+        "zoo.experiment.train.epochs = 10",
+        f"zoo.experiment.train.steps_per_epoch = {steps}",
+    ]
+    return "\n".join(text) + "\n"
+
+
+def finetune_command(say=print):
+    """What zoo-finetune does after reading its flags; returns (results, export path)."""
+    from export import export_model
+    from zoo import experiment, files
+    from zoo.cli.runs import train_command
+    from zoo.errors import ExistingFile, UserError
+
+    for flag in ("source", "data", "model_dir", "export_base", "name"):
+        if not getattr(FLAGS, flag):
+            raise app.UsageError(f"give --{flag}")
+    if os.path.isfile(FLAGS.export_base):
+        raise ExistingFile(f"--export_base {FLAGS.export_base} is a file; give a folder.")
+    size = FLAGS.input_size or _input_size(FLAGS.source, FLAGS.like)
+    if size < 8:
+        raise UserError(f"--input_size must be >= 8. Received: {size}")
+    text = finetune_config(
+        FLAGS.source,
+        FLAGS.data,
+        FLAGS.task,
+        FLAGS.protocol,
+        FLAGS.head,
+        size,
+        FLAGS.holdout,
+        FLAGS.eval_data,
+        FLAGS.masks,
+        FLAGS.eval_masks,
+        FLAGS.like,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        generated = os.path.join(folder, "finetune.gin")
+        with open(generated, "w") as f:
+            f.write(text)
+        results = train_command(
+            [generated, *FLAGS.gin_file], FLAGS.gin_bindings, FLAGS.model_dir, FLAGS.overwrite, say
+        )
+    record = os.path.join(FLAGS.model_dir, SERVING)
+    if os.path.exists(record):
+        with open(record) as f:
+            path = json.load(f)["export"]
+        if os.path.isdir(path):
+            say(f"this run is already exported to {path}")
+            return results, path
+    model, _ = experiment.restore(FLAGS.model_dir)
+    path = export_model(model, model.task.name, FLAGS.export_base, FLAGS.name)
+    files.write_json(record, {"export": os.path.abspath(path)})
+    return results, path
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    from zoo import experiment
+    from zoo.cli import user_errors
+
+    with user_errors("zoo-finetune"):
+        results, path = finetune_command()
+    print(experiment.format_report(results, FLAGS.model_dir))
+    base = os.path.abspath(FLAGS.export_base)
+    print(
+        f"\nexported to {path}\nserve it with:\n  tensorflow_model_server --port=8500 "
+        f"--rest_api_port=8501 --model_config_file={os.path.join(base, 'models.config')}"
+    )
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
