@@ -84,7 +84,8 @@ def test_bad_arguments():
 
 
 def test_dense_heads_and_their_targets():
-    coarse = Transfer(_trunk(), Depth(MULTI, endpoint="block3"), protocol="linear", head="coarse")
+    depth = Depth(MULTI, num_examples=4, eval_examples=4, endpoint="block3")
+    coarse = Transfer(_trunk(), depth, protocol="linear", head="coarse")
     assert coarse.network.output["depth"].shape == (None, 6, 6, 1)  # 48 / 8
     assert len(coarse.trainable_weights) == 2
     assert coarse.task.target_stride == 8

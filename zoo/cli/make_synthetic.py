@@ -32,27 +32,27 @@ def main(argv):
 
     import keras
 
+    from zoo.cli import user_errors
     from zoo.data.synthetic import write_tfrecords
-    from zoo.errors import ExistingFile, ZooError, first_line
+    from zoo.errors import ExistingFile, first_line
 
     spec = synthetic_flags.spec(supersample=FLAGS.supersample)
     print(f"rendering {FLAGS.num} examples of {spec} with {FLAGS.workers} worker(s)")
     bar = keras.utils.Progbar(FLAGS.num, unit_name="image")
     start = time.perf_counter()
-    try:
-        paths = write_tfrecords(
-            spec,
-            FLAGS.num,
-            FLAGS.out_dir,
-            shards=FLAGS.shards,
-            workers=FLAGS.workers,
-            overwrite=FLAGS.overwrite,
-            progress=lambda done: bar.update(done),
-        )
-    except ExistingFile as error:
-        raise SystemExit(f"zoo-make-synthetic: {first_line(error)} (flag: --overwrite)") from None
-    except ZooError as error:
-        raise SystemExit(f"zoo-make-synthetic: {first_line(error)}") from None
+    with user_errors("zoo-make-synthetic"):
+        try:
+            paths = write_tfrecords(
+                spec,
+                FLAGS.num,
+                FLAGS.out_dir,
+                shards=FLAGS.shards,
+                workers=FLAGS.workers,
+                overwrite=FLAGS.overwrite,
+                progress=lambda done: bar.update(done),
+            )
+        except ExistingFile as error:  # the flag that replaces it
+            raise ExistingFile(f"{first_line(error)} (flag: --overwrite)") from None
     seconds = time.perf_counter() - start
     print(
         f"wrote {FLAGS.num} examples to {len(paths)} shards in {FLAGS.out_dir} "

@@ -181,7 +181,7 @@ def transfer(
     model.compile(keras.optimizers.Adam(learning_rate))
     steps = training_steps(num_labels, batch_size, epochs, min_steps, max_steps)
     batch = min(batch_size, num_labels)
-    model.fit(model.datasets(batch), steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(model.datasets(batch), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     if precise_batch_norm:
         one_pass = pipeline([task], "train", batch, repeat=False)
         name = model.input_names[task.name]
