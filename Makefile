@@ -19,8 +19,9 @@ $(STAMP): setup.cfg pyproject.toml
 quickstart: $(STAMP)
 	$(BIN)/zoo-train --gin_file=gin_configs/quickstart.gin --model_dir=runs/quickstart
 
+# Two worker processes (the suite is mostly single-threaded model building and subprocesses).
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 benchmark: $(STAMP)
 	$(BIN)/python tools/benchmark.py trunk
