@@ -474,6 +474,11 @@ class ImageFolder(Source):
         seed: int = 0,
         recursive: bool = True,
     ):
+        if not isinstance(path, (str, os.PathLike)):
+            raise UserTypeError(
+                f"ImageFolder: `path` must be a folder of images (in photos/pretext.gin: "
+                f"--gin_bindings='PHOTO_FOLDER = \"/your/photos\"'). Received: {path!r}"
+            )
         self.path, self.labels, self.masks, self.mask_key = os.fspath(path), labels, masks, mask_key
         self.depth_scale, self.size, self.crop = depth_scale, size, crop
         self.crops_per_image, self.seed, self.recursive = crops_per_image, seed, recursive
