@@ -65,8 +65,9 @@ def transfer():
         f"after {result['steps']} steps"
     )
     for name, value in result.items():
-        if name not in ("metric", "value", "steps", "task"):
+        if name not in ("metric", "value", "steps", "task", "trunk_params"):
             print(f"  {name:<16} {value:.4f}")
+    print(f"  trunk of {result['trunk_params']:,} parameters")
     if FLAGS.predictions:
         print(f"wrote {FLAGS.predictions}")
 
