@@ -119,6 +119,7 @@ def test_finetune_export_serve_and_predict(pretrained, tmp_path):
     ]
     first = _run(*command, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    assert "classification on photos from" in first.stdout  # what the run is
     assert "classification         accuracy" in first.stdout  # held-out metrics printed
     export = str(tmp_path / "serving" / "photos" / "1")
     assert f"exported to {export}" in first.stdout

@@ -198,8 +198,14 @@ def finetune_command(say=print):
         generated = os.path.join(folder, "finetune.gin")
         with open(generated, "w") as f:
             f.write(text)
+        what = f"{FLAGS.task} on {FLAGS.data} from {FLAGS.source} ({FLAGS.protocol})"
         results = train_command(
-            [generated, *FLAGS.gin_file], FLAGS.gin_bindings, FLAGS.model_dir, FLAGS.overwrite, say
+            [generated, *FLAGS.gin_file],
+            FLAGS.gin_bindings,
+            FLAGS.model_dir,
+            FLAGS.overwrite,
+            say,
+            what=", ".join([what, *FLAGS.gin_file]),
         )
     record = os.path.join(FLAGS.model_dir, SERVING)
     if os.path.exists(record):

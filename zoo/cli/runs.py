@@ -5,7 +5,7 @@ import json
 import os
 
 
-def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print):
+def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print, what=None):
     """What `zoo-train` does after reading its flags; returns the run's results.
 
     Raises a ZooError for anything the user can fix from its message.
@@ -27,7 +27,7 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
         return results
     say(
         f"{'resuming' if state == 'resume' else 'starting'} the run in "
-        f"{os.path.abspath(model_dir)}: {', '.join(gin_files)}"
+        f"{os.path.abspath(model_dir)}: {what or ', '.join(gin_files)}"
     )
     results = experiment.train(model_dir)
     say("")
