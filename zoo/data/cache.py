@@ -12,12 +12,10 @@ always safe: entries are rendered again on demand.
 """
 
 import dataclasses
-import glob
 import hashlib
 import json
 import os
 import re
-import shutil
 
 from absl import logging
 
@@ -102,13 +100,3 @@ def render(spec, num: int, keys, workers: int | None = None, progress=None) -> s
     except FileExistsError:  # another process finished the same entry first
         pass
     return path
-
-
-def shards(entry: str) -> list:
-    """The TFRecord files of a cache entry, in order."""
-    return sorted(glob.glob(os.path.join(entry, "*.tfrecord")))
-
-
-def clear() -> None:
-    """Removes every cached entry."""
-    shutil.rmtree(os.path.join(cache_dir(), "synthetic"), ignore_errors=True)

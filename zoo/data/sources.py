@@ -20,6 +20,7 @@ buffers are tf.data's shuffle and prefetch buffers (`shuffle_buffer` bounds the 
 bytes).
 """
 
+import abc
 import dataclasses
 import hashlib
 import importlib.util
@@ -74,26 +75,27 @@ COLOR_PHOTOS = (
 )
 
 
-class Source:
+class Source(abc.ABC):
     """The protocol every source follows (see the module docstring)."""
 
     # entry -> class names, for labelled sources (e.g. {"label": ("cat", "dog")})
     label_names: dict = {}
 
+    @abc.abstractmethod
     def signature(self) -> dict:
         """{entry: (tf.DType, shape)}; unknown sizes are None."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def examples(self, keys) -> tf.data.Dataset:
         """A dataset of dicts with exactly `keys`, in the same order on every call."""
-        raise NotImplementedError
 
     def identity(self) -> str:
         """Equal for sources that give the same examples."""
         return json.dumps(source_config(self), sort_keys=True, default=str)
 
+    @abc.abstractmethod
     def get_config(self) -> dict:
-        raise NotImplementedError
+        """The constructor arguments (`source_config` makes them JSON)."""
 
     def prepare(self, keys) -> None:  # noqa: B027
         """Announces entries a later `examples` call will want (several tasks on one
@@ -283,7 +285,7 @@ class Synthetic(Source):
             bar = Progress(self.num, f"rendering {self.num} scenes into the data cache")
             entry = cache.render(self.spec, self.num, wanted, self.workers, bar.update)
             bar.close()
-        ds = tfrecord.read_tfrecords(cache.shards(entry), keys=keys)
+        ds = tfrecord.read_tfrecords(entry, keys=keys)
         signature = self.signature()
         return ds.take(self.num).map(
             lambda e: {k: tf.ensure_shape(e[k], signature[k][1]) for k in keys}
