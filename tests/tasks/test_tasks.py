@@ -94,8 +94,15 @@ def test_heads_and_losses():
     np.testing.assert_allclose(
         rot.loss(labels, logits).numpy(), -np.log(np.exp(5) / (np.exp(5) + 3)), rtol=1e-5
     )
-    with pytest.raises(ValueError, match="power of two"):
-        depth.build_head(keras.Input((6, 6, 4)), 32)
+    # AlexNet-like maps (13x13 of 227 px): deconvolutions to the nearest power of two,
+    # then a resize to the input size
+    small = keras.Input((6, 6, 4))
+    odd = keras.Model(small, depth.build_head(small, 32))
+    assert odd.output.shape == (None, 32, 32, 1)
+    sizes = [layer.output.shape[1] for layer in odd.layers[1:]]
+    assert sizes == [12, 12, 12, 24, 24, 24, 32, 32]  # 6 -> 12 -> 24, resized to 32
+    with pytest.raises(ValueError, match="at most the input size"):
+        depth.build_head(keras.Input((40, 40, 4)), 32)
 
 
 def test_source_errors():

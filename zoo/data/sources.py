@@ -44,23 +44,27 @@ STORAGES = ("cache", "render")
 # The shuffle buffer of a training stream holds at most this many bytes of examples.
 SHUFFLE_BYTES = 256 * 2**20
 
-# Photographs in skimage/data (installed with scikit-image, never downloaded).
-SKIMAGE_PHOTOS = {
-    "astronaut": "astronaut.png",
-    "chelsea": "chelsea.png",
-    "coffee": "coffee.png",
-    "hubble_deep_field": "hubble_deep_field.jpg",
-    "ihc": "ihc.png",
-    "motorcycle_left": "motorcycle_left.png",
-    "motorcycle_right": "motorcycle_right.png",
-    "retina": "retina.jpg",
-    "rocket": "rocket.jpg",
+# Photographs installed with scikit-image (skimage/data) and scikit-learn
+# (sklearn/datasets/images), never downloaded: name -> (package, file).
+PHOTOS = {
+    "astronaut": ("skimage", "astronaut.png"),
+    "chelsea": ("skimage", "chelsea.png"),
+    "coffee": ("skimage", "coffee.png"),
+    "hubble_deep_field": ("skimage", "hubble_deep_field.jpg"),
+    "ihc": ("skimage", "ihc.png"),
+    "motorcycle_left": ("skimage", "motorcycle_left.png"),
+    "motorcycle_right": ("skimage", "motorcycle_right.png"),
+    "retina": ("skimage", "retina.jpg"),
+    "rocket": ("skimage", "rocket.jpg"),
+    "china": ("sklearn", "china.jpg"),
+    "flower": ("sklearn", "flower.jpg"),
     # grayscale photographs, replicated to three channels
-    "brick": "brick.png",
-    "camera": "camera.png",
-    "grass": "grass.png",
-    "gravel": "gravel.png",
-    "moon": "moon.png",
+    "brick": ("skimage", "brick.png"),
+    "camera": ("skimage", "camera.png"),
+    "coins": ("skimage", "coins.png"),
+    "grass": ("skimage", "grass.png"),
+    "gravel": ("skimage", "gravel.png"),
+    "moon": ("skimage", "moon.png"),
 }
 COLOR_PHOTOS = (
     "astronaut",
@@ -73,6 +77,23 @@ COLOR_PHOTOS = (
     "retina",
     "rocket",
 )
+# The real domain of Ren & Lee's adaptation (`real_photos`): photographs of scenes and
+# objects for training, others held out (never trained on; the stereo pair of
+# motorcycles stays on one side), and texture-like photographs kept for the textures
+# of the labelled real-like renders (SceneSpec factor "P"): three disjoint sets.
+ADAPTATION_PHOTOS = ("astronaut", "camera", "chelsea", "china", "coffee", "coins", "rocket")
+HELDOUT_PHOTOS = ("flower", "motorcycle_left", "motorcycle_right")
+TEXTURE_PHOTOS = ("brick", "grass", "gravel", "hubble_deep_field", "ihc", "moon", "retina")
+
+
+def photo_path(name: str) -> str:
+    """The file of photograph `name` (a key of `PHOTOS`)."""
+    if name not in PHOTOS:
+        raise UserError(f"unknown photo name {name!r}; known: {sorted(PHOTOS)}")
+    package, file = PHOTOS[name]
+    if package == "skimage":
+        return os.path.join(skimage_data_dir(), file)
+    return os.path.join(_package_dir("sklearn", "scikit-learn"), "datasets", "images", file)
 
 
 class Source(abc.ABC):
@@ -412,6 +433,14 @@ def resize_and_center_crop(image, size, method="bilinear"):
     return tf.ensure_shape(tf.cast(resized, image.dtype), [size, size, None])
 
 
+def resize_shorter_side(image, size):
+    """Resizes `image` [H, W, C] (antialiased) so that its shorter side is `size`."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = size / tf.reduce_min(shape)
+    new = tf.maximum(size, tf.cast(tf.round(shape * scale), tf.int32))
+    return tf.clip_by_value(tf.image.resize(image, new, antialias=True), 0.0, 1.0)
+
+
 def random_crop(image, size, seed):
     """A size x size crop at a random place (stateless `seed` [2]) of an image at least
     that large; smaller images are first resized so that their shorter side is `size`."""
@@ -455,7 +484,8 @@ class ImageFolder(Source):
             (masks by nearest neighbour). Defaults to None: every image must have the
             same size.
         crop: int or None. Instead of the centre square, `crops_per_image` random
-            crop x crop squares of each image (images without masks; the places are
+            crop x crop squares of each image, taken after resizing its shorter side to
+            `size` if that is given too (images without masks; the places are
             drawn from `seed` and the example's position, so they are the same on every
             pass: raise `crops_per_image` for more variety). Defaults to None.
         crops_per_image: int. Defaults to 1.
@@ -500,6 +530,11 @@ class ImageFolder(Source):
         if not (isinstance(crops_per_image, int) and crops_per_image >= 1):
             raise UserError(
                 f"ImageFolder: `crops_per_image` must be an int >= 1. Received: {crops_per_image!r}"
+            )
+        if crop is not None and size is not None and crop > size:
+            raise UserError(
+                f"ImageFolder: `crop` ({crop}) must be at most `size` ({size}), the shorter "
+                "side the images are resized to before cropping."
             )
         if crop is not None and masks is not None:
             raise UserError("ImageFolder: random crops are for images without masks; use `size`.")
@@ -689,6 +724,8 @@ class ImageFolder(Source):
             image = tf.image.convert_image_dtype(image, tf.float32)
             example = {"path": path, "label": label}
             if self.crop is not None:
+                if self.size is not None:
+                    image = resize_shorter_side(image, self.size)
                 seed = tf.stack([tf.cast(self.seed, tf.int64), index])
                 image = random_crop(image, self.crop, seed)
             elif self.size is not None:
@@ -746,20 +783,21 @@ class Photos(ImageFolder):
 
     def __init__(self, names=COLOR_PHOTOS, **kwargs):
         self.names = tuple(names)
-        unknown = [n for n in self.names if n not in SKIMAGE_PHOTOS]
+        unknown = [n for n in self.names if n not in PHOTOS]
         if unknown:
-            raise UserError(
-                f"Photos: unknown photo names {unknown}; known: {sorted(SKIMAGE_PHOTOS)}"
-            )
+            raise UserError(f"Photos: unknown photo names {unknown}; known: {sorted(PHOTOS)}")
+        if not self.names:
+            raise UserError("Photos: `names` is empty; give at least one photo name.")
         self._data_dir = skimage_data_dir()
         super().__init__(self._data_dir, **kwargs)
 
     def _find_files(self):
-        paths = [os.path.join(self._data_dir, SKIMAGE_PHOTOS[n]) for n in self.names]
+        paths = [photo_path(n) for n in self.names]
         missing = [p for p in paths if not os.path.exists(p)]
         if missing:
             raise MissingFile(
-                f"scikit-image at {self._data_dir} lacks {missing}; reinstall scikit-image."
+                f"{missing} are missing; reinstall scikit-image and scikit-learn, which "
+                "install these photographs."
             )
         return [(p, -1) for p in paths], None
 
@@ -778,15 +816,53 @@ class Photos(ImageFolder):
         return f"Photos({list(self.names)})"
 
 
-def skimage_data_dir() -> str:
-    """scikit-image's folder of sample photographs."""
-    spec = importlib.util.find_spec("skimage")
+def _package_dir(module: str, distribution: str) -> str:
+    spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise MissingFile(
-            "The photo source reads the photographs installed with scikit-image; install "
-            "it with `pip install scikit-image`."
+            f"The photo sources read the photographs installed with {distribution}; install "
+            f"it with `pip install {distribution}`."
         )
-    return os.path.join(os.path.dirname(spec.origin), "data")
+    return os.path.dirname(spec.origin)
+
+
+def skimage_data_dir() -> str:
+    """scikit-image's folder of sample photographs."""
+    return os.path.join(_package_dir("skimage", "scikit-image"), "data")
+
+
+@gin.configurable(module="zoo.data")
+def real_photos(
+    part: str = "train",
+    crop: int = 227,
+    size: int | None = None,
+    crops_per_image: int = 256,
+    seed: int = 0,
+) -> "Photos":
+    """Ren & Lee's real domain, made of the photographs that need no download.
+
+    Random crops of `ADAPTATION_PHOTOS` ("train", what a domain-adaptation method reads)
+    or `HELDOUT_PHOTOS` ("heldout", never trained on: domain-gap measurements, nearest
+    neighbours, predictions). The texture photographs of the "P" renders are in neither.
+
+    Args:
+        part: str. "train" or "heldout". Defaults to "train".
+        crop: int. Side of the square crops. Defaults to 227 (the paper's input).
+        size: int or None. The shorter side of each photo is resized to `size` before
+            cropping (None: crops of the photos as they are, 300-640 px). Defaults to None.
+        crops_per_image: int. Crops of each photo. Defaults to 256.
+        seed: int. Seed of the crops' places. Defaults to 0 (another seed for "heldout").
+    """
+    if part not in ("train", "heldout"):
+        raise UserError(f"real_photos: `part` must be 'train' or 'heldout'. Received: {part!r}")
+    names = ADAPTATION_PHOTOS if part == "train" else HELDOUT_PHOTOS
+    return Photos(
+        names,
+        size=size,
+        crop=crop,
+        crops_per_image=crops_per_image,
+        seed=seed + (0 if part == "train" else 1),
+    )
 
 
 # -- held-out splits ------------------------------------------------------------------

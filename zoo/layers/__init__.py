@@ -1,5 +1,6 @@
 """Small reusable Keras layers."""
 
+from zoo.layers.discriminator import patch_discriminator
 from zoo.layers.lasso_mix import LassoMix
 from zoo.layers.residual import bottleneck_unit, fc_residual_unit, patch_head
 from zoo.layers.up_projection import Unpool2D, up_projection, up_projection_decoder
@@ -9,6 +10,7 @@ __all__ = [
     "Unpool2D",
     "bottleneck_unit",
     "fc_residual_unit",
+    "patch_discriminator",
     "patch_head",
     "up_projection",
     "up_projection_decoder",

@@ -5,6 +5,12 @@ Every loss returns one value per example (shape [B]); the caller averages them (
 correctly).
 """
 
+from zoo.losses.adversarial import (
+    bi_fool_loss,
+    discriminator_loss,
+    domain_cross_entropy,
+    fool_loss,
+)
 from zoo.losses.dense import (
     berhu,
     class_balanced_sigmoid_ce,
@@ -14,6 +20,10 @@ from zoo.losses.dense import (
 )
 
 __all__ = [
+    "bi_fool_loss",
+    "discriminator_loss",
+    "domain_cross_entropy",
+    "fool_loss",
     "berhu",
     "class_balanced_sigmoid_ce",
     "masked_l1",

@@ -1,7 +1,8 @@
 """Methods: keras.Model subclasses that own their networks, players and train_step."""
 
 from zoo.methods.base import Method, Phase
+from zoo.methods.domain_adaptation import DomainAdversarial
 from zoo.methods.multitask import MultiTask
 from zoo.methods.transfer import Transfer
 
-__all__ = ["Method", "MultiTask", "Phase", "Transfer"]
+__all__ = ["DomainAdversarial", "Method", "MultiTask", "Phase", "Transfer"]

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import LassoMix
-from zoo.methods.base import Method, deserialize, serialize
+from zoo.methods.base import Method, _Untracked, deserialize, serialize
 from zoo.tasks.base import Task, pipeline
 
 SERVING_HARMONIZERS = ("identity", "lab_l3")
@@ -133,13 +133,14 @@ class MultiTask(Method):
                 self.groups[keys[key]].append(t.name)
             else:
                 self.groups[t.name] = [t.name]
-        inputs, outputs = {}, {}
+        inputs, outputs, trunk_features = {}, {}, {}
         penalty_added = False
         for input_name, group in self.groups.items():
             first = self.tasks[group[0]]
             x = keras.Input(tuple(first.input_shape(input_size)), name=input_name)
             inputs[input_name] = x
             features = trunk(first.to_trunk(x))
+            trunk_features[input_name] = features
             for name in group:
                 task = self.tasks[name]
                 if self.lasso is None:
@@ -152,6 +153,8 @@ class MultiTask(Method):
                     penalty_added = True
                 outputs[name] = self._head(task, endpoint, feature, input_size)
         self.network = keras.Model(inputs, outputs, name="network")
+        # {input name: {endpoint: symbolic tensor}}, for subclasses' own graphs
+        self._trunk_features = _Untracked(trunk_features)
         self.input_names = {n: i for i, group in self.groups.items() for n in group}
         self._loss_trackers = {n: keras.metrics.Mean(name=f"{n}_loss") for n in names}
         self._total_tracker = keras.metrics.Mean(name="loss")

@@ -276,12 +276,11 @@ class DenseTask(Task):
     def check_geometry(self, endpoint, feature_shape, input_size):
         size = feature_shape[1]
         wanted = input_size // self.target_stride
-        stride = wanted // size if size else 0
-        if not size or stride < 1 or stride & (stride - 1) or size * stride != wanted:
+        if not size or size > wanted:
             raise UserError(
-                f"{self.name}: the head upsamples by powers of two to {wanted} px "
-                f"(input {input_size} px / target_stride {self.target_stride}); endpoint "
-                f"{endpoint!r} is {size}x{size}, not {wanted} px divided by a power of two."
+                f"{self.name}: the head upsamples the endpoint's map to {wanted} px (input "
+                f"{input_size} px / target_stride {self.target_stride}); endpoint {endpoint!r} "
+                f"is {size}x{size}, larger than that."
             )
 
     def build_head(self, features, input_size):
@@ -383,24 +382,30 @@ def merge_patches(inputs):
 def dense_decoder(features, input_size, out_channels, width, name):
     """Ren & Lee's task head: stride-2 deconvolutions, each followed by ReLU and BatchNorm.
 
-    As many deconvolutions as halve the feature stride to 1 (the widths halve from
-    `width`, down to 32), then a 3x3 convolution to `out_channels` at the input size.
+    As many deconvolutions as bring the map closest to `input_size` (log2 of the ratio,
+    rounded; the widths halve from `width`, down to 32), a bilinear resize to exactly
+    `input_size` when the ratio is not a power of two (AlexNet's 13x13 at 227 px: 13 ->
+    26 -> 52 -> 104 -> 208 -> 227; the authors' code reaches 227 with unpadded
+    deconvolutions of kernels 3, 3, 5, 3 from 4096 channels), then a 3x3 convolution to
+    `out_channels`.
     """
-    stride = input_size // features.shape[1]
-    if stride < 1 or stride & (stride - 1) or features.shape[1] * stride != input_size:
+    size = features.shape[1]
+    if not size or size > input_size:
         raise UserError(
-            f"{name}: the endpoint's resolution {features.shape[1]} must divide the input "
-            f"size {input_size} by a power of two."
+            f"{name}: the endpoint's resolution {size} must be at most the input size "
+            f"{input_size}."
         )
     x = features
     filters = width
-    for i in range(int(np.log2(stride))):
+    for i in range(int(round(np.log2(input_size / size)))):
         x = keras.layers.Conv2DTranspose(
             filters, 4, strides=2, padding="same", name=f"{name}_deconv{i + 1}"
         )(x)
         x = keras.layers.ReLU(name=f"{name}_relu{i + 1}")(x)
         x = keras.layers.BatchNormalization(name=f"{name}_bn{i + 1}")(x)
         filters = max(32, filters // 2)
+    if x.shape[1] != input_size:
+        x = keras.layers.Resizing(input_size, input_size, name=f"{name}_resize")(x)
     return keras.layers.Conv2D(out_channels, 3, padding="same", name=f"{name}_out")(x)
 
 

@@ -1,0 +1,444 @@
+"""Ren & Lee (2018): multi-task learning on synthetic images with feature-level adversarial
+domain adaptation to unlabelled real images (sec. 3.2, Algorithm 1).
+
+Synthetic batches go through the trunk B and the task heads H as in `MultiTask`. At the
+adapted endpoint (`adapt_at`, the paper's conv5) a patch discriminator D scores every
+patch of the features with P(synthetic). Each train step (Algorithm 1):
+
+1. z_x = B(x) for the synthetic batch, z_y = B(y) for the real batch;
+2. **D's phase** (`d_steps` updates, B frozen: features detached): D minimises
+   L_D = −mean log D(z_x) − mean log(1 − D(z_y)) (synthetic 1, real 0), on features
+   drawn through an optional history pool of past features;
+3. **B and H's phase** (D frozen): they minimise Σ_t λ_t L_t(x) + w · (−mean log(1 −
+   D(z_x))): the adversarial term **flips the label**, so synthetic features should
+   look real. Real images reach B only through D, unless `bi_fool` adds
+   −mean log D(z_y) (real features should look synthetic; Tab. 3 row 9).
+
+The authors' code runs D's update first and then B and H's, as here (the paper lists
+them the other way round; one step apart, the two orders are the same algorithm). D is
+called on the synthetic and on the real features separately, as pix2pix does, so its
+BatchNorm statistics never mix the domains and real images cannot reach the trunk's
+gradient through them. Real images do pass through the trunk in training mode, so they
+move its BatchNorm moving statistics (which inference on real images then uses), never
+its weights.
+
+Loss balancing (`loss_balance`): "static" uses `loss_weights` (λ_t); "grad_norm" trains
+the first `balance_steps` steps with `loss_weights`, measuring each task's gradient norm
+‖∂L_t/∂F_t‖ at the features its head reads (the shared trunk output), then fixes
+λ_t = ḡ_1 / ḡ_t (the first task's λ is 1): "weights to scale their gradients to have
+similar magnitude" (sec. 3.2; the paper gives no procedure). λ lives in the checkpoints
+and is logged every epoch (`lambda_<task>`) in the run's history and TensorBoard.
+
+Batch structure: `(inputs, targets)` as MultiTask, with `inputs["real"]` a batch of
+real images harmonized like the synthetic ones (`datasets()` builds it).
+Players: "main" (trunk and heads; Ren & Lee's code: Adam) and "discriminator" (SGD with
+momentum in the code). `fit` reports the task losses, `loss`, `d_loss`, `d_accuracy`
+(the share of patches D classifies right, before its update), `adversarial_loss` and λ.
+"""
+
+from collections.abc import Callable, Sequence
+
+import gin
+import keras
+import tensorflow as tf
+
+from zoo import losses as zoo_losses
+from zoo.data import sources
+from zoo.errors import UserError, UserTypeError
+from zoo.layers import patch_discriminator
+from zoo.layers.discriminator import WIDTHS
+from zoo.methods.multitask import MultiTask
+from zoo.tasks.base import Task
+from zoo.trunks.alexnet import analogue
+
+LOSS_BALANCES = ("static", "grad_norm")
+# Places images were resized to 256 and cropped to 227 in the authors' code: the real
+# photos are resized in the same proportion before their random crops.
+_CROP_RATIO = 256 / 227
+
+
+def default_real_source(input_size: int) -> sources.Source:
+    """The default real domain: random crops of the adaptation photographs
+    (`zoo.data.sources.real_photos("train")`) at `input_size`."""
+    return sources.real_photos(
+        "train", crop=input_size, size=int(round(input_size * _CROP_RATIO))
+    )
+
+
+class DomainAdversarial(MultiTask):
+    """MultiTask on synthetic images + a patch discriminator at `adapt_at` (module docstring).
+
+    Args:
+        trunk: keras.Model or callable. A zoo trunk or a builder (`@zoo.trunks.alexnet`).
+        tasks: list of zoo.tasks.Task reading the same synthetic examples (one batch,
+            one trunk pass: Ren & Lee's contours, depth and normals of one scene).
+        input_size: int or None. As MultiTask.
+        real: a zoo.data source, a folder of images, or None. The unlabelled real
+            images (entry "image" at input_size). Defaults to None: random crops of the
+            adaptation photographs (`default_real_source`).
+        adapt_at: str. The endpoint D reads: a trunk endpoint, or an AlexNet layer
+            "conv1" .. "conv7", which on a ResNet means its analogue
+            (`zoo.trunks.alexnet.RESNET_ANALOGUES`). Defaults to "conv5" (the paper's).
+        adversarial_weight: float. w of the adversarial term. Defaults to 1.0 (the
+            paper's formula; the authors' code uses 0.05).
+        bi_fool: bool. Also push real features to look synthetic. Defaults to False.
+        d_steps: int. Discriminator updates per step (k). Defaults to 1.
+        history_pool: int. Size of a pool of past features D also sees (pix2pix's image
+            pool, 128 in the authors' code; the paper leaves it to future work), 0 for
+            none. One replica only. Defaults to 0.
+        discriminator_widths: three ints. Defaults to (64, 128, 256).
+        loss_balance: str. "static" or "grad_norm". Defaults to "static".
+        loss_weights: dict or None. λ per task name (static mode, and the first
+            `balance_steps` of grad_norm). Defaults to 1 each.
+        balance_steps: int. K of grad_norm. Defaults to 50.
+    """
+
+    def __init__(
+        self,
+        trunk: keras.Model | Callable = gin.REQUIRED,
+        tasks: Sequence[Task] = gin.REQUIRED,
+        input_size: int | None = None,
+        real=None,
+        adapt_at: str = "conv5",
+        adversarial_weight: float = 1.0,
+        bi_fool: bool = False,
+        d_steps: int = 1,
+        history_pool: int = 0,
+        discriminator_widths=WIDTHS,
+        loss_balance: str = "static",
+        loss_weights: dict | None = None,
+        balance_steps: int = 50,
+        **kwargs,
+    ):
+        if trunk is gin.REQUIRED or tasks is gin.REQUIRED:
+            raise UserTypeError("DomainAdversarial needs a `trunk` (or trunk builder) and `tasks`.")
+        if loss_balance not in LOSS_BALANCES:
+            raise UserError(
+                f"DomainAdversarial: `loss_balance` must be one of {LOSS_BALANCES}. Received: "
+                f"{loss_balance!r}"
+            )
+        for key, value, low in (
+            ("d_steps", d_steps, 1),
+            ("history_pool", history_pool, 0),
+            ("balance_steps", balance_steps, 1),
+        ):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+                raise UserError(
+                    f"DomainAdversarial: `{key}` must be an int >= {low}. Received: {value!r}"
+                )
+        if not (isinstance(adversarial_weight, (int, float)) and adversarial_weight >= 0):
+            raise UserError(
+                "DomainAdversarial: `adversarial_weight` must be a number >= 0. Received: "
+                f"{adversarial_weight!r}"
+            )
+        super().__init__(trunk, tasks, input_size=input_size, loss_weights=loss_weights, **kwargs)
+        if len(self.groups) != 1:
+            raise UserError(
+                "DomainAdversarial adapts one stream of synthetic images: its tasks must read "
+                "the same examples as they are (same source, harmonizer and seed, e.g. "
+                f"Contours, Depth, Normals of one SceneSpec). Their inputs: {self.groups}"
+            )
+        self.group = next(iter(self.groups))
+        self.adapt_at = adapt_at
+        self.adapt_endpoint = analogue(adapt_at, self.trunk.output)
+        self.adversarial_weight = float(adversarial_weight)
+        self.bi_fool = bool(bi_fool)
+        self.d_steps, self.history_pool, self.balance_steps = d_steps, history_pool, balance_steps
+        self.discriminator_widths = tuple(discriminator_widths)
+        self.loss_balance = loss_balance
+        if real is None:
+            real = default_real_source(self.input_size)
+        elif isinstance(real, dict):
+            real = sources.source_from_config(real)
+        self.real = sources.as_source(real, None, "DomainAdversarial (real images)")
+        self.real.check(["image"], "DomainAdversarial (real images)")
+        shape = tuple(self.real.signature()["image"][1])
+        if shape[:2] != (self.input_size, self.input_size) and None not in shape[:2]:
+            raise UserError(
+                f"DomainAdversarial: the real images of {self.real} are {shape[0]}x{shape[1]} "
+                f"but the method takes {self.input_size} px; crop or resize them (e.g. "
+                f"zoo.data.real_photos(crop={self.input_size}))."
+            )
+
+        features = self._trunk_features.value[self.group]
+        adapted = features[self.adapt_endpoint]
+        shared = {n: features[self.endpoints[n]] for n in self.tasks}
+        self.train_network = keras.Model(
+            self.network.input,
+            {"tasks": self.network.output, "adapted": adapted, "shared": shared},
+            name="train_network",
+        )
+        self.adapted_trunk = keras.Model(
+            self.trunk.input, self.trunk.output[self.adapt_endpoint], name="adapted_trunk"
+        )
+        self.discriminator = patch_discriminator(
+            tuple(adapted.shape[1:]), self.discriminator_widths
+        )
+        names = list(self.tasks)
+        self.task_weights = self.add_weight(
+            shape=(len(names),),
+            initializer=keras.initializers.Constant([self.loss_weights[n] for n in names]),
+            trainable=False,
+            aggregation="mean",
+            name="task_weights",
+        )
+        if loss_balance == "grad_norm":
+            self._grad_sums = self.add_weight(
+                shape=(len(names),),
+                initializer="zeros",
+                trainable=False,
+                aggregation="mean",
+                name="grad_norm_sums",
+            )
+            self._balance_seen = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, aggregation="mean",
+                name="grad_norm_steps",
+            )
+        if history_pool:
+            pool_shape = (history_pool, *adapted.shape[1:])
+            self._pools = {
+                domain: (
+                    self.add_weight(
+                        shape=pool_shape, initializer="zeros", trainable=False,
+                        aggregation="only_first_replica", name=f"{domain}_pool",
+                    ),
+                    self.add_weight(
+                        shape=(), initializer="zeros", dtype="int32", trainable=False,
+                        aggregation="only_first_replica", name=f"{domain}_pool_count",
+                    ),
+                )
+                for domain in ("synthetic", "real")
+            }
+        self._d_loss = keras.metrics.Mean(name="d_loss")
+        self._d_accuracy = keras.metrics.Mean(name="d_accuracy")
+        self._adversarial = keras.metrics.Mean(name="adversarial_loss")
+
+    # -- players -------------------------------------------------------------------
+
+    @property
+    def players(self):
+        return ("main", "discriminator")
+
+    def variables_of(self, player):
+        if player == "main":
+            return self.train_network.trainable_variables
+        if player == "discriminator":
+            return self.discriminator.trainable_variables
+        raise UserError(f"unknown player {player!r}; players: {list(self.players)}")
+
+    @property
+    def lambdas(self) -> dict:
+        """{task: λ_t} now (after `balance_steps` steps of grad_norm: the fixed values)."""
+        return dict(zip(self.tasks, keras.ops.convert_to_numpy(self.task_weights).tolist()))
+
+    # -- data ----------------------------------------------------------------------
+
+    def real_images(self, batch_size: int) -> tf.data.Dataset:
+        """Batches of real images, shuffled, repeated and harmonized like the tasks'."""
+        first = self.tasks[self.groups[self.group][0]]
+        self.real.prepare(["image"])
+        ds = self.real.examples(["image"])
+        ds = ds.shuffle(
+            self.real.shuffle_buffer(["image"]), seed=first.seed + 1, reshuffle_each_iteration=True
+        ).repeat()
+        seeds = tf.data.Dataset.random(seed=first.seed + 2).batch(2)
+        size = self.input_size
+
+        @tf.autograph.experimental.do_not_convert
+        def harmonized(example, seed):
+            image = tf.ensure_shape(example["image"], (size, size, 3))
+            return first.harmonize(image, seed)
+
+        ds = tf.data.Dataset.zip(ds, seeds).map(harmonized, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
+        """MultiTask's (inputs, targets) with `inputs["real"]` added ("train"; "eval" is
+        synthetic only)."""
+        synthetic = super().datasets(batch_size, split)
+        if split != "train":
+            return synthetic
+        if self.history_pool and batch_size > self.history_pool:
+            raise UserError(
+                f"DomainAdversarial: history_pool ({self.history_pool}) must hold at least one "
+                f"batch ({batch_size})."
+            )
+        real = self.real_images(batch_size)
+        return tf.data.Dataset.zip(synthetic, real).map(
+            lambda s, r: ({**s[0], "real": r}, s[1])
+        )
+
+    def _check_batch(self, data):
+        if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], dict):
+            data = ({k: v for k, v in data[0].items() if k != "real"}, data[1])
+        super()._check_batch(data)
+
+    # -- training ------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self._d_loss, self._d_accuracy, self._adversarial]
+
+    def _pooled(self, domain, features, seed):
+        """pix2pix's image pool: while filling, the batch is stored and used; then each
+        example is, with probability 1/2, swapped for a random stored one."""
+        if not self.history_pool:
+            return features
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            raise UserError("DomainAdversarial: `history_pool` works on one replica only.")
+        pool, count = self._pools[domain]
+        size = self.history_pool
+        batch = tf.shape(features)[0]
+        fill_slots = count + tf.range(batch)
+        filling = fill_slots < size
+        swap_seed, slot_seed = tf.unstack(tf.random.split(seed, 2))
+        swap = tf.logical_and(
+            tf.logical_not(filling), tf.random.stateless_uniform([batch], swap_seed) < 0.5
+        )
+        slots = tf.random.experimental.stateless_shuffle(tf.range(size), slot_seed)[:batch]
+        stored = tf.convert_to_tensor(pool)
+        shown = tf.where(swap[:, None, None, None], tf.gather(stored, slots), features)
+        write = tf.logical_or(filling, swap)
+        where = tf.where(filling, fill_slots, slots)
+        pool.assign(
+            tf.tensor_scatter_nd_update(
+                stored, tf.boolean_mask(where, write)[:, None], tf.boolean_mask(features, write)
+            )
+        )
+        count.assign(tf.minimum(size, count + batch))
+        return shown
+
+    def train_step(self, data):
+        self._check_batch(data)
+        inputs, targets = data
+        if "real" not in inputs:
+            raise UserError("DomainAdversarial.train_step needs inputs['real'] (see datasets()).")
+        real = inputs["real"]
+        synthetic = {k: v for k, v in inputs.items() if k != "real"}
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        names = list(self.tasks)
+        measuring = self.loss_balance == "grad_norm"
+        to_trunk = self.tasks[self.groups[self.group][0]].to_trunk
+        step = tf.cast(self.player_optimizers["main"].iterations, tf.int64)
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([step, tf.cast(replica, tf.int64)])
+
+        with tf.GradientTape(persistent=measuring) as tape:
+            out = self.train_network(synthetic, training=True)
+            z_syn = out["adapted"]
+            if self.bi_fool:
+                z_real = self.adapted_trunk(to_trunk(real), training=True)
+            else:
+                with tape.stop_recording():
+                    z_real = self.adapted_trunk(to_trunk(real), training=True)
+
+            # D's phase: the trunk's features detached, D updated d_steps times
+            with tape.stop_recording():
+                pool_seeds = tf.unstack(tf.random.split(seed, 2))
+                d_syn = self._pooled("synthetic", tf.stop_gradient(z_syn), pool_seeds[0])
+                d_real = self._pooled("real", tf.stop_gradient(z_real), pool_seeds[1])
+                for k in range(self.d_steps):
+                    with tf.GradientTape() as d_tape:
+                        syn_logits = self.discriminator(d_syn, training=True)
+                        real_logits = self.discriminator(d_real, training=True)
+                        syn_term, real_term = zoo_losses.discriminator_loss(
+                            syn_logits, real_logits
+                        )
+                        d_loss = tf.nn.compute_average_loss(
+                            syn_term
+                        ) + tf.nn.compute_average_loss(real_term)
+                    if k == 0:
+                        right = tf.concat(
+                            [
+                                tf.reshape(tf.cast(syn_logits > 0, tf.float32), [-1]),
+                                tf.reshape(tf.cast(real_logits < 0, tf.float32), [-1]),
+                            ],
+                            0,
+                        )
+                        self._d_accuracy.update_state(right)
+                        self._d_loss.update_state(
+                            tf.reduce_mean(syn_term) + tf.reduce_mean(real_term)
+                        )
+                    self.apply("discriminator", d_tape, d_loss)
+
+            # B and H's phase: D frozen, the adversarial term with flipped labels
+            task_losses = {}
+            for name, task in self.tasks.items():
+                per_example = task.loss(targets[name], out["tasks"][name])
+                task_losses[name] = tf.nn.compute_average_loss(per_example)
+                self._loss_trackers[name].update_state(tf.reduce_mean(per_example))
+                for metric in self._task_metrics[name]:
+                    metric.update_state(targets[name], out["tasks"][name])
+            fool = zoo_losses.fool_loss(self.discriminator(z_syn, training=True))
+            adversarial = tf.nn.compute_average_loss(fool)
+            shown = tf.reduce_mean(fool)
+            if self.bi_fool:
+                back = zoo_losses.bi_fool_loss(self.discriminator(z_real, training=True))
+                adversarial += tf.nn.compute_average_loss(back)
+                shown += tf.reduce_mean(back)
+            self._adversarial.update_state(shown)
+            weights = tf.unstack(tf.convert_to_tensor(self.task_weights))
+            total = tf.add_n([w * task_losses[n] for w, n in zip(weights, names)])
+            total += self.adversarial_weight * adversarial + self._regularization()
+        self.apply("main", tape, total)
+        if measuring:
+            self._measure(tape, task_losses, out["shared"])
+            del tape
+        self.after_step()
+        self._total_tracker.update_state(total * replicas)
+        logs = {m.name: m.result() for m in self.metrics}
+        lambdas = tf.unstack(tf.convert_to_tensor(self.task_weights))
+        logs.update({f"lambda_{n}": v for n, v in zip(names, lambdas)})
+        return logs
+
+    def _measure(self, tape, task_losses, shared):
+        """grad_norm: adds this step's ‖∂L_t/∂F_t‖ (whole global batch) while fewer than
+        `balance_steps` steps were measured; at the last, fixes λ_t = ḡ_1 / ḡ_t."""
+        names = list(self.tasks)
+        active = self._balance_seen < self.balance_steps
+
+        def squared_norms():
+            out = []
+            for n in names:
+                grad = tape.gradient(task_losses[n], shared[n])
+                out.append(tf.reduce_sum(tf.square(grad)) if grad is not None else tf.zeros(()))
+            return tf.stack(out)
+
+        local = tf.cond(active, squared_norms, lambda: tf.zeros([len(names)]))
+        norms = tf.sqrt(tf.distribute.get_replica_context().all_reduce("sum", local))
+        on = tf.cast(active, tf.float32)
+        self._grad_sums.assign_add(norms * on)
+        self._balance_seen.assign_add(on)
+        sums = tf.convert_to_tensor(self._grad_sums)
+        fixed = tf.logical_and(active, self._balance_seen >= self.balance_steps)
+        balanced = sums[0] / tf.maximum(sums, 1e-12)
+        self.task_weights.assign(
+            tf.where(fixed, balanced, tf.convert_to_tensor(self.task_weights))
+        )
+
+    # -- configuration -------------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("lasso_block", "lasso_l1", "per_task_optimizers"):
+            del config[key]
+        config.update(
+            real=sources.source_config(self.real),
+            adapt_at=self.adapt_at,
+            adversarial_weight=self.adversarial_weight,
+            bi_fool=self.bi_fool,
+            d_steps=self.d_steps,
+            history_pool=self.history_pool,
+            discriminator_widths=list(self.discriminator_widths),
+            loss_balance=self.loss_balance,
+            balance_steps=self.balance_steps,
+        )
+        return config
+
+
+keras.saving.register_keras_serializable(package="zoo")(DomainAdversarial)
+gin.external_configurable(
+    DomainAdversarial,
+    module="zoo.methods",
+    denylist=["lasso_block", "lasso_l1", "per_task_optimizers"],
+)
