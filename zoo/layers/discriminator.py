@@ -43,7 +43,8 @@ def patch_discriminator(feature_shape, widths=WIDTHS, name="discriminator"):
         stride = 2 if i > 0 and size >= 6 else 1
         size = -(-size // stride)
         x = layers.Conv2D(width, 3, strides=stride, padding="same", name=f"{name}_conv{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i + 1}")(x)
+        # statistics of the global batch under tf.distribute, as on one device
+        x = layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"{name}_lrelu{i + 1}")(x)
     logits = layers.Conv2D(1, 1, name=f"{name}_logits")(x)
     return keras.Model(features, logits, name=name)

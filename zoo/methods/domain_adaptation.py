@@ -47,6 +47,7 @@ from zoo.data import sources
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import patch_discriminator
 from zoo.layers.discriminator import WIDTHS
+from zoo.methods.base import _Untracked
 from zoo.methods.multitask import MultiTask
 from zoo.tasks.base import Task
 from zoo.trunks.alexnet import analogue
@@ -60,9 +61,19 @@ _CROP_RATIO = 256 / 227
 def default_real_source(input_size: int) -> sources.Source:
     """The default real domain: random crops of the adaptation photographs
     (`zoo.data.sources.real_photos("train")`) at `input_size`."""
-    return sources.real_photos(
-        "train", crop=input_size, size=int(round(input_size * _CROP_RATIO))
-    )
+    return sources.real_photos("train", crop=input_size, size=int(round(input_size * _CROP_RATIO)))
+
+
+class FeatureTap(keras.layers.Layer):
+    """An identity op (a tensor of its own) between the trunk and one head: the gradient
+    of the total loss at its output is λ_t ∂L_t/∂F, task t's alone, computed by the
+    same backward pass that trains the trunk (grad_norm balancing costs no extra pass)."""
+
+    def call(self, inputs):
+        return tf.identity(inputs)
+
+
+keras.saving.register_keras_serializable(package="zoo")(FeatureTap)
 
 
 class DomainAdversarial(MultiTask):
@@ -139,6 +150,11 @@ class DomainAdversarial(MultiTask):
                 f"Contours, Depth, Normals of one SceneSpec). Their inputs: {self.groups}"
             )
         self.group = next(iter(self.groups))
+        if loss_balance == "grad_norm" and min(self.loss_weights.values()) <= 0:
+            raise UserError(
+                "DomainAdversarial: grad_norm measures each task through its weight; "
+                f"`loss_weights` must be > 0. Received: {self.loss_weights}"
+            )
         self.adapt_at = adapt_at
         self.adapt_endpoint = analogue(adapt_at, self.trunk.output)
         self.adversarial_weight = float(adversarial_weight)
@@ -162,7 +178,7 @@ class DomainAdversarial(MultiTask):
 
         features = self._trunk_features.value[self.group]
         adapted = features[self.adapt_endpoint]
-        shared = {n: features[self.endpoints[n]] for n in self.tasks}
+        shared = dict(self._taps.value)
         self.train_network = keras.Model(
             self.network.input,
             {"tasks": self.network.output, "adapted": adapted, "shared": shared},
@@ -191,7 +207,10 @@ class DomainAdversarial(MultiTask):
                 name="grad_norm_sums",
             )
             self._balance_seen = self.add_weight(
-                shape=(), initializer="zeros", trainable=False, aggregation="mean",
+                shape=(),
+                initializer="zeros",
+                trainable=False,
+                aggregation="mean",
                 name="grad_norm_steps",
             )
         if history_pool:
@@ -199,12 +218,19 @@ class DomainAdversarial(MultiTask):
             self._pools = {
                 domain: (
                     self.add_weight(
-                        shape=pool_shape, initializer="zeros", trainable=False,
-                        aggregation="only_first_replica", name=f"{domain}_pool",
+                        shape=pool_shape,
+                        initializer="zeros",
+                        trainable=False,
+                        aggregation="only_first_replica",
+                        name=f"{domain}_pool",
                     ),
                     self.add_weight(
-                        shape=(), initializer="zeros", dtype="int32", trainable=False,
-                        aggregation="only_first_replica", name=f"{domain}_pool_count",
+                        shape=(),
+                        initializer="zeros",
+                        dtype="int32",
+                        trainable=False,
+                        aggregation="only_first_replica",
+                        name=f"{domain}_pool_count",
                     ),
                 )
                 for domain in ("synthetic", "real")
@@ -212,6 +238,13 @@ class DomainAdversarial(MultiTask):
         self._d_loss = keras.metrics.Mean(name="d_loss")
         self._d_accuracy = keras.metrics.Mean(name="d_accuracy")
         self._adversarial = keras.metrics.Mean(name="adversarial_loss")
+
+    def _head(self, task, endpoint, features, input_size):
+        if not hasattr(self, "_taps"):
+            self._taps = _Untracked({})
+        tapped = FeatureTap(name=f"{task.name}_features")(features)
+        self._taps.value[task.name] = tapped
+        return super()._head(task, endpoint, tapped, input_size)
 
     # -- players -------------------------------------------------------------------
 
@@ -264,9 +297,7 @@ class DomainAdversarial(MultiTask):
                 f"batch ({batch_size})."
             )
         real = self.real_images(batch_size)
-        return tf.data.Dataset.zip(synthetic, real).map(
-            lambda s, r: ({**s[0], "real": r}, s[1])
-        )
+        return tf.data.Dataset.zip(synthetic, real).map(lambda s, r: ({**s[0], "real": r}, s[1]))
 
     def _check_batch(self, data):
         if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], dict):
@@ -323,7 +354,7 @@ class DomainAdversarial(MultiTask):
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         seed = tf.stack([step, tf.cast(replica, tf.int64)])
 
-        with tf.GradientTape(persistent=measuring) as tape:
+        with tf.GradientTape() as tape:
             out = self.train_network(synthetic, training=True)
             z_syn = out["adapted"]
             if self.bi_fool:
@@ -341,12 +372,10 @@ class DomainAdversarial(MultiTask):
                     with tf.GradientTape() as d_tape:
                         syn_logits = self.discriminator(d_syn, training=True)
                         real_logits = self.discriminator(d_real, training=True)
-                        syn_term, real_term = zoo_losses.discriminator_loss(
-                            syn_logits, real_logits
+                        syn_term, real_term = zoo_losses.discriminator_loss(syn_logits, real_logits)
+                        d_loss = tf.nn.compute_average_loss(syn_term) + tf.nn.compute_average_loss(
+                            real_term
                         )
-                        d_loss = tf.nn.compute_average_loss(
-                            syn_term
-                        ) + tf.nn.compute_average_loss(real_term)
                     if k == 0:
                         right = tf.concat(
                             [
@@ -380,10 +409,17 @@ class DomainAdversarial(MultiTask):
             weights = tf.unstack(tf.convert_to_tensor(self.task_weights))
             total = tf.add_n([w * task_losses[n] for w, n in zip(weights, names)])
             total += self.adversarial_weight * adversarial + self._regularization()
-        self.apply("main", tape, total)
+        # B and H's update; with grad_norm, the same backward pass gives each task's
+        # gradient at the features its head reads (its FeatureTap)
+        optimizer = self.player_optimizers["main"]
+        variables = self._player_variables.value["main"]
+        taps = [out["shared"][n] for n in names] if measuring else []
+        grads = tape.gradient(optimizer.scale_loss(total), variables + taps)
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads[: len(variables)], variables) if g is not None]
+        )
         if measuring:
-            self._measure(tape, task_losses, out["shared"])
-            del tape
+            self._measure(grads[len(variables) :], weights)
         self.after_step()
         self._total_tracker.update_state(total * replicas)
         logs = {m.name: m.result() for m in self.metrics}
@@ -391,21 +427,20 @@ class DomainAdversarial(MultiTask):
         logs.update({f"lambda_{n}": v for n, v in zip(names, lambdas)})
         return logs
 
-    def _measure(self, tape, task_losses, shared):
-        """grad_norm: adds this step's ‖∂L_t/∂F_t‖ (whole global batch) while fewer than
-        `balance_steps` steps were measured; at the last, fixes λ_t = ḡ_1 / ḡ_t."""
-        names = list(self.tasks)
+    def _measure(self, tap_grads, weights):
+        """grad_norm: adds this step's ‖∂L_t/∂F_t‖ (over the global batch) while fewer than
+        `balance_steps` steps were measured; at the last, fixes λ_t = ḡ_1 / ḡ_t.
+
+        `tap_grads` are λ_t ∂L_t/∂F_t (scaled alike by a loss scale, which the ratio
+        cancels), `weights` the λ_t they were taken with."""
+        squares = tf.stack(
+            [
+                tf.reduce_sum(tf.square(g)) / tf.square(w) if g is not None else tf.zeros(())
+                for g, w in zip(tap_grads, weights)
+            ]
+        )
+        norms = tf.sqrt(tf.distribute.get_replica_context().all_reduce("sum", squares))
         active = self._balance_seen < self.balance_steps
-
-        def squared_norms():
-            out = []
-            for n in names:
-                grad = tape.gradient(task_losses[n], shared[n])
-                out.append(tf.reduce_sum(tf.square(grad)) if grad is not None else tf.zeros(()))
-            return tf.stack(out)
-
-        local = tf.cond(active, squared_norms, lambda: tf.zeros([len(names)]))
-        norms = tf.sqrt(tf.distribute.get_replica_context().all_reduce("sum", local))
         on = tf.cast(active, tf.float32)
         self._grad_sums.assign_add(norms * on)
         self._balance_seen.assign_add(on)

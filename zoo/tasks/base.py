@@ -392,8 +392,7 @@ def dense_decoder(features, input_size, out_channels, width, name):
     size = features.shape[1]
     if not size or size > input_size:
         raise UserError(
-            f"{name}: the endpoint's resolution {size} must be at most the input size "
-            f"{input_size}."
+            f"{name}: the endpoint's resolution {size} must be at most the input size {input_size}."
         )
     x = features
     filters = width
@@ -402,7 +401,8 @@ def dense_decoder(features, input_size, out_channels, width, name):
             filters, 4, strides=2, padding="same", name=f"{name}_deconv{i + 1}"
         )(x)
         x = keras.layers.ReLU(name=f"{name}_relu{i + 1}")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_bn{i + 1}")(x)
+        # statistics of the global batch under tf.distribute, as on one device
+        x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i + 1}")(x)
         filters = max(32, filters // 2)
     if x.shape[1] != input_size:
         x = keras.layers.Resizing(input_size, input_size, name=f"{name}_resize")(x)
