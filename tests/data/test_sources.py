@@ -233,3 +233,39 @@ def test_tfrecords_source_and_configs(tmp_path):
     for original in (source, Holdout(Synthetic(SPEC, 4, storage="render"), 0.5, "eval")):
         rebuilt = source_from_config(json.loads(json.dumps(source_config(original))))
         assert rebuilt.identity() == original.identity() and type(rebuilt) is type(original)
+
+
+def test_real_domain_photo_sets_are_disjoint_and_cropped_after_resizing():
+    from zoo.data import photos
+    from zoo.data.sources import real_photos
+
+    sets = [set(photos.ADAPTATION_PHOTOS), set(photos.HELDOUT_PHOTOS), set(photos.TEXTURE_PHOTOS)]
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1 :])
+    train = real_photos("train", crop=48, size=64, crops_per_image=3)
+    assert len(train) == 3 * len(photos.ADAPTATION_PHOTOS)
+    assert {os.path.basename(f) for f in train.files} >= {"china.jpg", "astronaut.png"}
+    held = real_photos("heldout", crop=48, size=64, crops_per_image=1)
+    assert {os.path.basename(f) for f in held.files} == {
+        "flower.jpg",
+        "motorcycle_left.png",
+        "motorcycle_right.png",
+    }
+    images = np.stack([e["image"].numpy() for e in train.examples(["image"])])
+    assert images.shape == (21, 48, 48, 3) and 0.0 <= images.min() and images.max() <= 1.0
+    # each crop lies inside the photo resized to a 64 px shorter side
+    from zoo.data.photos import load_photo
+    from zoo.data.sources import resize_shorter_side
+
+    name = os.path.splitext(os.path.basename(train.files[0]))[0]
+    resized = resize_shorter_side(load_photo(name), 64).numpy()
+    h, w = resized.shape[:2]
+    errors = [
+        np.abs(resized[y : y + 48, x : x + 48] - images[0]).max()
+        for y in range(h - 47)
+        for x in range(w - 47)
+    ]
+    assert min(errors) < 1e-5
+    with pytest.raises(ValueError, match=r"`crop` \(96\) must be at most `size` \(64\)"):
+        real_photos("train", crop=96, size=64)
+    with pytest.raises(ValueError, match="'train' or 'heldout'"):
+        real_photos("test")

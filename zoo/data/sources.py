@@ -23,7 +23,6 @@ bytes).
 import abc
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import os
 
@@ -34,6 +33,14 @@ from absl import logging
 from PIL import Image
 
 from zoo.data import cache, tfrecord
+from zoo.data.photos import (
+    ADAPTATION_PHOTOS,
+    COLOR_PHOTOS,
+    HELDOUT_PHOTOS,
+    PHOTOS,
+    photo_path,
+    skimage_data_dir,
+)
 from zoo.data.synthetic import SceneSpec
 from zoo.data.synthetic.io import examples_of, output_signature
 from zoo.errors import DataError, MissingEntry, MissingFile, UserError, UserTypeError
@@ -43,57 +50,6 @@ MASK_KEYS = ("semantics", "depth")
 STORAGES = ("cache", "render")
 # The shuffle buffer of a training stream holds at most this many bytes of examples.
 SHUFFLE_BYTES = 256 * 2**20
-
-# Photographs installed with scikit-image (skimage/data) and scikit-learn
-# (sklearn/datasets/images), never downloaded: name -> (package, file).
-PHOTOS = {
-    "astronaut": ("skimage", "astronaut.png"),
-    "chelsea": ("skimage", "chelsea.png"),
-    "coffee": ("skimage", "coffee.png"),
-    "hubble_deep_field": ("skimage", "hubble_deep_field.jpg"),
-    "ihc": ("skimage", "ihc.png"),
-    "motorcycle_left": ("skimage", "motorcycle_left.png"),
-    "motorcycle_right": ("skimage", "motorcycle_right.png"),
-    "retina": ("skimage", "retina.jpg"),
-    "rocket": ("skimage", "rocket.jpg"),
-    "china": ("sklearn", "china.jpg"),
-    "flower": ("sklearn", "flower.jpg"),
-    # grayscale photographs, replicated to three channels
-    "brick": ("skimage", "brick.png"),
-    "camera": ("skimage", "camera.png"),
-    "coins": ("skimage", "coins.png"),
-    "grass": ("skimage", "grass.png"),
-    "gravel": ("skimage", "gravel.png"),
-    "moon": ("skimage", "moon.png"),
-}
-COLOR_PHOTOS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "hubble_deep_field",
-    "ihc",
-    "motorcycle_left",
-    "motorcycle_right",
-    "retina",
-    "rocket",
-)
-# The real domain of Ren & Lee's adaptation (`real_photos`): photographs of scenes and
-# objects for training, others held out (never trained on; the stereo pair of
-# motorcycles stays on one side), and texture-like photographs kept for the textures
-# of the labelled real-like renders (SceneSpec factor "P"): three disjoint sets.
-ADAPTATION_PHOTOS = ("astronaut", "camera", "chelsea", "china", "coffee", "coins", "rocket")
-HELDOUT_PHOTOS = ("flower", "motorcycle_left", "motorcycle_right")
-TEXTURE_PHOTOS = ("brick", "grass", "gravel", "hubble_deep_field", "ihc", "moon", "retina")
-
-
-def photo_path(name: str) -> str:
-    """The file of photograph `name` (a key of `PHOTOS`)."""
-    if name not in PHOTOS:
-        raise UserError(f"unknown photo name {name!r}; known: {sorted(PHOTOS)}")
-    package, file = PHOTOS[name]
-    if package == "skimage":
-        return os.path.join(skimage_data_dir(), file)
-    return os.path.join(_package_dir("sklearn", "scikit-learn"), "datasets", "images", file)
 
 
 class Source(abc.ABC):
@@ -816,21 +772,6 @@ class Photos(ImageFolder):
         return f"Photos({list(self.names)})"
 
 
-def _package_dir(module: str, distribution: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise MissingFile(
-            f"The photo sources read the photographs installed with {distribution}; install "
-            f"it with `pip install {distribution}`."
-        )
-    return os.path.dirname(spec.origin)
-
-
-def skimage_data_dir() -> str:
-    """scikit-image's folder of sample photographs."""
-    return os.path.join(_package_dir("skimage", "scikit-image"), "data")
-
-
 @gin.configurable(module="zoo.data")
 def real_photos(
     part: str = "train",
@@ -994,13 +935,13 @@ def write_photo_classes(
 
     if os.path.exists(out_dir) and os.listdir(out_dir):
         raise ExistingFile(f"{out_dir} exists and is not empty; give another folder.")
-    unknown = [n for n in names if n not in SKIMAGE_PHOTOS]
+    unknown = [n for n in names if n not in PHOTOS]
     if unknown:
-        raise UserError(f"unknown photo names {unknown}; known: {sorted(SKIMAGE_PHOTOS)}")
+        raise UserError(f"unknown photo names {unknown}; known: {sorted(PHOTOS)}")
     rng = np.random.default_rng(seed)
     written = []
     for name in names:
-        with PILImage.open(os.path.join(skimage_data_dir(), SKIMAGE_PHOTOS[name])) as photo:
+        with PILImage.open(photo_path(name)) as photo:
             photo = photo.convert("RGB")
             scale = 2 * crop / min(photo.size)
             photo = photo.resize((round(photo.size[0] * scale), round(photo.size[1] * scale)))

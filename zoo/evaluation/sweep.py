@@ -17,7 +17,7 @@ import gin
 import numpy as np
 
 from zoo import files
-from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVL"
+from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVLP"
 from zoo.errors import ConfigMismatch, MissingFile, UserError
 from zoo.evaluation.utility import utility
 
@@ -271,7 +271,7 @@ def variant_dirs(sweep_dir):
         for name in sorted(os.listdir(sweep_dir)):
             folder = os.path.join(sweep_dir, name)
             if (
-                len(name) == len(FACTORS)
+                len(name) in (4, 5)
                 and all(c in ("-", FACTORS[i]) for i, c in enumerate(name))
                 and os.path.exists(os.path.join(folder, "results.jsonl"))
             ):

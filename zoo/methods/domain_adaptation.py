@@ -447,9 +447,7 @@ class DomainAdversarial(MultiTask):
         sums = tf.convert_to_tensor(self._grad_sums)
         fixed = tf.logical_and(active, self._balance_seen >= self.balance_steps)
         balanced = sums[0] / tf.maximum(sums, 1e-12)
-        self.task_weights.assign(
-            tf.where(fixed, balanced, tf.convert_to_tensor(self.task_weights))
-        )
+        self.task_weights.assign(tf.where(fixed, balanced, tf.convert_to_tensor(self.task_weights)))
 
     # -- configuration -------------------------------------------------------------
 

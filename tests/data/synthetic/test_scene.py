@@ -228,3 +228,39 @@ def test_bad_spec(kwargs, message):
 def test_bad_index():
     with pytest.raises(ValueError, match="index"):
         generate(SceneSpec(), -1)
+
+
+def test_photo_factor_keeps_every_label_and_changes_only_the_image():
+    from zoo.data import photos
+
+    for mode in ("multi", "motion"):
+        plain = generate(SceneSpec(variant="TCVL", mode=mode, resolution=32), 5)
+        real_like = generate(SceneSpec(variant="TCVLP", mode=mode, resolution=32), 5)
+        again = generate(SceneSpec(variant="TCVLP", mode=mode, resolution=32), 5)
+        for key in plain:
+            if key in ("image", "next_image"):
+                assert np.abs(plain[key] - real_like[key]).mean() > 0.03
+                np.testing.assert_array_equal(real_like[key], again[key])  # seeded
+            else:
+                np.testing.assert_array_equal(plain[key], real_like[key])
+    # photo textures come from the texture photographs only
+    from zoo.data.synthetic.scene import describe
+
+    desc = describe(SceneSpec(variant="TCVLP", mode="multi"), 2)
+    used = {o["texture"]["photo"] for o in desc["objects"]} | {desc["ground"]["texture"]["photo"]}
+    assert used <= set(photos.TEXTURE_PHOTOS)
+    with pytest.raises(ValueError, match="optionally followed by P"):
+        SceneSpec(variant="TCVLX")
+
+
+def test_sensor_effects_blur_and_add_noise():
+    from zoo.data.synthetic.appearance import sensor_effects
+
+    edge = np.zeros((32, 32, 3), np.float32)
+    edge[:, 16:] = 1.0
+    out = sensor_effects(edge, np.random.default_rng(0))
+    assert out.shape == (32, 32, 3) and out.dtype == np.float32
+    assert 0.05 < out[16, 15].mean() < 0.95 or 0.05 < out[16, 16].mean() < 0.95  # blurred edge
+    flat = sensor_effects(np.full((32, 32, 3), 0.5, np.float32), np.random.default_rng(1))
+    assert flat[12:20, 12:20].std() > 0.001  # noise
+    assert flat[0, 0].mean() < flat[16, 16].mean()  # vignetting

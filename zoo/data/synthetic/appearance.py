@@ -9,11 +9,18 @@
   textured backgrounds.
 * L (lighting): with "-", one fixed white directional light; with "L", a random
   direction, intensity and colour, and a random ambient level.
+* P (photographs, optional fifth letter): textures are crops of photographs
+  (`photo_texture`, mixed 70 % with the object's colour) and the image passes through
+  a camera's effects (`sensor_effects`): a real-like domain that keeps every label.
 """
 
 import colorsys
+import io
 
 import numpy as np
+from PIL import Image
+
+from zoo.data import photos
 
 # Hues of the ten classes, 0.1 apart (36°), so that nearest-mean hue prediction is
 # informative but imperfect.
@@ -102,10 +109,71 @@ def texture_mask(texture, p):
 
 
 def textured(colour, texture, p, mix=0.5):
-    """Colour [3] or [N, 3] mixed with the texture's pattern colours at points p."""
+    """Colour [3] or [N, 3] mixed with the texture's pattern colours at points p (a
+    photo texture: its own mix with the photograph's colours)."""
+    if texture["kind"] == "photo":
+        return (1 - texture["mix"]) * colour + texture["mix"] * _photo_colours(texture, p)
     m = texture_mask(texture, p)[:, None]
     pattern = (1 - m) * texture["colours"][0] + m * texture["colours"][1]
     return (1 - mix) * colour + mix * pattern
+
+
+def photo_texture(rng, scale=1.0):
+    """A crop of a texture photograph, tiled over a plane through the surface points:
+    the photo, two orthonormal axes, pixels per unit, an offset."""
+    name = photos.TEXTURE_PHOTOS[rng.integers(len(photos.TEXTURE_PHOTOS))]
+    axis = _unit(rng.normal(size=3))
+    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = _unit(np.cross(axis, helper))
+    v = np.cross(axis, u)
+    return {
+        "kind": "photo",
+        "photo": name,
+        "axes": np.stack([u, v]),
+        "pixels_per_unit": rng.uniform(60.0, 160.0) / scale,
+        "offset": rng.uniform(0, 512, size=2),
+        "mix": 0.7,
+    }
+
+
+def _photo_colours(texture, p):
+    image = photos.load_photo(texture["photo"])
+    h, w = image.shape[:2]
+    uv = (p @ texture["axes"].T) * texture["pixels_per_unit"] + texture["offset"]
+    rows = np.floor(uv[:, 1]).astype(np.int64) % h
+    cols = np.floor(uv[:, 0]).astype(np.int64) % w
+    return image[rows, cols]
+
+
+def _blur(image, sigma):
+    radius = max(1, int(np.ceil(2.5 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    out = image
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in range(3)], "edge")
+        n = out.shape[axis]
+        out = sum(t * np.take(padded, np.arange(k, k + n), axis=axis) for k, t in enumerate(taps))
+    return out
+
+
+def sensor_effects(image, rng):
+    """A camera's effects on a rendered image [S, S, 3] in [0, 1]: white balance (gains
+    0.85-1.15 per channel), vignetting (up to 35 % darker corners), Gaussian blur (σ
+    0.3-1.2 px), Gaussian noise (σ 0.005-0.03) and JPEG compression (quality 30-90)."""
+    size = image.shape[0]
+    out = image * rng.uniform(0.85, 1.15, size=3)
+    coords = (np.arange(size) + 0.5) / size - 0.5
+    radius2 = (coords[:, None] ** 2 + coords[None, :] ** 2) / 0.5
+    out = out * (1 - rng.uniform(0.05, 0.35) * radius2)[..., None]
+    out = _blur(out, rng.uniform(0.3, 1.2))
+    out = out + rng.normal(0, rng.uniform(0.005, 0.03), size=out.shape)
+    pixels = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(rng.integers(30, 91)))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"), np.float32) / 255.0
 
 
 # Fixed light (variant "---" + "-"): from the upper left, on the camera's side.

@@ -22,7 +22,7 @@ MODES = ("single", "multi", "motion")
 SPLITS = ("train", "test")
 DEFAULT_RESOLUTION = {"single": 64, "multi": 128, "motion": 128}
 POSE_BINS = ("up", "forward", "backward", "left", "right")
-FACTORS = "TCVL"
+FACTORS = "TCVLP"  # the fifth, P, is optional in a variant string
 
 # Scene categories (MGM's weak labels): a distribution over classes and a background.
 SCENES = {
@@ -72,7 +72,12 @@ class SceneSpec:
 
     Args:
         variant: str. Four characters "TCVL", each a factor letter or "-" for its easy
-            setting: Texture, Colour, Viewpoint, Lighting. Defaults to "TCVL".
+            setting: Texture, Colour, Viewpoint, Lighting, optionally followed by "P": a
+            real-like domain whose objects and backgrounds are textured with crops of
+            photographs (`zoo.data.photos.TEXTURE_PHOTOS`, replacing T's procedural
+            textures) and whose images pass through sensor effects (white balance,
+            vignetting, blur, noise, JPEG); every label stays as rendered. Defaults to
+            "TCVL".
         mode: str. "single" (one centred object; labels class and pose bin), "multi"
             (2-6 objects; dense maps and a scene category) or "motion" (two frames of
             a multi scene and the mask of pixels that move). Defaults to "single".
@@ -100,12 +105,13 @@ class SceneSpec:
     def __post_init__(self):
         if (
             not isinstance(self.variant, str)
-            or len(self.variant) != 4
+            or len(self.variant) not in (4, 5)
             or any(c not in (f, "-") for c, f in zip(self.variant, FACTORS))
         ):
             raise UserError(
                 "SceneSpec: `variant` must be 4 characters, each the factor letter or '-' "
-                f"in the order T, C, V, L (e.g. 'TCVL', '----', '-C--'). "
+                f"in the order T, C, V, L (e.g. 'TCVL', '----', '-C--'), optionally followed "
+                f"by P (photo textures and sensor effects: 'TCVLP'). "
                 f"Received: variant={self.variant!r}"
             )
         if self.mode not in MODES:
@@ -167,7 +173,18 @@ def _streams(spec, index):
     root = np.random.SeedSequence(
         [spec.seed, SPLITS.index(spec.split), MODES.index(spec.mode), int(index)]
     )
-    names = ("content", "colour", "texture", "view", "light", "motion", "background")
+    # new streams go at the end: the earlier ones keep their values
+    names = (
+        "content",
+        "colour",
+        "texture",
+        "view",
+        "light",
+        "motion",
+        "background",
+        "photo",
+        "sensor",
+    )
     return dict(zip(names, (np.random.default_rng(s) for s in root.spawn(len(names)))))
 
 
@@ -191,7 +208,12 @@ def _object(spec, streams, class_id, split_models):
         stretch = np.ones(3)
         stretch[content.integers(3)] = content.uniform(0.7, 1.4)
     colour, hue = appearance.object_colour(streams["colour"], class_id, spec.has("C"))
-    texture = appearance.random_texture(streams["texture"]) if spec.has("T") else None
+    if spec.has("P"):
+        texture = appearance.photo_texture(streams["photo"])
+    elif spec.has("T"):
+        texture = appearance.random_texture(streams["texture"])
+    else:
+        texture = None
     return {
         "class_id": class_id,
         "model_id": model_id,
@@ -213,7 +235,12 @@ def _background(spec, streams, base_hsv=None):
             np.clip(s + 0.08 * rng.normal(), 0, 1),
             np.clip(v + 0.06 * rng.normal(), 0.1, 1),
         )
-    texture = appearance.random_texture(rng, scale=2.5) if spec.has("T") else None
+    if spec.has("P"):
+        texture = appearance.photo_texture(streams["photo"], scale=2.5)
+    elif spec.has("T"):
+        texture = appearance.random_texture(rng, scale=2.5)
+    else:
+        texture = None
     return {"colour": colour, "texture": texture}
 
 
@@ -485,6 +512,9 @@ def generate(spec, index):
     desc = describe(spec, index)
     size = spec.size
     maps = render(desc, size, spec.shadows, spec.supersample)
+    if spec.has("P"):
+        sensor = _streams(spec, index)["sensor"]
+        maps["image"] = appearance.sensor_effects(maps["image"], sensor)
     if spec.mode == "single":
         obj = desc["objects"][0]
         return {
@@ -499,6 +529,8 @@ def generate(spec, index):
         out["scene"] = np.int32(desc["scene"])
         return out
     nxt = render(desc, size, spec.shadows, spec.supersample, objs=desc["next_objects"])
+    if spec.has("P"):
+        nxt["image"] = appearance.sensor_effects(nxt["image"], sensor)
     moving_ids = np.flatnonzero(desc["moving"]) + 1
     return {
         "image": maps["image"],
