@@ -128,7 +128,7 @@ def _grad_norms(model, inputs, targets):
         losses = {
             n: tf.reduce_mean(t.loss(targets[n], out["tasks"][n])) for n, t in model.tasks.items()
         }
-    return np.array([float(tf.norm(tape.gradient(losses[n], out["shared"][n]))) for n in losses])
+    return np.array([float(tf.norm(tape.gradient(losses[n], out["taps"][n]))) for n in losses])
 
 
 def test_grad_norm_balancing_equalises_the_tasks_gradients():

@@ -139,10 +139,15 @@ def test_the_default_endpoint_is_the_trunks_last_and_geometry_is_checked():
     at_stem = Colorization(SPEC, num_examples=8, head_width=8, endpoint="stem")
     with pytest.raises(ValueError, match="stride 8; endpoint 'stem' is at stride 4"):
         _model(tasks=[at_stem])
-    with pytest.raises(ValueError, match="upsamples by powers of two"):
+    # 5x5 features of 36 px: deconvolutions to 20, resized to 36
+    odd = MultiTask(
+        tiny_trunk(input_shape=(36, 36, 3)), [Depth(SPEC, num_examples=8, head_width=8)]
+    )
+    assert odd.network.output["depth"].shape[1:3] == (36, 36)
+    with pytest.raises(ValueError, match="larger than that"):
         MultiTask(
-            tiny_trunk(input_shape=(36, 36, 3)),  # 5x5 features: not 36 / 2^k
-            [Depth(SPEC, num_examples=8, head_width=8)],
+            tiny_trunk(input_shape=(32, 32, 3)),
+            [Depth(SPEC, num_examples=8, head_width=8, target_stride=8, endpoint="stem")],
         )
 
 

@@ -22,12 +22,10 @@ gradient through them. Real images do pass through the trunk in training mode, s
 move its BatchNorm moving statistics (which inference on real images then uses), never
 its weights.
 
-Loss balancing (`loss_balance`): "static" uses `loss_weights` (λ_t); "grad_norm" trains
-the first `balance_steps` steps with `loss_weights`, measuring each task's gradient norm
-‖∂L_t/∂F_t‖ at the features its head reads (the shared trunk output), then fixes
-λ_t = ḡ_1 / ḡ_t (the first task's λ is 1): "weights to scale their gradients to have
-similar magnitude" (sec. 3.2; the paper gives no procedure). λ lives in the checkpoints
-and is logged every epoch (`lambda_<task>`) in the run's history and TensorBoard.
+Loss balancing is MultiTask's (`loss_balance`): "static" λ_t = `loss_weights`, or
+"grad_norm", λ_t fixed after `balance_steps` steps so that the tasks' gradients at the
+shared features have equal mean norms (sec. 3.2: "weights to scale their gradients to
+have similar magnitude"); λ is logged every epoch (`lambda_<task>`).
 
 Batch structure: `(inputs, targets)` as MultiTask, with `inputs["real"]` a batch of
 real images harmonized like the synthetic ones (`datasets()` builds it).
@@ -47,12 +45,10 @@ from zoo.data import sources
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import patch_discriminator
 from zoo.layers.discriminator import WIDTHS
-from zoo.methods.base import _Untracked
 from zoo.methods.multitask import MultiTask
 from zoo.tasks.base import Task
 from zoo.trunks.alexnet import analogue
 
-LOSS_BALANCES = ("static", "grad_norm")
 # Places images were resized to 256 and cropped to 227 in the authors' code: the real
 # photos are resized in the same proportion before their random crops.
 _CROP_RATIO = 256 / 227
@@ -62,18 +58,6 @@ def default_real_source(input_size: int) -> sources.Source:
     """The default real domain: random crops of the adaptation photographs
     (`zoo.data.sources.real_photos("train")`) at `input_size`."""
     return sources.real_photos("train", crop=input_size, size=int(round(input_size * _CROP_RATIO)))
-
-
-class FeatureTap(keras.layers.Layer):
-    """An identity op (a tensor of its own) between the trunk and one head: the gradient
-    of the total loss at its output is λ_t ∂L_t/∂F, task t's alone, computed by the
-    same backward pass that trains the trunk (grad_norm balancing costs no extra pass)."""
-
-    def call(self, inputs):
-        return tf.identity(inputs)
-
-
-keras.saving.register_keras_serializable(package="zoo")(FeatureTap)
 
 
 class DomainAdversarial(MultiTask):
@@ -123,15 +107,9 @@ class DomainAdversarial(MultiTask):
     ):
         if trunk is gin.REQUIRED or tasks is gin.REQUIRED:
             raise UserTypeError("DomainAdversarial needs a `trunk` (or trunk builder) and `tasks`.")
-        if loss_balance not in LOSS_BALANCES:
-            raise UserError(
-                f"DomainAdversarial: `loss_balance` must be one of {LOSS_BALANCES}. Received: "
-                f"{loss_balance!r}"
-            )
         for key, value, low in (
             ("d_steps", d_steps, 1),
             ("history_pool", history_pool, 0),
-            ("balance_steps", balance_steps, 1),
         ):
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
                 raise UserError(
@@ -142,7 +120,15 @@ class DomainAdversarial(MultiTask):
                 "DomainAdversarial: `adversarial_weight` must be a number >= 0. Received: "
                 f"{adversarial_weight!r}"
             )
-        super().__init__(trunk, tasks, input_size=input_size, loss_weights=loss_weights, **kwargs)
+        super().__init__(
+            trunk,
+            tasks,
+            input_size=input_size,
+            loss_weights=loss_weights,
+            loss_balance=loss_balance,
+            balance_steps=balance_steps,
+            **kwargs,
+        )
         if len(self.groups) != 1:
             raise UserError(
                 "DomainAdversarial adapts one stream of synthetic images: its tasks must read "
@@ -150,18 +136,12 @@ class DomainAdversarial(MultiTask):
                 f"Contours, Depth, Normals of one SceneSpec). Their inputs: {self.groups}"
             )
         self.group = next(iter(self.groups))
-        if loss_balance == "grad_norm" and min(self.loss_weights.values()) <= 0:
-            raise UserError(
-                "DomainAdversarial: grad_norm measures each task through its weight; "
-                f"`loss_weights` must be > 0. Received: {self.loss_weights}"
-            )
         self.adapt_at = adapt_at
         self.adapt_endpoint = analogue(adapt_at, self.trunk.output)
         self.adversarial_weight = float(adversarial_weight)
         self.bi_fool = bool(bi_fool)
-        self.d_steps, self.history_pool, self.balance_steps = d_steps, history_pool, balance_steps
+        self.d_steps, self.history_pool = d_steps, history_pool
         self.discriminator_widths = tuple(discriminator_widths)
-        self.loss_balance = loss_balance
         if real is None:
             real = default_real_source(self.input_size)
         elif isinstance(real, dict):
@@ -176,12 +156,10 @@ class DomainAdversarial(MultiTask):
                 f"zoo.data.real_photos(crop={self.input_size}))."
             )
 
-        features = self._trunk_features.value[self.group]
-        adapted = features[self.adapt_endpoint]
-        shared = dict(self._taps.value)
+        adapted = self._trunk_features.value[self.group][self.adapt_endpoint]
         self.train_network = keras.Model(
             self.network.input,
-            {"tasks": self.network.output, "adapted": adapted, "shared": shared},
+            {**self.train_network.output, "adapted": adapted},
             name="train_network",
         )
         self.adapted_trunk = keras.Model(
@@ -190,29 +168,6 @@ class DomainAdversarial(MultiTask):
         self.discriminator = patch_discriminator(
             tuple(adapted.shape[1:]), self.discriminator_widths
         )
-        names = list(self.tasks)
-        self.task_weights = self.add_weight(
-            shape=(len(names),),
-            initializer=keras.initializers.Constant([self.loss_weights[n] for n in names]),
-            trainable=False,
-            aggregation="mean",
-            name="task_weights",
-        )
-        if loss_balance == "grad_norm":
-            self._grad_sums = self.add_weight(
-                shape=(len(names),),
-                initializer="zeros",
-                trainable=False,
-                aggregation="mean",
-                name="grad_norm_sums",
-            )
-            self._balance_seen = self.add_weight(
-                shape=(),
-                initializer="zeros",
-                trainable=False,
-                aggregation="mean",
-                name="grad_norm_steps",
-            )
         if history_pool:
             pool_shape = (history_pool, *adapted.shape[1:])
             self._pools = {
@@ -239,13 +194,6 @@ class DomainAdversarial(MultiTask):
         self._d_accuracy = keras.metrics.Mean(name="d_accuracy")
         self._adversarial = keras.metrics.Mean(name="adversarial_loss")
 
-    def _head(self, task, endpoint, features, input_size):
-        if not hasattr(self, "_taps"):
-            self._taps = _Untracked({})
-        tapped = FeatureTap(name=f"{task.name}_features")(features)
-        self._taps.value[task.name] = tapped
-        return super()._head(task, endpoint, tapped, input_size)
-
     # -- players -------------------------------------------------------------------
 
     @property
@@ -258,11 +206,6 @@ class DomainAdversarial(MultiTask):
         if player == "discriminator":
             return self.discriminator.trainable_variables
         raise UserError(f"unknown player {player!r}; players: {list(self.players)}")
-
-    @property
-    def lambdas(self) -> dict:
-        """{task: λ_t} now (after `balance_steps` steps of grad_norm: the fixed values)."""
-        return dict(zip(self.tasks, keras.ops.convert_to_numpy(self.task_weights).tolist()))
 
     # -- data ----------------------------------------------------------------------
 
@@ -347,8 +290,6 @@ class DomainAdversarial(MultiTask):
         real = inputs["real"]
         synthetic = {k: v for k, v in inputs.items() if k != "real"}
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        names = list(self.tasks)
-        measuring = self.loss_balance == "grad_norm"
         to_trunk = self.tasks[self.groups[self.group][0]].to_trunk
         step = tf.cast(self.player_optimizers["main"].iterations, tf.int64)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -406,48 +347,12 @@ class DomainAdversarial(MultiTask):
                 adversarial += tf.nn.compute_average_loss(back)
                 shown += tf.reduce_mean(back)
             self._adversarial.update_state(shown)
-            weights = tf.unstack(tf.convert_to_tensor(self.task_weights))
-            total = tf.add_n([w * task_losses[n] for w, n in zip(weights, names)])
+            total = self._weighted(task_losses)
             total += self.adversarial_weight * adversarial + self._regularization()
-        # B and H's update; with grad_norm, the same backward pass gives each task's
-        # gradient at the features its head reads (its FeatureTap)
-        optimizer = self.player_optimizers["main"]
-        variables = self._player_variables.value["main"]
-        taps = [out["shared"][n] for n in names] if measuring else []
-        grads = tape.gradient(optimizer.scale_loss(total), variables + taps)
-        optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads[: len(variables)], variables) if g is not None]
-        )
-        if measuring:
-            self._measure(grads[len(variables) :], weights)
+        self._update_main(tape, total, out["taps"])
         self.after_step()
         self._total_tracker.update_state(total * replicas)
-        logs = {m.name: m.result() for m in self.metrics}
-        lambdas = tf.unstack(tf.convert_to_tensor(self.task_weights))
-        logs.update({f"lambda_{n}": v for n, v in zip(names, lambdas)})
-        return logs
-
-    def _measure(self, tap_grads, weights):
-        """grad_norm: adds this step's ‖∂L_t/∂F_t‖ (over the global batch) while fewer than
-        `balance_steps` steps were measured; at the last, fixes λ_t = ḡ_1 / ḡ_t.
-
-        `tap_grads` are λ_t ∂L_t/∂F_t (scaled alike by a loss scale, which the ratio
-        cancels), `weights` the λ_t they were taken with."""
-        squares = tf.stack(
-            [
-                tf.reduce_sum(tf.square(g)) / tf.square(w) if g is not None else tf.zeros(())
-                for g, w in zip(tap_grads, weights)
-            ]
-        )
-        norms = tf.sqrt(tf.distribute.get_replica_context().all_reduce("sum", squares))
-        active = self._balance_seen < self.balance_steps
-        on = tf.cast(active, tf.float32)
-        self._grad_sums.assign_add(norms * on)
-        self._balance_seen.assign_add(on)
-        sums = tf.convert_to_tensor(self._grad_sums)
-        fixed = tf.logical_and(active, self._balance_seen >= self.balance_steps)
-        balanced = sums[0] / tf.maximum(sums, 1e-12)
-        self.task_weights.assign(tf.where(fixed, balanced, tf.convert_to_tensor(self.task_weights)))
+        return self._logs()
 
     # -- configuration -------------------------------------------------------------
 
@@ -463,8 +368,6 @@ class DomainAdversarial(MultiTask):
             d_steps=self.d_steps,
             history_pool=self.history_pool,
             discriminator_widths=list(self.discriminator_widths),
-            loss_balance=self.loss_balance,
-            balance_steps=self.balance_steps,
         )
         return config
 

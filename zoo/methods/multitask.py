@@ -13,6 +13,19 @@ from zoo.methods.base import Method, _Untracked, deserialize, serialize
 from zoo.tasks.base import Task, pipeline
 
 SERVING_HARMONIZERS = ("identity", "lab_l3")
+LOSS_BALANCES = ("static", "grad_norm")
+
+
+class FeatureTap(keras.layers.Layer):
+    """An identity op (a tensor of its own) between the trunk and one head: the gradient
+    of the total loss at its output is w_t ∂L_t/∂F, task t's alone, computed by the
+    backward pass that trains the trunk (grad_norm balancing costs no extra pass)."""
+
+    def call(self, inputs):
+        return tf.identity(inputs)
+
+
+keras.saving.register_keras_serializable(package="zoo")(FeatureTap)
 
 
 def _deterministic(harmonizer):
@@ -51,6 +64,14 @@ class MultiTask(Method):
         lasso_l1: float. L1 weight of the lasso. Defaults to 1e-3.
         loss_weights: dict or None. Task name -> w_t (one-optimizer mode). Defaults to 1.
         per_task_optimizers: bool. One player per task instead of "main". Defaults to False.
+        loss_balance: str. "static": the weights are `loss_weights`. "grad_norm" (one
+            optimizer): train the first `balance_steps` steps with `loss_weights` while
+            measuring each task's gradient norm ‖∂L_t/∂F_t‖ at the features its head
+            reads, then fix w_t = ḡ_1 / ḡ_t (the first task's weight is 1): Ren & Lee's
+            "weights to scale their gradients to have similar magnitude" (sec. 3.2; the
+            paper gives no procedure). The weights live in the checkpoints and are logged
+            (`lambda_<task>`) every epoch. Defaults to "static".
+        balance_steps: int. K of grad_norm. Defaults to 50.
     """
 
     players_share_variables = True  # per-task players all update the trunk
@@ -64,6 +85,8 @@ class MultiTask(Method):
         lasso_l1: float = 1e-3,
         loss_weights: dict | None = None,
         per_task_optimizers: bool = False,
+        loss_balance: str = "static",
+        balance_steps: int = 50,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,6 +124,27 @@ class MultiTask(Method):
         self.lasso_block, self.lasso_l1 = lasso_block, float(lasso_l1)
         self.loss_weights = {n: float((loss_weights or {}).get(n, 1.0)) for n in names}
         self.per_task_optimizers = bool(per_task_optimizers)
+        if loss_balance not in LOSS_BALANCES:
+            raise UserError(
+                f"`loss_balance` must be one of {LOSS_BALANCES}. Received: {loss_balance!r}"
+            )
+        if not (isinstance(balance_steps, int) and not isinstance(balance_steps, bool)):
+            raise UserError(f"`balance_steps` must be an int >= 1. Received: {balance_steps!r}")
+        if balance_steps < 1:
+            raise UserError(f"`balance_steps` must be an int >= 1. Received: {balance_steps!r}")
+        if loss_balance == "grad_norm":
+            if self.per_task_optimizers:
+                raise UserError(
+                    "loss_balance='grad_norm' weighs the tasks of one optimizer; with "
+                    "per_task_optimizers each task has its own (use 'static')."
+                )
+            if min(self.loss_weights.values()) <= 0:
+                raise UserError(
+                    "grad_norm measures each task through its weight: `loss_weights` must be "
+                    f"> 0. Received: {self.loss_weights}"
+                )
+        self.loss_balance, self.balance_steps = loss_balance, balance_steps
+        self._taps = _Untracked({})  # task -> FeatureTap output (grad_norm)
 
         endpoints = list(trunk.output)
         self.lasso = None
@@ -155,6 +199,31 @@ class MultiTask(Method):
         self.network = keras.Model(inputs, outputs, name="network")
         # {input name: {endpoint: symbolic tensor}}, for subclasses' own graphs
         self._trunk_features = _Untracked(trunk_features)
+        # the network with what training reads besides the heads' outputs
+        self.train_network = self._build_train_network(inputs, outputs)
+        if loss_balance == "grad_norm":
+            count = len(names)
+            self.task_weights = self.add_weight(
+                shape=(count,),
+                initializer=keras.initializers.Constant([self.loss_weights[n] for n in names]),
+                trainable=False,
+                aggregation="mean",
+                name="task_weights",
+            )
+            self._grad_sums = self.add_weight(
+                shape=(count,),
+                initializer="zeros",
+                trainable=False,
+                aggregation="mean",
+                name="grad_norm_sums",
+            )
+            self._balance_seen = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                trainable=False,
+                aggregation="mean",
+                name="grad_norm_steps",
+            )
         self.input_names = {n: i for i, group in self.groups.items() for n in group}
         self._loss_trackers = {n: keras.metrics.Mean(name=f"{n}_loss") for n in names}
         self._total_tracker = keras.metrics.Mean(name="loss")
@@ -165,9 +234,18 @@ class MultiTask(Method):
 
     # -- graph ---------------------------------------------------------------------
 
+    def _build_train_network(self, inputs, outputs):
+        """The model `train_step` calls: {"tasks": head outputs, "taps": the FeatureTap
+        of each task (grad_norm; else empty)}."""
+        taps = {n: self._taps.value[n] for n in self._taps.value}
+        return keras.Model(inputs, {"tasks": outputs, "taps": taps}, name="train_network")
+
     def _head(self, task, endpoint, features, input_size):
         """The head output of `task` on the features of `endpoint` (subclasses choose
         other heads). Defaults to the task's own head."""
+        if self.loss_balance == "grad_norm":
+            features = FeatureTap(name=f"{task.name}_features")(features)
+            self._taps.value[task.name] = features
         task.check_geometry(endpoint, tuple(features.shape), input_size)
         return task.build_head(features, input_size)
 
@@ -271,10 +349,12 @@ class MultiTask(Method):
                 f"{type(data).__name__} {_describe(data)}"
             )
 
-    def _task_losses(self, data, training):
-        """{task: loss averaged over the global batch}, updating trackers and metrics."""
+    def _task_losses(self, data, training, outputs=None):
+        """{task: loss averaged over the global batch}, updating trackers and metrics
+        (`outputs`: the heads' outputs if already computed)."""
         inputs, targets = data
-        outputs = self.network(inputs, training=training)
+        if outputs is None:
+            outputs = self.network(inputs, training=training)
         losses = {}
         for name, task in self.tasks.items():
             per_example = task.loss(targets[name], outputs[name])
@@ -289,30 +369,88 @@ class MultiTask(Method):
             return tf.constant(0.0)
         return tf.nn.scale_regularization_loss(tf.add_n(self.losses))
 
+    def _weights(self):
+        """[w_t] in task order: the balanced weights (grad_norm) or the static ones."""
+        if self.loss_balance == "grad_norm":
+            return tf.unstack(tf.convert_to_tensor(self.task_weights))
+        return [self.loss_weights[n] for n in self.tasks]
+
+    @property
+    def lambdas(self) -> dict:
+        """{task: w_t} now (grad_norm: fixed after `balance_steps` steps)."""
+        if self.loss_balance != "grad_norm":
+            return dict(self.loss_weights)
+        values = keras.ops.convert_to_numpy(self.task_weights).tolist()
+        return dict(zip(self.tasks, values))
+
+    def _weighted(self, losses):
+        return tf.add_n([w * losses[n] for w, n in zip(self._weights(), self.tasks)])
+
+    def _update_main(self, tape, total, taps):
+        """The "main" player's update; with grad_norm, the same backward pass gives each
+        task's gradient at its FeatureTap (`taps`: {task: tap output}), measured while
+        fewer than `balance_steps` steps were."""
+        optimizer = self.player_optimizers["main"]
+        variables = self._player_variables.value["main"]
+        tapped = [taps[n] for n in self.tasks] if self.loss_balance == "grad_norm" else []
+        grads = tape.gradient(optimizer.scale_loss(total), variables + tapped)
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads[: len(variables)], variables) if g is not None]
+        )
+        if tapped:
+            self._measure(grads[len(variables) :])
+
+    def _measure(self, tap_grads):
+        # the tap gradients are w_t ∂L_t/∂F_t (times a loss scale, which the ratio cancels)
+        weights = self._weights()
+        squares = tf.stack(
+            [
+                tf.reduce_sum(tf.square(g)) / tf.square(w) if g is not None else tf.zeros(())
+                for g, w in zip(tap_grads, weights)
+            ]
+        )
+        # replicas hold parts of the batch: their squared norms add up to the whole's
+        norms = tf.sqrt(tf.distribute.get_replica_context().all_reduce("sum", squares))
+        active = self._balance_seen < self.balance_steps
+        on = tf.cast(active, tf.float32)
+        self._grad_sums.assign_add(norms * on)
+        self._balance_seen.assign_add(on)
+        sums = tf.convert_to_tensor(self._grad_sums)
+        fixed = tf.logical_and(active, self._balance_seen >= self.balance_steps)
+        balanced = sums[0] / tf.maximum(sums, 1e-12)
+        self.task_weights.assign(tf.where(fixed, balanced, tf.convert_to_tensor(self.task_weights)))
+
+    def _logs(self):
+        logs = {m.name: m.result() for m in self.metrics}
+        if self.loss_balance == "grad_norm":
+            weights = tf.unstack(tf.convert_to_tensor(self.task_weights))
+            logs.update({f"lambda_{n}": w for n, w in zip(self.tasks, weights)})
+        return logs
+
     def train_step(self, data):
         self._check_batch(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=self.per_task_optimizers) as tape:
-            losses = self._task_losses(data, training=True)
+            out = self.train_network(data[0], training=True)
+            losses = self._task_losses(data, training=True, outputs=out["tasks"])
             regularization = self._regularization()
-            total = tf.add_n([self.loss_weights[n] * v for n, v in losses.items()])
-            total += regularization
+            total = self._weighted(losses) + regularization
             objectives = {n: v + regularization for n, v in losses.items()}
         if self.per_task_optimizers:
             for name in self.tasks:
                 self.apply(name, tape, objectives[name])
             del tape
         else:
-            self.apply("main", tape, total)
+            self._update_main(tape, total, out["taps"])
         self.after_step()
         self._total_tracker.update_state(total * replicas)
-        return {m.name: m.result() for m in self.metrics}
+        return self._logs()
 
     def test_step(self, data):
         self._check_batch(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         losses = self._task_losses(data, training=False)
-        total = tf.add_n([self.loss_weights[n] * v for n, v in losses.items()])
+        total = self._weighted(losses)
         self._total_tracker.update_state(total * replicas)
         return {m.name: m.result() for m in self.metrics}
 
@@ -362,6 +500,8 @@ class MultiTask(Method):
             "lasso_l1": self.lasso_l1,
             "loss_weights": dict(self.loss_weights),
             "per_task_optimizers": self.per_task_optimizers,
+            "loss_balance": self.loss_balance,
+            "balance_steps": self.balance_steps,
         }
 
 

@@ -175,5 +175,7 @@ class Transfer(MultiTask):
 keras.saving.register_keras_serializable(package="zoo")(Transfer)
 # MultiTask's knobs of several tasks do not apply to one
 gin.external_configurable(
-    Transfer, module="zoo.methods", denylist=["tasks", "loss_weights", "per_task_optimizers"]
+    Transfer,
+    module="zoo.methods",
+    denylist=["tasks", "loss_weights", "per_task_optimizers", "loss_balance", "balance_steps"],
 )
