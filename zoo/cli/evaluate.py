@@ -5,6 +5,11 @@ Usage:
         --protocol=linear --num_labels=500 [--gin_file=...] [--gin_bindings=...] \
         [--predictions=pred.png]
     zoo-evaluate report --sweep_dir=sweeps/cls [--lower_is_better]
+    zoo-evaluate domain_gap --model_dir=runs/rl18_da_conv5 [--num=240]
+    zoo-evaluate zero_shot --model_dir=runs/rl18_da_conv5 [--num=128]
+    zoo-evaluate layer_probes --model_dir=runs/rl18_da_conv5 [--num_labels=500]
+    zoo-evaluate adaptation --out=sweeps/ren_lee18 [--rows=3tasks,da_conv5,...]
+        [--seeds=0,1,2] [--gin_file=gin_configs/ren_lee18/small.gin] [--num_labels=500]
 
 `transfer`: trains one probe (`zoo.evaluation.transfer`, configured with gin, e.g.
 gin_configs/transfer/*.gin) on n labels from a source ("random", a zoo-train model_dir,
@@ -15,7 +20,19 @@ a checkpoint file of one, or an exported trunk) and prints the held-out metrics;
 against the scratch baseline) and writes it as report.md next to results.jsonl, with
 report.png (metric and utility vs labels). A sweep over variants gets one table and plot
 per variant, a table of mean utility per variant and factors.png (Newell & Deng Fig. 6).
+
+Synthetic-to-real adaptation (Ren & Lee 2018; `zoo.evaluation.adaptation`):
+`domain_gap`: per layer of a run's trunk, the held-out accuracy of a logistic regression
+telling held-out synthetic scenes from held-out real photo crops (0.5: indistinguishable).
+`zero_shot`: the run's tasks on its held-out scenes and on their real-like "P" version.
+`layer_probes`: frozen linear probes of every layer on "P" classification (Table 2).
+`adaptation`: trains Table 3's rows (gin_configs/ren_lee18/<row>.gin + --gin_file) with
+every seed, measures each (domain gap, zero-shot on P, finetuned transfer to P
+classification and segmentation) and prints mean ± std beside the paper's numbers and
+whether its claims hold here; resumable, results in <out>/results.jsonl and report.md.
 """
+
+import os
 
 from absl import app, flags
 
@@ -27,8 +44,15 @@ flags.DEFINE_string("task", None, "transfer: classification, pose, segmentation 
 flags.DEFINE_string("protocol", None, "transfer: linear, lasso_linear, finetune or frozen_k.")
 flags.DEFINE_integer("num_labels", None, "transfer: labelled examples.")
 flags.DEFINE_string("predictions", None, "transfer: PNG of held-out predictions.")
-flags.DEFINE_multi_string("gin_file", [], "transfer: gin files configuring the protocol.")
-flags.DEFINE_multi_string("gin_bindings", [], "transfer: gin bindings.")
+flags.DEFINE_multi_string(
+    "gin_file", [], "transfer: gin files of the protocol; adaptation: after each row's file."
+)
+flags.DEFINE_multi_string("gin_bindings", [], "transfer, adaptation: gin bindings.")
+flags.DEFINE_string("model_dir", None, "domain_gap, zero_shot, layer_probes: a zoo-train run.")
+flags.DEFINE_integer("num", None, "domain_gap, zero_shot: held-out images of each domain.")
+flags.DEFINE_string("out", None, "adaptation: the comparison's folder.")
+flags.DEFINE_list("rows", None, "adaptation: rows of Table 3 (default: all seven).")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation: training seeds.")
 
 
 def report():
@@ -72,7 +96,98 @@ def transfer():
         print(f"wrote {FLAGS.predictions}")
 
 
-COMMANDS = {"report": report, "transfer": transfer}
+def _run():
+    from zoo import experiment
+
+    if not FLAGS.model_dir:
+        raise app.UsageError("give --model_dir (a zoo-train run)")
+    return experiment.restore(FLAGS.model_dir)[0]
+
+
+def domain_gap():
+    import zoo  # noqa: F401
+    from zoo.cli import user_errors
+    from zoo.evaluation import adaptation
+
+    with user_errors("zoo-evaluate"):
+        model = _run()
+        gaps = adaptation.domain_gap(model, num=FLAGS.num or 240)
+    print(f"domain classifier accuracy on held-out features of {FLAGS.model_dir}")
+    print("(held-out synthetic scenes vs held-out photo crops; 0.5 = indistinguishable):")
+    adapted = getattr(model, "adapt_endpoint", None)
+    for endpoint, value in gaps.items():
+        mark = "  <- adapted" if endpoint == adapted else ""
+        print(f"  {endpoint:<10} {value:.3f}{mark}")
+
+
+def zero_shot():
+    import zoo  # noqa: F401
+    from zoo.cli import user_errors
+    from zoo.evaluation import adaptation
+
+    with user_errors("zoo-evaluate"):
+        model = _run()
+        result = adaptation.zero_shot(model, num=FLAGS.num or 128)
+    info = model.metric_info()
+    print(f"{FLAGS.model_dir} on held-out synthetic scenes and their real-like P version:")
+    print(f"  {'task':<10} {'metric':<14} {'synthetic':>10} {'P':>10}")
+    for task, metrics in result["synthetic"].items():
+        for name, value in metrics.items():
+            direction = info.get(task, {}).get(name, ("neither", ""))[0]
+            better = "" if direction == "neither" else f"  ({direction} is better)"
+            p = result["P"][task][name]
+            print(f"  {task:<10} {name:<14} {value:>10.3f} {p:>10.3f}{better}")
+
+
+def layer_probes():
+    import zoo  # noqa: F401
+    from zoo.cli import user_errors
+    from zoo.evaluation import adaptation
+
+    with user_errors("zoo-evaluate"):
+        model = _run()
+        layers = adaptation.layers_of(model.trunk)
+        result = adaptation.layer_probes(
+            FLAGS.model_dir, layers, num_labels=FLAGS.num_labels or 500
+        )
+    print(f"frozen linear probes of {FLAGS.model_dir} on P classification (accuracy):")
+    for endpoint, value in result.items():
+        print(f"  {endpoint:<10} {value:.3f}")
+
+
+def adaptation():
+    import zoo  # noqa: F401
+    from zoo import files
+    from zoo.cli import user_errors
+    from zoo.evaluation import adaptation as measure
+
+    if not FLAGS.out:
+        raise app.UsageError("adaptation needs --out (the comparison's folder)")
+    gin_files = FLAGS.gin_file or ["gin_configs/ren_lee18/small.gin"]
+    with user_errors("zoo-evaluate"):
+        seeds = [int(s) for s in FLAGS.seeds]
+        records = measure.compare(
+            FLAGS.rows or list(measure.ROWS),
+            seeds,
+            FLAGS.out,
+            gin_files=gin_files,
+            gin_bindings=FLAGS.gin_bindings,
+            num_labels=FLAGS.num_labels or 500,
+        )
+        text = measure.comparison_table(records)
+        path = files.write_text(os.path.join(FLAGS.out, "report.md"), text + "\n")
+    print(text)
+    print(f"\nwrote {path}")
+
+
+COMMANDS = {
+    "report": report,
+    "transfer": transfer,
+    "domain_gap": domain_gap,
+    "zero_shot": zero_shot,
+    "layer_probes": layer_probes,
+    "adaptation": adaptation,
+}
 
 
 def main(argv):

@@ -1,0 +1,415 @@
+"""Measurements of synthetic-to-real adaptation (Ren & Lee 2018, sec. 4).
+
+* `domain_gap`: per trunk layer, the held-out accuracy of a fresh logistic regression
+  that tells pooled features of held-out synthetic scenes from those of held-out real
+  photo crops (0.5: indistinguishable; 1.0: fully separable);
+* `zero_shot`: the run's own tasks (depth, normals, contours) on the labelled real-like
+  renders of factor "P" (photo textures, sensor effects), next to the synthetic test
+  scenes they were trained like;
+* `transfers`: few-label transfer to "P" classification and segmentation through the
+  transfer suite (`zoo.evaluation.transfer`);
+* `layer_probes`: frozen linear probes of every layer on "P" classification (a Table 2
+  analogue);
+* pictures: nearest neighbours of real query crops (Fig. 3), conv1 filters (Fig. 4),
+  predictions on real photographs.
+
+`compare` runs Table 3's rows over seeds and `comparison_table` prints them beside the
+paper's numbers and claims.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+from zoo import files
+from zoo.data import sources
+from zoo.data.synthetic import SceneSpec
+from zoo.errors import UserError
+from zoo.progress import Progress
+from zoo.tasks.base import pipeline
+
+# Held-out real crops are taken after resizing each photo in the proportion of the
+# authors' 256 -> 227 crops.
+_CROP_RATIO = 256 / 227
+
+
+# -- the domain gap -----------------------------------------------------------------
+
+
+def domain_classifier_accuracy(a, b, folds: int = 2, seed: int = 0) -> float:
+    """Held-out accuracy of a logistic regression separating rows of `a` from rows of `b`.
+
+    The two sets are cut to the same size (chance is 0.5), standardised on each training
+    fold, and the accuracy is averaged over `folds` stratified folds.
+
+    Args:
+        a, b: [N, D] and [M, D] features.
+        folds: int >= 2.
+        seed: int. Seeds the subsampling and the folds.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise UserError(f"features must be [N, D] and [M, D]. Received: {a.shape}, {b.shape}")
+    n = min(len(a), len(b))
+    if n < folds:
+        raise UserError(f"need at least {folds} examples of each domain; have {n}.")
+    rng = np.random.default_rng(seed)
+    a, b = a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]
+    x = np.concatenate([a, b])
+    y = np.concatenate([np.zeros(n), np.ones(n)])
+    scores = []
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        model.fit(x[train], y[train])
+        scores.append(model.score(x[test], y[test]))
+    return float(np.mean(scores))
+
+
+def _first_task(model):
+    return model.tasks[model.groups[next(iter(model.groups))][0]]
+
+
+def real_heldout_source(input_size: int, num: int) -> sources.Source:
+    """Crops of the held-out photographs (never trained on) at `input_size`."""
+    per_photo = max(1, math.ceil(num / len(sources.HELDOUT_PHOTOS)))
+    return sources.real_photos(
+        "heldout",
+        crop=input_size,
+        size=max(input_size, int(round(input_size * _CROP_RATIO))),
+        crops_per_image=per_photo,
+    )
+
+
+def heldout_domains(model, num: int = 240, seed: int = 0):
+    """(synthetic, real) held-out images of a method, harmonized like its inputs.
+
+    Synthetic: the first task's held-out scenes; real: crops of the held-out photos.
+    Both at the method's input size, [num, S, S, 3] each (fewer if a source is smaller).
+    """
+    import tensorflow as tf
+
+    task = _first_task(model)
+    size = model.input_size
+    synthetic = task.data_source("eval").examples(["image"])
+    real = real_heldout_source(size, num).examples(["image"])
+    out = []
+    for k, ds in enumerate((synthetic, real)):
+        images = np.stack([e["image"].numpy() for e in ds.take(num)])
+        seeds = tf.random.split(tf.constant([seed, k], tf.int64), len(images))
+        out.append(
+            np.stack([task.harmonize(tf.constant(i), s).numpy() for i, s in zip(images, seeds)])
+        )
+    return out[0], out[1]
+
+
+def pooled_features(trunk, images, endpoints, batch_size: int = 32) -> dict:
+    """{endpoint: [N, C]} global-average-pooled features (inference mode)."""
+    model = keras.Model(trunk.input, {e: trunk.output[e] for e in endpoints})
+    parts = {e: [] for e in endpoints}
+    for start in range(0, len(images), batch_size):
+        out = model(images[start : start + batch_size], training=False)
+        for e in endpoints:
+            parts[e].append(keras.ops.convert_to_numpy(keras.ops.mean(out[e], axis=(1, 2))))
+    return {e: np.concatenate(v) for e, v in parts.items()}
+
+
+def layers_of(trunk) -> list:
+    """The trunk's layer-level endpoints (ResNet stages, AlexNet conv1..conv7), in order."""
+    return [e for e in trunk.output if "/" not in e]
+
+
+def domain_gap(model, num: int = 240, seed: int = 0, endpoints=None) -> dict:
+    """{endpoint: held-out accuracy of a domain classifier} for a method's trunk.
+
+    Args:
+        model: a MultiTask / DomainAdversarial method (e.g. `zoo.experiment.restore`).
+        num: int. Held-out images of each domain.
+        seed: int.
+        endpoints: list or None. Defaults to every layer (`layers_of`).
+    """
+    synthetic, real = heldout_domains(model, num, seed)
+    endpoints = list(endpoints or layers_of(model.trunk))
+    a = pooled_features(model.trunk, synthetic, endpoints)
+    b = pooled_features(model.trunk, real, endpoints)
+    return {e: domain_classifier_accuracy(a[e], b[e], seed=seed) for e in endpoints}
+
+
+# -- the real-like "P" domain ---------------------------------------------------------
+
+
+def photo_variant(spec: SceneSpec) -> SceneSpec:
+    """The held-out real-like version of a synthetic spec: factor P on, split "test"."""
+    return dataclasses.replace(spec, variant=spec.variant[:4] + "P", split="test")
+
+
+def zero_shot(model, num: int = 128, batch_size: int = 32) -> dict:
+    """{"synthetic": {task: metrics}, "P": {task: metrics}}: the method's tasks on the
+    held-out scenes they were trained like and on their "P" (real-like) version.
+
+    The same scenes (indices, objects, layouts) are drawn in both; only the textures and
+    the camera differ, so the difference is the domain's.
+    """
+    out = {"synthetic": {}, "P": {}}
+    for name, task in model.tasks.items():
+        spec = task.source
+        if not isinstance(spec, SceneSpec):
+            raise UserError(
+                f"zero_shot: task {name!r} was trained on {spec!r}, not on synthetic scenes."
+            )
+        for domain, eval_spec in (
+            ("synthetic", dataclasses.replace(spec, split="test")),
+            ("P", photo_variant(spec)),
+        ):
+            config = dict(task.get_config(), eval_examples=num)
+            config["eval_source"] = {"scene_spec": dataclasses.asdict(eval_spec)}
+            probe = type(task).from_config(config)
+            head = model.task_model(name)
+            truth, predicted = [], []
+            for x, y in pipeline([probe], "eval", batch_size):
+                predicted.append(keras.ops.convert_to_numpy(head(x, training=False)))
+                truth.append(y[name].numpy())
+            out[domain][name] = probe.evaluate(np.concatenate(truth), np.concatenate(predicted))
+    return out
+
+
+# Transfers to the "P" domain: name -> (task, protocol, head). As the paper's VOC and
+# NYUD transfers, the whole trunk is finetuned and the head reads its last layer (conv7
+# = fc7; block4 on a ResNet). At this scale a frozen linear probe of a briefly trained
+# trunk stays at chance (0.09 on 10 classes, random trunk 0.09), finetuning does not.
+TRANSFERS = {
+    "classification": ("classification", "finetune", "task"),
+    "segmentation": ("segmentation", "finetune", "task"),
+}
+TRANSFER_LAYER = "conv7"
+
+
+def transfers(model_dir: str, endpoint: str, num_labels: int = 500, seed: int = 0, **kwargs):
+    """{name: transfer result} of `TRANSFERS` from a run's trunk to "P" scenes."""
+    from zoo.evaluation.transfer import transfer
+
+    out = {}
+    for name, (task, protocol, head) in TRANSFERS.items():
+        out[name] = transfer(
+            model_dir,
+            task=task,
+            protocol=protocol,
+            head=head,
+            num_labels=num_labels,
+            variant="TCVLP",
+            endpoint=endpoint,
+            seed=seed,
+            **kwargs,
+        )
+    return out
+
+
+def layer_probes(model_dir: str, endpoints, num_labels: int = 500, seed: int = 0, **kwargs):
+    """{endpoint: accuracy} of frozen linear probes (global pooling) on "P" classification."""
+    from zoo.evaluation.transfer import transfer
+
+    return {
+        e: transfer(
+            model_dir,
+            task="classification",
+            protocol="linear",
+            num_labels=num_labels,
+            variant="TCVLP",
+            endpoint=e,
+            seed=seed,
+            **kwargs,
+        )["value"]
+        for e in endpoints
+    }
+
+
+# -- Table 3 over seeds -----------------------------------------------------------------
+
+# Table 3 of the paper: row file -> (row, adapted layer, VOC07-CLS, VOC07-DET, VOC12-DET)
+ROWS = {
+    "3tasks": ("3 tasks, no DA", None, 65.6, 51.3, 47.2),
+    "da_conv1": ("3 tasks, DA conv1", "conv1", 61.9, 48.7, 46.0),
+    "da_conv4": ("3 tasks, DA conv4", "conv4", 63.4, 49.5, 46.3),
+    "da_conv5": ("3 tasks, DA conv5", "conv5", 67.4, 52.0, 49.2),
+    "da_conv6": ("3 tasks, DA conv6", "conv6", 66.9, 51.5, 48.2),
+    "da_conv5_bifool": ("3 tasks, conv5, bi-fool", "conv5", 66.2, 51.3, 48.5),
+    "da_conv5_more_data": ("3 tasks, conv5, 3x scenes", "conv5", 68.0, 52.6, 50.0),
+}
+# The paper's claims (sec. 4.4): (better row, worse row, what the paper says)
+CLAIMS = (
+    ("da_conv5", "3tasks", "adaptation at a mid layer (conv5) beats none"),
+    ("3tasks", "da_conv1", "no adaptation beats adaptation at conv1"),
+    ("da_conv5", "da_conv6", "conv5 beats conv6"),
+    ("da_conv5", "da_conv5_bifool", "one-way adaptation beats bi-fool"),
+)
+# The table's columns: (key, header, higher is better)
+COLUMNS = (
+    ("gap_adapted", "domain gap at conv5", False),
+    ("gap_last", "domain gap at the last layer", False),
+    ("p_contours_ods", "P contours ODS F", True),
+    ("p_normals_angle", "P normals mean angle", False),
+    ("p_depth_abs_rel", "P depth abs rel", False),
+    ("p_classification", "P classification (finetuned)", True),
+    ("p_segmentation", "P segmentation mIoU (finetuned)", True),
+)
+# the column the claims are judged on: transfer to P classification (VOC07-CLS's analogue)
+CLAIM_COLUMN = "p_classification"
+
+
+def measure_run(model_dir: str, num_labels: int = 500, seed: int = 0, gap_num: int = 240):
+    """The comparison table's numbers of one trained run (see COLUMNS)."""
+    from zoo import experiment
+    from zoo.trunks.alexnet import analogue
+
+    model, _ = experiment.restore(model_dir)
+    conv5 = analogue("conv5", model.trunk.output)
+    last = analogue(TRANSFER_LAYER, model.trunk.output)
+    layers = layers_of(model.trunk)
+    gaps = domain_gap(model, num=gap_num, seed=seed, endpoints=layers)
+    shot = zero_shot(model)
+    transferred = transfers(model_dir, last, num_labels=num_labels, seed=seed)
+    p = shot["P"]
+    return {
+        "gaps": gaps,
+        "zero_shot": shot,
+        "transfer": {k: v["value"] for k, v in transferred.items()},
+        "gap_adapted": gaps[conv5],
+        "gap_last": gaps[layers[-1]],
+        "p_contours_ods": p["contours"]["ods_f_score"],
+        "p_normals_angle": p["normals"]["mean_angle"],
+        "p_depth_abs_rel": p["depth"]["abs_rel"],
+        "p_classification": transferred["classification"]["value"],
+        "p_segmentation": transferred["segmentation"]["value"],
+    }
+
+
+def _done(path):
+    found = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    record = json.loads(line)
+                    found[(record["row"], record["seed"])] = record
+    return found
+
+
+def compare(
+    rows,
+    seeds,
+    out_dir: str,
+    gin_files=("gin_configs/ren_lee18/small.gin",),
+    gin_bindings=(),
+    num_labels: int = 500,
+    say=print,
+) -> list:
+    """Trains each row of Table 3 with each seed and measures it (resumable).
+
+    Each (row, seed) is a zoo-train run in `out_dir/<row>/seed_<k>` (a separate process;
+    an interrupted run resumes), measured with `measure_run`; the records are appended
+    to `out_dir/results.jsonl`, and pairs already there are not run again.
+
+    Args:
+        rows: list of keys of ROWS.
+        seeds: list of ints (the runs' `zoo.experiment.train.seed`).
+        out_dir: str.
+        gin_files: files given after each row's file. Defaults to small.gin.
+        gin_bindings: bindings added to every run.
+        num_labels: labels of the transfers to "P".
+        say: callable for progress lines.
+
+    Returns:
+        Every record of results.jsonl.
+    """
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise UserError(f"unknown rows {unknown}; rows: {list(ROWS)}")
+    config_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    config_dir = os.path.join(config_dir, "gin_configs", "ren_lee18")
+    results = os.path.join(out_dir, "results.jsonl")
+    done = _done(results)
+    todo = [(r, s) for r in rows for s in seeds if (r, s) not in done]
+    progress = Progress(len(todo), "trained and measured rows") if todo else None
+    for i, (row, seed) in enumerate(todo, start=1):
+        model_dir = os.path.join(out_dir, row, f"seed_{seed}")
+        command = [
+            sys.executable,
+            "-m",
+            "zoo.cli.train",
+            f"--gin_file={os.path.join(config_dir, row + '.gin')}",
+            *(f"--gin_file={f}" for f in gin_files),
+            f"--gin_bindings=zoo.experiment.train.seed = {seed}",
+            *(f"--gin_bindings={b}" for b in gin_bindings),
+            "--gin_bindings=zoo.experiment.train.verbose = 0",
+            f"--model_dir={model_dir}",
+        ]
+        say(f"training {row} (seed {seed}) in {model_dir}")
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise UserError(f"training {row} (seed {seed}) failed:\n{finished.stderr[-3000:]}")
+        record = {"row": row, "seed": seed, "model_dir": model_dir}
+        record.update(measure_run(model_dir, num_labels=num_labels, seed=seed))
+        done[(row, seed)] = record
+        # the whole file, renamed into place: a kill never leaves half a line
+        files.write_text(results, "".join(json.dumps(r) + "\n" for r in done.values()))
+        progress.update(i)
+    return list(done.values())
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return math.nan, math.nan
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def comparison_table(records) -> str:
+    """Markdown: one line per row (mean ± std over seeds of every COLUMNS entry and the
+    paper's Table 3 numbers), then each claim of the paper and whether it holds here."""
+    by_row = {}
+    for record in records:
+        by_row.setdefault(record["row"], []).append(record)
+    rows = [r for r in ROWS if r in by_row]
+    header = ["row", "seeds", *(c[1] for c in COLUMNS), "paper VOC07-CLS / 07-DET / 12-DET"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    stats = {}
+    for row in rows:
+        cells = [ROWS[row][0], str(len(by_row[row]))]
+        for key, _, _ in COLUMNS:
+            mean, std = _mean_std([r[key] for r in by_row[row]])
+            stats[(row, key)] = (mean, std, len(by_row[row]))
+            cells.append(f"{mean:.3f} ± {std:.3f}")
+        cells.append(" / ".join(f"{v:.1f}" for v in ROWS[row][2:]))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Claims of the paper, judged on {dict((c[0], c[1]) for c in COLUMNS)[CLAIM_COLUMN]}:",
+    ]
+    for better, worse, text in CLAIMS:
+        if (better, CLAIM_COLUMN) not in stats or (worse, CLAIM_COLUMN) not in stats:
+            continue
+        (m1, s1, n1), (m2, s2, n2) = stats[(better, CLAIM_COLUMN)], stats[(worse, CLAIM_COLUMN)]
+        difference = m1 - m2
+        # standard error of the difference of two means
+        error = math.sqrt(s1**2 / max(n1, 1) + s2**2 / max(n2, 1))
+        if difference > 2 * error and difference > 0:
+            verdict = "holds here"
+        elif difference < -2 * error:
+            verdict = "reversed here"
+        else:
+            verdict = "not resolved here (difference within two standard errors)"
+        lines.append(
+            f"- {text}: {ROWS[better][0]} {m1:.3f} vs {ROWS[worse][0]} {m2:.3f} "
+            f"(difference {difference:+.3f} ± {error:.3f}): {verdict}."
+        )
+    return "\n".join(lines)
