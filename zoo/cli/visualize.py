@@ -7,6 +7,9 @@ Usage:
     zoo-visualize pretext --model_dir=runs/doersch17_rp_col
     zoo-visualize curves --sweep_dir=sweeps/cls --out=curves.png
     zoo-visualize factors --sweep_dir=sweeps/variants --out=factors.png
+    zoo-visualize neighbours --runs=runs/rl18_3tasks,runs/rl18_da_conv5 --out=nn.png
+    zoo-visualize filters --model_dir=runs/rl18_da_conv5 --out=conv1.png
+    zoo-visualize real --model_dir=runs/rl18_da_conv5 --out=real.png
 
 `synthetic`: for `multi`, one row per scene with RGB, depth, normals, instances,
 semantics and contours; for `single`, a grid of the ten classes x five pose bins; for
@@ -18,6 +21,10 @@ prediction (Ren & Lee Fig. 5).
 next to their inputs, of a run's held-out data (written in the model_dir).
 `curves`: a sweep's metric and utility vs the number of labels (Newell & Deng Fig. 4).
 `factors`: a sweep over variants: change in utility when a factor is added (Fig. 6).
+`neighbours`: nearest neighbours of held-out photo crops among crops of the adaptation
+photos in conv5 feature space, for a random trunk and each run (Ren & Lee Fig. 3).
+`filters`: the first convolution's filters of a run's trunk (Ren & Lee Fig. 4).
+`real`: a run's dense predictions on held-out photographs, next to the input.
 """
 
 import os
@@ -35,6 +42,8 @@ flags.DEFINE_string("model_dir", None, "predictions, alphas: a zoo-train model_d
 flags.DEFINE_string("checkpoint", None, "predictions, alphas: a checkpoint name (last).")
 flags.DEFINE_string("sweep_dir", None, "curves, factors: a sweep directory.")
 flags.DEFINE_bool("lower_is_better", False, "curves, factors: the metric is an error.")
+flags.DEFINE_list("runs", None, "neighbours: zoo-train model_dirs to compare.")
+flags.DEFINE_string("endpoint", "conv5", "neighbours: the layer (AlexNet name or endpoint).")
 
 
 def synthetic():
@@ -112,6 +121,32 @@ def factors():
     return _sweep_plot(plot_factors, "factors.png")
 
 
+def neighbours():
+    from zoo.evaluation.adaptation import plot_neighbours
+
+    if not FLAGS.runs:
+        raise app.UsageError("give --runs (zoo-train model_dirs, comma-separated)")
+    out = FLAGS.out or "neighbours.png"
+    return plot_neighbours(FLAGS.runs, out, queries=FLAGS.num, endpoint=FLAGS.endpoint)
+
+
+def filters():
+    from zoo.evaluation.adaptation import plot_filters
+
+    if not FLAGS.model_dir:
+        raise app.UsageError("give --model_dir")
+    return plot_filters(FLAGS.model_dir, FLAGS.out or os.path.join(FLAGS.model_dir, "conv1.png"))
+
+
+def real():
+    from zoo.evaluation.adaptation import plot_real_predictions
+
+    if not FLAGS.model_dir:
+        raise app.UsageError("give --model_dir")
+    out = FLAGS.out or os.path.join(FLAGS.model_dir, "real_predictions.png")
+    return plot_real_predictions(FLAGS.model_dir, out, num=FLAGS.num)
+
+
 COMMANDS = {
     "synthetic": synthetic,
     "predictions": predictions,
@@ -119,6 +154,9 @@ COMMANDS = {
     "pretext": pretext,
     "curves": curves,
     "factors": factors,
+    "neighbours": neighbours,
+    "filters": filters,
+    "real": real,
 }
 
 

@@ -34,9 +34,9 @@ from zoo.errors import UserError
 from zoo.progress import Progress
 from zoo.tasks.base import pipeline
 
-# Held-out real crops are taken after resizing each photo in the proportion of the
-# authors' 256 -> 227 crops.
-_CROP_RATIO = 256 / 227
+# Real crops are taken after resizing each photo to twice the crop (as the methods'
+# default real domain, `default_real_source`).
+_CROP_RATIO = 2
 
 
 # -- the domain gap -----------------------------------------------------------------
@@ -86,7 +86,7 @@ def real_heldout_source(input_size: int, num: int) -> sources.Source:
     return sources.real_photos(
         "heldout",
         crop=input_size,
-        size=max(input_size, int(round(input_size * _CROP_RATIO))),
+        size=_CROP_RATIO * input_size,
         crops_per_image=per_photo,
     )
 
@@ -413,3 +413,109 @@ def comparison_table(records) -> str:
             f"(difference {difference:+.3f} ± {error:.3f}): {verdict}."
         )
     return "\n".join(lines)
+
+
+# -- pictures -----------------------------------------------------------------------------
+
+
+def _harmonized(model, images, seed=0):
+    import tensorflow as tf
+
+    task = _first_task(model)
+    seeds = tf.random.split(tf.constant([seed, 7], tf.int64), len(images))
+    return np.stack([task.harmonize(tf.constant(i), s).numpy() for i, s in zip(images, seeds)])
+
+
+def _images(source, num):
+    return np.stack([e["image"].numpy() for e in source.examples(["image"]).take(num)])
+
+
+def plot_neighbours(model_dirs, path, queries: int = 6, k: int = 4, endpoint: str = "conv5"):
+    """Nearest neighbours of held-out photo crops among crops of the adaptation photos in
+    the `endpoint` feature space (flattened maps, cosine) of each run, and of a randomly
+    initialised trunk of the first run's architecture (Ren & Lee Fig. 3).
+
+    Args:
+        model_dirs: dict {name: zoo-train model_dir} or list of model_dirs.
+        path: str. Output PNG.
+        queries, k: int. Query rows and neighbours per run.
+        endpoint: str. A trunk endpoint or AlexNet layer (its ResNet analogue).
+    """
+    from zoo import experiment
+    from zoo.evaluation import plots
+    from zoo.trunks.alexnet import analogue
+
+    if not isinstance(model_dirs, dict):
+        model_dirs = {os.path.basename(os.path.normpath(d)): d for d in model_dirs}
+    if not model_dirs:
+        raise UserError("plot_neighbours: give at least one run.")
+    models = {name: experiment.restore(d)[0] for name, d in model_dirs.items()}
+    first = next(iter(models.values()))
+    size = first.input_size
+    query_images = _images(real_heldout_source(size, queries), queries)
+    query_images = query_images[:: max(1, len(query_images) // queries)][:queries]
+    database = _images(
+        sources.real_photos(
+            "train", crop=size, size=_CROP_RATIO * size, crops_per_image=24
+        ),
+        10**6,
+    )
+    keras.utils.set_random_seed(0)
+    random_trunk = keras.models.clone_model(first.trunk)
+    trunks = {"random": (random_trunk, first), **{n: (m.trunk, m) for n, m in models.items()}}
+    features = {}
+    for name, (trunk, model) in trunks.items():
+        layer = analogue(endpoint, trunk.output)
+        flat = keras.Model(trunk.input, keras.layers.Flatten()(trunk.output[layer]))
+        features[f"{name} ({layer})"] = (
+            flat.predict(_harmonized(model, query_images), verbose=0),
+            flat.predict(_harmonized(model, database), verbose=0, batch_size=64),
+        )
+    plots.plot_neighbours(
+        query_images,
+        database,
+        features,
+        path,
+        k=k,
+        title=f"nearest neighbours of held-out photo crops ({endpoint} features)",
+    )
+    return path
+
+
+def first_filters(trunk) -> np.ndarray:
+    """The kernel [kh, kw, 3, F] of the trunk's first convolution."""
+    for layer in trunk.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel.shape[2] == 3:
+            return keras.ops.convert_to_numpy(layer.kernel)
+    raise UserError(f"{trunk.name} has no convolution on RGB inputs.")
+
+
+def plot_filters(model_dir: str, path: str):
+    """The first convolution's filters of a run's trunk (Ren & Lee Fig. 4)."""
+    from zoo import experiment
+    from zoo.evaluation import plots
+
+    model, _ = experiment.restore(model_dir)
+    plots.plot_filters(first_filters(model.trunk), path, title=f"conv1 of {model_dir}")
+    return path
+
+
+def plot_real_predictions(model_dir: str, path: str, num: int = 6):
+    """A run's dense predictions on held-out photo crops (real images, no ground truth)."""
+    from zoo import experiment
+    from zoo.evaluation import plots
+
+    model, _ = experiment.restore(model_dir)
+    images = _images(real_heldout_source(model.input_size, num * 3), num * 3)[::3][:num]
+    inputs = _harmonized(model, images)
+    panels = []
+    for name, task in model.tasks.items():
+        outputs = task.serving_outputs(model.task_model(name)(inputs, training=False))
+        for key, kind in plots._SERVING_KINDS.items():
+            if key in outputs and outputs[key].shape.rank >= 3:
+                panels.append((name, kind, keras.ops.convert_to_numpy(outputs[key])))
+                break
+    if not panels:
+        raise UserError(f"{model_dir} has no dense task to draw: {sorted(model.tasks)}")
+    plots.plot_outputs(images, panels, path, title=f"{model_dir} on held-out photographs")
+    return path

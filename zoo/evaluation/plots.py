@@ -369,3 +369,88 @@ def plot_run_pretext(model, folder, num=8):
             f"the run has no relative position or colorization task: {list(model.tasks)}"
         )
     return written
+
+
+def plot_neighbours(queries, database, features, path, k=4, title=None):
+    """Nearest neighbours of query images in several feature spaces (Ren & Lee Fig. 3).
+
+    Args:
+        queries: [Q, H, W, 3] images in [0, 1].
+        database: [N, H, W, 3] images searched.
+        features: dict {name: (query features [Q, D], database features [N, D])}, one
+            block of `k` columns per name (cosine similarity).
+        path: str. Output PNG.
+        k: int. Neighbours per query and space.
+        title: str or None.
+    """
+    queries, database = np.asarray(queries), np.asarray(database)
+    names = list(features)
+    cols = 1 + k * len(names)
+    fig, axes = plt.subplots(
+        len(queries), cols, figsize=(1.3 * cols, 1.3 * len(queries) + 0.5), squeeze=False
+    )
+    for j, name in enumerate(names):
+        q, d = (np.asarray(f, np.float64) for f in features[name])
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        nearest = np.argsort(-(q @ d.T), axis=1)[:, :k]
+        for r in range(len(queries)):
+            for i in range(k):
+                ax = axes[r, 1 + j * k + i]
+                ax.imshow(np.clip(database[nearest[r, i]], 0, 1))
+                if r == 0 and i == 0:
+                    ax.set_title(name, fontsize=8, loc="left")
+    for r in range(len(queries)):
+        axes[r, 0].imshow(np.clip(queries[r], 0, 1))
+    axes[0, 0].set_title("query", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _save(fig, path, title, fontsize=10)
+
+
+def plot_filters(kernels, path, title=None, cols=16):
+    """First-layer filters [kh, kw, 3, F] as small RGB images, each scaled to [0, 1]
+    (Ren & Lee Fig. 4)."""
+    kernels = np.asarray(kernels, np.float64)
+    if kernels.ndim != 4 or kernels.shape[2] != 3:
+        raise UserError(f"`kernels` must be [kh, kw, 3, F]. Received shape {kernels.shape}")
+    count = kernels.shape[-1]
+    cols = min(cols, count)
+    rows = int(np.ceil(count / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(0.6 * cols, 0.6 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= count:
+            ax.axis("off")
+            continue
+        k = kernels[..., i]
+        span = k.max() - k.min()
+        ax.imshow((k - k.min()) / span if span > 0 else np.zeros_like(k) + 0.5)
+    _save(fig, path, title, fontsize=10)
+
+
+def plot_outputs(images, panels, path, title=None):
+    """Inputs next to predicted maps, without ground truth (e.g. real photographs).
+
+    Args:
+        images: [N, H, W, 3] floats in [0, 1].
+        panels: list of (name, kind, prediction [N, h, w(, C)]); kind as `plot_predictions`.
+        path: str. Output PNG.
+        title: str or None.
+    """
+    images = np.asarray(images)
+    rows, cols = len(images), 1 + len(panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(np.clip(images[r], 0.0, 1.0))
+        for p, (name, kind, prediction) in enumerate(panels):
+            _show(axes[r, 1 + p], kind, prediction[r])
+            if r == 0:
+                axes[r, 1 + p].set_title(name, fontsize=8)
+    axes[0, 0].set_title("input", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _save(fig, path, title, fontsize=10)
