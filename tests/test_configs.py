@@ -16,22 +16,29 @@ from zoo.cli import gin_setup
 from zoo.methods import Method
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# an experiment file names its tasks (base.gin, trunk.gin, small.gin and eval_* do not)
+# an experiment file names its tasks or its adapted layer (base.gin, trunk.gin, small.gin,
+# da_base.gin and eval_* do not)
 TRAINING = sorted(
     os.path.relpath(p, os.path.join(ROOT, "gin_configs"))
     for p in glob.glob(os.path.join(ROOT, "gin_configs", "**", "*.gin"), recursive=True)
-    if "zoo.methods.MultiTask.tasks =" in open(p).read()
+    if any(
+        key in open(p).read()
+        for key in ("zoo.methods.MultiTask.tasks =", "zoo.methods.DomainAdversarial.adapt_at =")
+    )
 )
 NARROW = {
     "zoo.trunks.resnet": "import zoo.trunks\nzoo.trunks.resnet.width_multiplier = 0.0625",
     "zoo.trunks.resnet9": "zoo.trunks.resnet9.width_multiplier = 0.0625",
+    "zoo.trunks.alexnet": "zoo.trunks.alexnet.width_multiplier = 0.0625",
 }
 
 
 def test_the_training_experiments_are_found():
     assert "quickstart.gin" in TRAINING and "newell20/pretrain_rotation.gin" in TRAINING
     assert "photos/pretext.gin" in TRAINING
-    assert {f"ren_lee18/{n}.gin" for n in ("3tasks", "depth", "edge", "surf")} <= set(TRAINING)
+    rows = ("3tasks", "depth", "edge", "surf", "da_conv1", "da_conv4", "da_conv5", "da_conv6")
+    rows += ("da_conv5_bifool", "da_conv5_more_data")
+    assert {f"ren_lee18/{n}.gin" for n in rows} <= set(TRAINING)
     assert len([t for t in TRAINING if t.startswith("doersch17/")]) == 12
 
 
@@ -48,11 +55,46 @@ def test_experiment_builds_its_method(name):
     assert isinstance(method, Method)
     method.compile(bindings["optimizer"])
     assert all(o.built for o in method.player_optimizers.values())
-    assert isinstance(bindings["optimizer"], keras.optimizers.Optimizer)
+    optimizers = bindings["optimizer"]
+    optimizers = optimizers.values() if isinstance(optimizers, dict) else [optimizers]
+    assert all(isinstance(o, keras.optimizers.Optimizer) for o in optimizers)
     expected_size = {
         "quickstart.gin": 64,
         "newell20/pretrain_rotation.gin": 64,
         "photos/pretext.gin": 256,
     }
-    size = expected_size.get(name, 256 if name.startswith("doersch17") else 128)
+    size = expected_size.get(
+        name, 256 if name.startswith("doersch17") else 227 if name.startswith("ren_lee18") else 128
+    )
     assert method.input_size == size  # the paper's (or the file's) input size
+
+
+@pytest.mark.parametrize(
+    "row,layer,bi_fool,scenes",
+    [
+        ("da_conv1", "conv1", False, 500000),
+        ("da_conv4", "conv4", False, 500000),
+        ("da_conv5", "conv5", False, 500000),
+        ("da_conv6", "conv6", False, 500000),
+        ("da_conv5_bifool", "conv5", True, 500000),
+        ("da_conv5_more_data", "conv5", False, 1500000),
+    ],
+)
+def test_table_3_rows_name_their_layer_and_data(row, layer, bi_fool, scenes):
+    path = os.path.join(ROOT, "gin_configs", "ren_lee18", f"{row}.gin")
+    gin_setup.parse([path], [NARROW["zoo.trunks.alexnet"]])
+    method = gin.get_bindings("zoo.experiment.train")["method"]()
+    assert (method.adapt_endpoint, method.bi_fool) == (layer, bi_fool)
+    assert {t.num_examples for t in method.tasks.values()} == {scenes}
+    assert method.loss_balance == "grad_norm" and method.discriminator.input.shape[1] == (
+        56 if layer == "conv1" else 13
+    )
+    # small.gin keeps the rows apart: 3x the scenes for row 10, the layers, bi-fool
+    small = os.path.join(ROOT, "gin_configs", "ren_lee18", "small.gin")
+    gin.clear_config()
+    gin_setup.parse([path, small], [])
+    method = gin.get_bindings("zoo.experiment.train")["method"]()
+    assert method.input_size == 96 and method.adapt_endpoint == layer
+    assert {t.num_examples for t in method.tasks.values()} == {
+        3 * 1024 if scenes > 500000 else 1024
+    }

@@ -38,6 +38,8 @@ zoo.trunks.resnet.width_multiplier = 0.125
 zoo.trunks.resnet.input_shape = (32, 32, 3)
 zoo.trunks.resnet9.width_multiplier = 0.125
 zoo.trunks.resnet9.input_shape = (32, 32, 3)
+zoo.trunks.alexnet.width_multiplier = 0.0625
+zoo.trunks.alexnet.input_shape = (67, 67, 3)
 """
 
 
@@ -266,7 +268,14 @@ DENYLISTED = {
     "zoo.evaluation.transfer": {"source", "predictions_path"},
     "zoo.evaluation.run_sweep": {"sweep_dir", "run_cell", "progress"},
     "zoo.data.Synthetic": {"spec", "num"},
-    "zoo.methods.Transfer": {"tasks", "loss_weights", "per_task_optimizers"},
+    "zoo.methods.Transfer": {
+        "tasks",
+        "loss_weights",
+        "per_task_optimizers",
+        "loss_balance",
+        "balance_steps",
+    },
+    "zoo.methods.DomainAdversarial": {"lasso_block", "lasso_l1", "per_task_optimizers"},
     "zoo.data.Photos": {"path", "labels", "masks", "mask_key", "depth_scale", "recursive"},
 }
 
@@ -304,6 +313,13 @@ OTHER = {
         "layout": '"keras"',
         "weights": "see tests/trunks/test_imagenet.py (full-width trunks only)",
     },
+    "zoo.trunks.alexnet": {
+        "width_multiplier": "0.125",
+        "widths": ("[8, 8, 8, 8, 8, 16, 16]", [], ["zoo.trunks.alexnet.width_multiplier = 1.0"]),
+        "norm": '"group"',
+        "input_shape": "(99, 99, 3)",
+        "name": '"renamed"',
+    },
     "zoo.trunks.resnet9": {
         "widths": ("[4, 8, 8, 8]", [], ["zoo.trunks.resnet9.width_multiplier = 1.0"]),
         "width_multiplier": "0.25",
@@ -331,6 +347,30 @@ OTHER = {
         "lasso_l1": ("0.5", ['zoo.methods.MultiTask.lasso_block = "block2"']),
         "loss_weights": '{"depth": 3.0}',
         "per_task_optimizers": "True",
+        "loss_balance": '"grad_norm"',  # the balanced weights and their statistics
+        "balance_steps": "see tests/methods/test_domain_adaptation.py::"
+        "test_grad_norm_balancing_equalises_the_tasks_gradients",
+    },
+    "zoo.methods.DomainAdversarial": {
+        p: f"see tests/methods/test_domain_adaptation.py::{test}"
+        for p, test in (
+            ("trunk", "test_configuration_round_trip_and_errors"),
+            ("tasks", "test_configuration_round_trip_and_errors"),
+            ("input_size", "test_configuration_round_trip_and_errors"),
+            ("real", "test_real_images_reach_the_trunk_only_with_bi_fool"),
+            ("adapt_at", "test_configuration_round_trip_and_errors"),
+            (
+                "adversarial_weight",
+                "test_a_step_is_algorithm_1_discriminator_first_then_trunk_and_heads",
+            ),
+            ("bi_fool", "test_real_images_reach_the_trunk_only_with_bi_fool"),
+            ("d_steps", "test_configuration_round_trip_and_errors"),
+            ("history_pool", "test_history_pool_fills_then_swaps_half_for_stored_features"),
+            ("discriminator_widths", "test_configuration_round_trip_and_errors"),
+            ("loss_balance", "test_grad_norm_balancing_equalises_the_tasks_gradients"),
+            ("loss_weights", "test_configuration_round_trip_and_errors"),
+            ("balance_steps", "test_grad_norm_balancing_equalises_the_tasks_gradients"),
+        )
     },
     "zoo.evaluation.run_sweep": {
         "methods": '{"mine": "runs/x"}',
@@ -384,6 +424,13 @@ OTHER = {
         "crops_per_image": "2",
         "seed": ("3", ["zoo.data.ImageFolder.crop = 4"]),
         "recursive": ("False", ['zoo.data.ImageFolder.path = "flat"']),
+    },
+    "zoo.data.real_photos": {
+        "part": '"heldout"',
+        "crop": "12",
+        "size": "20",
+        "crops_per_image": "3",
+        "seed": "4",
     },
     "zoo.data.Photos": {
         "names": '["coffee"]',
@@ -570,6 +617,10 @@ def test_every_other_parameter_changes_what_it_configures(
             "zoo.data.Photos": [
                 'zoo.data.Photos.names = ["coffee", "camera"]',
                 "zoo.data.Photos.size = 16",
+            ],
+            "zoo.data.real_photos": [
+                "zoo.data.real_photos.crop = 8",
+                "zoo.data.real_photos.crops_per_image = 2",
             ],
         }[name]
 

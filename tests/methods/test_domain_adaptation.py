@@ -212,8 +212,22 @@ def test_mirrored_strategy_equals_one_device(mirrored):
 
 
 def test_configuration_round_trip_and_errors():
-    model = _model(bi_fool=True, d_steps=2, loss_balance="grad_norm", adapt_at="conv4")
+    model = _model(
+        bi_fool=True,
+        d_steps=2,
+        loss_balance="grad_norm",
+        adapt_at="conv4",
+        discriminator_widths=(4, 4, 4),
+        loss_weights={"depth": 2.0},
+    )
     assert model.adapt_endpoint == "block2"  # conv4's analogue on a ResNet
+    assert model.discriminator.input.shape == (None, 4, 4, 16)  # block2 of 32 px
+    convs = [layer.filters for layer in model.discriminator.layers if hasattr(layer, "filters")]
+    assert convs == [4, 4, 4, 1]
+    assert model.lambdas == {"contours": 1.0, "depth": 2.0, "normals": 1.0}
+    model.train_step(_batch(model))
+    assert int(model.player_optimizers["discriminator"].iterations) == 2  # d_steps
+    assert int(model.player_optimizers["main"].iterations) == 1
     rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert rebuilt.get_config() == model.get_config()
     assert rebuilt.real.identity() == model.real.identity()
