@@ -455,9 +455,7 @@ def plot_neighbours(model_dirs, path, queries: int = 6, k: int = 4, endpoint: st
     query_images = _images(real_heldout_source(size, queries), queries)
     query_images = query_images[:: max(1, len(query_images) // queries)][:queries]
     database = _images(
-        sources.real_photos(
-            "train", crop=size, size=_CROP_RATIO * size, crops_per_image=24
-        ),
+        sources.real_photos("train", crop=size, size=_CROP_RATIO * size, crops_per_image=24),
         10**6,
     )
     keras.utils.set_random_seed(0)
