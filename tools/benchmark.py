@@ -7,6 +7,7 @@ Usage:
     python tools/benchmark.py doersch [--steps=5 --rounds=3]
     python tools/benchmark.py determinism [--steps=5 --rounds=3]
     python tools/benchmark.py data
+    python tools/benchmark.py da [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -21,8 +22,15 @@ targets 100 and 20 images/s.
 a plain keras.Model with the same trunk and head (target ratio >= 0.95); the
 quickstart's input pipeline (batches/s of all its data streams) against the steps/s its
 training consumes (target ratio >= 2); and the step of Ren & Lee's three dense tasks on
-one batch of scenes (one trunk pass, three heads) next to the contour task alone on
-the same batch (target <= 1.3x).
+one batch of scenes (one trunk pass, three heads; ren_lee18/small.gin) next to the
+contour task alone on the same batch (target <= 1.3x).
+
+`da`: one step of Ren & Lee's domain adaptation (DomainAdversarial of
+ren_lee18/da_conv5.gin: the trunk and heads on the synthetic batch, the trunk to conv5
+on the real batch, the discriminator's update and the adversarial term) next to a step
+of the same trunk and heads without adaptation (MultiTask, the same synthetic batch,
+both with grad_norm balancing), traced and alternating; target <= 1.4x. Measured with
+small.gin (quarter width, 96 px) and at the paper's 227 px (quarter width).
 
 `doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
@@ -292,18 +300,10 @@ def benchmark_multitask():
     # 2. The quickstart's input pipeline against what its training step consumes.
     _pipeline_against_training(tasks, batch)
 
-    # 3. Ren & Lee's three dense tasks on one scene: one trunk pass, three heads. The
-    # experiment's trunk (ResNet-50, stride 8) and heads (64 wide), on 64 px images: the
-    # extra cost is the two extra heads; with a narrower trunk the heads weigh more.
-    _parse(
-        "ren_lee18/3tasks.gin",
-        bindings=[
-            "scenes/zoo.data.synthetic.SceneSpec.resolution = 64",
-            "zoo.methods.MultiTask.input_size = 64",
-            "NUM_SCENES = 64",
-        ],
-    )
+    # 3. Ren & Lee's three dense tasks on one scene: one trunk pass, three heads.
+    _parse("ren_lee18/3tasks.gin", "ren_lee18/small.gin", bindings=["NUM_SCENES = 64"])
     tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+    batch = gin.query_parameter("zoo.experiment.train.batch_size")
     joint = _build(tasks)
     data = next(iter(joint.datasets(batch)))
     contours = _build([t for t in tasks if t.name == "contours"], loss_weights=None)
@@ -314,12 +314,62 @@ def benchmark_multitask():
         }
     )
     print(
-        f"\nren_lee18/3tasks.gin (ResNet-50 at stride 8, 64-wide heads) on 64 px scenes, batch "
-        f"{batch}: traced train_step, best of {FLAGS.rounds} alternating rounds"
+        f"\nren_lee18/3tasks.gin + small.gin (AlexNet-style trunk, quarter width, 32-wide "
+        f"heads) on 96 px scenes, batch {batch}: traced train_step, best of {FLAGS.rounds} "
+        "alternating rounds"
     )
     for name, value in best.items():
         print(f"  {name:<10} {1000 * value:8.1f} ms/step (median {1000 * median[name]:.1f})")
     print(f"  ratio 3 tasks / contours: {best['3 tasks'] / best['contours']:.2f} (target <= 1.3)")
+
+
+def benchmark_da():
+    import gin
+    import keras
+
+    from zoo.methods import MultiTask
+
+    for label, bindings in (
+        ("small.gin: quarter width, 96 px", []),
+        (
+            "quarter width at the paper's 227 px, 64-wide heads",
+            [
+                "INPUT_SIZE = 227",
+                "zoo.data.real_photos.size = 454",
+                "zoo.tasks.Depth.head_width = 64",
+                "zoo.tasks.Normals.head_width = 64",
+                "zoo.tasks.Contours.head_width = 64",
+            ],
+        ),
+    ):
+        _parse(
+            "ren_lee18/da_conv5.gin",
+            "ren_lee18/small.gin",
+            bindings=["NUM_SCENES = 64", "zoo.data.real_photos.crops_per_image = 4", *bindings],
+        )
+        keras.utils.set_random_seed(0)
+        adapted = gin.get_configurable("zoo.methods.DomainAdversarial")()
+        adapted.compile(gin.get_bindings("zoo.experiment.train")["optimizer"])
+        batch = gin.query_parameter("zoo.experiment.train.batch_size")
+        data = next(iter(adapted.datasets(batch)))
+        synthetic = ({k: v for k, v in data[0].items() if k != "real"}, data[1])
+        keras.utils.set_random_seed(0)
+        plain = MultiTask(
+            gin.get_configurable("zoo.trunks.alexnet"),
+            list(adapted.tasks.values()),
+            input_size=adapted.input_size,
+            loss_balance="grad_norm",
+        )
+        plain.compile(keras.optimizers.Adam(1e-3))
+        best, median = _step_times({"adaptation": (adapted, data), "none": (plain, synthetic)})
+        print(
+            f"\nren_lee18/da_conv5.gin, {label}, batch {batch} synthetic (+ {batch} real): "
+            f"traced train_step, best of {FLAGS.rounds} alternating rounds"
+        )
+        for name, value in best.items():
+            print(f"  {name:<11} {1000 * value:8.1f} ms/step (median {1000 * median[name]:.1f})")
+        ratio = best["adaptation"] / best["none"]
+        print(f"  ratio adaptation / none: {ratio:.2f} (target <= 1.4)")
 
 
 def benchmark_doersch():
@@ -522,6 +572,7 @@ def benchmark_data():
 
 BENCHMARKS = {
     "data": benchmark_data,
+    "da": benchmark_da,
     "trunk": benchmark_trunk,
     "synthetic": benchmark_synthetic,
     "multitask": benchmark_multitask,
