@@ -254,6 +254,8 @@ CLAIMS = (
 )
 # The table's columns: (key, header, higher is better)
 COLUMNS = (
+    ("d_accuracy", "D accuracy (last epoch)", False),
+    ("gap_row_layer", "domain gap at the adapted layer", False),
     ("gap_adapted", "domain gap at conv5", False),
     ("gap_last", "domain gap at the last layer", False),
     ("p_contours_ods", "P contours ODS F", True),
@@ -373,11 +375,31 @@ def _mean_std(values):
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def _derived(record):
+    """Columns computed from a record: the gap at the row's own layer, D's accuracy."""
+    from zoo.trunks.alexnet import analogue
+
+    record = dict(record)
+    layer = ROWS[record["row"]][1]
+    gaps = record.get("gaps", {})
+    record.setdefault("gap_row_layer", gaps[analogue(layer, gaps)] if layer and gaps else math.nan)
+    if "d_accuracy" not in record:
+        record["d_accuracy"] = math.nan
+        path = os.path.join(record.get("model_dir", ""), "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                history = json.load(f).get("history", {})
+            if history.get("d_accuracy"):
+                record["d_accuracy"] = history["d_accuracy"][-1]
+    return record
+
+
 def comparison_table(records) -> str:
     """Markdown: one line per row (mean ± std over seeds of every COLUMNS entry and the
     paper's Table 3 numbers), then each claim of the paper and whether it holds here."""
     by_row = {}
     for record in records:
+        record = _derived(record)
         by_row.setdefault(record["row"], []).append(record)
     rows = [r for r in ROWS if r in by_row]
     header = ["row", "seeds", *(c[1] for c in COLUMNS), "paper VOC07-CLS / 07-DET / 12-DET"]
@@ -388,7 +410,7 @@ def comparison_table(records) -> str:
         for key, _, _ in COLUMNS:
             mean, std = _mean_std([r[key] for r in by_row[row]])
             stats[(row, key)] = (mean, std, len(by_row[row]))
-            cells.append(f"{mean:.3f} ± {std:.3f}")
+            cells.append("—" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}")
         cells.append(" / ".join(f"{v:.1f}" for v in ROWS[row][2:]))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
