@@ -367,6 +367,7 @@ OTHER = {
             ("d_steps", "test_configuration_round_trip_and_errors"),
             ("history_pool", "test_history_pool_fills_then_swaps_half_for_stored_features"),
             ("discriminator_widths", "test_configuration_round_trip_and_errors"),
+            ("joint_statistics", "test_real_images_reach_the_trunk_only_with_bi_fool"),
             ("loss_balance", "test_grad_norm_balancing_equalises_the_tasks_gradients"),
             ("loss_weights", "test_configuration_round_trip_and_errors"),
             ("balance_steps", "test_grad_norm_balancing_equalises_the_tasks_gradients"),

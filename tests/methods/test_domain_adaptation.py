@@ -108,18 +108,19 @@ def test_each_phase_changes_only_its_players_variables(player):
         np.testing.assert_array_equal(a, v.numpy())
 
 
-@pytest.mark.parametrize("bi_fool", [False, True])
-def test_real_images_reach_the_trunk_only_with_bi_fool(bi_fool):
-    """D frozen (lr 0): one-way, the trunk's update does not depend on the real batch."""
+@pytest.mark.parametrize("bi_fool,joint", [(False, False), (True, False), (False, True)])
+def test_real_images_reach_the_trunk_only_with_bi_fool(bi_fool, joint):
+    """D frozen (lr 0): one-way, the trunk's update does not depend on the real batch;
+    it does with bi-fool, and through the shared BatchNorm statistics of one joint pass."""
     trunks = []
     for seed in (0, 1):
-        model = _model(d_lr=0.0, bi_fool=bi_fool)
+        model = _model(d_lr=0.0, bi_fool=bi_fool, joint_statistics=joint)
         batch = _batch(model)
         real = tf.random.stateless_uniform(batch[0]["real"].shape, [seed, 7])
         model.train_step(({**batch[0], "real": real}, batch[1]))
         trunks.append(_values(model.trunk.trainable_variables))
     same = all(np.array_equal(a, b) for a, b in zip(*trunks))
-    assert same != bi_fool
+    assert same != (bi_fool or joint)
 
 
 def _grad_norms(model, inputs, targets):

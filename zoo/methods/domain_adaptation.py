@@ -82,6 +82,15 @@ class DomainAdversarial(MultiTask):
             pool, 128 in the authors' code; the paper leaves it to future work), 0 for
             none. One replica only. Defaults to 0.
         discriminator_widths: three ints. Defaults to (64, 128, 256).
+        joint_statistics: bool. One trunk pass over the synthetic and the real batch
+            together, so that BatchNorm standardises both with the same statistics.
+            With separate passes (Algorithm 1's z_x = B(x), z_y = B(y); the default)
+            each domain's batch is standardised by its own, so at an endpoint that a
+            BatchNorm ends (every AlexNet endpoint) both domains have the same
+            per-channel mean and variance in training and D must find other
+            differences; jointly, real images reach the trunk's update through the
+            shared statistics (never through a loss of their own unless `bi_fool`),
+            and the heads also run on the real batch. Defaults to False.
         loss_balance: str. "static" or "grad_norm". Defaults to "static".
         loss_weights: dict or None. λ per task name (static mode, and the first
             `balance_steps` of grad_norm). Defaults to 1 each.
@@ -100,6 +109,7 @@ class DomainAdversarial(MultiTask):
         d_steps: int = 1,
         history_pool: int = 0,
         discriminator_widths=WIDTHS,
+        joint_statistics: bool = False,
         loss_balance: str = "static",
         loss_weights: dict | None = None,
         balance_steps: int = 50,
@@ -142,6 +152,7 @@ class DomainAdversarial(MultiTask):
         self.bi_fool = bool(bi_fool)
         self.d_steps, self.history_pool = d_steps, history_pool
         self.discriminator_widths = tuple(discriminator_widths)
+        self.joint_statistics = bool(joint_statistics)
         if real is None:
             real = default_real_source(self.input_size)
         elif isinstance(real, dict):
@@ -296,13 +307,21 @@ class DomainAdversarial(MultiTask):
         seed = tf.stack([step, tf.cast(replica, tf.int64)])
 
         with tf.GradientTape() as tape:
-            out = self.train_network(synthetic, training=True)
-            z_syn = out["adapted"]
-            if self.bi_fool:
-                z_real = self.adapted_trunk(to_trunk(real), training=True)
+            if self.joint_statistics:
+                # one pass over both batches: BatchNorm statistics shared by the domains
+                images = synthetic[self.group]
+                both = self.train_network({self.group: tf.concat([images, real], 0)}, training=True)
+                count = tf.shape(images)[0]
+                out = dict(both, tasks={k: v[:count] for k, v in both["tasks"].items()})
+                z_syn, z_real = both["adapted"][:count], both["adapted"][count:]
             else:
-                with tape.stop_recording():
+                out = self.train_network(synthetic, training=True)
+                z_syn = out["adapted"]
+                if self.bi_fool:
                     z_real = self.adapted_trunk(to_trunk(real), training=True)
+                else:
+                    with tape.stop_recording():
+                        z_real = self.adapted_trunk(to_trunk(real), training=True)
 
             # D's phase: the trunk's features detached, D updated d_steps times
             with tape.stop_recording():
@@ -368,6 +387,7 @@ class DomainAdversarial(MultiTask):
             d_steps=self.d_steps,
             history_pool=self.history_pool,
             discriminator_widths=list(self.discriminator_widths),
+            joint_statistics=self.joint_statistics,
         )
         return config
 
