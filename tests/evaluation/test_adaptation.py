@@ -77,6 +77,13 @@ def test_zero_shot_scores_the_same_scenes_in_both_domains():
     assert result["synthetic"]["normals"] != result["P"]["normals"]  # other images
 
 
+def test_runs_are_named_by_the_parts_that_tell_them_apart():
+    names = adaptation._short_names(["s/3tasks/seed_0", "s/da_conv5/seed_0", "t/x"])
+    assert list(names) == ["3tasks/seed_0", "da_conv5/seed_0", "t/x"]
+    with pytest.raises(ValueError, match="twice"):
+        adaptation._short_names(["a/b", "a/b"])
+
+
 def test_first_filters_and_layers():
     trunk = tiny_trunk()
     assert adaptation.first_filters(trunk).shape[:3] == (7, 7, 3)

@@ -468,7 +468,7 @@ def plot_neighbours(model_dirs, path, queries: int = 6, k: int = 4, endpoint: st
     from zoo.trunks.alexnet import analogue
 
     if not isinstance(model_dirs, dict):
-        model_dirs = {os.path.basename(os.path.normpath(d)): d for d in model_dirs}
+        model_dirs = _short_names(model_dirs)
     if not model_dirs:
         raise UserError("plot_neighbours: give at least one run.")
     models = {name: experiment.restore(d)[0] for name, d in model_dirs.items()}
@@ -500,6 +500,16 @@ def plot_neighbours(model_dirs, path, queries: int = 6, k: int = 4, endpoint: st
         title=f"nearest neighbours of held-out photo crops ({endpoint} features)",
     )
     return path
+
+
+def _short_names(paths) -> dict:
+    """{name: path}: the shortest trailing parts of the paths that tell them apart."""
+    parts = [os.path.normpath(p).split(os.sep) for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return dict(zip(names, paths))
+    raise UserError(f"the same run is given twice: {list(paths)}")
 
 
 def first_filters(trunk) -> np.ndarray:
