@@ -232,6 +232,8 @@ def test_configuration_round_trip_and_errors():
     rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
     assert rebuilt.get_config() == model.get_config()
     assert rebuilt.real.identity() == model.real.identity()
+    default = DomainAdversarial(tiny_trunk(), _tasks(), adapt_at="block1").real
+    assert (default.crop, default.size, default.names) == (32, 64, sources.ADAPTATION_PHOTOS)
     with pytest.raises(ValueError, match="loss_balance"):
         _model(loss_balance="equal")
     with pytest.raises(ValueError, match="nor an AlexNet layer"):

@@ -806,6 +806,13 @@ def real_photos(
     )
 
 
+def real_crops(part: str, size: int, crops_per_image: int = 256) -> "Photos":
+    """`real_photos(part)` crops of `size` px from photos resized to twice that first (a
+    crop shows about a quarter of a photo): the real domain a domain-adaptation method
+    reads by default ("train") and the one its measurements read ("heldout")."""
+    return real_photos(part, crop=size, size=2 * size, crops_per_image=crops_per_image)
+
+
 # -- held-out splits ------------------------------------------------------------------
 
 

@@ -34,11 +34,6 @@ from zoo.errors import UserError
 from zoo.progress import Progress
 from zoo.tasks.base import pipeline
 
-# Real crops are taken after resizing each photo to twice the crop (as the methods'
-# default real domain, `default_real_source`).
-_CROP_RATIO = 2
-
-
 # -- the domain gap -----------------------------------------------------------------
 
 
@@ -82,12 +77,8 @@ def _first_task(model):
 
 def real_heldout_source(input_size: int, num: int) -> sources.Source:
     """Crops of the held-out photographs (never trained on) at `input_size`."""
-    per_photo = max(1, math.ceil(num / len(sources.HELDOUT_PHOTOS)))
-    return sources.real_photos(
-        "heldout",
-        crop=input_size,
-        size=_CROP_RATIO * input_size,
-        crops_per_image=per_photo,
+    return sources.real_crops(
+        "heldout", input_size, max(1, math.ceil(num / len(sources.HELDOUT_PHOTOS)))
     )
 
 
@@ -97,20 +88,10 @@ def heldout_domains(model, num: int = 240, seed: int = 0):
     Synthetic: the first task's held-out scenes; real: crops of the held-out photos.
     Both at the method's input size, [num, S, S, 3] each (fewer if a source is smaller).
     """
-    import tensorflow as tf
-
     task = _first_task(model)
-    size = model.input_size
-    synthetic = task.data_source("eval").examples(["image"])
-    real = real_heldout_source(size, num).examples(["image"])
-    out = []
-    for k, ds in enumerate((synthetic, real)):
-        images = np.stack([e["image"].numpy() for e in ds.take(num)])
-        seeds = tf.random.split(tf.constant([seed, k], tf.int64), len(images))
-        out.append(
-            np.stack([task.harmonize(tf.constant(i), s).numpy() for i, s in zip(images, seeds)])
-        )
-    return out[0], out[1]
+    synthetic = _images(task.data_source("eval"), num)
+    real = _images(real_heldout_source(model.input_size, num), num)
+    return _harmonized(model, synthetic, seed, 0), _harmonized(model, real, seed, 1)
 
 
 def pooled_features(trunk, images, endpoints, batch_size: int = 32) -> dict:
@@ -336,8 +317,8 @@ def compare(
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise UserError(f"unknown rows {unknown}; rows: {list(ROWS)}")
-    config_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    config_dir = os.path.join(config_dir, "gin_configs", "ren_lee18")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config_dir = os.path.join(root, "gin_configs", "ren_lee18")
     results = os.path.join(out_dir, "results.jsonl")
     done = _done(results)
     todo = [(r, s) for r in rows for s in seeds if (r, s) not in done]
@@ -440,11 +421,12 @@ def comparison_table(records) -> str:
 # -- pictures -----------------------------------------------------------------------------
 
 
-def _harmonized(model, images, seed=0):
+def _harmonized(model, images, seed=0, stream=7):
+    """`images` through the method's harmonizer, seeded by (seed, stream)."""
     import tensorflow as tf
 
     task = _first_task(model)
-    seeds = tf.random.split(tf.constant([seed, 7], tf.int64), len(images))
+    seeds = tf.random.split(tf.constant([seed, stream], tf.int64), len(images))
     return np.stack([task.harmonize(tf.constant(i), s).numpy() for i, s in zip(images, seeds)])
 
 
@@ -477,7 +459,7 @@ def plot_neighbours(model_dirs, path, queries: int = 6, k: int = 4, endpoint: st
     query_images = _images(real_heldout_source(size, queries), queries)
     query_images = query_images[:: max(1, len(query_images) // queries)][:queries]
     database = _images(
-        sources.real_photos("train", crop=size, size=_CROP_RATIO * size, crops_per_image=24),
+        sources.real_crops("train", size, crops_per_image=24),
         10**6,
     )
     keras.utils.set_random_seed(0)

@@ -49,16 +49,6 @@ from zoo.methods.multitask import MultiTask
 from zoo.tasks.base import Task
 from zoo.trunks.alexnet import analogue
 
-# Places images were resized to 256 and cropped to 227 in the authors' code: the real
-# photos are resized in the same proportion before their random crops.
-_CROP_RATIO = 256 / 227
-
-
-def default_real_source(input_size: int) -> sources.Source:
-    """The default real domain: random crops of the adaptation photographs
-    (`zoo.data.sources.real_photos("train")`) at `input_size`."""
-    return sources.real_photos("train", crop=input_size, size=int(round(input_size * _CROP_RATIO)))
-
 
 class DomainAdversarial(MultiTask):
     """MultiTask on synthetic images + a patch discriminator at `adapt_at` (module docstring).
@@ -70,7 +60,7 @@ class DomainAdversarial(MultiTask):
         input_size: int or None. As MultiTask.
         real: a zoo.data source, a folder of images, or None. The unlabelled real
             images (entry "image" at input_size). Defaults to None: random crops of the
-            adaptation photographs (`default_real_source`).
+            adaptation photographs (`zoo.data.sources.real_crops("train", input_size)`).
         adapt_at: str. The endpoint D reads: a trunk endpoint, or an AlexNet layer
             "conv1" .. "conv7", which on a ResNet means its analogue
             (`zoo.trunks.alexnet.RESNET_ANALOGUES`). Defaults to "conv5" (the paper's).
@@ -154,7 +144,7 @@ class DomainAdversarial(MultiTask):
         self.discriminator_widths = tuple(discriminator_widths)
         self.joint_statistics = bool(joint_statistics)
         if real is None:
-            real = default_real_source(self.input_size)
+            real = sources.real_crops("train", self.input_size)
         elif isinstance(real, dict):
             real = sources.source_from_config(real)
         self.real = sources.as_source(real, None, "DomainAdversarial (real images)")
