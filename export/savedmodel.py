@@ -59,11 +59,14 @@ def _checked(images, input_shape):
     images = tf.ensure_shape(images, [None, height, width, 3])
     if height is None or width is None:
         size = tf.shape(images)[1:3]
-        tf.debugging.assert_greater_equal(
+        check = tf.debugging.assert_greater_equal(
             tf.reduce_min(size),
             1,
             message="images must be [batch, height, width, 3] with height and width >= 1",
         )
+        # Ordered before the model: otherwise a kernel may fail first on the empty map.
+        with tf.control_dependencies([check]):
+            images = tf.identity(images)
     return images
 
 
