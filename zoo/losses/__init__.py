@@ -11,6 +11,13 @@ from zoo.losses.adversarial import (
     domain_cross_entropy,
     fool_loss,
 )
+from zoo.losses.contrastive import (
+    alignment,
+    dense_info_nce,
+    info_nce,
+    nt_xent,
+    uniformity,
+)
 from zoo.losses.dense import (
     berhu,
     class_balanced_sigmoid_ce,
@@ -20,6 +27,11 @@ from zoo.losses.dense import (
 )
 
 __all__ = [
+    "alignment",
+    "dense_info_nce",
+    "info_nce",
+    "nt_xent",
+    "uniformity",
     "bi_fool_loss",
     "discriminator_loss",
     "domain_cross_entropy",

@@ -1,0 +1,116 @@
+"""Augmentation steps and views: shapes, seeds, probabilities, against hand computation."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.data import augment
+
+
+def _image(size=32, seed=0):
+    return tf.constant(np.random.default_rng(seed).random((size, size, 3)), tf.float32)
+
+
+def _seed(k):
+    return tf.constant([k, 7], tf.int64)
+
+
+def test_views_are_seeded_and_differ_between_views_and_seeds():
+    views = augment.moco_v2_views()
+    image = _image()
+    a, b = views(image, _seed(1)), views(image, _seed(1))
+    assert a.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())  # same seed, same views
+    assert np.abs(a[0] - a[1]).mean() > 0.01  # the two views differ
+    assert np.abs(a.numpy() - views(image, _seed(2)).numpy()).mean() > 0.01
+    assert 0.0 <= a.numpy().min() and a.numpy().max() <= 1.0
+
+
+def test_random_resized_crop_of_the_whole_image_is_the_image():
+    image = _image(16)
+    whole = augment.RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    np.testing.assert_allclose(whole.crop(image, _seed(0)).numpy(), image.numpy(), atol=1e-5)
+    # a quarter of the area, resized to 8 px: a 8x8 crop at an integer place
+    small = augment.RandomResizedCrop(size=8, scale=(0.25, 0.25), ratio=(1.0, 1.0))
+    out = small.crop(image, _seed(3)).numpy()
+    windows = [image.numpy()[t : t + 8, left : left + 8] for t in range(9) for left in range(9)]
+    assert min(np.abs(out - w).max() for w in windows) < 1e-5
+
+
+def test_fixed_offset_crops_are_the_offset_apart():
+    image = tf.reshape(tf.range(40 * 40 * 3, dtype=tf.float32), (40, 40, 3))
+    crops = augment.FixedOffsetCrops(size=(16, 20), offset=4).crops(
+        image, tf.random.split(_seed(5), 3)
+    )
+    assert crops.shape == (3, 16, 20, 3)
+    corners = []
+    for crop in crops.numpy():
+        index = int(crop[0, 0, 0]) // 3
+        corners.append((index // 40, index % 40))
+    for (t0, l0), (t1, l1) in zip(corners, corners[1:]):
+        assert abs(t1 - t0) == 4 and abs(l1 - l0) == 4
+    with pytest.raises(ValueError, match="do not fit"):
+        augment.FixedOffsetCrops(size=48).crops(image, tf.random.split(_seed(0), 2))
+
+
+def test_flip_and_grayscale_are_exact_at_probability_one_and_identity_at_zero():
+    image = _image(8)
+    np.testing.assert_array_equal(
+        augment.HorizontalFlip(1.0)(image, _seed(0)).numpy(), image.numpy()[:, ::-1]
+    )
+    np.testing.assert_array_equal(augment.HorizontalFlip(0.0)(image, _seed(0)), image)
+    gray = augment.Grayscale(1.0)(image, _seed(0)).numpy()
+    luma = image.numpy() @ np.array([0.2989, 0.587, 0.114])
+    np.testing.assert_allclose(gray, np.repeat(luma[..., None], 3, -1), atol=2e-3)
+    np.testing.assert_array_equal(augment.ColorJitter(p=0.0)(image, _seed(0)), image)
+
+
+def test_probability_is_the_share_of_images_changed():
+    image = _image(8)
+    flip = augment.HorizontalFlip(0.3)
+    flipped = [not np.array_equal(flip(image, _seed(k)).numpy(), image.numpy()) for k in range(400)]
+    assert abs(np.mean(flipped) - 0.3) < 0.07
+
+
+def test_gaussian_blur_matches_a_numpy_convolution():
+    image = _image(12)
+    sigma, radius = 1.3, 3
+    x = np.arange(-radius, radius + 1)
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    w /= w.sum()
+    padded = np.pad(image.numpy(), [(radius, radius), (radius, radius), (0, 0)], mode="reflect")
+    rows = sum(w[i] * padded[i : i + 12] for i in range(2 * radius + 1))
+    expected = sum(w[i] * rows[:, i : i + 12] for i in range(2 * radius + 1))
+    got = augment.gaussian_blur(image, sigma, radius).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # a constant image stays constant
+    flat = tf.fill((12, 12, 3), 0.4)
+    np.testing.assert_allclose(augment.gaussian_blur(flat, 2.0, 3).numpy(), 0.4, atol=1e-6)
+
+
+def test_color_jitter_keeps_the_range_and_changes_colours():
+    image = _image(16)
+    out = augment.ColorJitter(p=1.0).jitter(image, _seed(4)).numpy()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert np.abs(out - image.numpy()).mean() > 0.01
+
+
+def test_views_in_a_dataset_and_config_round_trip():
+    views = augment.Views(
+        augment.FixedOffsetCrops(size=24, offset=4),
+        [augment.HorizontalFlip(), augment.ColorJitter(0.2, 0.2, 0.2, 0.05)],
+        count=3,
+    )
+    rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(views))
+    assert rebuilt == views and rebuilt.output_size(32) == (24, 24)
+    ds = tf.data.Dataset.from_tensor_slices(tf.stack([_image(32, 0), _image(32, 1)]))
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=1).batch(2))
+    out = [v.numpy() for v in ds.map(views)]
+    assert out[0].shape == (3, 24, 24, 3)
+    with pytest.raises(ValueError, match="count"):
+        augment.Views(count=1)
+    with pytest.raises(ValueError, match="probability"):
+        augment.Grayscale(1.5)
+    with pytest.raises(ValueError, match="scale"):
+        augment.RandomResizedCrop(scale=(0.5, 0.2))

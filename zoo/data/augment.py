@@ -1,0 +1,416 @@
+"""Augmentations for contrastive learning: several random views of one image.
+
+A `Views` object makes `count` views of an image: a crop step gives the views' crops
+(`RandomResizedCrop`: each view its own crop; `FixedOffsetCrops`: CompL's crops of one
+size, the second shifted by a fixed distance from the first), then every view goes
+through the same list of photometric steps with seeds of its own (`HorizontalFlip`,
+`ColorJitter`, `Grayscale`, `GaussianBlur`). Every step is graph-mode TensorFlow on one
+float RGB image in [0, 1] ([H, W, 3]) and takes a stateless `seed` of shape [2]: in a
+`tf.data` pipeline the seeds come from the example's position, so every replica and
+every resumed run sees the same views, and different examples differ.
+
+Defaults are MoCo v2's (Chen et al. 2020; the DenseCL code): crop scale (0.2, 1), colour
+jitter (0.4, 0.4, 0.4, 0.1) with probability 0.8, grayscale 0.2, Gaussian blur σ in
+[0.1, 2] with probability 0.5, horizontal flip 0.5 (`moco_v2_views`); SimCLR's are the
+same but for a crop scale of (0.08, 1) and jitter strength 0.8·(0.8, 0.8, 0.8, 0.2)
+(`simclr_views`, Chen et al. 2020, appendix A). Gin composes them, e.g.
+
+    zoo.tasks.MoCo.views = @zoo.data.augment.Views()
+    zoo.data.augment.Views.crop = @zoo.data.augment.FixedOffsetCrops()
+    zoo.data.augment.FixedOffsetCrops.size = (48, 48)
+    zoo.data.augment.FixedOffsetCrops.offset = 4
+    zoo.data.augment.Views.steps = [@zoo.data.augment.HorizontalFlip(),
+                                    @zoo.data.augment.ColorJitter()]
+"""
+
+import math
+
+import gin
+import keras
+import tensorflow as tf
+
+from zoo.errors import UserError
+
+
+def _probability(name, p):
+    if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+        raise UserError(f"`{name}` must be a probability in [0, 1]. Received: {p!r}")
+    return float(p)
+
+
+def _range(name, value, low, high):
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) for v in value)
+        and low <= value[0] <= value[1] <= high
+    )
+    if not ok:
+        raise UserError(
+            f"`{name}` must be a pair (min, max) with {low} <= min <= max <= {high}. "
+            f"Received: {value!r}"
+        )
+    return tuple(float(v) for v in value)
+
+
+def _chance(seed, p):
+    """True with probability `p` (a scalar bool tensor)."""
+    return tf.random.stateless_uniform([], seed) < p
+
+
+class Step:
+    """Base of the augmentation steps: a config round trip (`get_config` returns every
+    constructor argument) and a readable repr."""
+
+    def get_config(self) -> dict:
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        return f"{type(self).__name__}({args})"
+
+
+# -- crops -----------------------------------------------------------------------------
+
+
+def _as_size(name, size):
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    if not (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(s, int) and s >= 1 for s in size)
+    ):
+        raise UserError(f"`{name}` must be an int or (height, width) >= 1. Received: {size!r}")
+    return tuple(size)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class RandomResizedCrop(Step):
+    """Each view: a crop of a random share `scale` of the image's area and aspect ratio
+    in `ratio` (log-uniform), resized to `size` (Szegedy et al. 2015's "Inception crop").
+
+    Args:
+        size: int, (height, width) or None. Output size. Defaults to None: the image's.
+        scale: (min, max). Share of the area. Defaults to (0.2, 1.0) (MoCo v2).
+        ratio: (min, max). Width / height. Defaults to (3/4, 4/3).
+    """
+
+    def __init__(self, size=None, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.size = _as_size("size", size)
+        self.scale = _range("scale", scale, 1e-6, 1.0)
+        self.ratio = _range("ratio", ratio, 1e-3, 1e3)
+        self._config = {"size": size, "scale": list(self.scale), "ratio": list(self.ratio)}
+
+    def crop(self, image, seed):
+        shape = tf.shape(image)
+        height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+        s = tf.unstack(tf.random.split(seed, 4))
+        area = height * width * tf.random.stateless_uniform([], s[0], *self.scale)
+        log_ratio = tf.random.stateless_uniform(
+            [], s[1], math.log(self.ratio[0]), math.log(self.ratio[1])
+        )
+        aspect = tf.exp(log_ratio)
+        crop_w = tf.clip_by_value(tf.round(tf.sqrt(area * aspect)), 1.0, width)
+        crop_h = tf.clip_by_value(tf.round(tf.sqrt(area / aspect)), 1.0, height)
+        top = tf.floor(tf.random.stateless_uniform([], s[2]) * (height - crop_h + 1.0))
+        left = tf.floor(tf.random.stateless_uniform([], s[3]) * (width - crop_w + 1.0))
+        # crop_and_resize maps box coordinate y to pixel y·(H − 1): the box runs from
+        # the first to the last pixel centre of the crop
+        y_scale, x_scale = tf.maximum(height - 1.0, 1.0), tf.maximum(width - 1.0, 1.0)
+        bottom, right = top + crop_h - 1.0, left + crop_w - 1.0
+        box = tf.stack([top / y_scale, left / x_scale, bottom / y_scale, right / x_scale])
+        size = self.size or (image.shape[0], image.shape[1])
+        out = tf.image.crop_and_resize(image[tf.newaxis], box[tf.newaxis], [0], size)[0]
+        out.set_shape([*size, 3])
+        return out
+
+    def crops(self, image, seeds):
+        """[count, h, w, 3]: one independent crop per seed of `seeds` [count, 2]."""
+        return tf.stack([self.crop(image, s) for s in tf.unstack(seeds)])
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class FixedOffsetCrops(Step):
+    """CompL's crops for dense tasks (Supp. D.2): every view a `size` crop, the first at a
+    random place, each next one `offset` pixels away from the previous on both axes (the
+    sign of each axis drawn at random, and the shift reduced where the image ends).
+
+    Args:
+        size: int or (height, width). Crop size, at most the image's.
+        offset: int >= 0. Distance in pixels on both axes. Defaults to 32 (CompL's
+            semantic segmentation; depth 8, boundaries 4).
+    """
+
+    def __init__(self, size=gin.REQUIRED, offset: int = 32):
+        if size is gin.REQUIRED:
+            raise UserError("FixedOffsetCrops needs `size` (an int or (height, width)).")
+        self.size = _as_size("size", size)
+        if not (isinstance(offset, int) and offset >= 0):
+            raise UserError(f"`offset` must be an int >= 0. Received: {offset!r}")
+        self.offset = offset
+        self._config = {"size": size, "offset": offset}
+
+    def crops(self, image, seeds):
+        h, w = self.size
+        if image.shape[0] is not None and (image.shape[0] < h or image.shape[1] < w):
+            raise UserError(
+                f"FixedOffsetCrops: crops of {h}x{w} do not fit images of "
+                f"{image.shape[0]}x{image.shape[1]}."
+            )
+        shape = tf.shape(image)
+        room = tf.stack([shape[0] - h, shape[1] - w])  # largest top, left
+        seeds = tf.unstack(seeds)
+        first = tf.random.stateless_uniform([2], seeds[0], 0, tf.int32.max, tf.int32)
+        corner = first % (room + 1)
+        out = [tf.slice(image, tf.concat([corner, [0]], 0), [h, w, 3])]
+        for seed in seeds[1:]:
+            sign = tf.where(tf.random.stateless_uniform([2], seed) < 0.5, -1, 1)
+            moved = corner + sign * self.offset
+            # the other way where the image ends, clipped where neither way fits
+            moved = tf.where((moved < 0) | (moved > room), corner - sign * self.offset, moved)
+            corner = tf.clip_by_value(moved, 0, room)
+            out.append(tf.slice(image, tf.concat([corner, [0]], 0), [h, w, 3]))
+        views = tf.stack(out)
+        views.set_shape([len(seeds), h, w, 3])
+        return views
+
+
+# -- photometric steps -------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class HorizontalFlip(Step):
+    """Mirrors the image left-right with probability `p`. Defaults to 0.5."""
+
+    def __init__(self, p: float = 0.5):
+        self.p = _probability("p", p)
+        self._config = {"p": self.p}
+
+    def __call__(self, image, seed):
+        return tf.cond(_chance(seed, self.p), lambda: image[:, ::-1], lambda: image)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class ColorJitter(Step):
+    """With probability `p`: brightness, contrast, saturation and hue changes, in this
+    order, each by a random factor (torchvision's ColorJitter ranges: brightness and
+    contrast and saturation factors in [1 − s, 1 + s], hue shift in [−h, h] turns).
+
+    Args:
+        brightness: float >= 0. Defaults to 0.4.
+        contrast: float >= 0. Defaults to 0.4.
+        saturation: float >= 0. Defaults to 0.4.
+        hue: float in [0, 0.5]. Defaults to 0.1.
+        p: float. Defaults to 0.8.
+    """
+
+    def __init__(self, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8):
+        for name, value in (("brightness", brightness), ("contrast", contrast)):
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise UserError(f"`{name}` must be a number >= 0. Received: {value!r}")
+        if not (isinstance(saturation, (int, float)) and saturation >= 0):
+            raise UserError(f"`saturation` must be a number >= 0. Received: {saturation!r}")
+        if not (isinstance(hue, (int, float)) and 0 <= hue <= 0.5):
+            raise UserError(f"`hue` must be a number in [0, 0.5]. Received: {hue!r}")
+        self.brightness, self.contrast = float(brightness), float(contrast)
+        self.saturation, self.hue = float(saturation), float(hue)
+        self.p = _probability("p", p)
+        self._config = {
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "saturation": self.saturation,
+            "hue": self.hue,
+            "p": self.p,
+        }
+
+    def _factor(self, seed, strength):
+        return tf.random.stateless_uniform([], seed, max(0.0, 1.0 - strength), 1.0 + strength)
+
+    def jitter(self, image, seed):
+        s = tf.unstack(tf.random.split(seed, 4))
+        image = image * self._factor(s[0], self.brightness)
+        image = tf.clip_by_value(image, 0.0, 1.0)
+        mean = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
+        image = tf.clip_by_value((image - mean) * self._factor(s[1], self.contrast) + mean, 0, 1)
+        image = tf.image.adjust_saturation(image, self._factor(s[2], self.saturation))
+        if self.hue > 0:
+            shift = tf.random.stateless_uniform([], s[3], -self.hue, self.hue)
+            image = tf.image.adjust_hue(image, shift)
+        return tf.clip_by_value(image, 0.0, 1.0)
+
+    def __call__(self, image, seed):
+        chance, seed = tf.unstack(tf.random.split(seed, 2))
+        return tf.cond(_chance(chance, self.p), lambda: self.jitter(image, seed), lambda: image)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class Grayscale(Step):
+    """With probability `p` (default 0.2), the image's luma replicated to 3 channels."""
+
+    def __init__(self, p: float = 0.2):
+        self.p = _probability("p", p)
+        self._config = {"p": self.p}
+
+    def __call__(self, image, seed):
+        gray = lambda: tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))  # noqa: E731
+        return tf.cond(_chance(seed, self.p), gray, lambda: image)
+
+
+def gaussian_kernel(sigma, radius: int):
+    """Normalised 1-D Gaussian weights [2·radius + 1] of standard deviation `sigma`."""
+    x = tf.cast(tf.range(-radius, radius + 1), tf.float32)
+    weights = tf.exp(-0.5 * tf.square(x / tf.maximum(sigma, 1e-6)))
+    return weights / tf.reduce_sum(weights)
+
+
+def gaussian_blur(image, sigma, radius: int):
+    """[H, W, 3] blurred by a separable Gaussian of `sigma` px (edges reflected)."""
+    kernel = gaussian_kernel(sigma, radius)
+    padded = tf.pad(
+        image[tf.newaxis], [[0, 0], [radius, radius], [radius, radius], [0, 0]], "REFLECT"
+    )
+    rows = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, 3, 1])
+    cols = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, 3, 1])
+    out = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    out = tf.nn.depthwise_conv2d(out, cols, [1, 1, 1, 1], "VALID")
+    return out[0]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class GaussianBlur(Step):
+    """With probability `p`, a Gaussian blur of σ drawn from `sigma` in units of
+    `sigma_unit` pixels (MoCo v2 / SimCLR: σ in [0.1, 2.0] px at 224 px, with a kernel of
+    10 % of the image). The kernel radius covers 3σ, at most a third of the image.
+
+    Args:
+        sigma: (min, max). Defaults to (0.1, 2.0).
+        p: float. Defaults to 0.5.
+        reference_size: int or None. Image size at which `sigma` is given: σ scales with
+            the image (a 2 px blur at 224 px is 0.57 px at 64 px). Defaults to 224; None
+            keeps σ in pixels.
+    """
+
+    def __init__(self, sigma=(0.1, 2.0), p: float = 0.5, reference_size: int | None = 224):
+        self.sigma = _range("sigma", sigma, 0.0, 1e3)
+        self.p = _probability("p", p)
+        if reference_size is not None and not (
+            isinstance(reference_size, int) and reference_size >= 1
+        ):
+            raise UserError(
+                f"`reference_size` must be an int >= 1 or None. Received: {reference_size!r}"
+            )
+        self.reference_size = reference_size
+        self._config = {"sigma": list(self.sigma), "p": self.p, "reference_size": reference_size}
+
+    def __call__(self, image, seed):
+        size = image.shape[0]
+        scale = 1.0 if self.reference_size is None else size / self.reference_size
+        radius = max(1, min(int(math.ceil(3 * self.sigma[1] * scale)), (size - 1) // 3))
+        chance, seed = tf.unstack(tf.random.split(seed, 2))
+        sigma = tf.random.stateless_uniform([], seed, *self.sigma) * scale
+        return tf.cond(
+            _chance(chance, self.p), lambda: gaussian_blur(image, sigma, radius), lambda: image
+        )
+
+
+# -- views ---------------------------------------------------------------------------------
+
+
+def _deserialized(value):
+    if isinstance(value, dict) and "class_name" in value:
+        return keras.saving.deserialize_keras_object(value)
+    return value
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class Views(Step):
+    """`count` augmented views of one image: the crop step, then `steps` on each view.
+
+    Args:
+        crop: RandomResizedCrop, FixedOffsetCrops or None (the whole image). Defaults to
+            RandomResizedCrop() (MoCo v2's).
+        steps: list of steps applied in order to each view. Defaults to MoCo v2's
+            (ColorJitter, Grayscale, GaussianBlur, HorizontalFlip).
+        count: int >= 2. Defaults to 2.
+    """
+
+    def __init__(self, crop="default", steps=None, count: int = 2):
+        crop = RandomResizedCrop() if crop == "default" else _deserialized(crop)
+        if steps is None:
+            steps = [ColorJitter(), Grayscale(), GaussianBlur(), HorizontalFlip()]
+        steps = [_deserialized(s) for s in steps]
+        if crop is not None and not hasattr(crop, "crops"):
+            raise UserError(
+                "`crop` must be a RandomResizedCrop, a FixedOffsetCrops or None. "
+                f"Received: {crop!r}"
+            )
+        bad = [s for s in steps if not callable(s)]
+        if bad:
+            raise UserError(f"`steps` must be augmentation steps (callables). Received: {bad}")
+        if not (isinstance(count, int) and count >= 2):
+            raise UserError(f"`count` must be an int >= 2. Received: {count!r}")
+        self.crop, self.steps, self.count = crop, list(steps), count
+        self._config = {
+            "crop": None if crop is None else keras.saving.serialize_keras_object(crop),
+            "steps": [keras.saving.serialize_keras_object(s) for s in self.steps],
+            "count": count,
+        }
+
+    def output_size(self, input_size: int) -> tuple:
+        """(height, width) of a view of an input_size x input_size image."""
+        size = getattr(self.crop, "size", None)
+        return tuple(size) if size else (input_size, input_size)
+
+    def __call__(self, image, seed):
+        """[count, h, w, 3] views of `image` [H, W, 3]."""
+        crop_seed, step_seed = tf.unstack(tf.random.split(seed, 2))
+        crop_seeds = tf.random.split(crop_seed, self.count)
+        if self.crop is None:
+            crops = tf.stack([image] * self.count)
+        else:
+            crops = self.crop.crops(image, crop_seeds)
+        views = []
+        for crop, view_seed in zip(
+            tf.unstack(crops), tf.unstack(tf.random.split(step_seed, self.count))
+        ):
+            seeds = tf.unstack(tf.random.split(view_seed, max(1, len(self.steps))))
+            for step, s in zip(self.steps, seeds):
+                crop = step(crop, s)
+            views.append(crop)
+        return tf.stack(views)
+
+
+def moco_v2_views(count: int = 2) -> Views:
+    """MoCo v2's augmentation (the defaults of every step)."""
+    return Views(RandomResizedCrop(), count=count)
+
+
+def simclr_views(count: int = 2) -> Views:
+    """SimCLR's augmentation (Chen et al. 2020, appendix A, colour strength 0.8)."""
+    return Views(
+        RandomResizedCrop(scale=(0.08, 1.0)),
+        [
+            ColorJitter(0.8 * 0.8, 0.8 * 0.8, 0.8 * 0.8, 0.8 * 0.2),
+            Grayscale(),
+            GaussianBlur(),
+            HorizontalFlip(),
+        ],
+        count=count,
+    )
