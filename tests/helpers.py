@@ -34,10 +34,15 @@ def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size:
     rows = trunk_batch.shape[0]
     rng = np.random.default_rng(0)
     outputs = head(rng.normal(size=(rows, *endpoint_shape)).astype("float32"))
+    if hasattr(task, "queue_depth"):
+        targets = momentum_targets(task, outputs)
     loss = task.loss(targets, outputs)
     assert tuple(loss.shape) == (batch_size,), (task.name, loss.shape)
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(loss))), task.name
-    metrics = task.evaluate(targets.numpy(), keras.ops.convert_to_numpy(outputs))
+    if hasattr(task, "queue_depth"):  # held out: the query network's second views
+        targets = outputs
+    numpy = lambda t: tf.nest.map_structure(keras.ops.convert_to_numpy, t)  # noqa: E731
+    metrics = task.evaluate(numpy(targets), numpy(outputs))
     assert metrics and set(metrics) <= set(task.metric_info), (task.name, sorted(metrics))
     for name, (direction, meaning) in task.metric_info.items():
         assert direction in DIRECTIONS and meaning, (task.name, name)
@@ -47,6 +52,17 @@ def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size:
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(task))
     assert type(again) is type(task) and again.get_config() == config, task.name
     return metrics
+
+
+def momentum_targets(task, outputs, seed=1):
+    """What a method gives a momentum task (MoCo, DenseCL) as targets: key outputs (here
+    the outputs of the batch rolled by one) and full queues of random keys."""
+    targets = {"key": tf.nest.map_structure(lambda t: tf.roll(t, 1, axis=0), outputs)}
+    rng = np.random.default_rng(seed)
+    for queue, depth in task.queue_depth().items():
+        targets[queue] = tf.constant(rng.normal(size=(task.queue_size, depth)), tf.float32)
+        targets[f"{queue}_filled"] = tf.ones([task.queue_size], tf.bool)
+    return targets
 
 
 class TwoPlayers(Method):

@@ -17,7 +17,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import momentum_targets
 
+import zoo.data.augment
 import zoo.data.synthetic
 import zoo.evaluation.protocols
 import zoo.evaluation.sweep
@@ -45,7 +47,7 @@ zoo.trunks.alexnet.input_shape = (67, 67, 3)
 
 def _hash(*arrays):
     digest = hashlib.sha1()
-    for a in arrays:
+    for a in tf.nest.flatten(arrays):
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(a)).tobytes())
     return digest.hexdigest()
 
@@ -78,6 +80,9 @@ def _task_print(task, input_size=32):
     head = keras.Model(features, task.build_head(features, input_size))
     rows = task.to_trunk(x).shape[0]
     outputs = head(np.random.default_rng(0).normal(size=(rows, 4, 4, 8)).astype("float32"))
+    if hasattr(task, "queue_depth"):  # momentum tasks: the keys and queues a method gives
+        y = momentum_targets(task, outputs)
+        x = (x, tf.nest.flatten(y))
     try:
         loss = task.loss(y, outputs).numpy()
     except (ValueError, tf.errors.InvalidArgumentError):
@@ -89,10 +94,10 @@ def _task_print(task, input_size=32):
         _hash(x, y),
         _hash(train_x, train_y),
         head.count_params(),
-        tuple(head.output.shape),
+        str(tf.nest.map_structure(lambda t: tuple(t.shape), head.output)),
         None if loss is None else _hash(np.round(loss, 5)),
-        tuple(x.shape),
-        tuple(y.shape),
+        str(tf.nest.map_structure(lambda t: tuple(t.shape), x)),
+        str(tf.nest.map_structure(lambda t: tuple(t.shape), y)),
     )
 
 
@@ -171,6 +176,25 @@ MULTI_TASKS = {
         "head_bottleneck": "3",
     },
 }
+_CONTRASTIVE = {
+    "views": ("@zoo.data.augment.Views()", ["zoo.data.augment.Views.crop = None"]),
+    "hidden": "12",
+    "projection": "6",
+    "temperature": "0.05",
+}
+_MOMENTUM = {
+    **_CONTRASTIVE,
+    "queue_size": "9",
+    "momentum": "see tests/methods/test_contrastive.py::"
+    "test_key_network_starts_as_the_query_network_and_follows_the_moving_average",
+}
+MULTI_TASKS.update(
+    {
+        "zoo.tasks.SimCLR": _CONTRASTIVE,
+        "zoo.tasks.MoCo": _MOMENTUM,
+        "zoo.tasks.DenseCL": {**_MOMENTUM, "grid": "3", "dense_weight": "0.9"},
+    }
+)
 SINGLE_TASKS = {
     "zoo.tasks.Classification": {
         # the synthetic source names its 10 classes: another count is refused
@@ -199,6 +223,15 @@ SMALL_TASK = {  # bindings that keep each task small (heads of a few units)
         "zoo.tasks.Exemplar.head_bottleneck = 2",
     ],
     "zoo.tasks.Colorization": ["zoo.tasks.Colorization.head_width = 4"],
+    **{
+        f"zoo.tasks.{kind}": [f"zoo.tasks.{kind}.hidden = 8", f"zoo.tasks.{kind}.projection = 4"]
+        for kind in ("SimCLR", "MoCo", "DenseCL")
+    },
+    "zoo.tasks.DenseCL": [
+        "zoo.tasks.DenseCL.hidden = 8",
+        "zoo.tasks.DenseCL.projection = 4",
+        "zoo.tasks.DenseCL.grid = 2",
+    ],
     "zoo.tasks.MotionSegmentation": ["zoo.tasks.MotionSegmentation.head_width = 4"],
 }
 # Task's own parameters, bound on every task
@@ -401,6 +434,33 @@ OTHER = {
         "workers": "see tests/data/test_sources.py::test_render_on_the_fly_equals_the_cache",
     },
     "zoo.data.TFRecords": {"path": '"records2"'},
+    # augmentations: applied to one image with 16 seeds
+    "zoo.data.augment.Views": {
+        "crop": "@zoo.data.augment.FixedOffsetCrops()",
+        "steps": "[@zoo.data.augment.Grayscale()]",
+        "count": "3",
+    },
+    "zoo.data.augment.RandomResizedCrop": {
+        "size": "8",
+        "scale": "(0.1, 0.2)",
+        "ratio": "(0.5, 0.6)",
+    },
+    "zoo.data.augment.FixedOffsetCrops": {"size": "12", "offset": "2"},
+    "zoo.data.augment.HorizontalFlip": {"p": "0.0"},
+    "zoo.data.augment.ColorJitter": {
+        "brightness": "0.0",
+        "contrast": "0.0",
+        "saturation": "0.0",
+        "hue": "0.0",
+        "p": "0.0",
+    },
+    "zoo.data.augment.Grayscale": {"p": "1.0"},
+    "zoo.data.augment.GaussianBlur": {
+        "sigma": "(3.0, 4.0)",
+        # at 32 px MoCo's σ (0.1-2 px at 224 px) is below 0.3 px: keep σ in pixels
+        "p": ("0.0", ["zoo.data.augment.GaussianBlur.reference_size = None"]),
+        "reference_size": "32",
+    },
     "zoo.data.Holdout": {
         "source": (
             "@other/zoo.data.TFRecords()",
@@ -604,7 +664,7 @@ def test_every_other_parameter_changes_what_it_configures(
         def fingerprint(bindings):
             return _method_print(_build(name, [*setup, *bindings]))
 
-    elif name.startswith("zoo.data.") and name != "zoo.data.synthetic.SceneSpec":
+    elif name.startswith("zoo.data.") and name.split(".")[2] not in ("synthetic", "augment"):
         _data_folders(tmp_path)
         base = {
             "zoo.data.Synthetic": [],
@@ -638,6 +698,22 @@ def test_every_other_parameter_changes_what_it_configures(
             cached = name == "zoo.data.Synthetic" and cache.find(kwargs["spec"], 3, keys)
             examples = list(source.examples(keys).as_numpy_iterator())
             return keys, _hash(*[e[k] for e in examples for k in keys]), bool(cached)
+
+    elif name.startswith("zoo.data.augment."):
+        # FixedOffsetCrops needs a size; the others start from their defaults
+        base = ["zoo.data.augment.FixedOffsetCrops.size = 16"]
+
+        def fingerprint(bindings):
+            step = _build(name, [*base, *bindings])
+            image = tf.constant(np.random.default_rng(0).random((32, 32, 3)), tf.float32)
+            outputs = []
+            for k in range(16):
+                seed = tf.constant([k, 1], tf.int64)
+                if hasattr(step, "crops"):
+                    outputs.append(step.crops(image, tf.random.split(seed, 2)))
+                else:
+                    outputs.append(step(image, seed))
+            return _hash(*outputs), tuple(outputs[0].shape)
 
     elif name == "zoo.experiment.CostBudget":
 

@@ -35,6 +35,11 @@ TASKS = {
         fc_bottleneck=2,
         **SMALL,
     ),
+    "SimCLR": lambda: zoo.tasks.SimCLR(MULTI, hidden=8, projection=4, **SMALL),
+    "MoCo": lambda: zoo.tasks.MoCo(MULTI, hidden=8, projection=4, queue_size=6, **SMALL),
+    "DenseCL": lambda: zoo.tasks.DenseCL(
+        MULTI, hidden=8, projection=4, queue_size=6, grid=2, **SMALL
+    ),
     "Exemplar": lambda: zoo.tasks.Exemplar(
         SINGLE, image_size=32, patch_size=16, head_widths=(8, 4), head_bottleneck=2, **SMALL
     ),

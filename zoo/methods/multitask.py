@@ -1,5 +1,6 @@
 """A shared trunk trained on several tasks at once (Doersch & Zisserman 2017; Ren & Lee 2018)."""
 
+import threading
 from collections.abc import Callable, Sequence
 
 import gin
@@ -10,6 +11,7 @@ import tensorflow as tf
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import LassoMix
 from zoo.methods.base import Method, _Untracked, deserialize, serialize
+from zoo.methods.momentum import MomentumEncoders, momentum_tasks
 from zoo.tasks.base import Task, pipeline
 
 SERVING_HARMONIZERS = ("identity", "lab_l3")
@@ -225,6 +227,10 @@ class MultiTask(Method):
                 name="grad_norm_steps",
             )
         self.input_names = {n: i for i, group in self.groups.items() for n in group}
+        self.momentum = self._momentum_encoders(tasks)
+        # {task: key outputs} of the step being traced, per thread: MirroredStrategy
+        # traces each replica's step in a thread of its own, at the same time
+        self._step_keys = _Untracked(threading.local())
         self._loss_trackers = {n: keras.metrics.Mean(name=f"{n}_loss") for n in names}
         self._total_tracker = keras.metrics.Mean(name="loss")
         self._task_metrics = {t.name: t.keras_metrics() for t in tasks}
@@ -239,6 +245,23 @@ class MultiTask(Method):
         of each task (grad_norm; else empty)}."""
         taps = {n: self._taps.value[n] for n in self._taps.value}
         return keras.Model(inputs, {"tasks": outputs, "taps": taps}, name="train_network")
+
+    def _momentum_encoders(self, tasks):
+        """The key networks and queues of the tasks that have a `momentum` (MoCo,
+        DenseCL; `zoo.methods.momentum`), or None."""
+        moving = momentum_tasks(tasks)
+        if not moving:
+            return None
+        if self.lasso is not None:
+            raise UserError(
+                f"{[t.name for t in moving]} compare a query with the keys of a copy of the "
+                "trunk and head; they cannot read a lasso mix (set lasso_block = None)."
+            )
+        heads = {
+            t.name: (self.endpoints[t.name], self.network.get_layer(f"{t.name}_head"))
+            for t in moving
+        }
+        return MomentumEncoders(self.trunk, heads, {t.name: t for t in moving})
 
     def _head(self, task, endpoint, features, input_size):
         """The head output of `task` on the features of `endpoint` (subclasses choose
@@ -355,6 +378,12 @@ class MultiTask(Method):
         inputs, targets = data
         if outputs is None:
             outputs = self.network(inputs, training=training)
+        if self.momentum is not None:  # the keys and queues are these tasks' targets
+            targets = dict(targets)
+            self._step_keys.value.keys = {}
+            for name in self.momentum.tasks:
+                targets[name] = self.momentum.targets(name, inputs[self.input_names[name]])
+                self._step_keys.value.keys[name] = targets[name]["key"]
         losses = {}
         for name, task in self.tasks.items():
             per_example = task.loss(targets[name], outputs[name])
@@ -363,6 +392,12 @@ class MultiTask(Method):
             for metric in self._task_metrics[name]:
                 metric.update_state(targets[name], outputs[name])
         return losses
+
+    def after_step(self):
+        """Momentum tasks: the key networks' moving average, then the step's keys
+        enqueued (`zoo.methods.momentum`)."""
+        if self.momentum is not None:
+            self.momentum.update(self._step_keys.value.keys)
 
     def _regularization(self):
         if not self.losses:
@@ -467,15 +502,17 @@ class MultiTask(Method):
             targets = {n: [] for n in names}
             outputs = {n: [] for n in names}
             data = pipeline([self.tasks[n] for n in names], "eval", batch_size)
+            moving = self.momentum.tasks if self.momentum is not None else {}
             for x, y in data:
                 out = model(x, training=False)
+                # momentum tasks: the query network's outputs for the other view
+                other = model(tf.reverse(x, axis=[1]), training=False) if moving else {}
                 for n in names:
-                    outputs[n].append(keras.ops.convert_to_numpy(out[n]))
-                    targets[n].append(y[n].numpy())
+                    target = other[n] if n in moving else y[n]
+                    outputs[n].append(tf.nest.map_structure(keras.ops.convert_to_numpy, out[n]))
+                    targets[n].append(tf.nest.map_structure(keras.ops.convert_to_numpy, target))
             for n in names:
-                results[n] = self.tasks[n].evaluate(
-                    np.concatenate(targets[n]), np.concatenate(outputs[n])
-                )
+                results[n] = self.tasks[n].evaluate(_stacked(targets[n]), _stacked(outputs[n]))
         return {n: results[n] for n in self.tasks}
 
     def metric_info(self):
@@ -503,6 +540,11 @@ class MultiTask(Method):
             "loss_balance": self.loss_balance,
             "balance_steps": self.balance_steps,
         }
+
+
+def _stacked(batches):
+    """The batches (arrays, or dicts of arrays) concatenated along the batch."""
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *batches)
 
 
 def _describe(data):

@@ -4,6 +4,7 @@ from zoo.tasks.base import Task
 from zoo.tasks.classification import Classification
 from zoo.tasks.colorization import Colorization
 from zoo.tasks.contours import Contours
+from zoo.tasks.contrastive import DenseCL, MoCo, SimCLR
 from zoo.tasks.depth import Depth
 from zoo.tasks.exemplar import Exemplar
 from zoo.tasks.motion_segmentation import MotionSegmentation
@@ -17,13 +18,16 @@ __all__ = [
     "Classification",
     "Colorization",
     "Contours",
+    "DenseCL",
     "Depth",
     "Exemplar",
+    "MoCo",
     "MotionSegmentation",
     "Normals",
     "Pose",
     "RelativePosition",
     "Rotation",
     "SemanticSegmentation",
+    "SimCLR",
     "Task",
 ]

@@ -1,0 +1,168 @@
+"""Key networks and queues of momentum-contrast tasks (MoCo v2, DenseCL).
+
+A `MomentumEncoders` layer is what a method owns for its tasks that have a `momentum`
+(`zoo.tasks.MoCo`, `zoo.tasks.DenseCL`): a copy of the trunk and of each such task's
+head (the key network), and per task FIFO queues of past keys. Being a layer of the
+method, all of it is saved in every checkpoint and restored on resume.
+
+* `targets(task, inputs)`: the key network's outputs for the task's key view, and the
+  queues with the mask of their filled rows: what the task's loss compares with.
+* `update(keys)`: after the optimizer step, k ← m·k + (1 − m)·q for every weight of
+  the key network (its BatchNorm moving statistics included), then the keys of the
+  step, gathered from every replica in replica order, are written at each queue's
+  pointer (oldest first out).
+
+BatchNorm: the key network runs in inference mode (its layers are not trainable, and
+Keras' BatchNormalization then always normalises with its moving statistics), which
+are the moving average of the query network's. No statistic is computed over the key
+batch, so nothing passes between the keys of a batch and no shuffling of the batch
+across devices (MoCo's shuffle-BN) is needed. The price: early in training, while the
+moving statistics catch up with the batch statistics the query network trains with,
+keys and queries are far apart (`moco_alignment` in the logs starts above 1). GroupNorm
+trunks (CompL's) compute the same either way.
+"""
+
+import keras
+import tensorflow as tf
+
+from zoo.errors import UserError
+
+
+def momentum_tasks(tasks) -> list:
+    """The tasks that need a key network (those with a `momentum`)."""
+    return [t for t in tasks if getattr(t, "momentum", None) is not None]
+
+
+class MomentumEncoders(keras.layers.Layer):
+    """Key trunk, key heads and queues (module docstring).
+
+    Args:
+        trunk: keras.Model. The query trunk.
+        heads: dict {task name: (endpoint, head model)}: what each task's head reads and
+            the head (a keras.Model from the endpoint's features).
+        tasks: dict {task name: task} of the momentum tasks (`momentum`, `queue_size`,
+            `queue_depth()`, `queue_entries()`, `key_view()`).
+    """
+
+    def __init__(self, trunk, heads, tasks, **kwargs):
+        super().__init__(name="momentum_encoders", **kwargs)
+        momenta = {t.momentum for t in tasks.values()}
+        if len(momenta) != 1:
+            raise UserError(
+                "Momentum tasks of one method share one key trunk and so one `momentum`; "
+                f"received {sorted(momenta)} for {sorted(tasks)}."
+            )
+        self.momentum = momenta.pop()
+        self.tasks = dict(tasks)
+        self.endpoints = {name: endpoint for name, (endpoint, _) in heads.items()}
+        self.query_trunk = trunk
+        self.query_heads = {name: head for name, (_, head) in heads.items()}
+        self.key_trunk = _copy(trunk, "key_trunk")
+        self.key_heads = {
+            name: _copy(head, f"key_{head.name}") for name, head in self.query_heads.items()
+        }
+        self.queues, self.filled, self.pointers = {}, {}, {}
+        for name, task in self.tasks.items():
+            for queue, depth in task.queue_depth().items():
+                key = f"{name}/{queue}"
+                # written alike on every replica (from gathered keys): the first one's kept
+                self.queues[key] = self.add_weight(
+                    shape=(task.queue_size, depth),
+                    initializer="zeros",
+                    trainable=False,
+                    aggregation="only_first_replica",
+                    name=f"{name}_{queue}_queue",
+                )
+                self.filled[key] = self.add_weight(
+                    shape=(task.queue_size,),
+                    initializer="zeros",
+                    trainable=False,
+                    aggregation="only_first_replica",
+                    name=f"{name}_{queue}_filled",
+                )
+                self.pointers[key] = self.add_weight(
+                    shape=(),
+                    initializer="zeros",
+                    dtype="int64",
+                    trainable=False,
+                    aggregation="only_first_replica",
+                    name=f"{name}_{queue}_pointer",
+                )
+        self.built = True
+
+    def _pairs(self):
+        pairs = list(zip(self.key_trunk.weights, self.query_trunk.weights))
+        for name, head in self.key_heads.items():
+            pairs += list(zip(head.weights, self.query_heads[name].weights))
+        return pairs
+
+    def keys(self, name, inputs):
+        """The key network's outputs (no gradient) for task `name`'s batch of inputs."""
+        task = self.tasks[name]
+        features = self.key_trunk(task.key_view(inputs), training=False)
+        out = self.key_heads[name](features[self.endpoints[name]], training=False)
+        return tf.nest.map_structure(tf.stop_gradient, out)
+
+    def targets(self, name, inputs):
+        """{"key": key outputs, <queue>: [K, D], <queue>_filled: bool [K]} of task `name`."""
+        out = {"key": self.keys(name, inputs)}
+        for queue in self.tasks[name].queue_depth():
+            key = f"{name}/{queue}"
+            out[queue] = tf.convert_to_tensor(self.queues[key])
+            out[f"{queue}_filled"] = tf.convert_to_tensor(self.filled[key]) > 0.5
+        return out
+
+    def update(self, keys):
+        """The step's end: momentum update of the key network, then every task's keys
+        ({task: key outputs of this replica's batch}) enqueued."""
+        m = self.momentum
+        pairs = [(k.value, q.value) for k, q in self._pairs()]
+
+        def moving_average(strategy):
+            for key, query in pairs:
+                strategy.extended.update(
+                    key,
+                    lambda k, q: k.assign(m * k + (1.0 - m) * tf.cast(q, k.dtype)),
+                    args=(query,),
+                )
+
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            moving_average(tf.distribute.get_strategy())
+        else:
+            context.merge_call(moving_average)
+        for name, outputs in keys.items():
+            for queue, entries in self.tasks[name].queue_entries(outputs).items():
+                self._enqueue(f"{name}/{queue}", _gathered(entries))
+
+    def _enqueue(self, key, entries):
+        queue, filled, pointer = self.queues[key], self.filled[key], self.pointers[key]
+        size = queue.shape[0]
+        entries = entries[-size:]  # a batch larger than the queue keeps its last keys
+        count = tf.shape(entries, out_type=tf.int64)[0]
+        rows = (tf.convert_to_tensor(pointer) + tf.range(count)) % size
+        rows = rows[:, tf.newaxis]
+        queue.assign(tf.tensor_scatter_nd_update(tf.convert_to_tensor(queue), rows, entries))
+        filled.assign(
+            tf.tensor_scatter_nd_update(
+                tf.convert_to_tensor(filled), rows, tf.ones([count], filled.dtype)
+            )
+        )
+        pointer.assign((tf.convert_to_tensor(pointer) + count) % size)
+
+
+def _gathered(x):
+    """`x` of every replica, in replica order (no gradient)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return x
+    return context.all_gather(x, axis=0)
+
+
+def _copy(model, name):
+    """A model of the same architecture as `model`, with its weights' values."""
+    copy = keras.models.clone_model(model)
+    copy.name = name
+    copy.set_weights(model.get_weights())
+    copy.trainable = False
+    return copy
