@@ -40,15 +40,19 @@ def test_the_training_experiments_are_found():
     rows += ("da_conv5_bifool", "da_conv5_more_data")
     assert {f"ren_lee18/{n}.gin" for n in rows} <= set(TRAINING)
     assert len([t for t in TRAINING if t.startswith("doersch17/")]) == 12
+    names = ("moco_v2", "simclr", "densecl")
+    assert {f"contrastive/{n}.gin" for n in names} <= set(TRAINING)
 
 
 @pytest.mark.parametrize("name", TRAINING)
 def test_experiment_builds_its_method(name):
     extra = []
-    if name == "photos/pretext.gin":  # the user's folder: here scikit-image's photos
+    if name == "photos/pretext.gin" or name.startswith("contrastive/"):
+        # the user's folder: here scikit-image's photos
         from zoo.data.sources import skimage_data_dir
 
-        extra = [f'PHOTO_FOLDER = "{skimage_data_dir()}"']
+        macro = "PHOTO_FOLDER" if name.startswith("photos") else "IMAGE_FOLDER"
+        extra = [f'{macro} = "{skimage_data_dir()}"']
     gin_setup.parse([os.path.join(ROOT, "gin_configs", name)], [*NARROW.values(), *extra])
     bindings = gin.get_bindings("zoo.experiment.train")
     method = bindings["method"]()
@@ -63,9 +67,8 @@ def test_experiment_builds_its_method(name):
         "newell20/pretrain_rotation.gin": 64,
         "photos/pretext.gin": 256,
     }
-    size = expected_size.get(
-        name, 256 if name.startswith("doersch17") else 227 if name.startswith("ren_lee18") else 128
-    )
+    papers = {"doersch17": 256, "ren_lee18": 227, "contrastive": 224}
+    size = expected_size.get(name, papers.get(name.split("/")[0], 128))
     assert method.input_size == size  # the paper's (or the file's) input size
 
 
@@ -98,3 +101,31 @@ def test_table_3_rows_name_their_layer_and_data(row, layer, bi_fool, scenes):
     assert {t.num_examples for t in method.tasks.values()} == {
         3 * 1024 if scenes > 500000 else 1024
     }
+
+
+@pytest.mark.parametrize(
+    "name,task", [("moco_v2", "moco"), ("simclr", "simclr"), ("densecl", "densecl")]
+)
+def test_contrastive_experiments_full_size_and_small(name, task):
+    """The papers' settings, and small.gin's CPU version with its data streaming."""
+    from zoo.data.sources import skimage_data_dir
+
+    path = os.path.join(ROOT, "gin_configs", "contrastive", f"{name}.gin")
+    gin_setup.parse([path], [f'IMAGE_FOLDER = "{skimage_data_dir()}"', NARROW["zoo.trunks.resnet"]])
+    method = gin.get_bindings("zoo.experiment.train")["method"]()
+    full = method.tasks[task]
+    assert full.input_shape(224) == (2, 224, 224, 3) and full.projection == 128
+    assert full.hidden == 2048 and method.trunk.name.startswith("resnet50")
+    if name != "simclr":
+        assert (full.queue_size, full.momentum, full.temperature) == (65536, 0.999, 0.2)
+        assert method.momentum.queues[f"{task}/keys"].shape == (65536, 128)
+    else:
+        assert full.temperature == 0.1 and full.views.crop.scale == (0.08, 1.0)
+    small = os.path.join(ROOT, "gin_configs", "contrastive", "small.gin")
+    gin.clear_config()
+    gin_setup.parse([path, small], [NARROW["zoo.trunks.resnet9"]])
+    method = gin.get_bindings("zoo.experiment.train")["method"]()
+    assert method.input_size == 64 and method.tasks[task].num_examples == 4096
+    assert gin.get_bindings("zoo.experiment.train")["batch_size"] == 64
+    inputs, _ = next(iter(method.datasets(2, "eval")))  # the held-out scenes stream
+    assert inputs[task].shape == (2, 2, 64, 64, 3)

@@ -464,8 +464,9 @@ class ImageFolder(Source):
     ):
         if not isinstance(path, (str, os.PathLike)):
             raise UserTypeError(
-                f"ImageFolder: `path` must be a folder of images (in photos/pretext.gin: "
-                f"--gin_bindings='PHOTO_FOLDER = \"/your/photos\"'). Received: {path!r}"
+                "ImageFolder: `path` must be a folder of images (in photos/pretext.gin: "
+                "--gin_bindings='PHOTO_FOLDER = \"/your/photos\"'; in contrastive/*.gin: "
+                f"--gin_bindings='IMAGE_FOLDER = \"/your/images\"'). Received: {path!r}"
             )
         self.path, self.labels, self.masks, self.mask_key = os.fspath(path), labels, masks, mask_key
         self.depth_scale, self.size, self.crop = depth_scale, size, crop
