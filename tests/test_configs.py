@@ -126,6 +126,6 @@ def test_contrastive_experiments_full_size_and_small(name, task):
     gin_setup.parse([path, small], [NARROW["zoo.trunks.resnet9"]])
     method = gin.get_bindings("zoo.experiment.train")["method"]()
     assert method.input_size == 64 and method.tasks[task].num_examples == 4096
-    assert gin.get_bindings("zoo.experiment.train")["batch_size"] == 64
+    assert gin.get_bindings("zoo.experiment.train")["batch_size"] == 32
     inputs, _ = next(iter(method.datasets(2, "eval")))  # the held-out scenes stream
     assert inputs[task].shape == (2, 2, 64, 64, 3)

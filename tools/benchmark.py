@@ -8,6 +8,7 @@ Usage:
     python tools/benchmark.py determinism [--steps=5 --rounds=3]
     python tools/benchmark.py data
     python tools/benchmark.py da [--steps=5 --rounds=3]
+    python tools/benchmark.py contrastive [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -31,6 +32,13 @@ on the real batch, the discriminator's update and the adversarial term) next to 
 of the same trunk and heads without adaptation (MultiTask, the same synthetic batch,
 both with grad_norm balancing), traced and alternating; target <= 1.4x. Measured with
 small.gin (quarter width, 96 px) and at the paper's 227 px (quarter width).
+
+`contrastive`: one step of MoCo v2, SimCLR and DenseCL (gin_configs/contrastive/ with
+small.gin: ResNet-9 at half width, 64 px, batch 32) next to a plain supervised step of
+the same trunk and batch (object classification on the same scenes, one view, a
+global-pooled dense head), traced and alternating; targets: MoCo v2 <= 1.6x (the key
+pass has no backward pass), SimCLR <= 2.2x (two views through the trunk). The same
+again with ResNet-50 v1 at quarter width (128 px, batch 16).
 
 `doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
@@ -372,6 +380,65 @@ def benchmark_da():
         print(f"  ratio adaptation / none: {ratio:.2f} (target <= 1.4)")
 
 
+def benchmark_contrastive():
+    import gin
+    import keras
+
+    from zoo.data.synthetic import SceneSpec
+    from zoo.methods import MultiTask
+    from zoo.tasks import Classification
+
+    settings = (
+        ("small.gin: ResNet-9 at half width, 64 px", [], 64),
+        (
+            "ResNet-50 v1 at quarter width, 128 px",
+            [
+                "INPUT_SIZE = 128",
+                "zoo.methods.MultiTask.trunk = @zoo.trunks.resnet",
+                "zoo.trunks.resnet.width_multiplier = 0.25",
+                "zoo.experiment.train.batch_size = 16",
+            ],
+            128,
+        ),
+    )
+    for label, bindings, size in settings:
+        times = {}
+        for name, task in (("moco_v2", "moco"), ("simclr", "simclr"), ("densecl", "densecl")):
+            _parse(
+                f"contrastive/{name}.gin",
+                "contrastive/small.gin",
+                bindings=["SCENES = 64", *bindings],
+            )
+            keras.utils.set_random_seed(0)
+            method = gin.get_configurable("zoo.methods.MultiTask")()
+            method.compile(gin.get_bindings("zoo.experiment.train")["optimizer"])
+            batch = gin.query_parameter("zoo.experiment.train.batch_size")
+            data = next(iter(method.datasets(batch)))
+            keras.utils.set_random_seed(0)
+            spec = SceneSpec(variant="TCVL", mode="single", resolution=size, seed=1000)
+            plain = MultiTask(
+                gin.query_parameter("zoo.methods.MultiTask.trunk").scoped_configurable_fn,
+                [Classification(spec, num_examples=64, eval_examples=8)],
+                input_size=size,
+            )
+            plain.compile(gin.get_bindings("zoo.experiment.train")["optimizer"])
+            supervised = next(iter(plain.datasets(batch)))
+            best, median = _step_times({task: (method, data), "supervised": (plain, supervised)})
+            times[task] = (best, median)
+        print(
+            f"\ncontrastive/*.gin, {label}, batch {batch}: traced train_step, best of "
+            f"{FLAGS.rounds} alternating rounds, each next to the supervised step"
+        )
+        for task, target in (("moco", 1.6), ("simclr", 2.2), ("densecl", None)):
+            best, median = times[task]
+            ratio = best[task] / best["supervised"]
+            goal = f" (target <= {target})" if target else ""
+            print(
+                f"  {task:<8} {1000 * best[task]:8.1f} ms/step (median {1000 * median[task]:.1f})"
+                f"  supervised {1000 * best['supervised']:7.1f} ms  ratio {ratio:.2f}{goal}"
+            )
+
+
 def benchmark_doersch():
     import gin
 
@@ -573,6 +640,7 @@ def benchmark_data():
 BENCHMARKS = {
     "data": benchmark_data,
     "da": benchmark_da,
+    "contrastive": benchmark_contrastive,
     "trunk": benchmark_trunk,
     "synthetic": benchmark_synthetic,
     "multitask": benchmark_multitask,
