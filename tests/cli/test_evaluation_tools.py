@@ -69,3 +69,21 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     assert zero.stderr.strip().splitlines()[-1] == (
         "zoo-evaluate: `num_labels` must be an int >= 1. Received: 0"
     )
+
+
+def test_views_picture(tool, tmp_path):
+    out = tmp_path / "views.png"
+    run = tool(
+        "visualize.py",
+        "views",
+        "--augmentation=simclr",
+        "--variant=----",
+        "--mode=single",
+        "--resolution=32",
+        "--num=3",
+        "--views=2",
+        f"--out={out}",
+    )
+    assert run.returncode == 0, run.stderr
+    # three rows of the image and two views, 1.4 inches each at 100 dpi
+    assert Image.open(out).size == (420, 460)

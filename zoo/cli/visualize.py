@@ -10,6 +10,8 @@ Usage:
     zoo-visualize neighbours --runs=runs/rl18_3tasks,runs/rl18_da_conv5 --out=nn.png
     zoo-visualize filters --model_dir=runs/rl18_da_conv5 --out=conv1.png
     zoo-visualize real --model_dir=runs/rl18_da_conv5 --out=real.png
+    zoo-visualize views --augmentation=moco_v2 --variant=TCVL --mode=single --out=views.png
+    zoo-visualize views --model_dir=runs/contrastive_moco_v2 --out=views.png
 
 `synthetic`: for `multi`, one row per scene with RGB, depth, normals, instances,
 semantics and contours; for `single`, a grid of the ten classes x five pose bins; for
@@ -25,6 +27,9 @@ next to their inputs, of a run's held-out data (written in the model_dir).
 photos in conv5 feature space, for a random trunk and each run (Ren & Lee Fig. 3).
 `filters`: the first convolution's filters of a run's trunk (Ren & Lee Fig. 4).
 `real`: a run's dense predictions on held-out photographs, next to the input.
+`views`: `--num` images, each next to `--views` augmented views: a contrastive run's
+augmentation on its held-out images (`--model_dir`), or MoCo v2's / SimCLR's
+(`--augmentation`) on synthetic scenes of the scene flags.
 """
 
 import os
@@ -44,6 +49,8 @@ flags.DEFINE_string("sweep_dir", None, "curves, factors: a sweep directory.")
 flags.DEFINE_bool("lower_is_better", False, "curves, factors: the metric is an error.")
 flags.DEFINE_list("runs", None, "neighbours: zoo-train model_dirs to compare.")
 flags.DEFINE_string("endpoint", "conv5", "neighbours: the layer (AlexNet name or endpoint).")
+flags.DEFINE_enum("augmentation", "moco_v2", ["moco_v2", "simclr"], "views: without --model_dir.")
+flags.DEFINE_integer("views", 4, "views: augmented views per image.")
 
 
 def synthetic():
@@ -147,6 +154,43 @@ def real():
     return plot_real_predictions(FLAGS.model_dir, out, num=FLAGS.num)
 
 
+def views():
+    import dataclasses
+
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.data import augment
+    from zoo.data.sources import Synthetic
+    from zoo.evaluation.plots import plot_views
+    from zoo.methods.multitask import MultiTask
+
+    num = FLAGS.num if FLAGS.num != 4 else 8  # eight images unless --num says otherwise
+    if FLAGS.model_dir:
+        model, _ = _restore()
+        tasks = [t for t in getattr(model, "tasks", {}).values() if hasattr(t, "views")]
+        if not isinstance(model, MultiTask) or not tasks:
+            raise SystemExit(
+                f"zoo-visualize: the run in {FLAGS.model_dir} has no contrastive task."
+            )
+        task = tasks[0]
+        config = dict(task.views.get_config(), count=FLAGS.views)
+        maker, source = augment.Views.from_config(config), task.data_source("eval")
+        label = f"{FLAGS.model_dir}: {task.name}'s views of held-out images"
+    else:
+        make = {"moco_v2": augment.moco_v2_views, "simclr": augment.simclr_views}
+        maker = make[FLAGS.augmentation](count=FLAGS.views)
+        spec = synthetic_flags.spec()
+        source = Synthetic(dataclasses.replace(spec, split="test"), num)
+        label = f"{FLAGS.augmentation} views of {spec.variant} {spec.mode} scenes"
+    images = np.stack([e["image"].numpy() for e in source.examples(["image"]).take(num)])
+    seeds = tf.random.split(tf.constant([0, 1], tf.int64), len(images))
+    views_of = np.stack([maker(tf.constant(i), s).numpy() for i, s in zip(images, seeds)])
+    out = FLAGS.out or "views.png"
+    plot_views(images, views_of, out, title=label)
+    return out
+
+
 COMMANDS = {
     "synthetic": synthetic,
     "predictions": predictions,
@@ -157,6 +201,7 @@ COMMANDS = {
     "neighbours": neighbours,
     "filters": filters,
     "real": real,
+    "views": views,
 }
 
 

@@ -454,3 +454,30 @@ def plot_outputs(images, panels, path, title=None):
         ax.set_xticks([])
         ax.set_yticks([])
     _save(fig, path, title, fontsize=10)
+
+
+def plot_views(images, views, path, title=None):
+    """Each image (a row) next to its augmented views.
+
+    Args:
+        images: float [N, H, W, 3] in [0, 1].
+        views: float [N, V, h, w, 3] in [0, 1].
+        path: str. The PNG written.
+        title: str or None.
+    """
+    images, views = np.asarray(images), np.asarray(views)
+    rows, count = views.shape[0], views.shape[1]
+    fig, axes = plt.subplots(
+        rows, count + 1, figsize=(1.4 * (count + 1), 1.4 * rows + 0.4), squeeze=False
+    )
+    for i in range(rows):
+        axes[i, 0].imshow(np.clip(images[i], 0.0, 1.0))
+        for j in range(count):
+            axes[i, j + 1].imshow(np.clip(views[i, j], 0.0, 1.0))
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=8)
+    for j in range(count):
+        axes[0, j + 1].set_title(f"view {j + 1}", fontsize=8)
+    _save(fig, path, title, fontsize=9)
