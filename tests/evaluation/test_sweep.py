@@ -146,6 +146,7 @@ def test_a_sweep_refuses_another_transfer_configuration(tmp_path):
     [
         "newell20/classification_sweep.gin",
         "newell20/pretrain_rotation.gin",
+        "contrastive/classification_sweep.gin",
         "transfer/linear.gin",
         "transfer/linear_global.gin",
         "transfer/lasso_linear.gin",
@@ -173,6 +174,10 @@ def test_transfer_and_newell20_configs_parse(name):
     if name == "newell20/classification_sweep.gin":
         assert gin.query_parameter("zoo.evaluation.run_sweep.counts") == [100, 250, 500, 1000]
         assert gin.query_parameter("zoo.evaluation.transfer.variant") == "TCVL"
+    if name == "contrastive/classification_sweep.gin":
+        methods = gin.query_parameter("zoo.evaluation.run_sweep.methods")
+        assert sorted(methods) == ["densecl", "moco_v2", "simclr"]
+        assert gin.query_parameter("zoo.evaluation.transfer.endpoint") == "block3"
     gin.clear_config()
 
 
