@@ -158,7 +158,8 @@ def test_resumed_training_has_the_queue_and_key_network_of_an_uninterrupted_run(
 def test_contrastive_auxiliary_beside_a_supervised_task_and_errors():
     model = _model([Depth(SPEC, num_examples=16, eval_examples=8, head_width=8), _task(MoCo)])
     history = model.fit(model.datasets(4), epochs=1, steps_per_epoch=2, verbose=0).history
-    assert {"depth_loss", "moco_loss", "moco_accuracy", "moco_alignment"} <= set(history)
+    logged = {"depth_loss", "moco_loss", "moco_accuracy", "moco_alignment", "moco_uniformity"}
+    assert logged <= set(history) and -4.0 <= history["moco_uniformity"][0] <= 0.0
     assert history["loss"][0] == pytest.approx(
         history["depth_loss"][0] + history["moco_loss"][0], rel=1e-5
     )

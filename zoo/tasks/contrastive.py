@@ -176,6 +176,18 @@ def _global(outputs):
     return outputs["global"] if isinstance(outputs, dict) else outputs
 
 
+def _uniformity_metric(name, embeddings):
+    """A Mean of the uniformity of the global batch's embeddings (`embeddings(outputs)`),
+    one value per example so that Keras averages it over the epoch's steps."""
+
+    def per_example(targets, outputs):
+        z = embeddings(outputs)
+        value = contrastive.uniformity(gather_replicas(tf.stop_gradient(z))[0])
+        return tf.fill(tf.shape(z)[:1], value)
+
+    return keras.metrics.MeanMetricWrapper(per_example, name=f"{name}_uniformity")
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class SimCLR(ContrastiveTask):
@@ -215,6 +227,7 @@ class SimCLR(ContrastiveTask):
                 lambda y, out: contrastive.alignment(out[:, 0], out[:, 1]),
                 name=f"{self.name}_alignment",
             ),
+            _uniformity_metric(self.name, lambda out: out[:, 0]),
         ]
 
     def heldout_pairs(self, targets, outputs):
@@ -285,6 +298,7 @@ class MoCo(ContrastiveTask):
                 lambda y, out: contrastive.alignment(_global(out), _global(y["key"])),
                 name=f"{self.name}_alignment",
             ),
+            _uniformity_metric(self.name, _global),
             keras.metrics.MeanMetricWrapper(
                 lambda y, out: tf.fill(
                     tf.shape(_global(out))[:1],
