@@ -46,6 +46,10 @@ def test_key_network_starts_as_the_query_network_and_follows_the_moving_average(
         np.testing.assert_array_equal(key.numpy(), query.numpy())
     assert all(not w.trainable for w in encoders.key_trunk.weights)
     assert not {id(v) for v in model.variables_of("main")} & {id(k) for k, _ in pairs}
+    # the layer's weights are the key network's and the queues, not the query's again
+    query = {id(q) for _, q in pairs}
+    assert not query & {id(w) for w in encoders.weights}
+    assert len(encoders.weights) == len(pairs) + 3  # queue, filled rows, pointer
     data = model.datasets(4)
     # the first step sees an empty queue (loss 0): the second one trains the query
     model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)

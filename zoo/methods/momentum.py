@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import UserError
+from zoo.methods.base import _Untracked
 
 
 def momentum_tasks(tasks) -> list:
@@ -55,11 +56,13 @@ class MomentumEncoders(keras.layers.Layer):
         self.momentum = momenta.pop()
         self.tasks = dict(tasks)
         self.endpoints = {name: endpoint for name, (endpoint, _) in heads.items()}
-        self.query_trunk = trunk
-        self.query_heads = {name: head for name, (_, head) in heads.items()}
+        # the query network is the method's own: held untracked, so this layer's weights
+        # (and its part of a checkpoint) are the key network's and the queues
+        query_heads = {name: head for name, (_, head) in heads.items()}
+        self._query = _Untracked((trunk, query_heads))
         self.key_trunk = _copy(trunk, "key_trunk")
         self.key_heads = {
-            name: _copy(head, f"key_{head.name}") for name, head in self.query_heads.items()
+            name: _copy(head, f"key_{head.name}") for name, head in query_heads.items()
         }
         self.queues, self.filled, self.pointers = {}, {}, {}
         for name, task in self.tasks.items():
@@ -91,9 +94,11 @@ class MomentumEncoders(keras.layers.Layer):
         self.built = True
 
     def _pairs(self):
-        pairs = list(zip(self.key_trunk.weights, self.query_trunk.weights))
+        """(key weight, query weight) of the whole key network."""
+        query_trunk, query_heads = self._query.value
+        pairs = list(zip(self.key_trunk.weights, query_trunk.weights))
         for name, head in self.key_heads.items():
-            pairs += list(zip(head.weights, self.query_heads[name].weights))
+            pairs += list(zip(head.weights, query_heads[name].weights))
         return pairs
 
     def keys(self, name, inputs):
