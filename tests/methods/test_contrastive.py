@@ -208,3 +208,21 @@ def test_views_sharing_an_image_are_found_far_above_chance(kind):
     model.fit(model.datasets(32), epochs=1, steps_per_epoch=60, verbose=0)
     after = model.heldout_metrics(64)[task.name]["accuracy"]
     assert after > 10 / 64 and after > before + 0.05, (before, after)
+
+
+def test_a_contrastive_head_reads_a_decoder_output_beside_a_dense_task():
+    """CompL's heads branch from the decoder: a trunk whose endpoints include one."""
+    from zoo.layers import up_projection
+
+    base = tiny_trunk()
+    decoder = up_projection(base.output["block2"], 8, name="decoder_up")  # 4x4 -> 8x8
+    trunk = keras.Model(base.input, {**base.output, "decoder": decoder}, name="with_decoder")
+    moco = _task(MoCo, endpoint="decoder")
+    depth = Depth(SPEC, num_examples=16, eval_examples=8, head_width=8, endpoint="decoder")
+    model = MultiTask(trunk, [depth, moco], loss_weights={"moco": 0.2})
+    model.compile(keras.optimizers.SGD(0.05))
+    assert model.momentum.endpoints == {"moco": "decoder"}
+    assert "decoder_up_conv1" in [layer.name for layer in model.momentum.key_trunk.layers]
+    history = model.fit(model.datasets(4), epochs=2, steps_per_epoch=1, verbose=0).history
+    total = history["depth_loss"][1] + 0.2 * history["moco_loss"][1]
+    assert history["loss"][1] == pytest.approx(total, rel=1e-5)
