@@ -219,11 +219,10 @@ class ColorJitter(Step):
     """
 
     def __init__(self, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8):
-        for name, value in (("brightness", brightness), ("contrast", contrast)):
+        strengths = (("brightness", brightness), ("contrast", contrast), ("saturation", saturation))
+        for name, value in strengths:
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise UserError(f"`{name}` must be a number >= 0. Received: {value!r}")
-        if not (isinstance(saturation, (int, float)) and saturation >= 0):
-            raise UserError(f"`saturation` must be a number >= 0. Received: {saturation!r}")
         if not (isinstance(hue, (int, float)) and 0 <= hue <= 0.5):
             raise UserError(f"`hue` must be a number in [0, 0.5]. Received: {hue!r}")
         self.brightness, self.contrast = float(brightness), float(contrast)

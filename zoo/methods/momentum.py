@@ -69,28 +69,19 @@ class MomentumEncoders(keras.layers.Layer):
             for queue, depth in task.queue_depth().items():
                 key = f"{name}/{queue}"
                 # written alike on every replica (from gathered keys): the first one's kept
-                self.queues[key] = self.add_weight(
-                    shape=(task.queue_size, depth),
-                    initializer="zeros",
-                    trainable=False,
-                    aggregation="only_first_replica",
-                    name=f"{name}_{queue}_queue",
-                )
-                self.filled[key] = self.add_weight(
-                    shape=(task.queue_size,),
-                    initializer="zeros",
-                    trainable=False,
-                    aggregation="only_first_replica",
-                    name=f"{name}_{queue}_filled",
-                )
-                self.pointers[key] = self.add_weight(
-                    shape=(),
-                    initializer="zeros",
-                    dtype="int64",
-                    trainable=False,
-                    aggregation="only_first_replica",
-                    name=f"{name}_{queue}_pointer",
-                )
+                for store, shape, dtype, suffix in (
+                    (self.queues, (task.queue_size, depth), "float32", "queue"),
+                    (self.filled, (task.queue_size,), "float32", "filled"),
+                    (self.pointers, (), "int64", "pointer"),
+                ):
+                    store[key] = self.add_weight(
+                        shape=shape,
+                        initializer="zeros",
+                        dtype=dtype,
+                        trainable=False,
+                        aggregation="only_first_replica",
+                        name=f"{name}_{queue}_{suffix}",
+                    )
         self.built = True
 
     def _pairs(self):

@@ -23,6 +23,8 @@ The head reads the task's endpoint: a trunk endpoint, or a decoder's output wher
 trunk exposes one (CompL's heads branch from the decoder).
 """
 
+import abc
+
 import gin
 import keras
 import numpy as np
@@ -167,9 +169,9 @@ class ContrastiveTask(Task):
             "uniformity": float(contrastive.uniformity(tf.constant(a)).numpy()),
         }
 
+    @abc.abstractmethod
     def heldout_pairs(self, targets, outputs):
-        """(first, second) embeddings [N, D] of the held-out images (subclasses)."""
-        raise NotImplementedError
+        """(first, second) embeddings [N, D] of the held-out images."""
 
 
 def _global(outputs):
