@@ -436,6 +436,24 @@ class _Progress:
         files.write_json(self.path, self.state)
 
 
+class _PreciseBatchNorm(keras.callbacks.Callback):
+    """At the end of the last epoch, before its checkpoint is written, sets BatchNorm's
+    moving statistics from `steps` training batches (`Method.precise_batch_norm`)."""
+
+    def __init__(self, batches, steps, epochs, say):
+        super().__init__()
+        self.batches, self.steps, self.epochs, self.say = batches, steps, epochs, say
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 != self.epochs:
+            return
+        count = self.model.precise_batch_norm(self.batches(), self.steps)
+        self.say(
+            f"BatchNorm statistics of {count} layers measured on {self.steps} training "
+            "batches (precise BatchNorm)"
+        )
+
+
 class _EpochCheckpoints(keras.callbacks.Callback):
     """Writes checkpoints/epoch_NNN.weights.h5 (weights and optimizer state) atomically
     after each epoch, with the epoch's logs, time and digest in progress.json first."""
@@ -516,6 +534,7 @@ def train(
     deterministic: bool = True,
     serial_ops: bool = False,
     verbose: int = 1,
+    precise_batch_norm: int = 0,
 ) -> dict:
     """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk.
 
@@ -549,6 +568,12 @@ def train(
         verbose: int. Keras progress bar (1; one line per epoch when standard output is
             not a terminal, so logs do not fill with redraws), one line per epoch (2) or
             nothing (0). Defaults to 1.
+        precise_batch_norm: int. After the last epoch, before its checkpoint, set every
+            trained BatchNorm's moving statistics to the mean batch statistics of this
+            many training batches under the final weights (`Method.precise_batch_norm`;
+            README, "Precise BatchNorm"): short runs at a constant learning rate end with
+            moving averages that lag behind the weights. 0 keeps the moving averages, as
+            the papers do. Defaults to 0.
 
     Returns:
         dict with "untrained" and "trained" held-out metrics per objective,
@@ -568,6 +593,14 @@ def train(
         ("steps_per_epoch", steps_per_epoch),
     ):
         _check_length(key, value)
+    if isinstance(precise_batch_norm, bool) or not isinstance(precise_batch_norm, int):
+        raise UserTypeError(
+            f"`precise_batch_norm` must be an int >= 0 (0: off). Received: {precise_batch_norm!r}"
+        )
+    if precise_batch_norm < 0:
+        raise UserError(
+            f"`precise_batch_norm` must be an int >= 0 (0: off). Received: {precise_batch_norm!r}"
+        )
     callbacks = list(callbacks or ())
     # a DataLossError of any pipeline becomes a DataError naming the damaged file
     with tfrecord.damaged_files_named():
@@ -604,6 +637,13 @@ def train(
                 # the batches of the finished epochs are skipped: a resumed run trains on
                 # the same sequence of batches as an uninterrupted one
                 data = model.datasets(batch_size).skip(done * steps_per_epoch)
+            precise = []
+            if precise_batch_norm:
+                precise = [
+                    _PreciseBatchNorm(
+                        lambda: model.datasets(batch_size), precise_batch_norm, epochs, say
+                    )
+                ]
             if done < epochs:
                 model.fit(
                     data,
@@ -613,6 +653,7 @@ def train(
                     callbacks=[
                         *callbacks,
                         _StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
+                        *precise,
                         _EpochCheckpoints(model_dir, progress),
                         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
                     ],

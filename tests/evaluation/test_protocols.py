@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from zoo.data.synthetic import SceneSpec
-from zoo.evaluation.protocols import load_trunk, recompute_batch_norm
+from zoo.evaluation.protocols import load_trunk
 from zoo.methods import Transfer
 from zoo.tasks import Classification, Depth, SemanticSegmentation
 from zoo.trunks import resnet
@@ -140,18 +140,3 @@ def test_load_trunk_random_and_errors(tmp_path):
         load_trunk("random")
     with pytest.raises(FileNotFoundError, match="neither"):
         load_trunk(str(tmp_path))
-
-
-def test_recompute_batch_norm_averages_the_batch_statistics():
-    inputs = keras.Input((3,))
-    trained = keras.layers.BatchNormalization(name="trained")
-    frozen = keras.layers.BatchNormalization(name="frozen")
-    frozen.trainable = False
-    model = keras.Model(inputs, frozen(trained(inputs)))
-    x = np.random.default_rng(0).normal(3.0, 2.0, size=(40, 3)).astype("float32")
-    batches = x.reshape(4, 10, 3)
-    assert recompute_batch_norm(model, iter(batches)) == 1
-    np.testing.assert_allclose(trained.moving_mean.numpy(), batches.mean(1).mean(0), rtol=1e-5)
-    np.testing.assert_allclose(trained.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4)
-    np.testing.assert_array_equal(frozen.moving_mean.numpy(), np.zeros(3))
-    assert trained.momentum == 0.99

@@ -240,3 +240,29 @@ def test_configuration_round_trip_and_errors():
         _model(adapt_at="fc9")
     with pytest.raises(ValueError, match="are 64x64 but the method takes 32 px"):
         _model(real=sources.real_photos("train", crop=64, crops_per_image=1))
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_precise_batch_norm_measures_the_passes_of_a_training_step(joint):
+    model = _model(joint_statistics=joint)
+    batch = _batch(model)
+    norms = [
+        ly for ly in model.adapted_trunk.layers if isinstance(ly, keras.layers.BatchNormalization)
+    ]
+    first = norms[0]  # before adapt_at: it normalizes both domains
+    probe = keras.Model(model.adapted_trunk.input, first.input)
+    synthetic = probe(batch[0][model.group]).numpy()
+    real = probe(batch[0]["real"]).numpy()
+    model.precise_batch_norm([batch], progress=False)
+    if joint:  # one pass over both batches: their pooled statistics
+        pooled = np.concatenate([synthetic, real])
+        mean, variance = pooled.mean((0, 1, 2)), pooled.var((0, 1, 2))
+    else:  # two passes, two samples
+        mean = (synthetic.mean((0, 1, 2)) + real.mean((0, 1, 2))) / 2
+        variance = (synthetic.var((0, 1, 2)) + real.var((0, 1, 2))) / 2
+    np.testing.assert_allclose(first.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(first.moving_variance.numpy(), variance, rtol=1e-3, atol=1e-5)
+    # the discriminator is not called: its statistics stay at their initial values
+    for layer in model.discriminator._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            np.testing.assert_array_equal(layer.moving_mean.numpy(), 0.0)

@@ -5,7 +5,7 @@ checkpoint, an exported trunk, or a Keras ImageNet model through
 `zoo.trunks.resnet(weights=...)`), `source_harmonizer` the harmonizer its pretraining
 used; `set_trainable` applies a protocol's trainability
 (see `zoo.methods.transfer` for the protocols and heads); `pool` is the global tasks'
-pooling; `recompute_batch_norm` sets BatchNorm statistics after a short finetuning.
+pooling.
 """
 
 import math
@@ -57,41 +57,6 @@ def set_trainable(trunk, protocol, frozen_stages=1):
             "frozen_k froze nothing: the trunk has no stem/blockK layers (an exported "
             "trunk is one layer); use linear or finetune, or a zoo trunk."
         )
-
-
-def recompute_batch_norm(model, batches):
-    """Sets the moving statistics of the model's trained BatchNorm layers to their
-    average over `batches` with the final weights ("precise BN", Wu & Johnson 2021).
-
-    The moving averages that training leaves lag behind weights that changed fast: after
-    a few hundred steps of finetuning they can be far enough off that a model that fits
-    its labels perfectly predicts chance in inference mode. Frozen BatchNorm layers
-    (trainable=False) keep their statistics.
-
-    Args:
-        model: keras.Model. Called eagerly in training mode on each batch.
-        batches: iterable of model inputs (typically one pass over the labelled images).
-
-    Returns:
-        The number of BatchNorm layers recomputed.
-    """
-    layers = [
-        layer
-        for layer in model._flatten_layers()
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-    ]
-    if not layers:
-        return 0
-    momentum = [layer.momentum for layer in layers]
-    try:
-        for k, inputs in enumerate(batches):
-            for layer in layers:
-                layer.momentum = k / (k + 1.0)  # running mean of the batch statistics
-            model(inputs, training=True)
-    finally:
-        for layer, value in zip(layers, momentum):
-            layer.momentum = value
-    return len(layers)
 
 
 def with_input_shape(trunk, input_shape):

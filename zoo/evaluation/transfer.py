@@ -21,7 +21,7 @@ from zoo.data.synthetic import SceneSpec
 from zoo.data.synthetic.io import output_signature
 from zoo.data.synthetic.scene import MODES
 from zoo.errors import UserError
-from zoo.evaluation.protocols import recompute_batch_norm, source_harmonizer, source_trunk
+from zoo.evaluation.protocols import source_harmonizer, source_trunk
 from zoo.methods.transfer import Transfer
 from zoo.tasks.base import DenseTask, Task, pipeline
 
@@ -135,7 +135,7 @@ def transfer(
         seed: int. Defaults to 0.
         precise_batch_norm: bool. After training, set the trained BatchNorm layers'
             moving statistics to their average over the labelled images with the final
-            weights (`protocols.recompute_batch_norm`); without it, short finetuning runs
+            weights (`Method.precise_batch_norm`); without it, short finetuning runs
             can predict chance in inference mode. Defaults to True.
         predictions_path: str or None. Writes a PNG of held-out predictions.
 
@@ -185,7 +185,8 @@ def transfer(
     if precise_batch_norm:
         one_pass = pipeline([task], "train", batch, repeat=False)
         name = model.input_names[task.name]
-        recompute_batch_norm(model, ({name: x} for x, _ in one_pass))
+        batches = (({name: x}, {task.name: y}) for x, y in one_pass)
+        model.precise_batch_norm(batches, progress=False)
     result = model.heldout_metrics(64)[task.name]
     metric = next(iter(task.metric_info))
     if predictions_path:

@@ -21,12 +21,14 @@ Writing a method (see the README, "Adding a method"):
 """
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from zoo.errors import UserError
+from zoo.progress import Progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +174,86 @@ class Method(keras.Model):
     def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
         """Batches in this method's structure (see the subclass)."""
         raise self._missing("datasets", "zoo.experiment.train")
+
+    def statistics_passes(self, data) -> None:
+        """Runs the forward passes of a training step on one batch of `datasets()`, in
+        training mode and without updates: the passes whose BatchNorm statistics the
+        moving averages follow (`precise_batch_norm`)."""
+        raise self._missing("statistics_passes", "precise_batch_norm")
+
+    def precise_batch_norm(self, batches, steps: int | None = None, progress: bool = True) -> int:
+        """Sets BatchNorm's moving statistics to what the moving averages estimate, the
+        mean batch mean and mean batch variance, measured on training batches with the
+        current weights (precise BatchNorm, Wu & Johnson 2021, "Rethinking 'Batch' in
+        BatchNorm"). A moving average lags behind weights that still move: after a short
+        run at a constant learning rate its statistics belong to earlier weights, and
+        inference-mode outputs drift from training-mode ones (a model that fits its
+        labels can predict chance in inference mode).
+
+        Every call of a BatchNorm layer that normalizes with its batch's statistics
+        (training mode, trainable) is one sample, as it is one update of the moving
+        average: a layer that `statistics_passes` calls twice per batch (a trunk shared
+        by two input groups) averages both. Frozen layers and layers the passes do not
+        call keep their statistics.
+
+        Args:
+            batches: iterable of batches in the structure of `datasets()`.
+            steps: int >= 1 or None. Batches to measure; None: all of `batches`.
+            progress: bool. A progress line on stderr for long work. Defaults to True.
+
+        Returns:
+            The number of BatchNorm layers whose statistics were set.
+        """
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+        ):
+            raise UserError(f"`steps` must be an int >= 1 or None. Received: {steps!r}")
+        layers = [
+            layer
+            for layer in self._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        samples = {id(layer): [] for layer in layers}
+
+        def recording(layer):
+            measure = layer._moments
+
+            def moments(inputs, mask):
+                mean, variance = measure(inputs, mask)
+                samples[id(layer)].append((mean, variance))
+                return mean, variance
+
+            return moments
+
+        for layer in layers:
+            layer._moments = recording(layer)
+        line = Progress(steps, "precise BatchNorm statistics") if progress and steps else None
+        seen = 0
+        try:
+            for data in itertools.islice(batches, steps):
+                self.statistics_passes(data)
+                seen += 1
+                if line is not None:
+                    line.update(seen)
+        finally:
+            for layer in layers:
+                del layer._moments
+            if line is not None:
+                line.close()
+        if not seen or (steps is not None and seen < steps):
+            raise UserError(
+                f"precise_batch_norm: the data gave {seen} batches; "
+                f"{steps or 'at least one'} were asked for."
+            )
+        count = 0
+        for layer in layers:
+            measured = samples[id(layer)]
+            if measured:
+                means, variances = zip(*measured)
+                layer.moving_mean.assign(tf.reduce_mean(tf.stack(means), axis=0))
+                layer.moving_variance.assign(tf.reduce_mean(tf.stack(variances), axis=0))
+                count += 1
+        return count
 
     def heldout_metrics(self, batch_size: int) -> dict:
         """{objective: {metric: value}} on held-out data."""

@@ -248,6 +248,22 @@ class DomainAdversarial(MultiTask):
             data = ({k: v for k, v in data[0].items() if k != "real"}, data[1])
         super()._check_batch(data)
 
+    def statistics_passes(self, data):
+        """The passes of `train_step`: the synthetic groups through trunk and heads and
+        the real batch through the trunk up to `adapt_at` (or one pass over both with
+        `joint_statistics`); the discriminator is not part of the inference network."""
+        self._check_batch(data)
+        inputs = data[0]
+        real = inputs["real"]
+        synthetic = {k: v for k, v in inputs.items() if k != "real"}
+        if self.joint_statistics:
+            images = synthetic[self.group]
+            self.network({**synthetic, self.group: tf.concat([images, real], 0)}, training=True)
+        else:
+            self.network(synthetic, training=True)
+            to_trunk = self.tasks[self.groups[self.group][0]].to_trunk
+            self.adapted_trunk(to_trunk(real), training=True)
+
     # -- training ------------------------------------------------------------------
 
     @property

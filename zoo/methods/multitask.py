@@ -356,6 +356,11 @@ class MultiTask(Method):
             out += metrics
         return out
 
+    def statistics_passes(self, data):
+        """One training-mode pass of each input group through trunk and heads."""
+        self._check_batch(data)
+        self.network(data[0], training=True)
+
     def _check_batch(self, data):
         ok = (
             isinstance(data, (tuple, list))
