@@ -162,6 +162,8 @@ def finetune_config(
         f"zoo.experiment.train.batch_size = {batch}",
         "zoo.experiment.train.epochs = 10",
         f"zoo.experiment.train.steps_per_epoch = {steps}",
+        # one pass over the labelled images sets BatchNorm's statistics at the end
+        f"zoo.experiment.train.precise_batch_norm = {steps}",
     ]
     return "\n".join(text) + "\n"
 

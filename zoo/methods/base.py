@@ -213,25 +213,39 @@ class Method(keras.Model):
             for layer in self._flatten_layers()
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
-        samples = {id(layer): [] for layer in layers}
+        traced = []  # (layer, mean, variance) of each call, recorded while tracing
+        calls = []  # the layer of each call, in the order `measured` returns its moments
 
         def recording(layer):
             measure = layer._moments
 
             def moments(inputs, mask):
                 mean, variance = measure(inputs, mask)
-                samples[id(layer)].append((mean, variance))
+                traced.append((layer, mean, variance))
                 return mean, variance
 
             return moments
 
+        @tf.function
+        def measured(data):  # one graph: eager passes cost several times a training step
+            traced.clear()
+            self.statistics_passes(data)
+            calls[:] = [layer for layer, _, _ in traced]
+            return [(mean, variance) for _, mean, variance in traced]
+
+        sums = {}  # layer id -> [layer, sum of batch means, sum of batch variances, calls]
         for layer in layers:
             layer._moments = recording(layer)
         line = Progress(steps, "precise BatchNorm statistics") if progress and steps else None
         seen = 0
         try:
             for data in itertools.islice(batches, steps):
-                self.statistics_passes(data)
+                moments = measured(data)
+                for layer, (mean, variance) in zip(calls, moments):
+                    total = sums.setdefault(id(layer), [layer, 0.0, 0.0, 0])
+                    total[1] += mean
+                    total[2] += variance
+                    total[3] += 1
                 seen += 1
                 if line is not None:
                     line.update(seen)
@@ -245,15 +259,10 @@ class Method(keras.Model):
                 f"precise_batch_norm: the data gave {seen} batches; "
                 f"{steps or 'at least one'} were asked for."
             )
-        count = 0
-        for layer in layers:
-            measured = samples[id(layer)]
-            if measured:
-                means, variances = zip(*measured)
-                layer.moving_mean.assign(tf.reduce_mean(tf.stack(means), axis=0))
-                layer.moving_variance.assign(tf.reduce_mean(tf.stack(variances), axis=0))
-                count += 1
-        return count
+        for layer, means, variances, count in sums.values():
+            layer.moving_mean.assign(means / count)
+            layer.moving_variance.assign(variances / count)
+        return len(sums)
 
     def heldout_metrics(self, batch_size: int) -> dict:
         """{objective: {metric: value}} on held-out data."""
