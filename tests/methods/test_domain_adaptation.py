@@ -202,8 +202,18 @@ def test_mirrored_strategy_equals_one_device(mirrored):
     for name, strategy in (("one", tf.distribute.get_strategy()), ("mirrored", mirrored)):
         model = _model(strategy, norm="sync_batch", loss_balance="grad_norm", balance_steps=1)
         history = model.fit(data, epochs=1, verbose=0).history
-        runs[name] = (history, _values(model.trainable_variables), model.lambdas)
+        with strategy.scope():  # as in a run: the whole global batch in one pass
+            model.precise_batch_norm([batch], progress=False)
+        statistics = [
+            v.numpy()
+            for v in model.non_trainable_variables
+            if "moving_mean" in v.path or "moving_variance" in v.path
+        ]
+        runs[name] = (history, _values(model.trainable_variables), model.lambdas, statistics)
     assert mirrored.num_replicas_in_sync == 2
+    assert len(runs["one"][3]) > 10
+    for a, b in zip(runs["one"][3], runs["mirrored"][3]):
+        np.testing.assert_allclose(a, b, rtol=5e-3, atol=1e-4)  # weights equal to 2e-5
     for a, b in zip(runs["one"][1], runs["mirrored"][1]):
         np.testing.assert_allclose(a, b, atol=2e-5)
     for key in ("d_loss", "d_accuracy", "adversarial_loss", "depth_loss", "loss"):
