@@ -252,6 +252,7 @@ class Method(keras.Model):
         finally:
             for layer in layers:
                 del layer._moments
+            traced.clear()  # symbolic tensors of the traced graph
             if line is not None:
                 line.close()
         if not seen or (steps is not None and seen < steps):
