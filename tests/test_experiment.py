@@ -31,6 +31,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
         "zoo.experiment.train.callbacks = [@zoo.experiment.CostBudget()]\n"
         "zoo.experiment.CostBudget.task_costs = {'depth': 0.5}\n"
         "zoo.experiment.CostBudget.snapshot_every = 3\n"
+        "zoo.experiment.train.precise_batch_norm = 2\n"
     )
     results = experiment.train(model_dir)
     # 2 epochs x 3 steps of 1.5 units (depth 0.5 + rotation 1): snapshots at 3, 6 and 9
@@ -50,7 +51,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     assert os.listdir(os.path.join(model_dir, "logs"))
     stored = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert set(stored["trained"]) == {"depth", "rotation"}
-    assert stored["trained"]["depth"]["rmse"] < stored["untrained"]["depth"]["rmse"]
+    assert stored["trained"]["depth"]["mae"] < stored["untrained"]["depth"]["mae"]
     assert set(stored["trained"]["depth"]) == set(stored["metric_info"]["depth"])
     assert len(stored["history"]["depth_loss"]) == 2
     assert (
@@ -64,6 +65,18 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     gin.clear_config()
     model, checkpoint = experiment.restore(model_dir)
     assert checkpoint.endswith("epoch_002.weights.h5")
+    # precise_batch_norm: the last checkpoint's BatchNorm statistics are those of the
+    # first two training batches under its weights (six moving-average updates at
+    # momentum 0.99 would have moved the means 6 % of the way there from zero)
+    norms = [
+        ly for ly in model._flatten_layers() if isinstance(ly, keras.layers.BatchNormalization)
+    ]
+    stored_means = [layer.moving_mean.numpy().copy() for layer in norms]
+    assert model.precise_batch_norm(model.datasets(4), steps=2, progress=False) == len(norms)
+    for layer, value in zip(norms, stored_means):
+        np.testing.assert_allclose(layer.moving_mean.numpy(), value, rtol=1e-4, atol=1e-5)
+    assert max(np.abs(value).max() for value in stored_means) > 0.1
+    model, checkpoint = experiment.restore(model_dir)
     images = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     exported = loaded.signatures["serving_default"](images=tf.constant(images))
     np.testing.assert_allclose(

@@ -427,8 +427,7 @@ OTHER = {
         "serial_ops": "see ::test_seed_and_serial_ops_reach_the_run and "
         "tests/reliability/test_resume.py",
         "verbose": "see tests/reliability/test_resume.py (no progress bar at 0)",
-        "precise_batch_norm": "see tests/methods/test_precise_batch_norm.py"
-        "::test_a_run_ends_with_the_measured_statistics_in_its_last_checkpoint",
+        "precise_batch_norm": "see ::test_train_writes_every_output",
     },
     # sources: built through gin in the test's folder (see `_data_folders`)
     "zoo.data.Synthetic": {
