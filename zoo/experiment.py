@@ -440,14 +440,14 @@ class _PreciseBatchNorm(keras.callbacks.Callback):
     """At the end of the last epoch, before its checkpoint is written, sets BatchNorm's
     moving statistics from `steps` training batches (`Method.precise_batch_norm`)."""
 
-    def __init__(self, batches, steps, epochs, say):
+    def __init__(self, batch_size, steps, epochs, say):
         super().__init__()
-        self.batches, self.steps, self.epochs, self.say = batches, steps, epochs, say
+        self.batch_size, self.steps, self.epochs, self.say = batch_size, steps, epochs, say
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 != self.epochs:
             return
-        count = self.model.precise_batch_norm(self.batches(), self.steps)
+        count = self.model.precise_batch_norm(self.model.datasets(self.batch_size), self.steps)
         self.say(
             f"BatchNorm statistics of {count} layers measured on {self.steps} training "
             "batches (precise BatchNorm)"
@@ -593,14 +593,11 @@ def train(
         ("steps_per_epoch", steps_per_epoch),
     ):
         _check_length(key, value)
+    wanted = f"`precise_batch_norm` must be an int >= 0 (0: off). Received: {precise_batch_norm!r}"
     if isinstance(precise_batch_norm, bool) or not isinstance(precise_batch_norm, int):
-        raise UserTypeError(
-            f"`precise_batch_norm` must be an int >= 0 (0: off). Received: {precise_batch_norm!r}"
-        )
+        raise UserTypeError(wanted)
     if precise_batch_norm < 0:
-        raise UserError(
-            f"`precise_batch_norm` must be an int >= 0 (0: off). Received: {precise_batch_norm!r}"
-        )
+        raise UserError(wanted)
     callbacks = list(callbacks or ())
     # a DataLossError of any pipeline becomes a DataError naming the damaged file
     with tfrecord.damaged_files_named():
@@ -637,13 +634,11 @@ def train(
                 # the batches of the finished epochs are skipped: a resumed run trains on
                 # the same sequence of batches as an uninterrupted one
                 data = model.datasets(batch_size).skip(done * steps_per_epoch)
-            precise = []
-            if precise_batch_norm:
-                precise = [
-                    _PreciseBatchNorm(
-                        lambda: model.datasets(batch_size), precise_batch_norm, epochs, say
-                    )
-                ]
+            precise = (
+                [_PreciseBatchNorm(batch_size, precise_batch_norm, epochs, say)]
+                if precise_batch_norm
+                else []
+            )
             if done < epochs:
                 model.fit(
                     data,
