@@ -1,16 +1,14 @@
 import os
-import subprocess
 import sys
 
+import processes
 import pytest
 
 
 def _run(code, **env):
     environment = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environment.update(env, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120
-    )
+    return processes.run([sys.executable, "-c", code], env=environment)
 
 
 @pytest.mark.slow

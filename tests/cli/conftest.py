@@ -1,9 +1,8 @@
 """Runs the binaries in tools/ as a user does: a new Python process, output captured."""
 
 import os
-import subprocess
-import sys
 
+import processes
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -12,12 +11,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture
 def tool():
     def run(script, *args):
-        return subprocess.run(
-            [sys.executable, os.path.join(ROOT, "tools", script), *args],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-            timeout=300,
-        )
+        return processes.python(os.path.join(ROOT, "tools", script), *args)
 
     return run

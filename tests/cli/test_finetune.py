@@ -4,11 +4,10 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 
 import gin
 import numpy as np
+import processes
 import pytest
 from helpers import TINY_CONFIG
 from PIL import Image
@@ -76,10 +75,7 @@ print("ANSWERS " + json.dumps(answers))
 
 
 def _run(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
-    )
+    return processes.python(*args, cwd=cwd, env={"PYTHONPATH": ROOT})
 
 
 def _png(array, mode=None):

@@ -1,10 +1,10 @@
 import io
 import os
-import subprocess
 import sys
 
 import keras
 import numpy as np
+import processes
 import pytest
 from PIL import Image
 
@@ -34,20 +34,8 @@ def _load_elsewhere(tmp_path, path, signature, **inputs):
     script = tmp_path / "load.py"
     script.write_text(_LOADER)
     np.savez(tmp_path / "inputs.npz", **inputs)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            path,
-            signature,
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "out.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    result = processes.python(
+        str(script), path, signature, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(np.load(tmp_path / "out.npz"))
@@ -72,17 +60,14 @@ def test_trunk_export_reloads_without_zoo(trunk, tmp_path):
     np.testing.assert_allclose(
         got["embedding"], expected["block3"].numpy().mean(axis=(1, 2)), atol=1e-4
     )
-    cli = subprocess.run(
+    cli = processes.run(
         [
             os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
             "show",
             "--dir",
             path,
             "--all",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        ]
     )
     assert "signature_def['serving_default']" in cli.stdout
     assert "signature_def['train']" in cli.stdout

@@ -187,27 +187,37 @@ def test_contrastive_auxiliary_beside_a_supervised_task_and_errors():
 def test_views_sharing_an_image_are_found_far_above_chance(kind):
     """The positive pair shares the scene (the hidden factor), the negatives do not:
     after training, a held-out image's second view is the nearest of 64 far more often
-    than chance (1/64) and than before training."""
+    than chance (1/64) and than before training.
+
+    The untrained network already finds 33-45 % of the pairs (crops of one scene look
+    alike), so the claim is a gain, measured on three seeds (data, weights and steps)
+    and judged by its median: measured gains 0.19-0.31 (SimCLR) and 0.17-0.23 (MoCo,
+    key momentum 0.99: at MoCo's 0.999 the key network of a 60-step run is 94 % its
+    initial weights, and the gains were 0.06-0.16), against the 0.1 required.
+    """
     views = augment.Views(
         augment.RandomResizedCrop(scale=(0.5, 1.0)), [augment.HorizontalFlip()], count=2
     )
-    kwargs = {"queue_size": 256} if kind is MoCo else {}
-    task = kind(
-        SceneSpec(variant="-C--", mode="single", resolution=32),
-        num_examples=256,
-        eval_examples=64,
-        views=views,
-        hidden=64,
-        projection=32,
-        **kwargs,
-    )
-    keras.utils.set_random_seed(0)
-    model = MultiTask(tiny_trunk(), [task])
-    model.compile(keras.optimizers.Adam(3e-3))
-    before = model.heldout_metrics(64)[task.name]["accuracy"]
-    model.fit(model.datasets(32), epochs=1, steps_per_epoch=60, verbose=0)
-    after = model.heldout_metrics(64)[task.name]["accuracy"]
-    assert after > 10 / 64 and after > before + 0.05, (before, after)
+    kwargs = {"queue_size": 256, "momentum": 0.99} if kind is MoCo else {}
+    runs = []
+    for seed in range(3):
+        task = kind(
+            SceneSpec(variant="-C--", mode="single", resolution=32),
+            num_examples=256,
+            eval_examples=64,
+            views=views,
+            hidden=64,
+            projection=32,
+            seed=seed,
+            **kwargs,
+        )
+        model = MultiTask(tiny_trunk(seed=seed), [task])
+        model.compile(keras.optimizers.Adam(3e-3))
+        before = model.heldout_metrics(64)[task.name]["accuracy"]
+        model.fit(model.datasets(32), epochs=1, steps_per_epoch=60, verbose=0)
+        runs.append((before, model.heldout_metrics(64)[task.name]["accuracy"]))
+    gain = float(np.median([after - before for before, after in runs]))
+    assert gain > 0.1 and np.median([after for _, after in runs]) > 10 / 64, runs
 
 
 def test_a_contrastive_head_reads_a_decoder_output_beside_a_dense_task():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import processes
 import pytest
 from helpers import TINY_CONFIG
 
@@ -105,8 +106,7 @@ def _train(tmp_path, model_dir, point="none", arg="0", log="epochs.log"):
 
 
 def _finished(process):
-    out, err = process.communicate(timeout=300)
-    return process.returncode, out, err
+    return processes.communicate(process)
 
 
 def _checkpoint_files(model_dir):

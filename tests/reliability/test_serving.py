@@ -3,12 +3,10 @@ each gets an answer or an InvalidArgument naming what was expected, never an abo
 
 import io
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
+import processes
 import pytest
 from PIL import Image
 
@@ -152,17 +150,8 @@ def test_malformed_requests_never_abort_the_server(exports, tmp_path):
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     np.savez(tmp_path / "arrays.npz", **arrays)
     (tmp_path / "client.py").write_text(_CLIENT)
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(tmp_path / "client.py"),
-            str(tmp_path / "cases.json"),
-            str(tmp_path / "arrays.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=300,
+    run = processes.python(
+        str(tmp_path / "client.py"), str(tmp_path / "cases.json"), str(tmp_path / "arrays.npz")
     )
     assert run.returncode == 0, run.stderr[-3000:]  # a SIGABRT would be -6
     answers = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]

@@ -4,12 +4,11 @@ folder and what is allowed (a ZooError), and leaves nothing that blocks a correc
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 
 import gin
 import numpy as np
+import processes
 import pytest
 from helpers import TINY_CONFIG
 
@@ -184,14 +183,7 @@ def test_read_only_model_dirs():
         os.chmod(path, read_only | stat.S_IXOTH)
     targets = [os.path.join(folder, "new"), existing, run]
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", _READ_ONLY, *targets],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-            timeout=120,
-        )
+        out = processes.python("-c", _READ_ONLY, *targets, cwd=ROOT)
     finally:
         for path in (folder, existing, run):
             os.chmod(path, 0o755)
@@ -221,14 +213,7 @@ def test_the_binaries_print_one_line_and_exit_1(tmp_path):
         ),
     }
     for name, (args, message) in commands.items():
-        out = subprocess.run(
-            [sys.executable, "-m", *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-            timeout=300,
-        )
+        out = processes.python("-m", *args, cwd=ROOT)
         last = out.stderr.strip().splitlines()[-1]
         assert out.returncode == 1 and "Traceback" not in out.stderr, (name, out.stderr[-2000:])
         assert last.startswith(f"zoo-{name}: ") and message in last, last
