@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from zoo.data import Holdout, ImageFolder, Photos, Synthetic, TFRecords, cache, split
-from zoo.data.sources import COLOR_PHOTOS, as_source, source_config, source_from_config
+from zoo.data.sources import COLOR_PHOTOS, First, as_source, source_config, source_from_config
 from zoo.data.synthetic import SceneSpec, generate
 from zoo.data.synthetic.io import examples_of
 from zoo.data.tfrecord import write_tfrecords
@@ -269,3 +269,33 @@ def test_real_domain_photo_sets_are_disjoint_and_cropped_after_resizing():
         real_photos("train", crop=96, size=64)
     with pytest.raises(ValueError, match="'train' or 'heldout'"):
         real_photos("test")
+
+
+def test_a_folder_stored_class_by_class_is_shuffled_over_every_file(tmp_path):
+    """2,000 images per class (as many as a shuffle buffer of decoded examples holds):
+    every batch of the training pipeline mixes both classes about evenly, positions
+    pass through Holdout and First, and each epoch is a new order of the same files."""
+    from zoo.tasks import Classification
+
+    for label, name in enumerate(("a_cats", "b_dogs")):
+        (tmp_path / name).mkdir()
+        pixel = np.full((2, 2, 3), 255 * label, np.uint8)
+        for i in range(2000):
+            Image.fromarray(pixel).save(tmp_path / name / f"{i:04d}.png")
+    source = ImageFolder(str(tmp_path), labels="folders")
+    task = Classification(source, eval_source=0.1)
+    batches = task.pipeline("train", 32).take(20)
+    shares = [float(np.mean(targets.numpy())) for _, targets in batches]
+    # binomial(32, 0.5): a share outside [0.15, 0.85] has probability 1e-4 per batch
+    assert all(0.15 <= s <= 0.85 for s in shares), shares
+    assert 0.4 <= np.mean(shares) <= 0.6
+
+    train = Holdout(source, 0.1)
+    ordered = [e["path"] for e in _read(train, ["path"])]
+    passes = train.shuffled(["path"], seed=0).repeat(2).as_numpy_iterator()
+    first, second = ([(i, e["path"]) for i, e in (next(passes) for _ in ordered)] for _ in "12")
+    for one_pass in (first, second):
+        assert sorted(one_pass, key=lambda p: p[0]) == list(enumerate(ordered))
+    assert [p for _, p in first] != [p for _, p in second]
+    head = First(train, 100).shuffled(["path"], seed=0).as_numpy_iterator()
+    assert sorted(e["path"] for _, e in head) == sorted(ordered[:100])

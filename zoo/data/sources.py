@@ -2,8 +2,9 @@
 
 A source is a finite, ordered stream of dict examples. Every source says what it
 provides (`signature()`: entry -> (dtype, shape)), streams the entries a task asks for
-(`examples(keys)`: the same order on every call), and names itself (`identity()`) so
-that tasks reading the same examples can share them. Sources:
+(`examples(keys)`: the same order on every call; `shuffled(keys, seed)`: a seeded random
+order, a new one on every pass), and names itself (`identity()`) so that tasks reading
+the same examples can share them. Sources:
 
 * `Synthetic(spec, num)`: scenes of the embedded benchmark, rendered once by parallel
   workers into the data cache (`zoo.data.cache`) and streamed from it, or
@@ -17,7 +18,10 @@ that tasks reading the same examples can share them. Sources:
 Images are float32 RGB in [0, 1] (grayscale replicated, alpha dropped, 16-bit scaled).
 Memory does not grow with the dataset: files are read as they are needed, and the only
 buffers are tf.data's shuffle and prefetch buffers (`shuffle_buffer` bounds the first by
-bytes).
+bytes). An image folder shuffles its whole list of files (positions only, 8 bytes a file)
+before decoding, so that a folder stored class by class gives batches of every class;
+streams without random access (TFRecords, synthetic scenes, which are drawn at random
+anyway) shuffle decoded examples in the bounded buffer.
 """
 
 import abc
@@ -102,6 +106,19 @@ class Source(abc.ABC):
     def shuffle_buffer(self, keys, limit: int = 2048) -> int:
         """A shuffle buffer of at most SHUFFLE_BYTES (16 .. `limit` examples)."""
         return int(np.clip(SHUFFLE_BYTES // max(1, self.example_bytes(keys)), 16, limit))
+
+    def shuffled(self, keys, seed: int) -> tf.data.Dataset:
+        """(position, example) pairs of one pass in a seeded random order, reshuffled on
+        every iteration (`.repeat()` gives epochs of different orders); `position` is the
+        example's place in `examples(keys)`.
+
+        Defaults to the ordered stream through a shuffle buffer of `shuffle_buffer(keys)`
+        decoded examples; sources with random access shuffle every position."""
+        return (
+            self.examples(keys)
+            .enumerate()
+            .shuffle(self.shuffle_buffer(keys), seed=seed, reshuffle_each_iteration=True)
+        )
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -663,23 +680,36 @@ class ImageFolder(Source):
     def examples(self, keys):
         keys = list(keys)
         self.check(keys, "the task")
-        paths = [f for f, _ in self._files]
-        labels = [label for _, label in self._files]
-        masks = self._masks or [""] * len(paths)
-        columns = (paths, labels, masks)
-        if self.crops_per_image > 1:
-            columns = tuple(
-                [v for v in column for _ in range(self.crops_per_image)] for column in columns
-            )
-        ds = tf.data.Dataset.from_tensor_slices(columns).enumerate()
+        load = self._loader(keys)
+        return tf.data.Dataset.range(len(self)).map(
+            lambda i: load(i), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+
+    def shuffled(self, keys, seed):
+        keys = list(keys)
+        self.check(keys, "the task")
+        load = self._loader(keys)
+        order = tf.data.Dataset.range(len(self))
+        order = order.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
+        return order.map(
+            lambda i: (i, load(i)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+
+    def _loader(self, keys):
+        """A graph function: position (int64) -> the example's `keys`."""
+        repeat = self.crops_per_image
+        paths = tf.constant([f for f, _ in self._files])
+        labels = tf.constant([label for _, label in self._files], tf.int32)
+        masks = tf.constant(self._masks or [""] * len(self._files))
         signature = self.signature()
 
-        def load(index, values):
-            path, label, mask = values
+        def load(index):
+            row = index // repeat
+            path = tf.gather(paths, row)
             data = tf.io.read_file(path)
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
             image = tf.image.convert_image_dtype(image, tf.float32)
-            example = {"path": path, "label": label}
+            example = {"path": path, "label": tf.gather(labels, row)}
             if self.crop is not None:
                 if self.size is not None:
                     image = resize_shorter_side(image, self.size)
@@ -689,10 +719,10 @@ class ImageFolder(Source):
                 image = resize_and_center_crop(image, self.size)
             example["image"] = tf.ensure_shape(image, signature["image"][1])
             if self.mask_key in keys:
-                example[self.mask_key] = self._load_mask(mask)
+                example[self.mask_key] = self._load_mask(tf.gather(masks, row))
             return {k: example[k] for k in keys}
 
-        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return load
 
     def _load_mask(self, path):
         if self.mask_key == "semantics":
@@ -872,6 +902,16 @@ class Holdout(Source):
         ds = ds.filter(lambda i, e: tf.equal(_in_holdout(i, fraction, seed), held))
         return ds.map(lambda i, e: e)
 
+    def shuffled(self, keys, seed):
+        held = self.part == "eval"
+        mine = _in_holdout(tf.range(len(self.source), dtype=tf.int64), self.fraction, self.seed)
+        mine = tf.equal(mine, held)
+        # a source position's place in this part's ordered stream
+        place = tf.cumsum(tf.cast(mine, tf.int64)) - 1
+        ds = self.source.shuffled(keys, seed)
+        ds = ds.filter(lambda i, e: tf.gather(mine, i))
+        return ds.map(lambda i, e: (tf.gather(place, i), e))
+
     def __len__(self):
         n = len(self.source)
         held = int(
@@ -908,6 +948,10 @@ class First(Source):
 
     def examples(self, keys):
         return self.source.examples(keys).take(self.num)
+
+    def shuffled(self, keys, seed):
+        num = self.num
+        return self.source.shuffled(keys, seed).filter(lambda i, e: i < num)
 
     def __len__(self):
         return min(self.num, len(self.source))

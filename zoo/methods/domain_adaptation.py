@@ -214,10 +214,7 @@ class DomainAdversarial(MultiTask):
         """Batches of real images, shuffled, repeated and harmonized like the tasks'."""
         first = self.tasks[self.groups[self.group][0]]
         self.real.prepare(["image"])
-        ds = self.real.examples(["image"])
-        ds = ds.shuffle(
-            self.real.shuffle_buffer(["image"]), seed=first.seed + 1, reshuffle_each_iteration=True
-        ).repeat()
+        ds = self.real.shuffled(["image"], first.seed + 1).map(lambda i, e: e).repeat()
         seeds = tf.data.Dataset.random(seed=first.seed + 2).batch(2)
         size = self.input_size
 

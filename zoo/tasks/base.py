@@ -167,6 +167,11 @@ class Task(abc.ABC):
         """Raw examples (dicts with `keys`, default `required`) of "train" or "eval"."""
         return self._sources[split].examples(list(keys or self.required))
 
+    def shuffled_examples(self, split: str, keys: Sequence[str] | None = None) -> tf.data.Dataset:
+        """`examples` in a random order seeded by `seed`, a new one on every pass."""
+        ds = self._sources[split].shuffled(list(keys or self.required), self.seed)
+        return ds.map(lambda position, example: example)
+
     def stream_key(self) -> tuple:
         """What identifies the examples a task reads: tasks with equal keys read the same."""
         return (
@@ -321,11 +326,8 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         raise UserError(f"`batch_size` must be an int >= 1. Received: {batch_size!r}")
     training = split == "train"
     required = list(dict.fromkeys(k for t in tasks for k in t.required))
-    ds = first.examples(split, required)
+    ds = first.shuffled_examples(split, required) if training else first.examples(split, required)
     seeds = tf.data.Dataset.random(seed=first.seed + (0 if training else 1)).batch(2)
-    if training:
-        buffer = first.data_source(split).shuffle_buffer(required)
-        ds = ds.shuffle(buffer, seed=first.seed, reshuffle_each_iteration=True)
     if training if repeat is None else repeat:
         ds = ds.repeat()
     ds = tf.data.Dataset.zip(ds, seeds)
