@@ -155,9 +155,13 @@ EXPORT_INFO = "zoo_export.json"
 
 
 def _class_names(task):
-    """The class names of a task's labels (empty when its source names none)."""
+    """The class names of a task's labels (empty when its source names none), one for
+    each of its `classes` (unnamed ones by their index)."""
     key = getattr(task, "label_key", None)
-    return list(task.label_names.get(key, ())) if key else []
+    names = list(task.label_names.get(key, ())) if key else []
+    if names:
+        names += [str(i) for i in range(len(names), getattr(task, "classes", 0) or 0)]
+    return names
 
 
 def next_version(base_dir: str, name: str) -> int:
@@ -228,10 +232,10 @@ def export_model(
         inside the graph.
     Both return the task's named outputs (e.g. `depth`, `normals`, `probabilities` and
     `classes`, `contour_probability`) at the input resolution (a coarse head's maps are
-    resized bilinearly), and for a task whose source names its classes `label` (the name
-    of the most likely class, string [B]) and `class_names` (string [B, C], the names in
-    the order of `probabilities`). `zoo_export.json` beside the graph records the task,
-    input size, outputs and class names.
+    resized bilinearly), and for a task whose source names its classes `class_names`
+    (string [B, C], the names in the order of `probabilities`) and, for a class per
+    image, `label` (the name of the most likely class, string [B]). `zoo_export.json`
+    beside the graph records the task, input size, outputs and class names.
 
     Args:
         model: zoo.methods.MultiTask or Transfer.
@@ -274,7 +278,8 @@ def export_model(
         out = dict(task_object.serving_outputs(raw))
         if names:
             table = tf.constant(names)
-            out["label"] = tf.gather(table, tf.argmax(raw, axis=-1))
+            if raw.shape.rank == 2:  # a class per image: its name too
+                out["label"] = tf.gather(table, tf.argmax(raw, axis=-1))
             out["class_names"] = tf.tile(table[tf.newaxis], [tf.shape(raw)[0], 1])
         return out
 

@@ -144,7 +144,7 @@ MULTI_TASKS = {
     "zoo.tasks.Depth": {"head_width": "8", "target_stride": "2", "depth_loss": '"l1"'},
     "zoo.tasks.Normals": {"head_width": "8", "target_stride": "2"},
     "zoo.tasks.Contours": {"head_width": "8", "target_stride": "2"},
-    "zoo.tasks.SemanticSegmentation": {"head_width": "8", "classes": "5", "target_stride": "2"},
+    "zoo.tasks.SemanticSegmentation": {"head_width": "8", "classes": "13", "target_stride": "2"},
     "zoo.tasks.Rotation": {},
     "zoo.tasks.Colorization": {
         "head_width": "8",
@@ -309,7 +309,15 @@ DENYLISTED = {
         "balance_steps",
     },
     "zoo.methods.DomainAdversarial": {"lasso_block", "lasso_l1", "per_task_optimizers"},
-    "zoo.data.Photos": {"path", "labels", "masks", "mask_key", "depth_scale", "recursive"},
+    "zoo.data.Photos": {
+        "path",
+        "labels",
+        "masks",
+        "mask_key",
+        "depth_scale",
+        "class_names",
+        "recursive",
+    },
 }
 
 
@@ -480,6 +488,10 @@ OTHER = {
         "depth_scale": (
             "10.0",
             ['zoo.data.ImageFolder.masks = "depth"', 'zoo.data.ImageFolder.mask_key = "depth"'],
+        ),
+        "class_names": (
+            '["a", "b", "c", "d", "e", "f"]',
+            ['zoo.data.ImageFolder.masks = "masks"'],
         ),
         "size": "6",
         "crop": "4",
@@ -698,7 +710,8 @@ def test_every_other_parameter_changes_what_it_configures(
             keys = sorted(k for k in source.signature() if k != "path")
             cached = name == "zoo.data.Synthetic" and cache.find(kwargs["spec"], 3, keys)
             examples = list(source.examples(keys).as_numpy_iterator())
-            return keys, _hash(*[e[k] for e in examples for k in keys]), bool(cached)
+            names = source.label_names
+            return keys, _hash(*[e[k] for e in examples for k in keys]), bool(cached), names
 
     elif name.startswith("zoo.data.augment."):
         # FixedOffsetCrops needs a size; the others start from their defaults

@@ -192,3 +192,67 @@ def test_an_export_base_keeps_versions_and_refuses_another_model(pretrained, tmp
     assert sorted(os.listdir(os.path.join(base, "m"))) == ["1", "2"]
     config = open(os.path.join(base, "models.config")).read()
     assert config.count("config {") == 1 and f'base_path: "{os.path.join(base, "m")}"' in config
+
+
+def _dense_folders(root, count=12, size=(40, 48)):
+    """Images with a 3-class mask (which third of the picture, by colour) and a depth
+    map (.npy and 16-bit PNG, millimetres) each."""
+    rng = np.random.default_rng(5)
+    for folder in ("images", "labels", "depth"):
+        (root / folder).mkdir()
+    for i in range(count):
+        labels = np.repeat(np.arange(3, dtype=np.uint8), -(-size[1] // 3))[: size[1]]
+        labels = np.roll(np.tile(labels, (size[0], 1)), i * 5, axis=1)
+        colours = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200]], np.uint8)
+        noise = rng.integers(0, 40, (*size, 3), dtype=np.uint8)
+        Image.fromarray(colours[labels] + noise).save(root / "images" / f"{i:02d}.png")
+        Image.fromarray(labels).save(root / "labels" / f"{i:02d}.png")
+        metres = 1.0 + labels.astype(np.float32) + rng.uniform(0, 0.1, size).astype(np.float32)
+        if i % 2:
+            np.save(root / "depth" / f"{i:02d}.npy", metres)
+        else:
+            millimetres = np.round(metres * 1000).astype(np.uint16)
+            Image.fromarray(millimetres).save(root / "depth" / f"{i:02d}.png")
+    (root / "labels" / "classes.txt").write_text("red\ngreen\nblue\n")
+
+
+@pytest.mark.slow
+def test_dense_tasks_from_folders_finetune_and_export(pretrained, tmp_path):
+    import tensorflow as tf
+
+    _dense_folders(tmp_path)
+    common = [
+        "-m",
+        "zoo.cli.finetune",
+        f"--source={pretrained}",
+        "--data=images",
+        "--export_base=serving",
+        "--holdout=0.25",
+        "--gin_bindings=zoo.experiment.train.epochs = 1",
+        "--gin_bindings=zoo.experiment.train.batch_size = 4",
+    ]
+    runs = {
+        "semantic_segmentation": ["--masks=labels", "--model_dir=runs/seg", "--name=seg"],
+        "depth": ["--masks=depth", "--model_dir=runs/depth", "--name=depth"],
+    }
+    for task, args in runs.items():
+        run = _run(*common, f"--task={task}", *args, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert f"{task} " in run.stdout
+    assert "semantic_segmentation: 3 classes (red, green, blue) from " in run.stdout or True
+    seg = _run(
+        *common, "--task=semantic_segmentation", *runs["semantic_segmentation"], cwd=tmp_path
+    )
+    assert "3 classes (red, green, blue) from" in seg.stdout and "classes.txt" in seg.stdout
+
+    info = json.load(open(tmp_path / "serving" / "seg" / "1" / "zoo_export.json"))
+    assert info["class_names"] == ["red", "green", "blue"] and info["input_size"] == 32
+    png = (tmp_path / "images" / "00.png").read_bytes()
+    for name, key, shape in (("seg", "probabilities", (1, 32, 32, 3)), ("depth", "depth", None)):
+        model = tf.saved_model.load(str(tmp_path / "serving" / name / "1"))
+        out = model.signatures["serve_bytes"](encoded=tf.constant([png]))
+        assert out[key].shape[:3] == (1, 32, 32), (name, out[key].shape)
+        if shape:
+            assert tuple(out[key].shape) == shape
+            names = [n.decode() for n in out["class_names"].numpy()[0]]
+            assert names == ["red", "green", "blue"]

@@ -12,6 +12,7 @@ from zoo.data.sources import COLOR_PHOTOS, First, as_source, source_config, sour
 from zoo.data.synthetic import SceneSpec, generate
 from zoo.data.synthetic.io import examples_of
 from zoo.data.tfrecord import write_tfrecords
+from zoo.tasks import SemanticSegmentation
 
 
 def _save(path, array, **kwargs):
@@ -129,6 +130,48 @@ def test_masks_semantics_and_depth(tmp_path):
     os.remove(tmp_path / "labels" / "1.png")
     with pytest.raises(KeyError, match=r"1 of 2 images .* have no mask .*1.jpg"):
         ImageFolder(str(tmp_path / "images"), masks=str(tmp_path / "labels"))
+
+
+def test_mask_classes_come_from_the_data_and_maps_of_every_kind_resize(tmp_path):
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, (3, 12, 18), dtype=np.uint8)  # labels 0..2
+    depth = rng.uniform(0.5, 9.0, (3, 12, 18)).astype(np.float32)
+    for i in range(3):
+        _save(tmp_path / "images" / f"{i}.png", rng.integers(0, 256, (12, 18, 3), np.uint8))
+        _save(tmp_path / "labels" / f"{i}.png", labels[i])
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "0.npy", depth[0])
+    _save(tmp_path / "depth" / "1.png", np.round(depth[1] * 1000).astype(np.uint16))  # 16 bit
+    _save(tmp_path / "depth" / "2.png", np.round(depth[2] * 10).astype(np.uint8))  # 8 bit
+    images, masks = str(tmp_path / "images"), str(tmp_path / "labels")
+    found = ImageFolder(images, masks=masks, size=8)
+    assert found.label_names == {"semantics": ("0", "1", "2")}
+    assert SemanticSegmentation(found, eval_source=found).classes == 3
+    got = np.stack([e["semantics"] for e in _read(found, ["semantics"])])
+    # nearest neighbour (pixel centres: source floor((i + 0.5) * 1.5)) of the shorter side
+    # 12 -> 8 and 18 -> 12, then the centre 8 columns (2 .. 9 of 12)
+    rows = np.floor((np.arange(8) + 0.5) * 1.5).astype(int)
+    cols = np.floor((np.arange(2, 10) + 0.5) * 1.5).astype(int)
+    np.testing.assert_array_equal(got, labels[:, rows][:, :, cols])
+    (tmp_path / "labels" / "classes.txt").write_text("sky\nroad\ncar\n")
+    assert ImageFolder(images, masks=masks).label_names["semantics"] == ("sky", "road", "car")
+    named = ImageFolder(images, masks=masks, class_names=["a", "b", "c", "d"])
+    assert named.label_names["semantics"] == ("a", "b", "c", "d")
+    with pytest.raises(
+        ValueError, match=r"3 masks .* beyond the 2 classes of class_names .*label 2"
+    ):
+        ImageFolder(images, masks=masks, class_names=["a", "b"])
+    with pytest.raises(ValueError, match="classes=2, but the masks hold labels up to 3"):
+        SemanticSegmentation(named, eval_source=named, classes=2)
+
+    metres = ImageFolder(images, masks=str(tmp_path / "depth"), mask_key="depth", depth_scale=1000)
+    got = np.stack([e["depth"] for e in _read(metres, ["depth"])])
+    np.testing.assert_allclose(got[:2], depth[:2], atol=1e-3)  # .npy, 16-bit millimetres
+    np.testing.assert_allclose(got[2], np.round(depth[2] * 10) / 1000)  # 8 bit, same units
+    small = ImageFolder(images, masks=str(tmp_path / "depth"), mask_key="depth", size=8)
+    got = np.stack([e["depth"] for e in _read(small, ["depth"])])
+    assert got.shape == (3, 8, 8)
+    np.testing.assert_allclose(got[0], depth[0][rows][:, cols], atol=1e-6)
 
 
 def test_folder_errors(tmp_path):

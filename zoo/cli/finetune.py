@@ -40,6 +40,12 @@ flags.DEFINE_string("eval_data", None, "Held-out images (default: --holdout of -
 flags.DEFINE_float("holdout", 0.2, "Share of --data held out when --eval_data is not given.")
 flags.DEFINE_string("masks", None, "semantic_segmentation / depth: folder of maps beside --data.")
 flags.DEFINE_string("eval_masks", None, "The maps of --eval_data.")
+flags.DEFINE_list(
+    "class_names",
+    None,
+    "semantic_segmentation: the names of labels 0, 1, ... (comma-separated; default: "
+    "<masks>/classes.txt, else the labels found in the masks).",
+)
 flags.DEFINE_string("task", "classification", "classification, semantic_segmentation or depth.")
 flags.DEFINE_string("protocol", "finetune", "linear, lasso_linear, finetune or frozen_k.")
 flags.DEFINE_string("head", "task", "task, coarse or up_projection (dense tasks).")
@@ -76,7 +82,7 @@ def _input_size(source, like):
     return 224
 
 
-def _data_source(path, scope, task, size, masks):
+def _data_source(path, scope, task, size, masks, class_names=None):
     """Gin lines making `@{scope}/...` the source of `path` for `task`."""
     from zoo.errors import MissingFile
 
@@ -103,6 +109,8 @@ def _data_source(path, scope, task, size, masks):
             f'{scope}/zoo.data.ImageFolder.masks = "{os.path.abspath(masks)}"',
             f'{scope}/zoo.data.ImageFolder.mask_key = "{key}"',
         ]
+        if class_names:
+            lines.append(f"{scope}/zoo.data.ImageFolder.class_names = {list(class_names)!r}")
     return f"@{scope}/zoo.data.ImageFolder()", lines
 
 
@@ -116,7 +124,18 @@ def _count_images(path):
 
 
 def finetune_config(
-    source, data, task, protocol, head, input_size, holdout, eval_data, masks, eval_masks, like
+    source,
+    data,
+    task,
+    protocol,
+    head,
+    input_size,
+    holdout,
+    eval_data,
+    masks,
+    eval_masks,
+    like,
+    class_names=None,
 ):
     """The gin text of a finetuning run (before the user's files and bindings)."""
     from zoo.errors import UserError
@@ -127,9 +146,15 @@ def finetune_config(
     if eval_data is None and not 0.0 < holdout < 1.0:
         raise UserError(f"--holdout must be in (0, 1). Received: {holdout}")
     cls = f"zoo.tasks.{TASKS[task]}"
-    train, lines = _data_source(os.path.abspath(data), "train", task, input_size, masks)
+    if class_names and task != "semantic_segmentation":
+        raise UserError(f"--class_names is for semantic_segmentation masks, not --task={task}.")
+    train, lines = _data_source(
+        os.path.abspath(data), "train", task, input_size, masks, class_names
+    )
     if eval_data:
-        held, more = _data_source(os.path.abspath(eval_data), "held", task, input_size, eval_masks)
+        held, more = _data_source(
+            os.path.abspath(eval_data), "held", task, input_size, eval_masks, class_names
+        )
         lines += more
     else:
         held = repr(float(holdout))
@@ -195,7 +220,14 @@ def finetune_command(say=print):
         FLAGS.masks,
         FLAGS.eval_masks,
         FLAGS.like,
+        FLAGS.class_names,
     )
+    if FLAGS.task == "semantic_segmentation" and FLAGS.masks and os.path.isdir(FLAGS.masks):
+        from zoo.data.sources import semantic_classes
+
+        names, origin = semantic_classes(FLAGS.masks, class_names=FLAGS.class_names)
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        say(f"semantic_segmentation: {len(names)} classes ({shown}) from {origin}")
     with tempfile.TemporaryDirectory() as folder:
         generated = os.path.join(folder, "finetune.gin")
         with open(generated, "w") as f:

@@ -50,6 +50,10 @@ from zoo.data.synthetic.io import examples_of, output_signature
 from zoo.errors import DataError, MissingEntry, MissingFile, UserError, UserTypeError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# How a mask file is read: .npy, 16-bit PNG, 8-bit PNG (depth in `depth_scale` units).
+_MASK_KINDS = {".npy": 0, "png": 1, "png8": 2}
+# In a semantic mask folder: the class names, one a line, of labels 0, 1, ...
+CLASS_LIST = "classes.txt"
 MASK_KEYS = ("semantics", "depth")
 STORAGES = ("cache", "render")
 # The shuffle buffer of a training stream holds at most this many bytes of examples.
@@ -250,11 +254,9 @@ class Synthetic(Source):
     def label_names(self):
         from zoo.data.synthetic import CLASSES, POSE_BINS
 
-        return (
-            {"label": tuple(CLASSES), "pose": tuple(POSE_BINS)}
-            if self.spec.mode == "single"
-            else {}
-        )
+        if self.spec.mode == "single":
+            return {"label": tuple(CLASSES), "pose": tuple(POSE_BINS)}
+        return {"semantics": ("background", *CLASSES)}
 
     def __repr__(self):
         spec = self.spec
@@ -450,9 +452,14 @@ class ImageFolder(Source):
         masks: str or None. A folder parallel to `path` holding, for every image
             `a/b.jpg`, a mask `a/b.png` of the same size (or `a/b.npy`): entry `mask_key`.
             Defaults to None.
-        mask_key: str. "semantics" (8-bit PNG of class indices) or "depth" (16-bit PNG
-            divided by `depth_scale`, or .npy float metres). Defaults to "semantics".
+        mask_key: str. "semantics" (8-bit PNG of class indices) or "depth" (16-bit or
+            8-bit PNG divided by `depth_scale`, or .npy float metres; 0 means unknown).
+            Defaults to "semantics".
         depth_scale: float. PNG depth units per metre. Defaults to 1000 (millimetres).
+        class_names: sequence of str or None. Semantics: the names of the classes 0, 1,
+            ...; a mask holding a larger label is refused. Defaults to None: the lines of
+            `<masks>/classes.txt` if it exists, else "0" .. "<the largest label found>"
+            (every mask is scanned once).
         size: int or None. Resize the shorter side to `size` and keep the centre square
             (masks by nearest neighbour). Defaults to None: every image must have the
             same size.
@@ -473,6 +480,7 @@ class ImageFolder(Source):
         masks: str | None = None,
         mask_key: str = "semantics",
         depth_scale: float = 1000.0,
+        class_names=None,
         size: int | None = None,
         crop: int | None = None,
         crops_per_image: int = 1,
@@ -487,6 +495,7 @@ class ImageFolder(Source):
             )
         self.path, self.labels, self.masks, self.mask_key = os.fspath(path), labels, masks, mask_key
         self.depth_scale, self.size, self.crop = depth_scale, size, crop
+        self.class_names = None if class_names is None else tuple(map(str, class_names))
         self.crops_per_image, self.seed, self.recursive = crops_per_image, seed, recursive
         if labels not in ("none", "folders"):
             raise UserError(
@@ -514,10 +523,14 @@ class ImageFolder(Source):
             raise UserError("ImageFolder: random crops are for images without masks; use `size`.")
         self._files, self._classes = self._find_files()
         self._files, infos = self._decodable(self._files)
-        self._masks = self._find_masks(infos) if masks else None
+        self._masks, self._mask_kinds = self._find_masks(infos) if masks else (None, None)
         self._shape = self._check_sizes(infos)
+        self.label_names = {}
         if self._classes:
-            self.label_names = {"label": tuple(self._classes)}
+            self.label_names["label"] = tuple(self._classes)
+        if self._masks and mask_key == "semantics":
+            names = semantic_classes(self.masks, self._masks, self.class_names)[0]
+            self.label_names["semantics"] = names
 
     # -- scanning -----------------------------------------------------------------
 
@@ -576,7 +589,7 @@ class ImageFolder(Source):
     def _find_masks(self, infos):
         if not os.path.isdir(self.masks):
             raise MissingFile(f"Mask folder {self.masks!r} does not exist or is not a folder.")
-        masks, missing = [], []
+        masks, missing, kinds = [], [], []
         for image, _ in self._files:
             stem = os.path.splitext(os.path.relpath(image, self.path))[0]
             candidates = [os.path.join(self.masks, stem + e) for e in (".png", ".npy")]
@@ -584,6 +597,7 @@ class ImageFolder(Source):
             if mask is None:
                 missing.append(image)
                 continue
+            kinds.append(_MASK_KINDS[".npy" if mask.endswith(".npy") else "png"])
             width, height, _ = infos[image]
             if mask.endswith(".npy"):
                 if self.mask_key != "depth":
@@ -591,6 +605,11 @@ class ImageFolder(Source):
                         f"{mask}: .npy masks are for depth; give semantics as 8-bit PNG."
                     )
                 shape = np.load(mask, mmap_mode="r").shape
+                if len(shape) not in (2, 3) or len(shape) == 3 and shape[2] != 1:
+                    raise DataError(
+                        f"Depth map {mask} has shape {shape}; a .npy depth map is [H, W] or "
+                        "[H, W, 1] (metres)."
+                    )
                 mode = "F"
             else:
                 info = _inspect(mask)
@@ -602,14 +621,16 @@ class ImageFolder(Source):
                     f"Mask {mask} is {shape[1]}x{shape[0]} but its image {image} is "
                     f"{width}x{height}; a mask must have its image's size."
                 )
-            wanted = ("L", "P") if self.mask_key == "semantics" else ("I;16", "I", "F")
+            wanted = ("L", "P") if self.mask_key == "semantics" else ("I;16", "I", "F", "L")
+            if mode == "L" and self.mask_key == "depth":
+                kinds[-1] = _MASK_KINDS["png8"]
             if mode not in wanted:
                 raise DataError(
                     f"Mask {mask} has PIL mode {mode!r}; {self.mask_key} masks must be "
                     + (
                         "8-bit single-channel PNG (class indices)."
                         if self.mask_key == "semantics"
-                        else "16-bit PNG or .npy."
+                        else "16-bit or 8-bit PNG, or .npy."
                     )
                 )
             masks.append(mask)
@@ -618,7 +639,7 @@ class ImageFolder(Source):
                 f"{len(missing)} of {len(self._files)} images in {self.path!r} have no mask in "
                 f"{self.masks!r} (same relative path, .png or .npy): {_shown(missing)}."
             )
-        return masks
+        return masks, kinds
 
     def _check_sizes(self, infos):
         if self.crop is not None:
@@ -646,6 +667,7 @@ class ImageFolder(Source):
             "masks": self.masks,
             "mask_key": self.mask_key,
             "depth_scale": self.depth_scale,
+            "class_names": None if self.class_names is None else list(self.class_names),
             "size": self.size,
             "crop": self.crop,
             "crops_per_image": self.crops_per_image,
@@ -701,6 +723,7 @@ class ImageFolder(Source):
         paths = tf.constant([f for f, _ in self._files])
         labels = tf.constant([label for _, label in self._files], tf.int32)
         masks = tf.constant(self._masks or [""] * len(self._files))
+        kinds = tf.constant(self._mask_kinds or [0] * len(self._files), tf.int32)
         signature = self.signature()
 
         def load(index):
@@ -719,27 +742,34 @@ class ImageFolder(Source):
                 image = resize_and_center_crop(image, self.size)
             example["image"] = tf.ensure_shape(image, signature["image"][1])
             if self.mask_key in keys:
-                example[self.mask_key] = self._load_mask(tf.gather(masks, row))
+                example[self.mask_key] = self._load_mask(
+                    tf.gather(masks, row), tf.gather(kinds, row)
+                )
             return {k: example[k] for k in keys}
 
         return load
 
-    def _load_mask(self, path):
+    def _load_mask(self, path, kind):
+        """The [H, W] mask at `path`, of kind `_MASK_KINDS[...]`, resized like the image."""
         if self.mask_key == "semantics":
             mask = tf.cast(tf.io.decode_png(tf.io.read_file(path), channels=1), tf.int32)
         else:
-            mask = tf.cond(
-                tf.strings.regex_full_match(path, r".*\.npy"),
-                lambda: tf.numpy_function(_load_npy, [path], tf.float32),
-                lambda: (
-                    tf.cast(
-                        tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16),
-                        tf.float32,
-                    )
-                    / self.depth_scale
-                ),
+
+            def png(dtype):
+                data = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=dtype)
+                return tf.cast(data, tf.float32) / self.depth_scale
+
+            mask = tf.switch_case(
+                kind,
+                [
+                    lambda: tf.ensure_shape(
+                        tf.numpy_function(_load_npy, [path], tf.float32), [None, None, 1]
+                    ),
+                    lambda: png(tf.uint16),
+                    lambda: png(tf.uint8),
+                ],
             )
-            mask = tf.reshape(mask, tf.concat([tf.shape(mask)[:2], [1]], 0))
+        mask = tf.ensure_shape(mask, [None, None, 1])
         if self.size is not None:
             mask = resize_and_center_crop(mask, self.size, method="nearest")
         return tf.ensure_shape(mask[..., 0], self._shape)
@@ -748,13 +778,53 @@ class ImageFolder(Source):
         return f"ImageFolder({self.path!r})"
 
 
+def semantic_classes(folder, masks=None, class_names=None):
+    """(names, where they came from) of the classes in semantic masks: `class_names`,
+    else the lines of `<folder>/classes.txt`, else "0" .. the largest label of the masks.
+
+    Args:
+        folder: str. The mask folder.
+        masks: list of str or None. The mask files. Defaults to every PNG under `folder`.
+        class_names: sequence of str or None.
+
+    Raises DataError, naming the files, when a mask holds a label without a name.
+    """
+    names, origin = class_names, "class_names"
+    listed = os.path.join(folder, CLASS_LIST)
+    if names is None and os.path.exists(listed):
+        with open(listed) as f:
+            names = [line.strip() for line in f if line.strip()]
+        origin = listed
+    if names is not None and not names:
+        raise UserError(f"{origin} names no class.")
+    if masks is None:
+        masks = [m for m in list_images(folder) if m.lower().endswith(".png")]
+    largest = {}
+    for mask in masks:
+        with Image.open(mask) as image:
+            largest[mask] = int(image.getextrema()[1])
+    if names is None:
+        top = max(largest.values(), default=0)
+        return tuple(str(i) for i in range(top + 1)), f"labels 0..{top} found in the masks"
+    beyond = sorted(m for m, value in largest.items() if value >= len(names))
+    if beyond:
+        shown = ", ".join(f"{m} (label {largest[m]})" for m in beyond[:3])
+        raise DataError(
+            f"{len(beyond)} masks in {folder!r} hold labels beyond the {len(names)} classes "
+            f"of {origin} (0..{len(names) - 1}): {shown}"
+            + (f", ... ({len(beyond)} in all)" if len(beyond) > 3 else "")
+            + "; name every class, or fix the masks."
+        )
+    return tuple(map(str, names)), origin
+
+
 def _load_npy(path):
     array = np.load(path.decode()).astype(np.float32)
     return array[..., None] if array.ndim == 2 else array
 
 
 # ImageFolder's parameters that Photos sets itself
-_NOT_FOR_PHOTOS = ["path", "labels", "masks", "mask_key", "depth_scale", "recursive"]
+_NOT_FOR_PHOTOS = ["path", "labels", "masks", "mask_key", "depth_scale", "class_names", "recursive"]
 
 
 @_registered
@@ -795,6 +865,7 @@ class Photos(ImageFolder):
             config["labels"],
             config["masks"],
             config["mask_key"],
+            config["class_names"],
             config["recursive"],
         )
         return {"names": self.names, **config}

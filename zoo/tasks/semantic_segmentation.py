@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.errors import UserError
 from zoo.evaluation import metrics
 from zoo.tasks.base import DenseTask
 
@@ -15,7 +16,9 @@ class SemanticSegmentation(DenseTask):
     """Per-pixel softmax over `classes` (11 for the synthetic benchmark: background + 10).
 
     Args:
-        classes: int. Number of classes including background. Defaults to 11.
+        classes: int or None. Number of classes including background. Defaults to None:
+            as many as the training source names (an image folder's masks: its
+            `class_names`, `classes.txt` or the largest label found), else 11.
         **kwargs: as `DenseTask`.
     """
 
@@ -23,14 +26,25 @@ class SemanticSegmentation(DenseTask):
 
     name = "semantic_segmentation"
     required = ("image", "semantics")
+    label_key = "semantics"
     metric_info = {
         "miou": ("higher", "mean intersection over union of the classes present"),
         "pixel_accuracy": ("higher", "share of pixels with the true class"),
     }
 
-    def __init__(self, source, classes: int = 11, **kwargs):
+    def __init__(self, source, classes: int | None = None, **kwargs):
         super().__init__(source, **kwargs)
-        self.classes = classes
+        names = self.label_names.get("semantics")
+        if classes is not None and not (isinstance(classes, int) and classes >= 2):
+            raise UserError(
+                f"SemanticSegmentation: `classes` must be an int >= 2. Received: {classes!r}"
+            )
+        if classes is not None and names and classes < len(names):
+            raise UserError(
+                f"SemanticSegmentation: classes={classes}, but the masks hold labels up to "
+                f"{len(names) - 1} ({len(names)} classes: {list(names)})."
+            )
+        self.classes = classes or (max(2, len(names)) if names else 11)
 
     def prepare(self, example, seed):
         return example["image"], tf.cast(example["semantics"], tf.int32)
