@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from zoo import files
+from zoo.data.sources import resize_and_center_crop
 from zoo.errors import ExistingFile, UserError
 
 # Deterministic harmonizers that a serving graph can apply (random ones are training
@@ -228,8 +229,9 @@ def export_model(
     Signatures:
       * `serving_default`: `images` float32 [B, S, S, 3] RGB in [0, 1];
       * `serve_bytes`: `encoded` string [B] of JPEG, PNG, GIF or BMP files of any size
-        (grayscale and RGBA too), decoded, converted to [0, 1] and resized to S x S
-        inside the graph.
+        (grayscale and RGBA too), decoded, converted to [0, 1], the shorter side resized
+        to S and the centre S x S square kept inside the graph: the view that training
+        on an image folder (`zoo.data.ImageFolder(size=S)`) had of the same file.
     Both return the task's named outputs (e.g. `depth`, `normals`, `probabilities` and
     `classes`, `contour_probability`) at the input resolution (a coarse head's maps are
     resized bilinearly), and for a task whose source names its classes `class_names`
@@ -287,10 +289,12 @@ def export_model(
         return _batched(_checked(images, input_shape), outputs_of)
 
     def decode(encoded):
+        # the training pipeline's rule (zoo.data.ImageFolder with `size`): the shorter
+        # side resized to S (antialiased), the centre S x S square kept
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image = tf.image.convert_image_dtype(image, tf.float32)
         image.set_shape([None, None, 3])
-        return tf.image.resize(image, [size, size], antialias=True)
+        return resize_and_center_crop(image, size)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
     def serve_bytes(encoded):

@@ -6,10 +6,12 @@ import keras
 import numpy as np
 import processes
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from export import export_model, export_trunk
 from export.savedmodel import endpoint_key
+from zoo.data import ImageFolder
 from zoo.data.synthetic import SceneSpec
 from zoo.methods import MultiTask
 from zoo.tasks import Depth, Rotation
@@ -135,6 +137,21 @@ def test_task_export_for_serving(tmp_path):
         rtol=1e-3,
         atol=1e-3,
     )
+    # a photograph of another shape: served as the training pipeline sees the file
+    wide = tmp_path / "photos" / "wide.png"
+    wide.parent.mkdir()
+    pixels = np.random.default_rng(3).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(wide)
+    (view,) = [e["image"] for e in ImageFolder(str(wide.parent), size=32).examples(["image"])]
+    served = _load_elsewhere(
+        tmp_path, path, "serve_bytes", encoded=np.array([wide.read_bytes()], dtype=object)
+    )
+    cropped = np.exp(model.task_model("depth")(view[None]).numpy())
+    squashed = tf.image.resize(pixels[None] / 255.0, [32, 32], antialias=True)
+    squashed = np.exp(model.task_model("depth")(squashed).numpy())
+    # the untrained head's maps vary little: judged against the other rule's distance
+    near, far = np.abs(served["depth"] - cropped).max(), np.abs(served["depth"] - squashed).max()
+    assert near < 1e-5 and near < far / 10, (near, far)
     rotation = export_model(model, "rotation", base, "rotation_model")
     out = _load_elsewhere(tmp_path, rotation, "serving_default", images=images)
     assert set(out) == {"probabilities", "classes"}
