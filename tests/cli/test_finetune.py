@@ -162,9 +162,36 @@ def test_finetune_export_serve_and_predict(pretrained, tmp_path):
         cwd=tmp_path,
     )
     assert predicted.returncode == 0, predicted.stderr
+    assert "model photos version 1: 2 images" in predicted.stdout
     rows = json.load(open(tmp_path / "out" / "predictions.json"))
     assert [r["file"] for r in rows] == ["photos/coffee/000.jpg", "photos/rocket/001.jpg"]
     assert all(r["label"] in NAMES and len(r["probabilities"]) == 4 for r in rows)
+
+    # a folder (recursively; other files skipped), and files the model refuses
+    from zoo.cli.predict import predict_command
+    from zoo.errors import DataError
+
+    folder = tmp_path / "photos"
+    (folder / "notes.txt").write_text("not an image")
+    said = []
+    _, rows = predict_command(export, None, str(tmp_path / "all"), [str(folder)], said.append)
+    assert said[0] == f"skipped 1 files that are not images: {folder / 'notes.txt'}"
+    assert said[1] == "model photos version 1: 24 images"
+    assert len(rows) == 24 and rows[0]["file"] == str(folder / "astronaut" / "000.jpg")
+    (folder / "broken.jpg").write_bytes(b"GIF89a but no more")
+    (folder / "text.png").write_text("hello")
+    with pytest.raises(DataError, match=r"refused 2 of 3 files: .*broken.jpg \(.+\); .*text.png"):
+        predict_command(
+            export,
+            None,
+            str(tmp_path / "bad"),
+            [
+                str(folder / "broken.jpg"),
+                str(folder / "coffee" / "000.jpg"),
+                str(folder / "text.png"),
+            ],
+            said.append,
+        )
 
 
 def test_an_export_base_keeps_versions_and_refuses_another_model(pretrained, tmp_path):

@@ -2,15 +2,18 @@
 
 Usage:
     zoo-predict --model=serving/photos [--out=predictions] image.jpg [image2.png ...]
+    zoo-predict --model=serving/photos photos/          # every image under a folder
     zoo-predict --model=runs/quickstart --task=depth --out=predictions image.jpg
 
 --model: an export version folder (<base>/<name>/<version>), a model folder
 (<base>/<name>: its newest version), or a zoo-train / zoo-finetune model_dir (with --task
 for a run of several tasks: exported to a temporary folder first). The images (JPEG, PNG,
-GIF, BMP; any size) are sent through the model's `serve_bytes` signature as a server
-would. Writes <out>/predictions.json (per image: its file and every output; per-pixel
-maps are summarised) and, for dense outputs, <out>/predictions.png (each image next to
-its maps).
+GIF, BMP; any size; folders are searched recursively, and their files of other kinds
+listed as skipped) are sent through the model's `serve_bytes` signature as a server
+would, 32 at a time; a file the model refuses is named with the model's reason. Writes
+<out>/predictions.json (per image: its file and every output; per-pixel maps are
+summarised) and, for dense outputs, <out>/predictions.png (the first 16 images, each next
+to its maps).
 """
 
 import os
@@ -22,6 +25,7 @@ from absl import app, flags
 import zoo.cli  # noqa: F401  (quiet TensorFlow start-up)
 
 FLAGS = flags.FLAGS
+PLOTTED = 16  # images in predictions.png (predictions.json has every one)
 flags.DEFINE_string("model", None, "An export (version or model folder) or a run's model_dir.")
 flags.DEFINE_string("task", None, "With a model_dir of several tasks: the task to run.")
 flags.DEFINE_string("out", "predictions", "Output folder.")
@@ -54,24 +58,70 @@ def _summary(name, value):
     }
 
 
-def predict_files(saved_model, paths):
-    """{output: array [N, ...]} of `paths` through the model's serve_bytes signature."""
+def image_files(paths):
+    """(image files, skipped files): `paths` as given, with every folder replaced by
+    the image files under it (sorted) and its other files skipped."""
+    from zoo.data.sources import IMAGE_EXTENSIONS, list_images
+    from zoo.errors import MissingFile
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise MissingFile(f"no such file or folder: {', '.join(missing)}")
+    images, skipped = [], []
+    for path in paths:
+        if not os.path.isdir(path):
+            images.append(path)
+            continue
+        found = list_images(path)
+        images += found
+        for root, _, names in os.walk(path):
+            skipped += sorted(
+                os.path.join(root, n) for n in names if not n.lower().endswith(IMAGE_EXTENSIONS)
+            )
+    return images, skipped
+
+
+def _refusal(error):
+    """The reason in an InvalidArgumentError of serve_bytes, on one line."""
+    lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Graph execution", "Detected at", "["))]
+    return " ".join(lines[:2])[:300] or "refused"
+
+
+def predict_files(saved_model, paths, batch=32):
+    """{output: array [N, ...]} of `paths` through the model's serve_bytes signature,
+    `batch` files a request. Raises DataError naming every file the model refused."""
     import tensorflow as tf
 
-    from zoo.errors import DataError, MissingFile
+    from zoo.errors import DataError
 
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise MissingFile(f"no such image file: {missing}")
     loaded = tf.saved_model.load(saved_model)
     if "serve_bytes" not in loaded.signatures:
         raise DataError(f"{saved_model} has no serve_bytes signature (not a zoo task export).")
-    encoded = [open(p, "rb").read() for p in paths]
-    try:
-        out = loaded.signatures["serve_bytes"](encoded=tf.constant(encoded))
-    except tf.errors.InvalidArgumentError as error:
-        raise DataError(f"the model refused the files: {error.message.splitlines()[0]}") from None
-    return {k: v.numpy() for k, v in out.items()}
+    serve = loaded.signatures["serve_bytes"]
+    parts, refused = [], []
+    for start in range(0, len(paths), batch):
+        chunk = paths[start : start + batch]
+        encoded = [open(p, "rb").read() for p in chunk]
+        try:
+            parts.append(serve(encoded=tf.constant(encoded)))
+        except tf.errors.InvalidArgumentError:
+            for path, data in zip(chunk, encoded):  # one by one: which files, and why
+                try:
+                    serve(encoded=tf.constant([data]))
+                except tf.errors.InvalidArgumentError as error:
+                    refused.append(f"{path} ({_refusal(error)})")
+    if refused:
+        raise DataError(
+            f"the model refused {len(refused)} of {len(paths)} files: " + "; ".join(refused)
+        )
+    return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
+
+
+def model_name(saved_model):
+    """ "<name> version <v>" of an export in TF Serving's layout, else its folder."""
+    version, name = os.path.basename(saved_model), os.path.basename(os.path.dirname(saved_model))
+    return f"{name} version {version}" if version.isdigit() and name else saved_model
 
 
 def _plot(paths, outputs, path):
@@ -111,14 +161,20 @@ def _plot(paths, outputs, path):
     return path
 
 
-def predict_command(model, task, out, paths):
-    """What zoo-predict does; returns the written files."""
+def predict_command(model, task, out, paths, say=print):
+    """What zoo-predict does; returns the written files and the rows."""
     from zoo import files
     from zoo.errors import MissingFile, UserError
 
     if not paths:
-        raise UserError("give one or more image files after the flags.")
+        raise UserError("give one or more image files or folders after the flags.")
+    paths, skipped = image_files(paths)
+    if skipped:
+        say(f"skipped {len(skipped)} files that are not images: {', '.join(skipped[:5])}")
+    if not paths:
+        raise UserError("no image file (JPEG, PNG, GIF, BMP) among the files and folders given.")
     saved = export_folder(model)
+    name = saved and model_name(saved)
     with tempfile.TemporaryDirectory() as folder:
         if saved is None:
             if not os.path.exists(os.path.join(model, "method.json")):
@@ -134,13 +190,20 @@ def predict_command(model, task, out, paths):
             if task is None and len(names) > 1:
                 raise UserError(f"{model} has the tasks {names}; choose one with --task.")
             saved = export_model(method, task or names[0], folder, "model")
+            name = f"task {task or names[0]} of the run {model} (exported for this prediction)"
+        say(f"model {name}: {len(paths)} images")
         outputs = predict_files(saved, paths)
     rows = [
         {"file": p, **{k: _summary(k, v[i]) for k, v in sorted(outputs.items())}}
         for i, p in enumerate(paths)
     ]
     written = [files.write_json(os.path.join(out, "predictions.json"), rows)]
-    picture = _plot(paths, outputs, os.path.join(out, "predictions.png"))
+    shown = min(len(paths), PLOTTED)
+    picture = _plot(
+        paths[:shown],
+        {k: v[:shown] for k, v in outputs.items()},
+        os.path.join(out, "predictions.png"),
+    )
     return written + ([picture] if picture else []), rows
 
 
