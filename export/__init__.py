@@ -3,6 +3,12 @@
 Exported models load with TensorFlow alone; nothing here is needed to use them.
 """
 
-from export.savedmodel import export_model, export_trunk, next_version, write_models_config
+from export.savedmodel import (
+    export_model,
+    export_trunk,
+    next_version,
+    set_serving,
+    write_models_config,
+)
 
-__all__ = ["export_model", "export_trunk", "next_version", "write_models_config"]
+__all__ = ["export_model", "export_trunk", "next_version", "set_serving", "write_models_config"]

@@ -196,22 +196,145 @@ def _check_same_model(base_dir, name, info):
         return
 
 
+# In a model base folder: which version of each model serves as "stable" and "canary",
+# and the folder a model server sees the base as (a container mount), if not this one.
+SERVING_STATE = "serving.json"
+WARMUP = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def _serving_state(base_dir):
+    path = os.path.join(base_dir, SERVING_STATE)
+    if not os.path.exists(path):
+        return {"root": None, "models": {}}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _versions(folder):
+    return sorted(int(v) for v in os.listdir(folder) if v.isdigit())
+
+
+def set_serving(
+    base_dir: str, name: str | None = None, stable: int | None = None, root: str | None = None
+) -> str:
+    """Chooses what TF Serving serves from `base_dir` and rewrites its `models.config`.
+
+    Args:
+        base_dir: str. The model base folder.
+        name: str or None. A model of the base; with `stable`.
+        stable: int or None. The version of `name` labelled "stable" (the one served to
+            requests without a version); the newest other version, if newer, stays
+            "canary".
+        root: str or None. The folder the model server sees `base_dir` as (e.g.
+            "/models" for a container mounting it there): `base_path` of every model
+            becomes `<root>/<name>`. Defaults to the one set before, else `base_dir`
+            itself (absolute).
+
+    Returns:
+        The path of `models.config`.
+    """
+    state = _serving_state(base_dir)
+    if root is not None:
+        state["root"] = root
+    if name is not None:
+        folder = os.path.join(base_dir, name)
+        versions = _versions(folder) if os.path.isdir(folder) else []
+        if stable not in versions:
+            raise UserError(
+                f"set_serving: {name!r} has versions {versions} in {base_dir}. Received: "
+                f"stable={stable!r}"
+            )
+        state["models"][name] = {"stable": stable}
+    files.write_json(os.path.join(base_dir, SERVING_STATE), state)
+    return write_models_config(base_dir)
+
+
 def write_models_config(base_dir: str) -> str:
     """Writes `<base_dir>/models.config` (TF Serving's model config, text format) listing
-    every model folder of the base (a folder holding numbered versions)."""
+    every model folder of the base (a folder holding numbered versions).
+
+    Each model serves its "stable" version (the first exported, or the one chosen with
+    `set_serving`) and, when a newer version exists, the newest as "canary"
+    (`model_version_policy { specific { ... } }` and `version_labels`): a new finetune is
+    loaded beside the served one, never in its place, until it is made stable.
+    """
+    state = _serving_state(base_dir)
+    root = state.get("root")
     entries = []
     for name in sorted(os.listdir(base_dir)):
         folder = os.path.join(base_dir, name)
-        if os.path.isdir(folder) and any(v.isdigit() for v in os.listdir(folder)):
-            entries.append(
-                "  config {\n"
-                f'    name: "{name}"\n'
-                f'    base_path: "{os.path.abspath(folder)}"\n'
-                '    model_platform: "tensorflow"\n'
-                "  }\n"
-            )
+        if not (os.path.isdir(folder) and any(v.isdigit() for v in os.listdir(folder))):
+            continue
+        versions = _versions(folder)
+        stable = state["models"].get(name, {}).get("stable")
+        stable = stable if stable in versions else versions[0]
+        labels = {"stable": stable}
+        if versions[-1] > stable:
+            labels["canary"] = versions[-1]
+        served = "".join(f"        versions: {v}\n" for v in sorted(set(labels.values())))
+        label_text = "".join(
+            f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in labels.items()
+        )
+        base_path = f"{root.rstrip('/')}/{name}" if root else os.path.abspath(folder)
+        entries.append(
+            "  config {\n"
+            f'    name: "{name}"\n'
+            f'    base_path: "{base_path}"\n'
+            '    model_platform: "tensorflow"\n'
+            "    model_version_policy {\n      specific {\n"
+            + served
+            + "      }\n    }\n"
+            + label_text
+            + "  }\n"
+        )
     text = "model_config_list {\n" + "".join(entries) + "}\n"
     return files.write_text(os.path.join(base_dir, "models.config"), text)
+
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number, payload):
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def warmup_record(model_name, signature, inputs):
+    """A serialized `tensorflow.serving.PredictionLog` holding one PredictRequest
+    (`predict_log` 6 -> `request` 1 -> `model_spec` 1 {name 1, signature_name 3},
+    `inputs` 2 {key 1, TensorProto 2}), the record format TF Serving replays from
+    `assets.extra/tf_serving_warmup_requests` when it loads a version."""
+    spec = _field(1, model_name.encode()) + _field(3, signature.encode())
+    request = _field(1, spec)
+    for key, value in inputs.items():
+        tensor = tf.make_tensor_proto(value).SerializeToString()
+        request += _field(2, _field(1, key.encode()) + _field(2, tensor))
+    return _field(6, _field(1, request))
+
+
+def _warmup_image(size):
+    """A small PNG of a smooth colour ramp (any image warms the graph up)."""
+    ramp = tf.linspace(0.0, 1.0, size)
+    image = tf.stack(tf.meshgrid(ramp, ramp) + [tf.fill([size, size], 0.5)], axis=-1)
+    return image, tf.io.encode_png(tf.image.convert_image_dtype(image, tf.uint8)).numpy()
+
+
+def _write_warmup(folder, name, size):
+    image, png = _warmup_image(size)
+    requests = [
+        warmup_record(name, "serving_default", {"images": image[tf.newaxis].numpy()}),
+        warmup_record(name, "serve_bytes", {"encoded": tf.constant([png])}),
+    ]
+    os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(folder, WARMUP)) as writer:
+        for record in requests:
+            writer.write(record)
 
 
 def export_model(
@@ -237,7 +360,11 @@ def export_model(
     resized bilinearly), and for a task whose source names its classes `class_names`
     (string [B, C], the names in the order of `probabilities`) and, for a class per
     image, `label` (the name of the most likely class, string [B]). `zoo_export.json`
-    beside the graph records the task, input size, outputs and class names.
+    beside the graph records the task, input size, outputs and class names, and
+    `assets.extra/tf_serving_warmup_requests` holds one request of each signature, which
+    TF Serving replays before it serves the version (`warmup_record`). The base's
+    `models.config` serves each model's "stable" version and its newest as "canary"
+    (`write_models_config`, `set_serving`).
 
     Args:
         model: zoo.methods.MultiTask or Transfer.
@@ -316,6 +443,7 @@ def export_model(
         archive.add_endpoint("serve_bytes", serve_bytes)
         archive.write_out(folder, verbose=False)
         files.write_json(os.path.join(folder, EXPORT_INFO), info)
+        _write_warmup(folder, name, size)
 
     path = files.write_folder(path, write, overwrite)
     write_models_config(base_dir)

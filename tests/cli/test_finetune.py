@@ -195,7 +195,7 @@ def test_finetune_export_serve_and_predict(pretrained, tmp_path):
 
 
 def test_an_export_base_keeps_versions_and_refuses_another_model(pretrained, tmp_path):
-    from export import export_model
+    from export import export_model, set_serving
     from zoo.data.sources import ImageFolder, write_photo_classes
     from zoo.evaluation.protocols import load_trunk
     from zoo.methods import Transfer
@@ -217,8 +217,47 @@ def test_an_export_base_keeps_versions_and_refuses_another_model(pretrained, tmp
     with pytest.raises(FileExistsError, match="holds a different model under the name 'm'"):
         export_model(method(NAMES[:3]), "classification", base, "m")
     assert sorted(os.listdir(os.path.join(base, "m"))) == ["1", "2"]
-    config = open(os.path.join(base, "models.config")).read()
-    assert config.count("config {") == 1 and f'base_path: "{os.path.join(base, "m")}"' in config
+
+    def served():
+        from google.protobuf import text_format
+        from tensorflow_serving.config import model_server_config_pb2
+
+        config = model_server_config_pb2.ModelServerConfig()
+        text_format.Parse(open(os.path.join(base, "models.config")).read(), config)
+        (entry,) = config.model_config_list.config
+        labels = dict(entry.version_labels)
+        return entry.base_path, list(entry.model_version_policy.specific.versions), labels
+
+    # the first export stays stable, the newer one is loaded beside it as canary
+    assert served() == (os.path.join(base, "m"), [1, 2], {"stable": 1, "canary": 2})
+    set_serving(base, "m", stable=2, root="/models")
+    assert served() == ("/models/m", [2], {"stable": 2})
+    assert export_model(two, "classification", base, "m").endswith(os.path.join("m", "3"))
+    assert served() == ("/models/m", [2, 3], {"stable": 2, "canary": 3})  # root kept
+    with pytest.raises(ValueError, match=r"'m' has versions \[1, 2, 3\] .* stable=7"):
+        set_serving(base, "m", stable=7)
+
+    # warmup: one PredictRequest of each signature, in TF Serving's record format, that
+    # the exported signatures answer
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    folder = os.path.join(base, "m", "3")
+    records = tf.data.TFRecordDataset(
+        os.path.join(folder, "assets.extra", "tf_serving_warmup_requests")
+    )
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
+        "serving_default",
+        "serve_bytes",
+    ]
+    loaded = tf.saved_model.load(folder)
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "m"
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        out = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert out["probabilities"].shape == (1, 2)
 
 
 def _dense_folders(root, count=12, size=(40, 48)):

@@ -56,6 +56,18 @@ flags.DEFINE_string("name", None, "Model name under --export_base.")
 flags.DEFINE_multi_string("gin_file", [], "Gin files refining the run.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings refining the run.")
 flags.DEFINE_bool("overwrite", False, "Delete a run of another configuration in --model_dir.")
+flags.DEFINE_integer(
+    "serve_version",
+    None,
+    "Label this version of --name 'stable' in models.config (default: the first export "
+    "stays stable, a newer one is served as 'canary').",
+)
+flags.DEFINE_string(
+    "serving_root",
+    None,
+    "The folder a model server sees --export_base as (e.g. /models in a container); "
+    "models.config's base_path then starts with it. Kept for later exports.",
+)
 
 TASKS = {
     "classification": "Classification",
@@ -195,7 +207,7 @@ def finetune_config(
 
 def finetune_command(say=print):
     """What zoo-finetune does after reading its flags; returns (results, export path)."""
-    from export import export_model
+    from export import export_model, set_serving
     from zoo import experiment, files
     from zoo.cli.runs import train_command
     from zoo.errors import ExistingFile, UserError
@@ -242,15 +254,21 @@ def finetune_command(say=print):
             what=", ".join([what, *FLAGS.gin_file]),
         )
     record = os.path.join(FLAGS.model_dir, SERVING)
+    path = None
     if os.path.exists(record):
         with open(record) as f:
             path = json.load(f)["export"]
         if os.path.isdir(path):
             say(f"this run is already exported to {path}")
-            return results, path
-    model, _ = experiment.restore(FLAGS.model_dir)
-    path = export_model(model, model.task.name, FLAGS.export_base, FLAGS.name)
-    files.write_json(record, {"export": os.path.abspath(path)})
+        else:
+            path = None
+    if path is None:
+        model, _ = experiment.restore(FLAGS.model_dir)
+        path = export_model(model, model.task.name, FLAGS.export_base, FLAGS.name)
+        files.write_json(record, {"export": os.path.abspath(path)})
+    if FLAGS.serve_version is not None or FLAGS.serving_root is not None:
+        stable = FLAGS.serve_version
+        set_serving(FLAGS.export_base, FLAGS.name if stable else None, stable, FLAGS.serving_root)
     return results, path
 
 
@@ -264,10 +282,19 @@ def main(argv):
         results, path = finetune_command()
     print(experiment.format_report(results, FLAGS.model_dir))
     base = os.path.abspath(FLAGS.export_base)
-    print(
-        f"\nexported to {path}\nserve it with:\n  tensorflow_model_server --port=8500 "
-        f"--rest_api_port=8501 --model_config_file={os.path.join(base, 'models.config')}"
-    )
+    config = os.path.join(base, "models.config")
+    print(f"\nexported to {path}\nserve it with:")
+    if FLAGS.serving_root:
+        root = FLAGS.serving_root.rstrip("/")
+        print(
+            f"  docker run -p 8500:8500 -p 8501:8501 -v {base}:{root} tensorflow/serving "
+            f"--model_config_file={root}/models.config"
+        )
+    else:
+        print(
+            "  tensorflow_model_server --port=8500 --rest_api_port=8501 "
+            f"--model_config_file={config}"
+        )
 
 
 def run():
