@@ -26,3 +26,20 @@ def user_errors(command: str):
         yield
     except ZooError as error:
         raise SystemExit(f"{command}: {first_line(error)}") from None
+
+
+def run(main, module_name: str):
+    """`absl.app.run(main)` for the command defined in `module_name`: `--help` prints
+    that module's docstring and its flags (a console script's own module, which absl
+    shows, has neither)."""
+    import sys
+
+    from absl import app, flags
+
+    module = sys.modules[module_name]
+    entry = sys.modules["__main__"]
+    if entry is not module:
+        entry.__doc__ = module.__doc__
+        for flag in flags.FLAGS.get_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main)

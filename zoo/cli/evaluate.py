@@ -1,4 +1,4 @@
-"""Transfer evaluation: one protocol run, and reports of label-count sweeps.
+r"""Transfer evaluation: one protocol run, and reports of label-count sweeps.
 
 Usage:
     zoo-evaluate transfer --source=runs/newell20_rotation --task=classification \
@@ -35,6 +35,8 @@ whether its claims hold here; resumable, results in <out>/results.jsonl and repo
 import os
 
 from absl import app, flags
+
+import zoo.cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep_dir", None, "report: a sweep directory written by tools/sweep.py.")
@@ -197,7 +199,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":

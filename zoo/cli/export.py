@@ -15,6 +15,7 @@ import os
 from absl import app, flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
+import zoo.cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A run written by zoo-train.")
@@ -60,7 +61,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""zoo-finetune: trains a pretrained trunk on your labelled images and exports it for TF Serving.
+r"""zoo-finetune: trains a pretrained trunk on your labelled images and exports it for TF Serving.
 
 Usage:
     zoo-finetune --source=runs/quickstart --data=photos/ --model_dir=runs/photos_ft \
@@ -19,6 +19,12 @@ binding refines it (e.g. --gin_bindings="zoo.experiment.train.epochs = 30"). At 
 the held-out metrics are printed and the finetuned model is exported to
 <export_base>/<name>/<version>/ with the next free version number (nothing is ever
 replaced) and listed in <export_base>/models.config for `tensorflow_model_server`.
+
+Common gin knobs, with zoo-finetune's defaults (change any with --gin_bindings="..."):
+zoo.experiment.train.epochs = 10, zoo.experiment.train.batch_size = 32,
+zoo.experiment.train.steps_per_epoch = <one pass over the training images>,
+keras.optimizers.Adam.learning_rate = 1e-4 (the optimizer is
+zoo.experiment.train.optimizer = @keras.optimizers.Adam()).
 """
 
 import json
@@ -207,14 +213,14 @@ def finetune_config(
 
 def finetune_command(say=print):
     """What zoo-finetune does after reading its flags; returns (results, export path)."""
-    from export import export_model, set_serving
+    for flag in ("source", "data", "model_dir", "export_base", "name"):
+        if not getattr(FLAGS, flag):
+            raise app.UsageError(f"give --{flag}")
+    from export import export_model, set_serving  # TensorFlow: after the flag checks
     from zoo import experiment, files
     from zoo.cli.runs import train_command
     from zoo.errors import ExistingFile, UserError
 
-    for flag in ("source", "data", "model_dir", "export_base", "name"):
-        if not getattr(FLAGS, flag):
-            raise app.UsageError(f"give --{flag}")
     if os.path.isfile(FLAGS.export_base):
         raise ExistingFile(f"--export_base {FLAGS.export_base} is a file; give a folder.")
     size = FLAGS.input_size or _input_size(FLAGS.source, FLAGS.like)
@@ -275,11 +281,12 @@ def finetune_command(say=print):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    from zoo import experiment
     from zoo.cli import user_errors
 
     with user_errors("zoo-finetune"):
         results, path = finetune_command()
+    from zoo import experiment
+
     print(experiment.format_report(results, FLAGS.model_dir))
     base = os.path.abspath(FLAGS.export_base)
     config = os.path.join(base, "models.config")
@@ -298,7 +305,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":

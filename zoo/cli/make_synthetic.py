@@ -1,4 +1,4 @@
-"""Renders a synthetic benchmark dataset into TFRecord shards, with a progress bar.
+r"""Renders a synthetic benchmark dataset into TFRecord shards, with a progress bar.
 
 Usage:
     zoo-make-synthetic --variant=TCVL --mode=single --num=50000 \
@@ -10,9 +10,10 @@ Writes shards `data-00000-of-00004.tfrecord`, ... and `spec.json` to --out_dir; 
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
+import zoo.cli
 from zoo.cli import synthetic_flags
 
 FLAGS = flags.FLAGS
@@ -61,7 +62,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":

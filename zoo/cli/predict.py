@@ -221,7 +221,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":

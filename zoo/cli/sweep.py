@@ -1,4 +1,4 @@
-"""Label-count sweep: pretrained trunks and the scratch baseline over n labels and seeds.
+r"""Label-count sweep: pretrained trunks and the scratch baseline over n labels and seeds.
 
 Usage:
     zoo-sweep --sweep_dir=sweeps/newell20_cls \
@@ -21,6 +21,7 @@ variant has a sub-folder and "{variant}" in a method's source is replaced by it.
 from absl import app, flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
+import zoo.cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep_dir", None, "Where results.jsonl is kept.")
@@ -76,7 +77,7 @@ def _bound(parameter):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":

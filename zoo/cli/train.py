@@ -1,4 +1,4 @@
-"""zoo-train: trains the experiment a gin configuration describes.
+r"""zoo-train: trains the experiment a gin configuration describes.
 
 Usage:
     zoo-train --gin_file=gin_configs/quickstart.gin --model_dir=runs/quickstart \
@@ -6,11 +6,17 @@ Usage:
 
 Re-running the same command after an interruption resumes from the last epoch; a
 model_dir holding a run of another configuration is refused unless --overwrite.
+
+Common gin knobs (--gin_bindings="...", e.g.): zoo.experiment.train.epochs = 10,
+zoo.experiment.train.batch_size = 32, zoo.experiment.train.steps_per_epoch = 100,
+zoo.experiment.train.optimizer = @keras.optimizers.Adam(),
+keras.optimizers.Adam.learning_rate = 1e-4.
 """
 
 from absl import app, flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
+import zoo.cli
 from zoo.cli.runs import train_command
 
 FLAGS = flags.FLAGS
@@ -38,7 +44,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import os
 from absl import app, flags
 
 import zoo  # noqa: F401  (selects the TensorFlow backend)
+import zoo.cli
 from zoo.cli import synthetic_flags, user_errors
 
 FLAGS = flags.FLAGS
@@ -214,7 +215,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    zoo.cli.run(main, __name__)
 
 
 if __name__ == "__main__":
