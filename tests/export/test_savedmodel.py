@@ -187,3 +187,55 @@ def test_exported_trunk_finetunes_with_slot_optimizers(trunk, tmp_path, optimize
     assert any(
         not np.allclose(a, w.numpy()) for a, w in zip(before_weights, layer.trainable_weights)
     )
+
+
+# A TensorFlow-only process finetuning an exported trunk: plain TFSMLayer with Adam fails
+# on Keras' ":0" names (keras PR #20995); the README's eight-line layer (copied here
+# from README.md between its markers) finetunes with Adam and SGD with momentum.
+_FINETUNE_ELSEWHERE = """
+import sys
+sys.modules["zoo"] = None
+import keras, numpy as np
+path, readme = sys.argv[1:3]
+text = open(readme).read()
+exec(text.split("# --- finetunable SavedModel layer ---")[1].split("# ---")[0])
+rng = np.random.default_rng(3)
+x, y = rng.random((16, 32, 32, 3)).astype("float32"), rng.integers(0, 3, 16)
+def model_of(layer):
+    images = keras.Input((32, 32, 3), name="images")
+    return keras.Model(images, keras.layers.Dense(3)(layer(images)["embedding"]))
+try:
+    plain = keras.layers.TFSMLayer(
+        path, call_endpoint="serving_default", call_training_endpoint="train", trainable=True
+    )
+    plain = model_of(plain)
+    plain.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(True))
+    plain.fit(x, y, epochs=1, verbose=0)
+    print("PLAIN ok")
+except ValueError as error:
+    print("PLAIN " + str(error).splitlines()[0])
+for optimizer in (keras.optimizers.Adam(1e-2), keras.optimizers.SGD(1e-2, momentum=0.9)):
+    layer = FinetunableSavedModel(path)
+    model = model_of(layer)
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.numpy().copy() for w in layer.trainable_weights]
+    losses = model.fit(x, y, epochs=10, batch_size=16, verbose=0).history["loss"]
+    moved = sum(not np.allclose(a, w.numpy()) for a, w in zip(before, layer.trainable_weights))
+    print("TRAINED", type(optimizer).__name__, losses[0], losses[-1], moved, len(before))
+"""
+
+
+@pytest.mark.slow
+def test_exported_trunk_finetunes_with_adam_and_momentum_without_zoo(trunk, tmp_path):
+    path = export_trunk(trunk, str(tmp_path / "trunk"))
+    (tmp_path / "finetune.py").write_text(_FINETUNE_ELSEWHERE)
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "README.md")
+    run = processes.python(str(tmp_path / "finetune.py"), path, readme)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    # still Keras' bug: when this fails because plain TFSMLayer works, drop the workaround
+    assert any(s.startswith("PLAIN") and "is not a valid scope name" in s for s in lines), lines
+    trained = [s.split() for s in lines if s.startswith("TRAINED")]
+    assert [t[1] for t in trained] == ["Adam", "SGD"]
+    for _, _, first, last, moved, total in trained:
+        assert float(last) < float(first) and int(moved) > int(total) // 2
