@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from zoo.data.synthetic import SceneSpec
-from zoo.evaluation.protocols import load_trunk
+from zoo.evaluation.protocols import load_trunk, source_trunk
 from zoo.methods import Transfer
 from zoo.tasks import Classification, Depth, SemanticSegmentation
 from zoo.trunks import resnet
@@ -138,5 +138,12 @@ def test_load_trunk_random_and_errors(tmp_path):
     assert trunk.output["block4"].shape == (None, 1, 1, 64)
     with pytest.raises(ValueError, match="needs `builder`"):
         load_trunk("random")
+    # a "random" transfer source without `like`: a new ResNet-50 v1, as keras.applications'
+    default = source_trunk("random", 32)
+    reference = keras.applications.ResNet50(
+        weights=None, include_top=False, input_shape=(32, 32, 3)
+    )
+    assert default.count_params() == reference.count_params()
+    assert default.output["block4"].shape == (None, 1, 1, 2048)
     with pytest.raises(FileNotFoundError, match="neither"):
         load_trunk(str(tmp_path))

@@ -6,7 +6,8 @@ Usage:
         [--head=task] [--input_size=64] [--holdout=0.2 | --eval_data=held_out/] \
         [--masks=labels/] [--like=...] [--gin_file=...] [--gin_bindings=...] [--overwrite]
 
---source: "random" (with --like: the architecture to take), a zoo-train model_dir, a
+--source: "random" (a new ResNet-50 v1; with --like: the architecture of that source), a
+zoo-train model_dir, a
 checkpoint file of one, an exported trunk, or "imagenet:resnet50" .. "imagenet:resnet152v2"
 (the ImageNet weights in your Keras cache). --data: a folder of images (one sub-folder
 per class for classification; with --masks, a parallel folder of label or depth maps for
@@ -38,9 +39,13 @@ import zoo.cli  # noqa: F401  (quiet TensorFlow start-up)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "source", None, "random, a model_dir, a checkpoint, an export or imagenet:resnet50."
+    "source",
+    None,
+    "random (a new ResNet-50 v1), a model_dir, a checkpoint, an export or imagenet:resnet50.",
 )
-flags.DEFINE_string("like", None, "With --source=random: the source whose architecture to take.")
+flags.DEFINE_string(
+    "like", None, "With --source=random: the source whose architecture to take (for sweeps)."
+)
 flags.DEFINE_string("data", None, "Labelled training images: a folder, or TFRecords.")
 flags.DEFINE_string("eval_data", None, "Held-out images (default: --holdout of --data).")
 flags.DEFINE_float("holdout", 0.2, "Share of --data held out when --eval_data is not given.")
@@ -223,6 +228,14 @@ def finetune_command(say=print):
 
     if os.path.isfile(FLAGS.export_base):
         raise ExistingFile(f"--export_base {FLAGS.export_base} is a file; give a folder.")
+    if FLAGS.source == "random":
+        from zoo.evaluation.protocols import RANDOM_TRUNK
+
+        say(
+            f"--source=random: new weights in the architecture of {FLAGS.like}"
+            if FLAGS.like
+            else f"--source=random: a new {RANDOM_TRUNK} (--like=<run> takes another one)"
+        )
     size = FLAGS.input_size or _input_size(FLAGS.source, FLAGS.like)
     if size < 8:
         raise UserError(f"--input_size must be >= 8. Received: {size}")

@@ -98,17 +98,21 @@ def imagenet_trunk(source, input_shape=(None, None, 3)):
     return resnet(depth, version, weights="imagenet", input_shape=input_shape)
 
 
+# The architecture of a "random" source without `like`: ImageNet's ResNet-50 (v1).
+RANDOM_TRUNK = "ResNet-50 v1 (zoo.trunks.resnet(50, version=1))"
+
+
 @gin.configurable(module="zoo.evaluation")
 def source_trunk(source: str = gin.REQUIRED, input_size: int = gin.REQUIRED, like=None):
     """The trunk of a transfer source at input_size x input_size (`load_trunk`); for
-    "random", the architecture of `like` with new weights (`like` is required then)."""
+    "random", the architecture of `like` with new weights, or without `like` a new
+    ResNet-50 v1 (`RANDOM_TRUNK`, the architecture of the ImageNet baselines)."""
     shape = (input_size, input_size, 3)
     if source == "random":
         if like is None:
-            raise UserError(
-                "a transfer from 'random' needs `like`: a source whose architecture the new "
-                "trunk takes (a zoo-train run, or imagenet:resnet50 ...)."
-            )
+            from zoo.trunks import resnet
+
+            return resnet(50, version=1, input_shape=shape)
         template = load_trunk(like, None, shape)
         if len(template.layers) <= 2:
             raise UserError(
