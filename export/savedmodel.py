@@ -101,6 +101,9 @@ def _image_files(encoded):
         return tf.identity(encoded)
 
 
+EXPORT_INFO = "zoo_export.json"  # what an export is, beside its saved_model.pb
+
+
 def endpoint_key(name):
     """Signature output key of a trunk endpoint: 'block3/unit_5' -> 'block3_unit_5'."""
     return name.replace("/", "_")
@@ -115,6 +118,8 @@ def export_trunk(trunk, path: str, harmonizer: str = "identity", overwrite: bool
     trunk with training=True, so that `keras.layers.TFSMLayer(path,
     call_endpoint="serving_default", call_training_endpoint="train", trainable=True)`
     finetunes it (gradients reach every weight and BatchNorm statistics update).
+    `zoo_export.json` beside it lists the endpoints in the trunk's order (the
+    signatures' outputs are a map) and its input shape.
 
     Args:
         trunk: keras.Model. A zoo trunk (dict of endpoints).
@@ -148,11 +153,11 @@ def export_trunk(trunk, path: str, harmonizer: str = "identity", overwrite: bool
             "train", tf.function(lambda images: run(images, True), input_signature=[spec])
         )
         archive.write_out(folder, verbose=False)
+        # signature outputs are a map; the trunk's endpoints in order, for loaders
+        info = {"kind": "trunk", "endpoints": list(trunk.output), "input_shape": input_shape[1:]}
+        files.write_json(os.path.join(folder, EXPORT_INFO), info)
 
     return files.write_folder(path, write, overwrite)
-
-
-EXPORT_INFO = "zoo_export.json"
 
 
 def _class_names(task):

@@ -55,7 +55,7 @@ from zoo.errors import (
     UserTypeError,
 )
 from zoo.methods import Method
-from zoo.methods.base import deserialize, serialize
+from zoo.methods.base import deserialize, serialize, trusted_exports
 
 __all__ = [
     "CostBudget",
@@ -405,7 +405,7 @@ def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]
             f"checkpoint {checkpoint} cannot be read ({problem}); re-run zoo-train on "
             f"{model_dir} to set it aside and write it again, or choose an earlier one."
         )
-    with open(config) as f:
+    with open(config) as f, trusted_exports():  # a trunk finetuned from an export
         method = deserialize(json.load(f))
     method.load_weights(checkpoint)
     return method, checkpoint

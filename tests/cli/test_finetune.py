@@ -305,7 +305,6 @@ def test_dense_tasks_from_folders_finetune_and_export(pretrained, tmp_path):
         run = _run(*common, f"--task={task}", *args, cwd=tmp_path)
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"{task} " in run.stdout
-    assert "semantic_segmentation: 3 classes (red, green, blue) from " in run.stdout or True
     seg = _run(
         *common, "--task=semantic_segmentation", *runs["semantic_segmentation"], cwd=tmp_path
     )
@@ -322,3 +321,48 @@ def test_dense_tasks_from_folders_finetune_and_export(pretrained, tmp_path):
             assert tuple(out[key].shape) == shape
             names = [n.decode() for n in out["class_names"].numpy()[0]]
             assert names == ["red", "green", "blue"]
+
+
+@pytest.mark.slow
+def test_an_exported_trunk_finetunes_exports_and_restores(pretrained, tmp_path):
+    import keras
+
+    from export import export_trunk
+    from zoo import experiment
+    from zoo.data.sources import write_photo_classes
+    from zoo.errors import MissingFile
+    from zoo.evaluation.exported import ExportedTrunk
+
+    method, _ = experiment.restore(pretrained)
+    norms = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in method.trunk.layers)
+    source = export_trunk(method.trunk, str(tmp_path / "trunk"))
+    write_photo_classes(str(tmp_path / "photos"), NAMES, crops_per_photo=6, crop=48)
+    run = _run(
+        "-m",
+        "zoo.cli.finetune",
+        "--source=trunk",  # no --input_size: 32, from the export's signature
+        "--data=photos",
+        "--model_dir=ft",
+        "--export_base=serving",
+        "--name=photos",
+        "--holdout=0.25",
+        "--gin_bindings=zoo.experiment.train.epochs = 2",
+        "--gin_bindings=zoo.experiment.train.batch_size = 8",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"BatchNorm statistics of {norms} layers measured" in run.stdout
+    info = json.load(open(tmp_path / "serving" / "photos" / "1" / "zoo_export.json"))
+    assert info["input_size"] == 32 and info["class_names"] == NAMES
+
+    finetuned, _ = experiment.restore(str(tmp_path / "ft"))  # a TFSMLayer, in safe mode
+    layer = next(x for x in finetuned.trunk.layers if isinstance(x, ExportedTrunk))
+    original = {w.name: w.numpy() for w in ExportedTrunk(source).weights}
+    moved = [w.name for w in layer.trainable_weights if not np.allclose(w, original[w.name])]
+    assert len(moved) == len(layer.trainable_weights)  # every weight finetuned
+    statistics = [v for pair in layer.batch_norm_statistics() for v in pair]
+    assert len(statistics) == 2 * norms
+    assert all(not np.allclose(original[v.name], v.numpy()) for v in statistics)
+    os.rename(source, str(tmp_path / "moved"))
+    with pytest.raises(MissingFile, match="exported trunk .* is gone"):
+        experiment.restore(str(tmp_path / "ft"))

@@ -1,8 +1,11 @@
 """Transfer protocols and heads: `zoo.methods.Transfer` on a zoo trunk and a zoo task."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from zoo.data.synthetic import SceneSpec
 from zoo.evaluation.protocols import load_trunk, source_trunk
@@ -27,7 +30,8 @@ def _trunk():
 
 
 def _classification(**kwargs):
-    return Classification(SINGLE, num_examples=16, eval_examples=8, endpoint="block3", **kwargs)
+    kwargs.setdefault("endpoint", "block3")
+    return Classification(SINGLE, num_examples=16, eval_examples=8, **kwargs)
 
 
 def _fit(model):
@@ -119,14 +123,69 @@ def test_load_trunk_from_an_export_keeps_endpoints_and_values(tmp_path):
     trunk = _trunk()
     path = export_trunk(trunk, str(tmp_path / "trunk"))
     loaded = load_trunk(path, input_shape=(48, 48, 3))
+    # the trunk's endpoint order (heads read the last one by default), also for an
+    # export without zoo_export.json (written before it listed them)
+    assert list(loaded.output) == list(trunk.output)
+    os.remove(os.path.join(path, "zoo_export.json"))
+    assert list(load_trunk(path, input_shape=(48, 48, 3)).output) == list(trunk.output)
     images = np.random.default_rng(1).random((2, 48, 48, 3)).astype("float32")
     expected, got = trunk(images), loaded(images)
-    assert set(expected) <= set(got)
     for key in ("block3/unit_2", "block3", "stem"):
         np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="takes 48x48 images"):
+        load_trunk(path, input_shape=(64, 64, 3))
+    # linear: the head alone trains, and the frozen export runs in inference mode
     model = Transfer(loaded, _classification(), protocol="linear", pooling="max3x3")
     head = {"classification_logits/kernel", "classification_logits/bias"}
     assert {w.path for w in model.trainable_weights} == head
+    statistics = [v.numpy().copy() for v in model.non_trainable_weights]
+    _fit(model)
+    for before, variable in zip(statistics, model.non_trainable_weights):
+        np.testing.assert_array_equal(before, variable.numpy())
+
+
+def _same_heads(model, reference):
+    sources = {w.path: w for w in reference.weights if w.path.startswith("classification")}
+    heads = [w for w in model.weights if w.path in sources]
+    assert heads
+    for weight in heads:
+        weight.assign(sources[weight.path])
+
+
+@pytest.mark.slow
+def test_an_export_finetunes_and_measures_batch_norm_as_its_trunk_does(tmp_path):
+    from export import export_trunk
+    from zoo.evaluation.exported import ExportedTrunk
+
+    trunk = _trunk()
+    path = export_trunk(trunk, str(tmp_path / "trunk"))
+    exported = load_trunk(path, input_shape=(48, 48, 3))
+    direct = Transfer(trunk, _classification(endpoint=None))
+    model = Transfer(exported, _classification(endpoint=None))
+    _same_heads(model, direct)
+    batch = next(iter(direct.datasets(8)))
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    losses = []
+    for method in (direct, model):  # Adam: slots named after the export's variables
+        method.compile(keras.optimizers.Adam(1e-3))
+        history = method.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+        losses.append(history.history["loss"][-1])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    layer = next(layer for layer in exported.layers if isinstance(layer, ExportedTrunk))
+    weights = {w.name: w for w in layer.weights}
+    kernel = direct.trunk.get_layer("block3_unit_2_2_conv").kernel
+    np.testing.assert_allclose(
+        weights["block3_unit_2_2_conv_kernel"].numpy(), kernel.numpy(), atol=1e-5
+    )
+    # precise BatchNorm reaches the BatchNorm layers inside the SavedModel
+    batches = list(direct.datasets(8).take(3))
+    count = direct.precise_batch_norm(iter(batches), 3, progress=False)
+    assert model.precise_batch_norm(iter(batches), 3, progress=False) == count
+    assert count == len(layer.batch_norm_statistics()) > 10
+    for mean, variance in layer.batch_norm_statistics():
+        norm = direct.trunk.get_layer(mean.name.removesuffix("_moving_mean"))
+        for got, expected in ((mean, norm.moving_mean), (variance, norm.moving_variance)):
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_load_trunk_random_and_errors(tmp_path):

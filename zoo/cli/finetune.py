@@ -89,9 +89,17 @@ SERVING = "serving.json"  # in model_dir: where the run was exported
 
 
 def _input_size(source, like):
-    """The source run's input size, else 224 (ImageNet's)."""
+    """The input size of the source: a run's, an exported trunk's signature's, else 224
+    (ImageNet's)."""
     for candidate in (source, like):
         if not candidate:
+            continue
+        if os.path.exists(os.path.join(candidate, "saved_model.pb")):
+            from zoo.evaluation.exported import signature_input_size
+
+            size = signature_input_size(candidate)
+            if size:
+                return size
             continue
         run = candidate
         if os.path.isfile(candidate):

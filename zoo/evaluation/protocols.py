@@ -8,15 +8,17 @@ used; `set_trainable` applies a protocol's trainability
 pooling.
 """
 
+import json
 import math
 import os
+import re
 
 import gin
 import keras
 
 from zoo import experiment
 from zoo.errors import MissingFile, UserError
-from zoo.evaluation.exported import ExportedTrunk
+from zoo.evaluation.exported import ExportedTrunk, signature_input_size
 
 PROTOCOLS = ("linear", "lasso_linear", "finetune", "frozen_k")
 POOLINGS = ("global", "max3x3")
@@ -123,6 +125,30 @@ def source_trunk(source: str = gin.REQUIRED, input_size: int = gin.REQUIRED, lik
     return load_trunk(source, None, shape)
 
 
+def _endpoint_order(name):
+    """Sort key of an endpoint name, shallow to deep: "stem", then each block's units
+    before the block ("block1/unit_1" < "block1/unit_2" < "block1" < "block2/unit_1"),
+    numbers compared as numbers ("conv2" < "conv10")."""
+    group, _, unit = name.partition("/")
+    parts = tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", group) if p)
+    index = int(unit.rsplit("_", 1)[-1]) if unit.rsplit("_", 1)[-1].isdigit() else math.inf
+    return (group != "stem", parts, index if unit else math.inf)
+
+
+def exported_endpoints(source, named) -> list:
+    """An exported trunk's endpoints, shallow to deep (the last is the deepest, which
+    heads read by default): the order its `zoo_export.json` records, else (exports
+    written before it did) by name (`_endpoint_order`); `embedding` (the pooled last
+    endpoint) is no endpoint."""
+    path = os.path.join(source, "zoo_export.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            order = json.load(f).get("endpoints")
+        if order:
+            return list(order)
+    return sorted((key for key in named if key != "embedding"), key=_endpoint_order)
+
+
 def load_trunk(source, builder=None, input_shape=(None, None, 3)):
     """The trunk a protocol starts from, as a functional model with named endpoints.
 
@@ -164,10 +190,18 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
         method, _ = experiment.restore(source, checkpoint)
         return with_input_shape(method.trunk, input_shape)
     if os.path.exists(os.path.join(source, "saved_model.pb")):
+        size = signature_input_size(source)
+        if size is not None and tuple(input_shape[:2]) != (size, size):
+            raise UserError(
+                f"the exported trunk {source} takes {size}x{size} images (its signature); "
+                f"{input_shape[0]}x{input_shape[1]} was asked for: use input_size={size} "
+                "(zoo-finetune reads it from the export when --input_size is not given)."
+            )
         images = keras.Input(input_shape, name="images")
         outputs = ExportedTrunk(source, name="exported_trunk")(images)
         named = {key.replace("_unit_", "/unit_"): value for key, value in outputs.items()}
-        return keras.Model(images, named, name="exported_trunk_model")
+        order = [key for key in exported_endpoints(source, named) if key in named]
+        return keras.Model(images, {key: named[key] for key in order}, name="exported_trunk_model")
     raise MissingFile(
         f"load_trunk: {source!r} is neither 'random', a zoo-train model_dir, a checkpoint "
         "file of one, nor an exported trunk (a folder with saved_model.pb)."

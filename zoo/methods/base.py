@@ -20,11 +20,14 @@ Writing a method (see the README, "Adding a method"):
   run is rebuilt from its `method.json` without gin.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo.errors import UserError
@@ -196,6 +199,13 @@ class Method(keras.Model):
         by two input groups) averages both. Frozen layers and layers the passes do not
         call keep their statistics.
 
+        Trainable layers with a `batch_norm_statistics()` method (an exported trunk,
+        whose BatchNorm layers live inside its SavedModel and update their moving
+        averages there) are measured through those updates: before each batch their
+        moving statistics are set to 0, so that one pass leaves (1 - momentum) times the
+        batch's moments in them; the momentum is read once, from a second pass of the
+        first batch started at 1. Such a layer must be called once per pass.
+
         Args:
             batches: iterable of batches in the structure of `datasets()`.
             steps: int >= 1 or None. Batches to measure; None: all of `batches`.
@@ -234,13 +244,33 @@ class Method(keras.Model):
             return [(mean, variance) for _, mean, variance in traced]
 
         sums = {}  # layer id -> [layer, sum of batch means, sum of batch variances, calls]
+        held = [
+            layer
+            for layer in self._flatten_layers()
+            if layer.trainable and hasattr(layer, "batch_norm_statistics")
+        ]
+        statistics = [v for layer in held for pair in layer.batch_norm_statistics() for v in pair]
+        before = [v.numpy() for v in statistics]
+        held_sums, kept = [0.0] * len(statistics), None  # kept: each variable's momentum
         for layer in layers:
             layer._moments = recording(layer)
         line = Progress(steps, "precise BatchNorm statistics") if progress and steps else None
         seen = 0
         try:
             for data in itertools.islice(batches, steps):
+                for variable in statistics:
+                    variable.assign(tf.zeros_like(variable))
                 moments = measured(data)
+                if statistics:
+                    updates = [v.numpy() for v in statistics]
+                    held_sums = [total + u for total, u in zip(held_sums, updates)]
+                    if kept is None:
+                        for variable in statistics:
+                            variable.assign(tf.ones_like(variable))
+                        measured(data)
+                        kept = [
+                            float(np.median(v.numpy() - u)) for v, u in zip(statistics, updates)
+                        ]
                 for layer, (mean, variance) in zip(calls, moments):
                     total = sums.setdefault(id(layer), [layer, 0.0, 0.0, 0])
                     total[1] += mean
@@ -249,6 +279,10 @@ class Method(keras.Model):
                 seen += 1
                 if line is not None:
                     line.update(seen)
+        except BaseException:
+            for variable, value in zip(statistics, before):
+                variable.assign(value)
+            raise
         finally:
             for layer in layers:
                 del layer._moments
@@ -256,6 +290,8 @@ class Method(keras.Model):
             if line is not None:
                 line.close()
         if not seen or (steps is not None and seen < steps):
+            for variable, value in zip(statistics, before):
+                variable.assign(value)
             raise UserError(
                 f"precise_batch_norm: the data gave {seen} batches; "
                 f"{steps or 'at least one'} were asked for."
@@ -263,7 +299,12 @@ class Method(keras.Model):
         for layer, means, variances, count in sums.values():
             layer.moving_mean.assign(means / count)
             layer.moving_variance.assign(variances / count)
-        return len(sums)
+        for variable, total, momentum, value in zip(statistics, held_sums, kept or [], before):
+            if not 0.0 <= momentum < 1.0 - 1e-6:  # a layer the passes did not update
+                variable.assign(value)
+                continue
+            variable.assign(total / seen / (1.0 - momentum))
+        return len(sums) + sum(len(layer.batch_norm_statistics()) for layer in held)
 
     def heldout_metrics(self, batch_size: int) -> dict:
         """{objective: {metric: value}} on held-out data."""
@@ -293,3 +334,28 @@ def serialize(obj):
 
 def deserialize(config):
     return keras.saving.deserialize_keras_object(config)
+
+
+_TRUSTED_EXPORTS = contextvars.ContextVar("zoo_trusted_exports", default=False)
+
+
+@contextlib.contextmanager
+def trusted_exports():
+    """Within it, exported trunks (`zoo.evaluation.ExportedTrunk`) deserialize in Keras'
+    safe mode.
+
+    Keras refuses to deserialize a TFSMLayer in safe mode, since it loads an external
+    SavedModel. A zoo run finetuned from an export names that export (the `--source`
+    its user gave) in its own `method.json`; `experiment.restore` rebuilds runs inside
+    this context. Nothing else is unlocked (Lambda layers stay refused).
+    """
+    token = _TRUSTED_EXPORTS.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED_EXPORTS.reset(token)
+
+
+def exports_trusted() -> bool:
+    """Whether the caller is inside `trusted_exports()`."""
+    return _TRUSTED_EXPORTS.get()
