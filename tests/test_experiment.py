@@ -120,6 +120,9 @@ def test_train_writes_every_output(tiny_config, tmp_path):
         for name in metrics:  # every metric a task returns, with its meaning
             line = next(x for x in report.splitlines() if x.split()[:2] == [task, name])
             assert stored["metric_info"][task][name][1] in line
+            assert line.split()[4] == str(stored["examples"][task])  # computed on
+    # eval_examples = 8 of each (a rotation draws one angle per image)
+    assert stored["examples"] == {"depth": 8, "rotation": 8}
 
 
 def test_prepare_model_dir_states(tmp_path):

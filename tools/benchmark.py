@@ -6,7 +6,7 @@ Usage:
     python tools/benchmark.py multitask [--steps=5 --rounds=3]
     python tools/benchmark.py doersch [--steps=5 --rounds=3]
     python tools/benchmark.py determinism [--steps=5 --rounds=3]
-    python tools/benchmark.py data
+    python tools/benchmark.py data [--quick]
     python tools/benchmark.py da [--steps=5 --rounds=3]
     python tools/benchmark.py contrastive [--steps=5 --rounds=3]
 
@@ -45,13 +45,19 @@ again with ResNet-50 v1 at quarter width (128 px, batch 16).
 batches, side by side; the joint step should cost at most 1.1x their sum (one trunk
 pass per task batch, nothing recomputed).
 
-`data`: (1) the peak memory (RSS) of one training epoch (depth task, tiny trunk, batch
-64) over 1k and over 20k synthetic scenes at 128 px, each in a fresh process, with the
-scenes in the data cache (rendered first, outside the measurement; target ratio < 1.5);
-(2) the quickstart's input pipeline against its training step (target >= 2); (3) the
-data of doersch17/lasso_pretrain.gin at its full defaults (20k scenes at 256 px, rendered
-on the fly) built and 20 batches of every task drawn, in a process measured by
-`/usr/bin/time -v` (target < 4 GB).
+`data`: first prints its plan and an estimate of its length (from a few scenes rendered
+and steps timed on the spot, and what the data cache already holds), then: (1) the peak
+memory (RSS) of one training epoch (depth task, tiny trunk, batch 64) over 1k and over
+20k synthetic scenes at 128 px, each in a fresh process, with the scenes in the data
+cache (rendered first, outside the measurement; target ratio < 1.5); (2) the
+quickstart's input pipeline against its training step (target >= 2); (3) the data of
+doersch17/lasso_pretrain.gin at its full defaults (20k scenes at 256 px, rendered on
+the fly) built and 20 batches of every task drawn, in a process measured by
+`/usr/bin/time -v` (target < 4 GB); last, the time it took next to the estimate. On a
+fresh 2-core machine most of it is rendering: about 10 min for the 21k scenes of (1),
+about an hour for (3), whose shuffle buffers fill with 256 px scenes before the first
+batch. `--quick` (CI-sized, a few minutes): (1) over 250 and 5,000 scenes at 32 px (the
+same 20x range), (2), and no (3).
 
 `determinism`: the quickstart's training (deterministic ops) with TensorFlow's inter-op
 parallelism at 1 (`zoo.experiment.train.serial_ops = True`) next to the default. The
@@ -80,6 +86,7 @@ flags.DEFINE_integer("rounds", 3, "Alternating rounds; the median round is repor
 flags.DEFINE_integer("warmup", 2, "Untimed steps per model before the first round.")
 flags.DEFINE_integer("classes", 1000, "Width of the dense head.")
 flags.DEFINE_string("child", None, "determinism, data: internal, one measured process.")
+flags.DEFINE_bool("quick", False, "data: CI-sized (250 vs 5000 scenes at 32 px, no part 3).")
 flags.DEFINE_integer(
     "synthetic_images", 400, "Images rendered per single-mode setting (1/4 multi)."
 )
@@ -541,8 +548,18 @@ def _peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _data_epoch_child(num):
-    """One training epoch of the depth task over `num` cached 128 px scenes."""
+# `data`: the scenes of the memory measurement (fewer and smaller with --quick)
+DATA_FULL = {"sizes": (1000, 20000), "resolution": 128, "doersch_batches": 20}
+DATA_QUICK = {"sizes": (250, 5000), "resolution": 32, "doersch_batches": 0}
+DATA_BATCH = 64
+
+
+def _data_settings():
+    return DATA_QUICK if FLAGS.quick else DATA_FULL
+
+
+def _data_model(num, resolution):
+    """The depth task over `num` cached scenes with a tiny trunk, compiled."""
     import keras
 
     from zoo.data.synthetic import SceneSpec
@@ -550,35 +567,121 @@ def _data_epoch_child(num):
     from zoo.tasks import Depth
     from zoo.trunks import resnet9
 
-    spec = SceneSpec(variant="TCVL", mode="multi", resolution=128)
+    spec = SceneSpec(variant="TCVL", mode="multi", resolution=resolution)
     task = Depth(spec, num_examples=num, eval_examples=64, head_width=16)
     keras.utils.set_random_seed(0)
-    trunk = resnet9(width_multiplier=0.125, input_shape=(128, 128, 3), stop_at="block2")
-    model = MultiTask(trunk, [task], input_size=128)
+    shape = (resolution, resolution, 3)
+    trunk = resnet9(width_multiplier=0.125, input_shape=shape, stop_at="block2")
+    model = MultiTask(trunk, [task], input_size=resolution)
     model.compile(keras.optimizers.Adam(1e-3))
-    batch = 64
+    return model
+
+
+def _data_epoch_child(num):
+    """One training epoch of the depth task over `num` cached scenes."""
+    model = _data_model(num, _data_settings()["resolution"])
     before = _peak_rss_mib()
-    model.fit(model.datasets(batch), epochs=1, steps_per_epoch=num // batch, verbose=0)
+    steps = num // DATA_BATCH
+    model.fit(model.datasets(DATA_BATCH), epochs=1, steps_per_epoch=steps, verbose=0)
     print(f"RESULT {before:.0f} {_peak_rss_mib():.0f}")
 
 
 def _doersch_child():
-    """Builds the data of doersch17/lasso_pretrain.gin at its full defaults and draws 20
-    batches of every task (scenes rendered on the fly: nothing is cached)."""
+    """Builds the data of doersch17/lasso_pretrain.gin at its full defaults and draws
+    `doersch_batches` batches of every task (scenes rendered on the fly: nothing is
+    cached)."""
     import gin
 
+    count = DATA_FULL["doersch_batches"]
     _parse("doersch17/lasso_pretrain.gin", bindings=['zoo.data.Synthetic.storage = "render"'])
     tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
     batch = gin.query_parameter("zoo.experiment.train.batch_size")
     for task in tasks:
         start = time.perf_counter()
-        shapes = [tuple(x.shape) for x, _ in task.pipeline("train", batch).take(20)]
+        shapes = [tuple(x.shape) for x, _ in task.pipeline("train", batch).take(count)]
         print(
             f"  {task.name:<22} {task.num_examples} scenes of {task.data_source('train')}: "
-            f"20 batches of {shapes[0]} in {time.perf_counter() - start:.0f} s, "
+            f"{count} batches of {shapes[0]} in {time.perf_counter() - start:.0f} s, "
             f"peak RSS so far {_peak_rss_mib():.0f} MiB",
             flush=True,
         )
+
+
+def _seconds_per_scene(spec, count=64):
+    """Seconds the renderer takes per scene of `spec` (all workers): the time of `count`
+    scenes beyond that of 4 (which is mostly the workers' start)."""
+    from zoo.data import Synthetic
+
+    def seconds(num):
+        start = time.perf_counter()
+        for _ in Synthetic(spec, num, storage="render").examples(["image", "depth"]):
+            pass
+        return time.perf_counter() - start
+
+    few = seconds(4)
+    return max(seconds(4 + count) - few, 1e-3) / count
+
+
+def _data_plan(settings):
+    """Prints what `data` will do and how long it should take; returns the estimate (s)."""
+    import gin
+
+    from zoo.data import cache
+    from zoo.data.synthetic import SceneSpec
+
+    print("benchmark data: the plan (estimates from a few scenes and steps timed now)")
+    resolution = settings["resolution"]
+    spec = SceneSpec(variant="TCVL", mode="multi", resolution=resolution)
+    per_scene = _seconds_per_scene(spec)
+    model = _data_model(DATA_BATCH * 3, resolution)
+    data = model.datasets(DATA_BATCH)
+    _fit_rate(model, data, 1)
+    per_step = 1 / _fit_rate(model, data, 2)
+    total = 0.0
+    for num in settings["sizes"]:
+        cached = cache.find(spec, num, ["image", "depth"]) is not None
+        render = 0 if cached else num * per_scene
+        epoch = 20 + num // DATA_BATCH * per_step  # a fresh process, then the epoch
+        total += render + epoch
+        where = "in the data cache" if cached else f"to render, ~{render:.0f} s"
+        print(
+            f"  (1) {num} scenes at {resolution} px ({where}); one epoch of "
+            f"{num // DATA_BATCH} steps in a fresh process, ~{epoch:.0f} s"
+        )
+    _parse("quickstart.gin")
+    tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+    quick_spec = tasks[0].data_source("train").spec
+    missing = sum(
+        t.num_examples + t.eval_examples
+        for t in tasks[:1]
+        if cache.find(quick_spec, t.num_examples, ["image"]) is None
+    )
+    quickstart = 60 + missing * _seconds_per_scene(quick_spec)
+    total += quickstart
+    print(f"  (2) the quickstart's input pipeline against its training step, ~{quickstart:.0f} s")
+    if settings["doersch_batches"]:
+        _parse("doersch17/lasso_pretrain.gin", bindings=['zoo.data.Synthetic.storage = "render"'])
+        tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+        batch = gin.query_parameter("zoo.experiment.train.batch_size")
+        big = tasks[0].data_source("train").spec
+        per_big = _seconds_per_scene(big, 16)
+        scenes = 0
+        for task in tasks:
+            source = task.data_source("train")
+            fill = source.shuffle_buffer(task.required)  # filled before the first batch
+            scenes += min(len(source), fill + settings["doersch_batches"] * batch)
+        doersch = scenes * per_big
+        total += doersch
+        print(
+            f"  (3) doersch17/lasso_pretrain.gin at full defaults: {len(tasks)} tasks, "
+            f"{settings['doersch_batches']} batches of {batch} each after their shuffle "
+            f"buffers fill, ~{scenes} scenes at {big.size} px rendered on the fly "
+            f"({per_big * 1000:.0f} ms each), ~{doersch:.0f} s"
+        )
+    else:
+        print("  (3) skipped with --quick (doersch17/lasso_pretrain.gin at full defaults)")
+    print(f"  estimated total: ~{total / 60:.0f} min\n", flush=True)
+    return total
 
 
 def benchmark_data():
@@ -589,21 +692,30 @@ def benchmark_data():
         return _doersch_child()
     if FLAGS.child:
         return _data_epoch_child(int(FLAGS.child))
+    settings = _data_settings()
+    began = time.perf_counter()
+    estimate = _data_plan(settings)
 
     # 1. Memory of a training epoch does not grow with the number of scenes.
     from zoo.data import Synthetic
     from zoo.data.synthetic import SceneSpec
 
     peaks = {}
-    for num in (1000, 20000):
-        spec = SceneSpec(variant="TCVL", mode="multi", resolution=128)
+    resolution = settings["resolution"]
+    small, large = settings["sizes"]
+    for num in settings["sizes"]:
+        spec = SceneSpec(variant="TCVL", mode="multi", resolution=resolution)
         start = time.perf_counter()
         source = Synthetic(spec, num)
         source.examples(["image", "depth"])  # renders into the data cache once
-        print(f"{num} scenes at 128 px in the data cache ({time.perf_counter() - start:.0f} s)")
+        print(
+            f"{num} scenes at {resolution} px in the data cache "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
         start = time.perf_counter()
+        quick = ["--quick"] if FLAGS.quick else []
         out = subprocess.run(
-            [sys.executable, __file__, "data", f"--child={num}"],
+            [sys.executable, __file__, "data", f"--child={num}", *quick],
             capture_output=True,
             text=True,
             check=True,
@@ -612,10 +724,12 @@ def benchmark_data():
         before, peak = map(float, line.split()[1:])
         peaks[num] = peak
         print(
-            f"  one epoch ({num // 64} steps of 64) in {time.perf_counter() - start:.0f} s: peak "
-            f"RSS {peak:.0f} MiB ({before:.0f} MiB before the epoch)"
+            f"  one epoch ({num // DATA_BATCH} steps of {DATA_BATCH}) in "
+            f"{time.perf_counter() - start:.0f} s: peak RSS {peak:.0f} MiB ({before:.0f} MiB "
+            "before the epoch)"
         )
-    print(f"  ratio 20k / 1k: {peaks[20000] / peaks[1000]:.2f} (target < 1.5)")
+    ratio = peaks[large] / peaks[small]
+    print(f"  peak RSS ratio {large} / {small} scenes: {ratio:.2f} (target < 1.5)")
 
     # 2. The quickstart's input pipeline against its training step.
     import gin
@@ -625,16 +739,22 @@ def benchmark_data():
     _pipeline_against_training(tasks, gin.query_parameter("zoo.experiment.train.batch_size"))
 
     # 3. doersch17/lasso_pretrain.gin at its full defaults (20k scenes at 256 px).
-    print("\ndoersch17/lasso_pretrain.gin at full defaults, 20 batches per task:")
-    out = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, __file__, "data", "--child=doersch"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    print(out.stdout.rstrip())
-    peak = next(x for x in out.stderr.splitlines() if "Maximum resident set size" in x)
-    print(f"  /usr/bin/time -v: {peak.strip()} (target < 4 GB)")
+    if settings["doersch_batches"]:
+        print(
+            f"\ndoersch17/lasso_pretrain.gin at full defaults, {settings['doersch_batches']} "
+            "batches per task:"
+        )
+        out = subprocess.run(
+            ["/usr/bin/time", "-v", sys.executable, __file__, "data", "--child=doersch"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        print(out.stdout.rstrip())
+        peak = next(x for x in out.stderr.splitlines() if "Maximum resident set size" in x)
+        print(f"  /usr/bin/time -v: {peak.strip()} (target < 4 GB)")
+    taken = time.perf_counter() - began
+    print(f"\nbenchmark data took {taken / 60:.1f} min (estimated {estimate / 60:.1f} min)")
 
 
 BENCHMARKS = {

@@ -661,7 +661,8 @@ def train(
             say("training had ended; evaluating and exporting")
 
         if progress["trained"] is None:
-            progress.set(trained=model.heldout_metrics(batch_size))
+            trained = model.heldout_metrics(batch_size)
+            progress.set(trained=trained, examples=model.heldout_examples())
         export_path = os.path.join(model_dir, "export", "trunk")
         if progress["export"] is None:
             export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
@@ -676,6 +677,7 @@ def train(
             "untrained": progress["untrained"],
             "trained": progress["trained"],
             "metric_info": model.metric_info(),
+            "examples": progress["examples"] or {},
             "history": history,
             "seconds": sum(r["seconds"] for r in records),
             "export": export_path,
@@ -689,17 +691,22 @@ def format_report(results: dict, model_dir: str) -> str:
     """Plain-text table of every held-out metric, untrained vs trained, and the files."""
     lines = [
         f"Held-out metrics, after {results['seconds']:.0f} s of training:",
-        f"  {'task':<22} {'metric':<15} {'untrained':>10} {'trained':>10}  meaning",
+        f"  {'task':<22} {'metric':<15} {'untrained':>10} {'trained':>10} {'examples':>9}  meaning",
     ]
     info = results.get("metric_info", {})
+    counts = results.get("examples") or {}
     for task, metrics in results["trained"].items():
+        count = str(counts.get(task, "?"))
         for name, value in metrics.items():
             direction, meaning = info.get(task, {}).get(name, ("neither", ""))
             before = results["untrained"][task][name]
             better = "" if direction == "neither" else f" ({direction} is better)"
             lines.append(
-                f"  {task:<22} {name:<15} {before:>10.3f} {value:>10.3f}  {meaning}{better}"
+                f"  {task:<22} {name:<15} {before:>10.3f} {value:>10.3f} {count:>9}  "
+                f"{meaning}{better}"
             )
+    if counts:
+        lines.append("  (examples: the held-out examples each metric was computed on)")
     lines += [
         "",
         f"Outputs in {model_dir}:",

@@ -33,6 +33,7 @@ def _scratch(task, protocol, num_labels, eval_examples, **rule):
 def test_classification_from_scratch_learns_above_chance():
     result = _scratch("classification", "finetune", 256, 128, epochs=40, min_steps=60)
     assert result["metric"] == "accuracy" and result["steps"] == 320
+    assert result["eval_examples"] == 128  # what the accuracy was computed on
     assert result["value"] > 0.5  # ten classes: chance is 0.1 (0.67 measured)
 
 
@@ -40,6 +41,7 @@ def test_classification_from_scratch_learns_above_chance():
 def test_dense_tasks_report_their_metrics():
     depth = _scratch("depth", "linear", 32, 16, min_steps=5, max_steps=5)
     assert depth["metric"] == "delta1" and depth["value"] == depth["delta1"]
+    assert depth["eval_examples"] == 16
     assert depth["delta1"] <= depth["delta2"] <= depth["delta3"] and depth["rmse"] > 0
     seg = _scratch("segmentation", "finetune", 32, 16, min_steps=5, max_steps=5)
     assert seg["metric"] == "miou" and seg["value"] == seg["miou"]

@@ -88,10 +88,10 @@ def transfer():
         result = transfer(FLAGS.source, **kwargs)
     print(
         f"{result['task']} from {FLAGS.source}: {result['metric']} = {result['value']:.4f} "
-        f"after {result['steps']} steps"
+        f"after {result['steps']} steps, on {result['eval_examples']} held-out examples"
     )
     for name, value in result.items():
-        if name not in ("metric", "value", "steps", "task", "trunk_params"):
+        if name not in ("metric", "value", "steps", "task", "trunk_params", "eval_examples"):
             print(f"  {name:<16} {value:.4f}")
     print(f"  trunk of {result['trunk_params']:,} parameters")
     if FLAGS.predictions:

@@ -141,8 +141,9 @@ def transfer(
 
     Returns:
         dict: the task's headline metric (the first of its `metric_info`: accuracy, mIoU,
-        δ1) under "value", its name under "metric", "steps", "task", and every other
-        metric of the task.
+        δ1) under "value", its name under "metric", "steps", "task", "trunk_params",
+        "eval_examples" (the held-out examples the metrics were computed on), and every
+        other metric of the task.
     """
     if not (isinstance(num_labels, int) and not isinstance(num_labels, bool) and num_labels >= 1):
         raise UserError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
@@ -198,6 +199,7 @@ def transfer(
         steps=steps,
         task=task.name,
         trunk_params=int(model.trunk.count_params()),
+        eval_examples=model.heldout_examples()[task.name],
     )
 
 

@@ -310,6 +310,11 @@ class Method(keras.Model):
         """{objective: {metric: value}} on held-out data."""
         raise self._missing("heldout_metrics", "zoo.experiment.train")
 
+    def heldout_examples(self) -> dict:
+        """{objective: number of held-out examples} its last `heldout_metrics` call
+        computed every metric on ({} where not counted)."""
+        return {}
+
     def metric_info(self) -> dict:
         """{objective: {metric: (direction, meaning)}} for reports."""
         raise self._missing("metric_info", "zoo.experiment.train")

@@ -499,6 +499,8 @@ class MultiTask(Method):
     def heldout_metrics(self, batch_size: int) -> dict:
         """{task: metrics} over each task's whole held-out split (inference mode)."""
         results = {}
+        if not hasattr(self, "_heldout_counts"):
+            self._heldout_counts = {}
         for input_name, group in self.groups.items():
             names = list(group)
             model = keras.Model(
@@ -517,8 +519,13 @@ class MultiTask(Method):
                     outputs[n].append(tf.nest.map_structure(keras.ops.convert_to_numpy, out[n]))
                     targets[n].append(tf.nest.map_structure(keras.ops.convert_to_numpy, target))
             for n in names:
-                results[n] = self.tasks[n].evaluate(_stacked(targets[n]), _stacked(outputs[n]))
+                stacked = _stacked(targets[n])
+                results[n] = self.tasks[n].evaluate(stacked, _stacked(outputs[n]))
+                self._heldout_counts[n] = int(len(tf.nest.flatten(stacked)[0]))
         return {n: results[n] for n in self.tasks}
+
+    def heldout_examples(self):
+        return {n: self._heldout_counts[n] for n in self.tasks if n in self._heldout_counts}
 
     def metric_info(self):
         return {n: dict(t.metric_info) for n, t in self.tasks.items()}
