@@ -19,9 +19,11 @@ $(STAMP): setup.cfg pyproject.toml
 quickstart: $(STAMP)
 	$(BIN)/zoo-train --gin_file=gin_configs/quickstart.gin --model_dir=runs/quickstart
 
-# Two worker processes (the suite is mostly single-threaded model building and subprocesses).
+# Two worker processes (the suite is mostly single-threaded model building and subprocesses);
+# an idle worker takes queued tests from the other (worksteal), so a long test late in one
+# worker's queue does not leave the other core idle.
 test: lint
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 benchmark: $(STAMP)
 	$(BIN)/python tools/benchmark.py trunk

@@ -305,10 +305,9 @@ def test_dense_tasks_from_folders_finetune_and_export(pretrained, tmp_path):
         run = _run(*common, f"--task={task}", *args, cwd=tmp_path)
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"{task} " in run.stdout
-    seg = _run(
-        *common, "--task=semantic_segmentation", *runs["semantic_segmentation"], cwd=tmp_path
-    )
-    assert "3 classes (red, green, blue) from" in seg.stdout and "classes.txt" in seg.stdout
+        if task == "semantic_segmentation":  # what it found, and where
+            assert "3 classes (red, green, blue) from" in run.stdout
+            assert "classes.txt" in run.stdout
 
     info = json.load(open(tmp_path / "serving" / "seg" / "1" / "zoo_export.json"))
     assert info["class_names"] == ["red", "green", "blue"] and info["input_size"] == 32
@@ -346,7 +345,7 @@ def test_an_exported_trunk_finetunes_exports_and_restores(pretrained, tmp_path):
         "--export_base=serving",
         "--name=photos",
         "--holdout=0.25",
-        "--gin_bindings=zoo.experiment.train.epochs = 2",
+        "--gin_bindings=zoo.experiment.train.epochs = 1",
         "--gin_bindings=zoo.experiment.train.batch_size = 8",
         cwd=tmp_path,
     )
