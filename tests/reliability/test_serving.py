@@ -28,7 +28,9 @@ cases = json.load(open(sys.argv[1]))
 arrays = np.load(sys.argv[2], allow_pickle=True)
 loaded = {}
 for case in cases:
-    model = loaded.setdefault(case["path"], tf.saved_model.load(case["path"]))
+    if case["path"] not in loaded:  # each export loaded once, as a server does
+        loaded[case["path"]] = tf.saved_model.load(case["path"])
+    model = loaded[case["path"]]
     fn = model.signatures[case["signature"]]
     value = arrays[case["id"]]
     try:
