@@ -1,4 +1,5 @@
 import io
+import json
 import os
 import sys
 
@@ -19,28 +20,42 @@ from zoo.trunks import resnet
 
 # Runs in a fresh interpreter where `import zoo` fails: the export must need TF only.
 _LOADER = """
-import sys
+import json, sys
 sys.modules["zoo"] = None
 import numpy as np, tensorflow as tf
-path, signature, inputs, out = sys.argv[1:5]
-loaded = tf.saved_model.load(path)
+calls, inputs, out = sys.argv[1:4]
 data = np.load(inputs, allow_pickle=True)
-fn = loaded.signatures[signature]
-arg = {k: tf.constant(data[k]) for k in data.files}
-result = fn(**arg)
-np.savez(out, **{k: v.numpy() for k, v in result.items()})
+loaded, results = {}, {}
+for i, (path, signature) in enumerate(json.load(open(calls))):
+    if path not in loaded:
+        loaded[path] = tf.saved_model.load(path)
+    fn = loaded[path].signatures[signature]
+    arg = {k.split("/", 1)[1]: tf.constant(data[k]) for k in data.files if k.startswith(f"{i}/")}
+    results.update({f"{i}/{k}": v.numpy() for k, v in fn(**arg).items()})
+np.savez(out, **results)
 """
 
 
-def _load_elsewhere(tmp_path, path, signature, **inputs):
+def _load_elsewhere(tmp_path, *calls):
+    """Each (path, signature, inputs) called in one fresh interpreter without zoo: one
+    dict of outputs per call."""
     script = tmp_path / "load.py"
     script.write_text(_LOADER)
+    (tmp_path / "calls.json").write_text(json.dumps([[path, sig] for path, sig, _ in calls]))
+    inputs = {f"{i}/{k}": v for i, (_, _, named) in enumerate(calls) for k, v in named.items()}
     np.savez(tmp_path / "inputs.npz", **inputs)
     result = processes.python(
-        str(script), path, signature, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")
+        str(script),
+        str(tmp_path / "calls.json"),
+        str(tmp_path / "inputs.npz"),
+        str(tmp_path / "out.npz"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return dict(np.load(tmp_path / "out.npz"))
+    out = np.load(tmp_path / "out.npz")
+    return [
+        {k.split("/", 1)[1]: out[k] for k in out.files if k.startswith(f"{i}/")}
+        for i in range(len(calls))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +68,7 @@ def trunk():
 def test_trunk_export_reloads_without_zoo(trunk, tmp_path):
     path = export_trunk(trunk, str(tmp_path / "trunk"), harmonizer="lab_l3")
     images = np.random.default_rng(0).random((2, 32, 40, 3)).astype("float32")
-    got = _load_elsewhere(tmp_path, path, "serving_default", images=images)
+    (got,) = _load_elsewhere(tmp_path, (path, "serving_default", {"images": images}))
     from zoo.data.harmonize import lab_l3
 
     expected = trunk(lab_l3(images), training=False)
@@ -116,19 +131,28 @@ def test_task_export_for_serving(tmp_path):
     base = str(tmp_path / "serving")
     path = export_model(model, "depth", base, "depth_model", version=3)
     assert path == os.path.join(base, "depth_model", "3")
+    rotation = export_model(model, "rotation", base, "rotation_model")
     images = np.random.default_rng(2).random((2, 32, 32, 3)).astype("float32")
-    got = _load_elsewhere(tmp_path, path, "serving_default", images=images)
-    expected = np.exp(model.task_model("depth")(images).numpy())
-    np.testing.assert_allclose(got["depth"], expected, rtol=1e-4, atol=1e-4)
     # encoded PNGs, one of another size: decoded and resized inside the graph
     encoded = []
     for image in (images[0], images[1]):
         buffer = io.BytesIO()
         Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="PNG")
         encoded.append(buffer.getvalue())
-    got_bytes = _load_elsewhere(
-        tmp_path, path, "serve_bytes", encoded=np.array(encoded, dtype=object)
+    # a photograph of another shape: served as the training pipeline sees the file
+    wide = tmp_path / "photos" / "wide.png"
+    wide.parent.mkdir()
+    pixels = np.random.default_rng(3).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(wide)
+    got, got_bytes, served, out = _load_elsewhere(  # one server process for all four
+        tmp_path,
+        (path, "serving_default", {"images": images}),
+        (path, "serve_bytes", {"encoded": np.array(encoded, dtype=object)}),
+        (path, "serve_bytes", {"encoded": np.array([wide.read_bytes()], dtype=object)}),
+        (rotation, "serving_default", {"images": images}),
     )
+    expected = np.exp(model.task_model("depth")(images).numpy())
+    np.testing.assert_allclose(got["depth"], expected, rtol=1e-4, atol=1e-4)
     assert got_bytes["depth"].shape == (2, 32, 32, 1)
     decoded = np.stack([np.asarray(Image.open(io.BytesIO(b)), np.float32) / 255 for b in encoded])
     np.testing.assert_allclose(
@@ -137,23 +161,13 @@ def test_task_export_for_serving(tmp_path):
         rtol=1e-3,
         atol=1e-3,
     )
-    # a photograph of another shape: served as the training pipeline sees the file
-    wide = tmp_path / "photos" / "wide.png"
-    wide.parent.mkdir()
-    pixels = np.random.default_rng(3).integers(0, 256, (48, 80, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(wide)
     (view,) = [e["image"] for e in ImageFolder(str(wide.parent), size=32).examples(["image"])]
-    served = _load_elsewhere(
-        tmp_path, path, "serve_bytes", encoded=np.array([wide.read_bytes()], dtype=object)
-    )
     cropped = np.exp(model.task_model("depth")(view[None]).numpy())
     squashed = tf.image.resize(pixels[None] / 255.0, [32, 32], antialias=True)
     squashed = np.exp(model.task_model("depth")(squashed).numpy())
     # the untrained head's maps vary little: judged against the other rule's distance
     near, far = np.abs(served["depth"] - cropped).max(), np.abs(served["depth"] - squashed).max()
     assert near < 1e-5 and near < far / 10, (near, far)
-    rotation = export_model(model, "rotation", base, "rotation_model")
-    out = _load_elsewhere(tmp_path, rotation, "serving_default", images=images)
     assert set(out) == {"probabilities", "classes"}
     np.testing.assert_allclose(out["probabilities"].sum(-1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="unknown task"):
