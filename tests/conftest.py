@@ -37,6 +37,14 @@ def mirrored():
 
 
 @pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path_factory, monkeypatch):
+    """Every test runs in an empty folder of its own: a relative path a test or the
+    code under test writes to lands there, never in the checkout (`.ci/run` fails on a
+    dirty tree)."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_gin_config():
     """Every test starts and ends with an empty gin config (bindings would leak into
     every later gin-configurable call)."""

@@ -245,6 +245,10 @@ def test_cost_budget_snapshots_and_stops(tmp_path):
     # 1.5 units a step: the budget of 10 is reached at step 7 (10.5 units), in epoch 2
     assert budget.spent == 10.5 and len(history.history["loss"]) == 2
     assert sorted(os.listdir(tmp_path)) == [f"cost_{u:09d}.weights.h5" for u in (3, 6, 9)]
+    for folder in (None, "snapshots"):  # outside a run: only an absolute folder
+        stray = experiment.CostBudget({"rp": 1.0}, snapshot_every=1, folder=folder)
+        with pytest.raises(ValueError, match="absolute folder. Received: folder="):
+            model.fit(x, x[:, :1], epochs=1, callbacks=[stray], verbose=0)
     with pytest.raises(ValueError, match="task_costs"):
         experiment.CostBudget({"rp": 0})
     with pytest.raises(ValueError, match="budget"):

@@ -255,8 +255,10 @@ class CostBudget(keras.callbacks.Callback):
         snapshot_every: float or None. Save the weights each time the summed cost
             crosses a multiple of it (the paper snapshots about every 2.4K GPU hours).
             Defaults to None.
-        folder: str or None. Where snapshots go. Defaults to `<model_dir>/snapshots`
-            (`train` sets `model_dir`).
+        folder: str or None. Where snapshots go: `<model_dir>/snapshots` by default, a
+            relative folder inside `model_dir` (`train` sets `model_dir`). Outside a run
+            (no `model_dir`), only an absolute folder is accepted: nothing is written to
+            whatever the current directory happens to be.
     """
 
     def __init__(self, task_costs=None, budget=None, snapshot_every=None, folder=None):
@@ -286,8 +288,16 @@ class CostBudget(keras.callbacks.Callback):
             self.step_cost = float(sum(self.task_costs.get(t, 1.0) for t in tasks))
         else:
             self.step_cost = float(sum(self.task_costs.values()) or 1.0)
-        if self.folder is None:
-            self.folder = os.path.join(self.model_dir or ".", "snapshots")
+        folder = self.folder or "snapshots"
+        if not os.path.isabs(folder):
+            if self.model_dir is None:
+                raise UserError(
+                    f"CostBudget outside a run writes its snapshots only to an absolute "
+                    f"folder. Received: folder={self.folder!r}; give an absolute path, or "
+                    "run it through zoo.experiment.train (which sets its model_dir)."
+                )
+            folder = os.path.join(self.model_dir, folder)
+        self.folder = folder
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch

@@ -365,3 +365,24 @@ def test_an_exported_trunk_finetunes_exports_and_restores(pretrained, tmp_path):
     os.rename(source, str(tmp_path / "moved"))
     with pytest.raises(MissingFile, match="exported trunk .* is gone"):
         experiment.restore(str(tmp_path / "ft"))
+
+
+def test_the_generated_config_keeps_paths_with_quotes_and_spaces(tmp_path):
+    from zoo.cli.finetune import finetune_config
+
+    data = tmp_path / 'my "labelled" photos, it\'s\\here'
+    masks = tmp_path / "masks 'v2'"
+    for folder in (data / "a", masks / "a"):
+        folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / "a" / "x.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / "a" / "x.png")
+    text = finetune_config(
+        "random", str(data), "semantic_segmentation", "finetune", "coarse", 32, 0.25,
+        None, str(masks), None, None, class_names=["sky", "it's"],
+    )  # fmt: skip
+    gin.parse_config(text)
+    assert gin.query_parameter("train/zoo.data.ImageFolder.path") == str(data)
+    assert gin.query_parameter("train/zoo.data.ImageFolder.masks") == str(masks)
+    assert gin.query_parameter("train/zoo.data.ImageFolder.class_names") == ["sky", "it's"]
+    assert gin.query_parameter("zoo.evaluation.source_trunk.source") == "random"
+    assert gin.query_parameter("zoo.evaluation.source_trunk.like") is None

@@ -120,9 +120,9 @@ def _data_source(path, scope, task, size, masks, class_names=None):
     if not os.path.exists(path):
         raise MissingFile(f"--data / --eval_data {path!r} does not exist.")
     if os.path.isdir(path) and any(f.endswith(".tfrecord") for f in os.listdir(path)):
-        return f"@{scope}/zoo.data.TFRecords()", [f'{scope}/zoo.data.TFRecords.path = "{path}"']
+        return f"@{scope}/zoo.data.TFRecords()", [f"{scope}/zoo.data.TFRecords.path = {path!r}"]
     lines = [
-        f'{scope}/zoo.data.ImageFolder.path = "{path}"',
+        f"{scope}/zoo.data.ImageFolder.path = {path!r}",
         f"{scope}/zoo.data.ImageFolder.size = {size}",
     ]
     if task == "classification":
@@ -137,8 +137,8 @@ def _data_source(path, scope, task, size, masks, class_names=None):
             )
         key = "depth" if task == "depth" else "semantics"
         lines += [
-            f'{scope}/zoo.data.ImageFolder.masks = "{os.path.abspath(masks)}"',
-            f'{scope}/zoo.data.ImageFolder.mask_key = "{key}"',
+            f"{scope}/zoo.data.ImageFolder.masks = {os.path.abspath(masks)!r}",
+            f"{scope}/zoo.data.ImageFolder.mask_key = {key!r}",
         ]
         if class_names:
             lines.append(f"{scope}/zoo.data.ImageFolder.class_names = {list(class_names)!r}")
@@ -203,15 +203,15 @@ def finetune_config(
         "import zoo.tasks",
         "zoo.experiment.train.method = @zoo.methods.Transfer",
         "zoo.methods.Transfer.trunk = @zoo.evaluation.source_trunk()",
-        f'zoo.evaluation.source_trunk.source = "{source}"',
+        f"zoo.evaluation.source_trunk.source = {source!r}",
         f"zoo.evaluation.source_trunk.input_size = {input_size}",
-        f"zoo.evaluation.source_trunk.like = {json.dumps(like)}".replace("null", "None"),
+        f"zoo.evaluation.source_trunk.like = {like!r}",
         f"zoo.methods.Transfer.task = @{cls}()",
-        f'zoo.methods.Transfer.protocol = "{protocol}"',
-        f'zoo.methods.Transfer.head = "{head}"',
+        f"zoo.methods.Transfer.protocol = {protocol!r}",
+        f"zoo.methods.Transfer.head = {head!r}",
         f"{cls}.source = {train}",
         f"{cls}.eval_source = {held}",
-        f'{cls}.harmonizer = "{harmonizer}"',
+        f"{cls}.harmonizer = {harmonizer!r}",
         *lines,
         "zoo.experiment.train.optimizer = @keras.optimizers.Adam()",
         "keras.optimizers.Adam.learning_rate = 1e-4",
