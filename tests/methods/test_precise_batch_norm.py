@@ -116,3 +116,18 @@ def test_the_run_option_is_checked(tiny_config, tmp_path):
     for bad, error in ((-1, ValueError), (True, TypeError), (2.0, TypeError)):
         with pytest.raises(error, match="precise_batch_norm"):
             experiment.train(str(tmp_path / "run"), precise_batch_norm=bad)
+
+
+def test_layers_that_ran_but_were_not_recorded_are_an_error(monkeypatch):
+    import contextlib
+
+    from zoo import internals
+
+    model = Norms()
+    before = {ly.name: ly.moving_mean.numpy().copy() for ly in (model.trained, model.shared)}
+    # a Keras that no longer computes the statistics where the recorder looks
+    monkeypatch.setattr(internals, "recording_moments", lambda *a: contextlib.nullcontext())
+    with pytest.raises(RuntimeError, match=r"\['trained', 'shared'\] ran in training mode"):
+        model.precise_batch_norm(zip(*_batches(2)), steps=2, progress=False)
+    for layer in (model.trained, model.shared):  # the statistics as they were
+        np.testing.assert_array_equal(layer.moving_mean.numpy(), before[layer.name])

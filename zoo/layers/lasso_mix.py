@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from zoo import internals
 from zoo.errors import UserError
 
 INITS = ("uniform", "last", "random")
@@ -152,12 +153,8 @@ class LassoMix(keras.layers.Layer):
                 "LassoMix.add_tasks needs a built layer (call it on its inputs first); "
                 "before that, list every task in `task_names`."
             )
-        # Adding state after build is what Keras' own Dense.enable_lora does.
-        self._tracker.unlock()
-        try:
+        with internals.state_unlocked(self):  # as Keras' own Dense.enable_lora does
             self._add_rows(task_names, init)
-        finally:
-            self._tracker.lock()
         self.task_names = self.task_names + task_names
         if not isinstance(self.init, str) or self.init != init:
             # Rebuilding from config must recreate each row with the right init.
