@@ -79,8 +79,10 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     model, checkpoint = experiment.restore(model_dir)
     images = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     exported = loaded.signatures["serving_default"](images=tf.constant(images))
+    # float32 through 18 layers, eager against the exported graph: equal to 1e-5 of the
+    # values (measured with oneDNN limited to AVX2: 1.2e-5 apart at a value of 1.4)
     np.testing.assert_allclose(
-        model.trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
+        model.trunk(images)["block4"].numpy(), exported["block4"].numpy(), rtol=1e-5, atol=1e-5
     )
     from zoo.evaluation.protocols import load_trunk
 
@@ -91,7 +93,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     trunk = load_trunk(model_dir, input_shape=(32, 32, 3))
     assert gin.query_parameter("zoo.experiment.train.epochs") == 7
     np.testing.assert_allclose(
-        trunk(images)["block4"].numpy(), exported["block4"].numpy(), atol=1e-5
+        trunk(images)["block4"].numpy(), exported["block4"].numpy(), rtol=1e-5, atol=1e-5
     )
     larger = load_trunk(model_dir, input_shape=(64, 64, 3))
     assert larger(np.zeros((1, 64, 64, 3), "float32"))["block4"].shape == (1, 8, 8, 32)
