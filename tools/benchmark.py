@@ -681,6 +681,7 @@ def _data_plan(settings):
     else:
         print("  (3) skipped with --quick (doersch17/lasso_pretrain.gin at full defaults)")
     print(f"  estimated total: ~{total / 60:.0f} min\n", flush=True)
+    gin.clear_config()  # the configs parsed for the estimate bind nothing measured below
     return total
 
 
@@ -706,7 +707,7 @@ def benchmark_data():
     for num in settings["sizes"]:
         spec = SceneSpec(variant="TCVL", mode="multi", resolution=resolution)
         start = time.perf_counter()
-        source = Synthetic(spec, num)
+        source = Synthetic(spec, num, storage="cache")
         source.examples(["image", "depth"])  # renders into the data cache once
         print(
             f"{num} scenes at {resolution} px in the data cache "

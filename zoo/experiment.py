@@ -531,7 +531,7 @@ def epoch_lines(verbose: int) -> int:
 
 
 @gin.configurable(module="zoo.experiment", denylist=["model_dir"])
-def train(
+def train(  # noqa: C901  (the driver's stages, not yet split into functions)
     model_dir: str,
     method=gin.REQUIRED,
     optimizer=gin.REQUIRED,

@@ -147,10 +147,11 @@ def _data_source(path, scope, task, size, masks, class_names=None):
 
 def _count_images(path):
     from zoo.data.sources import list_images
+    from zoo.errors import ZooError
 
     try:
         return len(list_images(path))
-    except Exception:  # TFRecords or anything else: the driver's default applies
+    except (ZooError, OSError):  # TFRecords or an unreadable folder: the default applies
         return 0
 
 

@@ -382,7 +382,7 @@ def _inspect(path):
             size, mode = image.size, image.mode
             image.verify()
         return size[0], size[1], mode
-    except Exception:  # PIL raises many types for broken files; all mean "skip it".
+    except Exception:  # noqa: BLE001  (PIL raises many types for broken files; all mean "skip it")
         return None
 
 

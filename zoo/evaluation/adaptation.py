@@ -523,7 +523,7 @@ def plot_real_predictions(model_dir: str, path: str, num: int = 6):
     panels = []
     for name, task in model.tasks.items():
         outputs = task.serving_outputs(model.task_model(name)(inputs, training=False))
-        for key, kind in plots._SERVING_KINDS.items():
+        for key, kind in plots.SERVING_KINDS.items():
             if key in outputs and outputs[key].shape.rank >= 3:
                 panels.append((name, kind, keras.ops.convert_to_numpy(outputs[key])))
                 break

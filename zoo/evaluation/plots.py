@@ -235,7 +235,7 @@ def plot_labelled_images(images, truth, predicted, class_names, path, title=None
 
 
 # serving output of a dense task -> how it is drawn
-_SERVING_KINDS = {
+SERVING_KINDS = {
     "depth": "depth",
     "normals": "normals",
     "contour_probability": "contours",
@@ -260,13 +260,13 @@ def plot_run_predictions(model, path, num=4, title=None):
     for name, task in model.tasks.items():
         inputs, truth = next(iter(task.pipeline("eval", num)))
         outputs = task.serving_outputs(model.task_model(name)(inputs, training=False))
-        key = next((k for k in _SERVING_KINDS if k in outputs), None)
+        key = next((k for k in SERVING_KINDS if k in outputs), None)
         if key is None or outputs[key].shape.rank < 3:
             continue  # a global task
         if images is None:  # the raw images: the eval pipeline keeps the source's order
             raw = next(iter(task.examples("eval").batch(num)))
             images = raw["image"].numpy()
-        panels.append((name, _SERVING_KINDS[key], truth.numpy(), outputs[key].numpy()))
+        panels.append((name, SERVING_KINDS[key], truth.numpy(), outputs[key].numpy()))
     if not panels:
         raise UserError(f"the model has no dense task to draw: {sorted(model.tasks)}")
     plot_predictions(images, panels, path, title)

@@ -23,16 +23,13 @@ Writing a method (see the README, "Adding a method"):
 import contextlib
 import contextvars
 import dataclasses
-import itertools
 from collections.abc import Callable, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from zoo import internals
 from zoo.errors import UserError
-from zoo.progress import Progress
+from zoo.methods.batch_norm import PreciseStatistics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,110 +216,7 @@ class Method(keras.Model):
             isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
         ):
             raise UserError(f"`steps` must be an int >= 1 or None. Received: {steps!r}")
-        layers = [
-            layer
-            for layer in internals.all_layers(self)
-            if isinstance(layer, keras.layers.BatchNormalization)
-        ]
-        traced = []  # (layer, mean, variance) of each call, recorded while tracing
-        calls = []  # the layer of each call, in the order `measured` returns its moments
-        # a trainable layer's moving mean moves when it runs in training mode: the check
-        # that each such layer was also recorded
-        moving = {
-            id(layer): (layer.moving_mean.numpy(), layer.moving_variance.numpy())
-            for layer in layers
-            if layer.trainable
-        }
-
-        @tf.function
-        def measured(data):  # one graph: eager passes cost several times a training step
-            traced.clear()
-            self.statistics_passes(data)
-            calls[:] = [layer for layer, _, _ in traced]
-            return [(mean, variance) for _, mean, variance in traced]
-
-        sums = {}  # layer id -> [layer, sum of batch means, sum of batch variances, calls]
-        held = [
-            layer
-            for layer in internals.all_layers(self)
-            if layer.trainable and hasattr(layer, "batch_norm_statistics")
-        ]
-        statistics = [v for layer in held for pair in layer.batch_norm_statistics() for v in pair]
-        before = [v.numpy() for v in statistics]
-        held_sums, kept = [0.0] * len(statistics), None  # kept: each variable's momentum
-        line = Progress(steps, "precise BatchNorm statistics") if progress and steps else None
-        seen = 0
-
-        def record(layer, mean, variance):
-            traced.append((layer, mean, variance))
-
-        try:
-            with internals.recording_moments(layers, record):
-                for data in itertools.islice(batches, steps):
-                    for variable in statistics:
-                        variable.assign(tf.zeros_like(variable))
-                    moments = measured(data)
-                    if statistics:
-                        updates = [v.numpy() for v in statistics]
-                        held_sums = [total + u for total, u in zip(held_sums, updates)]
-                        if kept is None:
-                            for variable in statistics:
-                                variable.assign(tf.ones_like(variable))
-                            measured(data)
-                            kept = [
-                                float(np.median(v.numpy() - u)) for v, u in zip(statistics, updates)
-                            ]
-                    for layer, (mean, variance) in zip(calls, moments):
-                        total = sums.setdefault(id(layer), [layer, 0.0, 0.0, 0])
-                        total[1] += mean
-                        total[2] += variance
-                        total[3] += 1
-                    seen += 1
-                    if line is not None:
-                        line.update(seen)
-        except BaseException:
-            for variable, value in zip(statistics, before):
-                variable.assign(value)
-            raise
-        finally:
-            traced.clear()  # symbolic tensors of the traced graph
-            if line is not None:
-                line.close()
-        if not seen or (steps is not None and seen < steps):
-            for variable, value in zip(statistics, before):
-                variable.assign(value)
-            raise UserError(
-                f"precise_batch_norm: the data gave {seen} batches; "
-                f"{steps or 'at least one'} were asked for."
-            )
-        unrecorded = [
-            layer.name
-            for layer in layers
-            if id(layer) in moving
-            and id(layer) not in sums
-            and not np.array_equal(layer.moving_mean.numpy(), moving[id(layer)][0])
-        ]
-        if unrecorded:  # every statistic back as it was, then the error
-            for layer in layers:
-                if id(layer) in moving:
-                    layer.moving_mean.assign(moving[id(layer)][0])
-                    layer.moving_variance.assign(moving[id(layer)][1])
-            for variable, value in zip(statistics, before):
-                variable.assign(value)
-            raise RuntimeError(
-                f"precise_batch_norm: BatchNorm layers {unrecorded} ran in training mode but "
-                "their batch statistics were not recorded: the installed Keras no longer "
-                "computes them where zoo/internals.py `recording_moments` looks."
-            )
-        for layer, means, variances, count in sums.values():
-            layer.moving_mean.assign(means / count)
-            layer.moving_variance.assign(variances / count)
-        for variable, total, momentum, value in zip(statistics, held_sums, kept or [], before):
-            if not 0.0 <= momentum < 1.0 - 1e-6:  # a layer the passes did not update
-                variable.assign(value)
-                continue
-            variable.assign(total / seen / (1.0 - momentum))
-        return len(sums) + sum(len(layer.batch_norm_statistics()) for layer in held)
+        return PreciseStatistics(self).run(batches, steps, progress)
 
     def heldout_metrics(self, batch_size: int) -> dict:
         """{objective: {metric: value}} on held-out data."""
