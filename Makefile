@@ -28,8 +28,10 @@ test: lint
 benchmark: $(STAMP)
 	$(BIN)/python tools/benchmark.py trunk
 
+# ruff (style, complexity, blind excepts, private access), then the import layers
+# (pyproject.toml, [tool.importlinter]).
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

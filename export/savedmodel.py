@@ -28,12 +28,9 @@ import keras
 import tensorflow as tf
 
 from zoo import files
+from zoo.data.harmonize import SERVING_HARMONIZERS
 from zoo.data.sources import resize_and_center_crop
 from zoo.errors import ExistingFile, UserError
-
-# Deterministic harmonizers that a serving graph can apply (random ones are training
-# augmentations; served models see the plain image).
-SERVING_HARMONIZERS = ("identity", "lab_l3")
 
 
 def _serving_harmonizer(name):

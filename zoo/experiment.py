@@ -360,7 +360,7 @@ def _readable(path, digest=None):
 def method_harmonizer(model_dir: str) -> str:
     """The deterministic harmonizer every task of a run's method shares (read from its
     `method.json`), or "identity" (tasks differ, or theirs are training augmentations)."""
-    from zoo.methods.multitask import SERVING_HARMONIZERS
+    from zoo.data.harmonize import SERVING_HARMONIZERS
 
     with open(os.path.join(model_dir, "method.json")) as f:
         config = json.load(f)

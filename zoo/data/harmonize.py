@@ -167,6 +167,9 @@ HARMONIZERS = {
     "drop_color": drop_color,
     "replicate_channel": replicate_channel,
 }
+# the deterministic ones, which a serving graph can apply (the random ones are training
+# augmentations; served models see the plain image)
+SERVING_HARMONIZERS = ("identity", "lab_l3")
 
 
 def harmonizer(method="identity"):

@@ -3,9 +3,9 @@
 `load_trunk(source)` / `source_trunk` give a trunk (random, a zoo-train run, a
 checkpoint, an exported trunk, or a Keras ImageNet model through
 `zoo.trunks.resnet(weights=...)`), `source_harmonizer` the harmonizer its pretraining
-used; `set_trainable` applies a protocol's trainability
-(see `zoo.methods.transfer` for the protocols and heads); `pool` is the global tasks'
-pooling.
+used. A protocol's trainability (`set_trainable`) and the global tasks' pooling
+(`pool`) are `zoo.trunks.protocols`' (see `zoo.methods.transfer` for the protocols and
+heads).
 """
 
 import json
@@ -19,46 +19,6 @@ import keras
 from zoo import experiment
 from zoo.errors import MissingFile, UserError
 from zoo.evaluation.exported import ExportedTrunk, signature_input_size
-
-PROTOCOLS = ("linear", "lasso_linear", "finetune", "frozen_k")
-POOLINGS = ("global", "max3x3")
-
-
-def pool(features, pooling, name):
-    """[B, h, w, C] features pooled for a linear layer: "global" (average) or "max3x3"
-    (max-pooled to 3x3 cells and flattened, Doersch & Zisserman sec. 5)."""
-    if pooling == "global":
-        return keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
-    height, width = features.shape[1], features.shape[2]
-    if height is None or width is None:
-        raise UserError("max3x3 pooling needs a trunk built with a fixed input_shape.")
-    size = (math.ceil(height / 3), math.ceil(width / 3))
-    pooled = keras.layers.MaxPooling2D(size, strides=size, padding="same", name=f"{name}_pool")(
-        features
-    )
-    if tuple(pooled.shape[1:3]) != (3, 3):
-        raise UserError(
-            f"max3x3 pooling: a {height}x{width} feature map does not pool to 3x3; use a "
-            "larger input or pooling='global'."
-        )
-    return keras.layers.Flatten(name=f"{name}_flatten")(pooled)
-
-
-def set_trainable(trunk, protocol, frozen_stages=1):
-    """Sets the trunk's `trainable` flags for a protocol (frozen layers keep BN statistics)."""
-    if protocol not in PROTOCOLS:
-        raise UserError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
-    stages = ["stem"] + [f"block{i}_" for i in range(1, frozen_stages + 1)]
-    for layer in trunk.layers:
-        if protocol == "frozen_k":
-            layer.trainable = not any(layer.name.startswith(s) for s in stages)
-        else:
-            layer.trainable = protocol == "finetune"
-    if protocol == "frozen_k" and all(layer.trainable for layer in trunk.layers):
-        raise UserError(
-            "frozen_k froze nothing: the trunk has no stem/blockK layers (an exported "
-            "trunk is one layer); use linear or finetune, or a zoo trunk."
-        )
 
 
 def with_input_shape(trunk, input_shape):

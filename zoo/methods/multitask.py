@@ -8,13 +8,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.data.harmonize import SERVING_HARMONIZERS
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import LassoMix
 from zoo.methods.base import Method, _Untracked, deserialize, serialize
 from zoo.methods.momentum import MomentumEncoders, momentum_tasks
 from zoo.tasks.base import Task, pipeline
 
-SERVING_HARMONIZERS = ("identity", "lab_l3")
 LOSS_BALANCES = ("static", "grad_norm")
 
 

@@ -5,7 +5,7 @@ trainability and on the task's head, nothing else; data, loss, metrics and servi
 outputs are the task's own. `zoo.evaluation.transfer` (one sweep cell) and
 `zoo-finetune` (a resumable run, exported for TF Serving) both train this method.
 
-Protocols (`zoo.evaluation.protocols.set_trainable`):
+Protocols (`zoo.trunks.protocols.set_trainable`):
 
 * `linear`: trunk frozen (BatchNorm in inference mode);
 * `lasso_linear`: trunk frozen, the head reads a new LassoMix row over the units of
@@ -34,10 +34,9 @@ from zoo.errors import UserError
 from zoo.methods.base import deserialize, serialize
 from zoo.methods.multitask import MultiTask
 from zoo.tasks.base import DenseTask, Task
+from zoo.trunks.protocols import POOLINGS, PROTOCOLS, pool, set_trainable
 
-PROTOCOLS = ("linear", "lasso_linear", "finetune", "frozen_k")
 HEADS = ("task", "coarse", "up_projection")
-POOLINGS = ("global", "max3x3")
 
 
 def _trunk_for(trunk, input_size):
@@ -79,8 +78,6 @@ class Transfer(MultiTask):
         input_size: int | None = None,
         **kwargs,
     ):
-        from zoo.evaluation.protocols import set_trainable
-
         if trunk is gin.REQUIRED or task is gin.REQUIRED:
             raise UserError("Transfer needs a `trunk` (or trunk builder) and a `task`.")
         task = deserialize(task) if isinstance(task, dict) else task
@@ -143,7 +140,6 @@ class Transfer(MultiTask):
         return type(task).from_config(config)
 
     def _head(self, task, endpoint, features, input_size):
-        from zoo.evaluation.protocols import pool
         from zoo.layers import up_projection_decoder
 
         name = task.name

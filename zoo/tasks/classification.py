@@ -4,8 +4,8 @@ import gin
 import keras
 import tensorflow as tf
 
+from zoo import metrics
 from zoo.errors import UserError
-from zoo.evaluation import metrics
 from zoo.tasks.base import Task, global_head
 
 

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.evaluation import metrics
+from zoo import metrics
 from zoo.losses import class_balanced_sigmoid_ce
 from zoo.tasks.base import DenseTask
 

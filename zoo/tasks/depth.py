@@ -4,8 +4,8 @@ import gin
 import keras
 import tensorflow as tf
 
+from zoo import metrics
 from zoo.errors import UserError
-from zoo.evaluation import metrics
 from zoo.losses import berhu, masked_l1, scale_invariant_log_depth
 from zoo.tasks.base import DenseTask
 

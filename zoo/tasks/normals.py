@@ -4,7 +4,7 @@ import gin
 import keras
 import tensorflow as tf
 
-from zoo.evaluation import metrics
+from zoo import metrics
 from zoo.losses import negative_cosine_normals
 from zoo.tasks.base import DenseTask
 

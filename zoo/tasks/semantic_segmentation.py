@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import metrics
 from zoo.errors import UserError
-from zoo.evaluation import metrics
 from zoo.tasks.base import DenseTask
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from zoo.evaluation import metrics
+from zoo import metrics
 
 
 def test_depth_metrics_by_hand():
