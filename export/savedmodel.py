@@ -14,8 +14,10 @@ server (a convolution fed a tensor of the wrong rank aborts the process):
 * `serve_bytes`: a [B] string tensor; every file must start like a JPEG, PNG, GIF or
   BMP file, otherwise the whole request fails naming the positions of the others (the
   request is one unit: a partial answer would shift the outputs of the images after a
-  bad one). A file with a valid header but damaged content fails the request with the
-  decoder's message.
+  bad one). A file whose header announces more than the export's `max_pixels` (40
+  million by default) fails the request the same way, before anything is decoded. A
+  file with a valid header but damaged content fails the request with the decoder's
+  message.
 
 Exports are written to a temporary folder beside the target and renamed into place
 (`zoo.files.write_folder`): a folder at the target is always a complete export.
@@ -92,6 +94,112 @@ def _image_files(encoded):
     check = tf.debugging.Assert(
         tf.size(bad) == 0,
         ["encoded: the files at these positions are not JPEG, PNG, GIF or BMP:", bad],
+        summarize=20,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(encoded)
+
+
+# `serve_bytes` refuses files whose header announces more pixels than this (a 40 MP
+# photograph decodes to 120 MB of bytes and 480 MB of floats; a small PNG can announce
+# 12,000 x 12,000 and take gigabytes).
+MAX_PIXELS = 40_000_000
+
+
+def _unsigned(data, start, size, big_endian=False):
+    """The unsigned integer in `data[start : start + size]` (int64 bytes)."""
+    digits = data[start : start + size]
+    if big_endian:
+        digits = tf.reverse(digits, [0])
+    return tf.reduce_sum(digits * tf.constant([256**i for i in range(size)], tf.int64))
+
+
+def _signed32(data, start):
+    value = _unsigned(data, start, 4)
+    return tf.where(value >= 2**31, value - 2**32, value)
+
+
+def _gif_pixels(data, length):
+    """Pixels of a GIF as TensorFlow's decoder holds them: every frame's rectangle (it
+    decodes every frame, whatever `expand_animations`), or the logical screen when that
+    is larger; read by walking the blocks (extensions and image descriptors, and their
+    data sub-blocks)."""
+    screen = _unsigned(data, 6, 2) * _unsigned(data, 8, 2)
+
+    def table(flags):  # bytes of the colour table a packed-fields byte announces
+        size = 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(flags, 7))
+        return tf.where(tf.bitwise.bitwise_and(flags, 0x80) > 0, size, tf.zeros_like(size))
+
+    def step(position, in_blocks, pixels, done):
+        byte = data[position]
+        frame = tf.logical_and(~in_blocks, byte == 0x2C)  # image descriptor, 10 bytes
+        extension = tf.logical_and(~in_blocks, byte == 0x21)  # introducer and label
+        after_frame = position + 10 + table(data[position + 9]) + 1  # + LZW code size
+        size = _unsigned(data, position + 5, 2) * _unsigned(data, position + 7, 2)
+        # in data sub-blocks: a size byte and its bytes; a size of 0 ends them
+        position = tf.where(
+            in_blocks,
+            position + 1 + byte,
+            tf.where(frame, after_frame, tf.where(extension, position + 2, position)),
+        )
+        return (
+            position,
+            tf.where(in_blocks, byte > 0, frame | extension),
+            pixels + tf.where(frame, size, tf.constant(0, tf.int64)),
+            ~in_blocks & ~frame & ~extension,  # the trailer, or not a block at all
+        )
+
+    start = 13 + table(data[10])
+    _, _, pixels, _ = tf.while_loop(
+        lambda position, in_blocks, pixels, done: tf.logical_and(position < length, ~done),
+        step,
+        [start, tf.constant(False), tf.constant(0, tf.int64), tf.constant(False)],
+    )
+    return tf.maximum(screen, pixels)
+
+
+def _pixels(encoded):
+    """Pixels an image file announces in its header (JPEG, PNG, GIF or BMP), read without
+    decoding it; 0 for a header too short to say (the decoder then refuses the file)."""
+    length = tf.cast(tf.strings.length(encoded), tf.int64)
+    # padded so that every header field of a short file reads as zeros
+    data = tf.cast(tf.io.decode_raw(tf.strings.join([encoded, b"\0" * 32]), tf.uint8), tf.int64)
+
+    def starts(signature):
+        return tf.equal(tf.strings.substr(encoded, 0, len(signature)), signature)
+
+    def jpeg():
+        return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.int64))
+
+    def png():  # IHDR: width, height as big-endian 32-bit integers
+        return _unsigned(data, 16, 4, True) * _unsigned(data, 20, 4, True)
+
+    def bmp():  # as TensorFlow's decoder reads them: signed 32-bit, height < 0 top-down
+        return tf.abs(_signed32(data, 18)) * tf.abs(_signed32(data, 22))
+
+    return tf.case(
+        [
+            (starts(_SIGNATURES[0]), jpeg),
+            (starts(_SIGNATURES[1]), png),
+            (starts(b"GIF"), lambda: _gif_pixels(data, length)),
+        ],
+        default=bmp,
+    )
+
+
+def _within(encoded, max_pixels):
+    """`encoded` once no file announces more than `max_pixels` pixels."""
+    pixels = tf.map_fn(_pixels, encoded, fn_output_signature=tf.int64)
+    large = tf.reshape(tf.where(pixels > max_pixels), [-1])
+    check = tf.debugging.Assert(
+        tf.size(large) == 0,
+        [
+            f"encoded: the images at these positions have more than {max_pixels} pixels "
+            "(max_pixels of this export):",
+            large,
+            "pixels:",
+            tf.gather(pixels, large),
+        ],
         summarize=20,
     )
     with tf.control_dependencies([check]):
@@ -347,6 +455,7 @@ def export_model(
     version: int | None = None,
     harmonizer: str | None = None,
     overwrite: bool = False,
+    max_pixels: int | None = None,
 ) -> str:
     """Writes one task of a trained MultiTask (or Transfer) method for TF Serving:
     `<base>/<name>/<version>/`, and lists it in `<base>/models.config`.
@@ -356,7 +465,10 @@ def export_model(
       * `serve_bytes`: `encoded` string [B] of JPEG, PNG, GIF or BMP files of any size
         (grayscale and RGBA too), decoded, converted to [0, 1], the shorter side resized
         to S and the centre S x S square kept inside the graph: the view that training
-        on an image folder (`zoo.data.ImageFolder(size=S)`) had of the same file.
+        on an image folder (`zoo.data.ImageFolder(size=S)`) had of the same file. A
+        file whose header announces more than `max_pixels` pixels (for a GIF, all
+        its frames together) fails the request before anything is decoded,
+        naming its position.
     Both return the task's named outputs (e.g. `depth`, `normals`, `probabilities` and
     `classes`, `contour_probability`) at the input resolution (a coarse head's maps are
     resized bilinearly), and for a task whose source names its classes `class_names`
@@ -376,6 +488,8 @@ def export_model(
         version: int or None. Version folder. Defaults to the next free one.
         harmonizer: str or None. "identity" or "lab_l3". Defaults to the task's.
         overwrite: bool. Replace an existing version. Defaults to False.
+        max_pixels: int or None. Largest image `serve_bytes` decodes, in pixels
+            (recorded in `zoo_export.json`). Defaults to MAX_PIXELS (40 million).
 
     Returns:
         The version folder.
@@ -390,6 +504,9 @@ def export_model(
         )
     if not name or os.sep in name or name.startswith("."):
         raise UserError(f"export_model: `name` must be a plain folder name. Received: {name!r}")
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise UserError(f"`max_pixels` must be an int >= 1. Received: {max_pixels!r}")
     if version is None:
         version = next_version(base_dir, name)
     if not (isinstance(version, int) and version >= 1):
@@ -428,12 +545,20 @@ def export_model(
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
     def serve_bytes(encoded):
         images = tf.map_fn(
-            decode, _image_files(encoded), fn_output_signature=tf.TensorSpec([size, size, 3])
+            decode,
+            _within(_image_files(encoded), max_pixels),
+            fn_output_signature=tf.TensorSpec([size, size, 3]),
         )
         return predict(images)
 
     outputs = sorted(outputs_of(tf.zeros((1, size, size, 3))))
-    info = {"task": task, "input_size": size, "outputs": outputs, "class_names": names}
+    info = {
+        "task": task,
+        "input_size": size,
+        "outputs": outputs,
+        "class_names": names,
+        "max_pixels": max_pixels,
+    }
     _check_same_model(base_dir, name, info)
 
     def write(folder):

@@ -43,6 +43,14 @@ class NotWritable(UserError, PermissionError):
     """An output folder that cannot be written."""
 
 
+class InUse(UserError):
+    """A run folder another process is writing."""
+
+
+class Interrupted(ZooError):
+    """A run stopped on request (Ctrl-C) after a finished step; the same command resumes it."""
+
+
 class DataError(UserError):
     """Data files that cannot be read: corrupt records, missing entries."""
 

@@ -25,6 +25,13 @@ skips the batches of the finished epochs); after training, at the held-out evalu
 or the export. A finished epoch is never trained or written again. A checkpoint that
 cannot be read is set aside (renamed `*.unreadable`) with a warning naming it, and the
 run resumes from the one before.
+
+One writer: a run holds an OS lock on its model_dir (`zoo.files.exclusive`, the file
+`.lock` with the writer's PID) from the configuration check to the end, so a second
+run started on the same folder is refused at once; readers (`restore`, zoo-export,
+zoo-evaluate) need no lock. `request_stop()` (what Ctrl-C calls in the training
+commands) stops a run after the step in progress, between stages otherwise, with an
+`Interrupted` error saying how to resume.
 """
 
 import hashlib
@@ -34,6 +41,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 
 import gin
@@ -48,11 +56,14 @@ from zoo.errors import (
     ConfigMismatch,
     DataError,
     ExistingFile,
+    Interrupted,
     MissingFile,
     NotWritable,
     TrainingDiverged,
     UserError,
     UserTypeError,
+    ZooError,
+    first_line,
 )
 from zoo.methods import Method
 from zoo.methods.base import deserialize, serialize, trusted_exports
@@ -64,6 +75,7 @@ __all__ = [
     "checkpoints",
     "format_report",
     "prepare_model_dir",
+    "request_stop",
     "restore",
     "train",
 ]
@@ -105,6 +117,11 @@ def _significant(config_text):
     return "\n".join(line for line in lines if line)
 
 
+def _entries(model_dir):
+    """What a model_dir holds besides its lock."""
+    return [n for n in os.listdir(model_dir) if n != files.LOCK]
+
+
 def _holds_work(model_dir):
     """True when the run trained an epoch or finished (its files would be lost)."""
     return bool(checkpoints(model_dir)) or os.path.exists(os.path.join(model_dir, "metrics.json"))
@@ -141,7 +158,7 @@ def prepare_model_dir(model_dir, config_text, overwrite=False):
                 "Use another --model_dir, or --overwrite to delete that run."
             )
         _empty(model_dir)
-    elif os.path.isdir(model_dir) and os.listdir(model_dir):
+    elif os.path.isdir(model_dir) and _entries(model_dir):
         if not overwrite:
             raise ConfigMismatch(
                 f"{model_dir} is not empty and holds no zoo run; use another --model_dir or "
@@ -164,8 +181,14 @@ def _write_config(model_dir, path, config_text):
 
 
 def _empty(model_dir):
+    """Deletes the old run in `model_dir`, keeping the lock the new one holds."""
     try:
-        shutil.rmtree(model_dir)
+        for name in _entries(model_dir):
+            path = os.path.join(model_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     except OSError as error:
         raise NotWritable(
             f"cannot delete the old run in {model_dir}: {error.strerror}; give a folder you "
@@ -213,6 +236,43 @@ def make_strategy(name):
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+_stop = threading.Event()
+
+
+def request_stop():
+    """Asks the run in progress to stop after the training step it is in (between
+    stages when it is not training): `train` then raises Interrupted, every finished
+    epoch kept. Safe to call from a signal handler or another thread."""
+    _stop.set()
+
+
+def _check_stop(model_dir, where):
+    if _stop.is_set():
+        _stop.clear()
+        done = checkpoints(model_dir)
+        last = f"epoch {_epoch_of(done[-1])}" if done else "none yet"
+        raise Interrupted(
+            f"stopped on request {where} (last checkpoint: {last}); run the same command "
+            "again to resume."
+        )
+
+
+class _StopOnRequest(keras.callbacks.Callback):
+    """Ends `fit` after the step in progress once `request_stop()` was called; the
+    epoch's checkpoint is not written (the epoch did not finish)."""
+
+    def __init__(self, model_dir):
+        super().__init__()
+        self.model_dir = model_dir
+        self.epoch = 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        _check_stop(self.model_dir, f"after step {batch + 1} of epoch {self.epoch}")
 
 
 class _StopOnNonFinite(keras.callbacks.Callback):
@@ -357,13 +417,39 @@ def _readable(path, digest=None):
     return None
 
 
+def method_config(model_dir: str) -> dict:
+    """A run's `method.json` (the method as a Keras config), or a DataError naming the
+    file when it is not a JSON object."""
+    path = os.path.join(model_dir, "method.json")
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(
+            f"{path} is damaged (not JSON: {error}); train the run again, or restore the "
+            "file from a copy."
+        ) from None
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise DataError(
+            f"{path} is damaged (not a Keras config: a JSON object with a 'config' entry); "
+            "train the run again, or restore the file from a copy."
+        )
+    return config
+
+
+def _refusal(error) -> str:
+    """The first sentence of the innermost cause Keras gives for refusing a config."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return first_line(error).split(". ")[0].rstrip(" .,")
+
+
 def method_harmonizer(model_dir: str) -> str:
     """The deterministic harmonizer every task of a run's method shares (read from its
     `method.json`), or "identity" (tasks differ, or theirs are training augmentations)."""
     from zoo.data.harmonize import SERVING_HARMONIZERS
 
-    with open(os.path.join(model_dir, "method.json")) as f:
-        config = json.load(f)
+    config = method_config(model_dir)
     found = set()
 
     def visit(value):
@@ -415,8 +501,18 @@ def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]
             f"checkpoint {checkpoint} cannot be read ({problem}); re-run zoo-train on "
             f"{model_dir} to set it aside and write it again, or choose an earlier one."
         )
-    with open(config) as f, trusted_exports():  # a trunk finetuned from an export
-        method = deserialize(json.load(f))
+    text = method_config(model_dir)
+    try:
+        with trusted_exports():  # a trunk finetuned from an export
+            method = deserialize(text)
+    except ZooError:  # the zoo's own message (e.g. an exported trunk that moved)
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, ImportError) as error:
+        # Keras' safe mode refuses functions and classes outside Keras and the zoo
+        raise DataError(
+            f"{config} cannot be rebuilt, refused: {_refusal(error)} (a method.json names "
+            "Keras and zoo classes only); train the run again, or restore the file."
+        ) from None
     method.load_weights(checkpoint)
     return method, checkpoint
 
@@ -609,8 +705,9 @@ def train(  # noqa: C901  (the driver's stages, not yet split into functions)
     if precise_batch_norm < 0:
         raise UserError(wanted)
     callbacks = list(callbacks or ())
-    # a DataLossError of any pipeline becomes a DataError naming the damaged file
-    with tfrecord.damaged_files_named():
+    # one writer per model_dir; a DataLossError of any pipeline becomes a DataError
+    # naming the damaged file
+    with files.exclusive(model_dir), tfrecord.damaged_files_named():
         say = print if verbose else logging.info
         if serial_ops:
             run_ops_one_at_a_time(strategy)
@@ -630,6 +727,7 @@ def train(  # noqa: C901  (the driver's stages, not yet split into functions)
 
         if progress["untrained"] is None:
             progress.set(untrained=model.heldout_metrics(batch_size))
+        _check_stop(model_dir, "before training")
         done = _resume_point(model, model_dir, progress, epochs)
         if progress["fit_done"] and done < progress["fit_epochs"]:
             # the last checkpoint was set aside: train its epochs again, then evaluate
@@ -661,18 +759,21 @@ def train(  # noqa: C901  (the driver's stages, not yet split into functions)
                         *precise,
                         _EpochCheckpoints(model_dir, progress),
                         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                        _StopOnRequest(model_dir),  # last: sees a request made in the others
                     ],
                     verbose=epoch_lines(verbose),
                     shuffle=False,  # the pipelines shuffle
                 )
             last = checkpoints(model_dir)
             progress.set(fit_done=True, fit_epochs=_epoch_of(last[-1]) if last else 0)
+            _check_stop(model_dir, "after training")
         else:
             say("training had ended; evaluating and exporting")
 
         if progress["trained"] is None:
             trained = model.heldout_metrics(batch_size)
             progress.set(trained=trained, examples=model.heldout_examples())
+            _check_stop(model_dir, "after the held-out evaluation")
         export_path = os.path.join(model_dir, "export", "trunk")
         if progress["export"] is None:
             export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)

@@ -174,6 +174,11 @@ def test_task_export_for_serving(tmp_path):
         export_model(model, "segmentation", base, "x")
     with pytest.raises(ValueError, match="deterministic harmonizer"):
         export_model(model, "depth", base, "y", harmonizer="drop_color")
+    with open(os.path.join(path, "zoo_export.json")) as f:
+        assert json.load(f)["max_pixels"] == 40_000_000  # serve_bytes' default cap
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="`max_pixels` must be an int >= 1"):
+            export_model(model, "depth", base, "z", max_pixels=bad)
 
 
 @pytest.mark.slow

@@ -1,9 +1,11 @@
-"""zoo-train killed (SIGKILL) at chosen points, then run again with the same command:
-no finished epoch is trained or written again, and the run ends with the weights of an
+"""zoo-train stopped by Ctrl-C (SIGINT, once: after the step in progress; twice: at
+once) and killed (SIGKILL) at chosen points, then run again with the same command: no
+finished epoch is trained or written again, and the run ends with the weights of an
 uninterrupted run."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -20,7 +22,7 @@ assert "train.epochs = 3" in CONFIG
 
 # Runs zoo-train after arranging a SIGKILL at one point; logs each epoch it begins.
 DRIVER = """
-import os, signal, sys
+import os, signal, sys, time
 point, arg, log = sys.argv[1:4]
 import keras
 import zoo.experiment as experiment
@@ -37,7 +39,20 @@ def logged_begin(self, epoch, logs=None):
     begin(self, epoch, logs)
 experiment._EpochCheckpoints.on_epoch_begin = logged_begin
 
-if point == "step":  # after global step `arg`
+if point.startswith("interrupt"):  # Ctrl-C after global step `arg` (twice: again at once)
+    batch_end = experiment._StopOnNonFinite.on_train_batch_end
+    steps = []
+    def counted(self, batch, logs=None):
+        batch_end(self, batch, logs)
+        steps.append(batch)
+        if len(steps) == int(arg):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs
+            if point == "interrupt twice":
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(10)
+    experiment._StopOnNonFinite.on_train_batch_end = counted
+elif point == "step":  # after global step `arg`
     batch_end = experiment._StopOnNonFinite.on_train_batch_end
     steps = []
     def counted(self, batch, logs=None):
@@ -134,12 +149,18 @@ def _weights(path):
 
 @pytest.mark.slow
 def test_killed_anywhere_resumes_without_redoing_a_finished_epoch(tmp_path):
+    """Ctrl-C once (the run stops after the step, exit status 130, saying how to resume),
+    Ctrl-C twice (it ends at once), SIGKILL inside a checkpoint write, the held-out
+    evaluation, the export and the metrics write, one after another on one run: each
+    re-run resumes, no finished epoch is trained or written again, and the end equals
+    an uninterrupted run bit for bit."""
     (tmp_path / "tiny.gin").write_text(CONFIG)
     (tmp_path / "driver.py").write_text(DRIVER)
     reference = _train(tmp_path, tmp_path / "reference", log="reference.log")  # uninterrupted
     model_dir = tmp_path / "run"
     kills = [
-        ("step", "5"),  # epoch 2, step 2
+        ("interrupt", "4"),  # epoch 2, step 1: stops after the step, rc 130
+        ("interrupt twice", "2"),  # epoch 2, step 2: the second Ctrl-C ends it at once
         ("checkpoint", "2"),  # inside the write of epoch 2's checkpoint
         ("evaluation", "0"),  # held-out evaluation after the last epoch
         ("export", "0"),  # inside the trunk export
@@ -148,7 +169,16 @@ def test_killed_anywhere_resumes_without_redoing_a_finished_epoch(tmp_path):
     finished = {}  # checkpoint -> mtime once complete: never written again
     for point, arg in kills:
         code, _, err = _finished(_train(tmp_path, model_dir, point, arg))
-        assert code == -9, (point, err[-2000:])
+        expected = {"interrupt": 130, "interrupt twice": -signal.SIGINT}.get(point, -9)
+        assert code == expected, (point, err[-2000:])
+        if point == "interrupt":
+            lines = err.strip().splitlines()
+            assert "Ctrl-C: stopping after the step in progress" in err, err[-2000:]
+            assert lines[-1] == (
+                "zoo-train: stopped on request after step 1 of epoch 2 (last checkpoint: "
+                "epoch 1); run the same command again to resume."
+            ), err[-2000:]
+            assert list(_checkpoint_files(model_dir)) == ["epoch_001.weights.h5"]
         now = _checkpoint_files(model_dir)
         for name, mtime in finished.items():
             assert now.get(name) == mtime, (point, name)
@@ -160,12 +190,12 @@ def test_killed_anywhere_resumes_without_redoing_a_finished_epoch(tmp_path):
     for name, mtime in finished.items():
         assert _checkpoint_files(model_dir)[name] == mtime
 
-    # epochs begun, per process: 1 2 | 2 | 2 3 | - | - | -; epoch 2 was begun three
-    # times because no process finished it before the second resume
+    # epochs begun, per process: 1 2 | 2 | 2 | 2 3 | - | - | -; epoch 2 was begun four
+    # times because no process finished it before the third resume
     began = [
         int(line.split()[1]) for line in (tmp_path / "epochs.log").read_text().split("\n") if line
     ]
-    assert began[:2] == [1, 2] and sorted(began) == [1, 2, 2, 2, 3]
+    assert began[:2] == [1, 2] and sorted(began) == [1, 2, 2, 2, 2, 3]
     assert not any(".partial" in n for n in os.listdir(model_dir / "checkpoints"))
     assert os.path.exists(model_dir / "checkpoints" / "epoch_002.weights.h5")
 
@@ -173,7 +203,7 @@ def test_killed_anywhere_resumes_without_redoing_a_finished_epoch(tmp_path):
     assert code == 0, err[-3000:]
     ours = json.loads((model_dir / "metrics.json").read_text())
     theirs = json.loads((tmp_path / "reference" / "metrics.json").read_text())
-    assert len(ours["history"]["loss"]) == 3  # every epoch, over six processes
+    assert len(ours["history"]["loss"]) == 3  # every epoch, over seven processes
     assert ours["seconds"] > 0
     np.testing.assert_allclose(ours["history"]["loss"], theirs["history"]["loss"], rtol=1e-4)
     got = _weights(model_dir / "checkpoints" / "epoch_003.weights.h5")

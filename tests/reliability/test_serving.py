@@ -3,6 +3,8 @@ each gets an answer or an InvalidArgument naming what was expected, never an abo
 
 import io
 import json
+import struct
+import zlib
 
 import keras
 import numpy as np
@@ -17,6 +19,7 @@ from zoo.tasks import Depth
 from zoo.trunks import resnet
 
 S = 32  # input size of the fixed-size exports
+CAP = 2000  # max_pixels of the task export
 
 # Sends the requests in a fresh interpreter that has no zoo (as a model server would),
 # one JSON line per request: its outcome and the first line of any error.
@@ -27,12 +30,22 @@ import numpy as np, tensorflow as tf
 cases = json.load(open(sys.argv[1]))
 arrays = np.load(sys.argv[2], allow_pickle=True)
 loaded = {}
+
+
+def memory():  # KiB
+    lines = open("/proc/self/status").read().splitlines()
+    return {l.split(":")[0]: int(l.split()[1]) for l in lines if l.startswith("Vm")}
+
+
 for case in cases:
     if case["path"] not in loaded:  # each export loaded once, as a server does
         loaded[case["path"]] = tf.saved_model.load(case["path"])
     model = loaded[case["path"]]
     fn = model.signatures[case["signature"]]
     value = arrays[case["id"]]
+    with open("/proc/self/clear_refs", "w") as f:  # the peak (VmHWM) restarts here
+        f.write("5")
+    before = memory()["VmRSS"]
     try:
         if value.dtype == object:
             value = tf.constant(value.tolist(), tf.string)
@@ -44,6 +57,7 @@ for case in cases:
         lines = [l for l in str(error).splitlines() if l.strip() and "Graph execution" not in l]
         text = " ".join(l for l in lines if not l.startswith(("  ", "Node:", "Detected at")))
         result = {"outcome": type(error).__name__, "message": text[:400]}
+    result["peak_mib"] = (memory()["VmHWM"] - before) / 1024
     print(json.dumps({"id": case["id"], **result}), flush=True)
 """
 
@@ -59,6 +73,31 @@ def _encoded(fmt, size=(20, 24), channels=3):
     array = rng.integers(0, 255, (*size, channels) if channels > 1 else size, dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_header(width, height):
+    """A PNG's signature and IHDR chunk (8-bit RGB of `width` x `height`)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+
+
+def _large_png(width, height):
+    """A valid PNG of zeros, compressed row by row (never held decoded)."""
+    pack = zlib.compressobj(9)
+    row = bytes(1 + 3 * width)  # filter byte 0, then RGB zeros
+    data = b"".join(pack.compress(row) for _ in range(height)) + pack.flush()
+    return _png_header(width, height) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def _animated_gif(frames, size):
+    images = [Image.fromarray(np.full((*size, 3), 40 * i, np.uint8)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:])
     return buffer.getvalue()
 
 
@@ -87,6 +126,7 @@ def _float_cases(fixed):
 
 def _bytes_cases():
     png = _png(np.zeros((S, S, 3), np.uint8))
+    over = f"more than {CAP} pixels"
     strings = [
         ("empty batch", np.array([], dtype=object), "ok"),
         ("junk", np.array([b"hello"], dtype=object), "not JPEG, PNG, GIF or BMP"),
@@ -105,6 +145,25 @@ def _bytes_cases():
         ("RGBA PNG", np.array([_encoded("PNG", channels=4)], dtype=object), "ok"),
         ("GIF", np.array([_encoded("GIF")], dtype=object), "ok"),
         ("BMP", np.array([_encoded("BMP")], dtype=object), "ok"),
+        ("PNG over max_pixels", np.array([_encoded("PNG", (50, 50))], dtype=object), over),
+        ("JPEG over max_pixels", np.array([_encoded("JPEG", (40, 60))], dtype=object), over),
+        ("GIF over max_pixels", np.array([_encoded("GIF", (50, 50))], dtype=object), over),
+        ("BMP over max_pixels", np.array([_encoded("BMP", (50, 50))], dtype=object), over),
+        # each frame under the cap, three together over it: all frames are decoded
+        (
+            "animated GIF over max_pixels",
+            np.array([_animated_gif(3, (30, 30))], dtype=object),
+            over,
+        ),
+        ("one large among good", np.array([png, _large_png(60, 60), png], dtype=object), "[1]"),
+        # a header announcing 100,000 x 100,000 pixels, nothing decodable after it
+        (
+            "crafted PNG header",
+            np.array([_png_header(100_000, 100_000) + bytes(64)], dtype=object),
+            over,
+        ),
+        # decoded, 432 MB of bytes and 1.7 GB of floats (measured by the client)
+        ("12,000 x 12,000 PNG", np.array([_large_png(12_000, 12_000)], dtype=object), over),
         ("good after the bad ones", np.array([png, png], dtype=object), "ok"),
     ]
     return strings
@@ -132,12 +191,19 @@ def exports(tmp_path_factory):
     return {
         "fixed trunk": (export_trunk(fixed, str(folder / "fixed")), True),
         "free trunk": (export_trunk(free, str(folder / "free")), False),
-        "task": (export_model(method, "depth", str(folder / "serving"), "depth"), True),
+        "task": (
+            export_model(method, "depth", str(folder / "serving"), "depth", max_pixels=CAP),
+            True,
+        ),
     }
 
 
 @pytest.mark.slow
 def test_malformed_requests_never_abort_the_server(exports, tmp_path):
+    """Every request of the tables below to every signature of a fixed-size trunk, an
+    any-size trunk and a task export, in one TensorFlow-only process: the expected
+    answer, never an abort; files over max_pixels refused before decoding (peak memory
+    under 50 MiB for a 12,000 x 12,000 PNG)."""
     cases, arrays, expected = [], {}, {}
     for kind, (path, fixed) in exports.items():
         signatures = ["serving_default", "train"] if "trunk" in kind else ["serving_default"]
@@ -167,3 +233,5 @@ def test_malformed_requests_never_abort_the_server(exports, tmp_path):
         else:
             assert answer["outcome"] != "ok", (key, answer)
             assert outcome in answer["message"], (key, answer)
+        if "max_pixels" in key or "12,000" in key:  # refused before decoding
+            assert answer["peak_mib"] < 50, (key, answer)

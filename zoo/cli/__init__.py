@@ -16,14 +16,20 @@ def user_errors(command: str):
     """The commands' shared start-up and error handling: absl logging at WARNING
     (TensorFlow's SavedModel chatter), and a ZooError (the user's to fix from its message
     alone) ends the program with "<command>: <its first line>"; any other exception keeps
-    its traceback."""
+    its traceback. A run stopped by Ctrl-C (Interrupted) prints its message the same way
+    and exits with status 130, as a shell reports an interrupted program."""
+    import sys
+
     from absl import logging
 
-    from zoo.errors import ZooError, first_line
+    from zoo.errors import Interrupted, ZooError, first_line
 
     logging.set_verbosity(logging.WARNING)
     try:
         yield
+    except Interrupted as error:
+        print(f"{command}: {first_line(error)}", file=sys.stderr)
+        raise SystemExit(130) from None
     except ZooError as error:
         raise SystemExit(f"{command}: {first_line(error)}") from None
 

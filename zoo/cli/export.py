@@ -6,8 +6,9 @@ Usage:
 
 Without --task, the trunk (serving_default + train endpoints, for transfer and
 TFSMLayer finetuning). With --task, that task for TF Serving in <out>/<name>/<version>/
-(serving_default on float images, serve_bytes on JPEG/PNG strings). The weights are the
-run's last checkpoint; the method is rebuilt from its method.json.
+(serving_default on float images, serve_bytes on JPEG/PNG strings, refusing files over
+--max_pixels). The weights are the run's last checkpoint; the method is rebuilt from
+its method.json.
 """
 
 import os
@@ -25,6 +26,12 @@ flags.DEFINE_string("name", None, "Served model name (default: the task name).")
 flags.DEFINE_integer("version", None, "Served model version (default: the next free one).")
 flags.DEFINE_string("harmonizer", None, "identity or lab_l3 (default: the run's).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing export.")
+flags.DEFINE_integer(
+    "max_pixels",
+    None,
+    "serve_bytes refuses images whose header announces more pixels (default 40 million).",
+    lower_bound=1,
+)
 
 
 def main(argv):
@@ -32,6 +39,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     if not FLAGS.model_dir or not FLAGS.out:
         raise app.UsageError("give --model_dir and --out")
+    if FLAGS.max_pixels is not None and FLAGS.task is None:
+        raise app.UsageError("--max_pixels is for a --task export (its serve_bytes)")
     from export import export_model, export_trunk
     from zoo import experiment
     from zoo.cli import user_errors
@@ -55,6 +64,7 @@ def main(argv):
                 FLAGS.version,
                 harmonizer,
                 overwrite=FLAGS.overwrite,
+                max_pixels=FLAGS.max_pixels,
             )
     what = "trunk" if FLAGS.task is None else f"task {FLAGS.task!r}"
     print(f"exported the {what} of {checkpoint} to {path}")

@@ -73,6 +73,12 @@ flags.DEFINE_integer(
     "Label this version of --name 'stable' in models.config (default: the first export "
     "stays stable, a newer one is served as 'canary').",
 )
+flags.DEFINE_integer(
+    "max_pixels",
+    None,
+    "serve_bytes refuses images whose header announces more pixels (default 40 million).",
+    lower_bound=1,
+)
 flags.DEFINE_string(
     "serving_root",
     None,
@@ -91,6 +97,8 @@ SERVING = "serving.json"  # in model_dir: where the run was exported
 def _input_size(source, like):
     """The input size of the source: a run's, an exported trunk's signature's, else 224
     (ImageNet's)."""
+    from zoo import experiment
+
     for candidate in (source, like):
         if not candidate:
             continue
@@ -104,10 +112,8 @@ def _input_size(source, like):
         run = candidate
         if os.path.isfile(candidate):
             run = os.path.dirname(os.path.dirname(os.path.abspath(candidate)))
-        path = os.path.join(run, "method.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                size = json.load(f)["config"].get("input_size")
+        if os.path.exists(os.path.join(run, "method.json")):
+            size = experiment.method_config(run)["config"].get("input_size")
             if size:
                 return int(size)
     return 224
@@ -292,7 +298,9 @@ def finetune_command(say=print):
             path = None
     if path is None:
         model, _ = experiment.restore(FLAGS.model_dir)
-        path = export_model(model, model.task.name, FLAGS.export_base, FLAGS.name)
+        path = export_model(
+            model, model.task.name, FLAGS.export_base, FLAGS.name, max_pixels=FLAGS.max_pixels
+        )
         files.write_json(record, {"export": os.path.abspath(path)})
     if FLAGS.serve_version is not None or FLAGS.serving_root is not None:
         stable = FLAGS.serve_version

@@ -278,10 +278,13 @@ class MultiTask(Method):
 
     def task_model(self, task: str) -> keras.Model:
         """A model from one task's input to its head output (layers shared)."""
-        if task not in self.tasks:
-            raise UserError(f"unknown task {task!r}; tasks: {sorted(self.tasks)}")
+        self._check_task(task)
         x = self.network.input[self.input_names[task]]
         return keras.Model(x, self.network.output[task], name=f"{task}_model")
+
+    def _check_task(self, task):
+        if task not in self.tasks:
+            raise UserError(f"unknown task {task!r}; this run's tasks: {sorted(self.tasks)}")
 
     def image_tasks(self) -> list:
         """Tasks whose input is a whole input_size image (what a served model takes)."""
@@ -319,24 +322,7 @@ class MultiTask(Method):
         """
         for task in self.tasks.values():  # tasks on one source: its entries read together
             task.data_source(split).prepare(task.required)
-        streams = {
-            name: pipeline([self.tasks[t] for t in group], split, batch_size)
-            for name, group in self.groups.items()
-        }
-        for name, stream in list(streams.items()):
-            given = tuple(stream.element_spec[0].shape[1:])
-            wanted = tuple(self.network.input[name].shape[1:])
-            if None in given:  # decoded files (TFRecords): the first batch tells
-                given = tuple(next(iter(stream.take(1)))[0].shape[1:])
-                streams[name] = stream.map(
-                    lambda x, y, shape=wanted: (tf.ensure_shape(x, (None, *shape)), y)
-                )
-            if given != wanted:
-                raise UserError(
-                    f"the data of {self.groups[name]} are {given} per example but the "
-                    f"method takes {wanted} (input_size={self.input_size}); render or resize "
-                    "the source to the input size (e.g. SceneSpec.resolution)."
-                )
+        streams = {name: self._group_stream(name, split, batch_size) for name in self.groups}
 
         def merge(*batches):
             inputs, targets = {}, {}
@@ -346,6 +332,24 @@ class MultiTask(Method):
             return inputs, targets
 
         return tf.data.Dataset.zip(tuple(streams.values())).map(merge)
+
+    def _group_stream(self, name, split, batch_size):
+        """One input group's (inputs, targets) batches, refused in one line when their
+        examples are not the shape the network's input `name` takes."""
+        stream = pipeline([self.tasks[t] for t in self.groups[name]], split, batch_size)
+        given = tuple(stream.element_spec[0].shape[1:])
+        wanted = tuple(self.network.input[name].shape[1:])
+        if None in given:  # decoded files (TFRecords): the first batch tells
+            given = tuple(next(iter(stream.take(1)))[0].shape[1:])
+            stream = stream.map(lambda x, y: (tf.ensure_shape(x, (None, *wanted)), y))
+        if given != wanted:
+            raise UserError(
+                f"the {split} data of {self.groups[name]} are {given} per example but the "
+                f"method takes {wanted} (input_size={self.input_size}); set input_size to "
+                "the data's size, or render or resize the source to the input size (e.g. "
+                "SceneSpec.resolution)."
+            )
+        return stream
 
     # -- training ------------------------------------------------------------------
 
@@ -508,7 +512,7 @@ class MultiTask(Method):
             )
             targets = {n: [] for n in names}
             outputs = {n: [] for n in names}
-            data = pipeline([self.tasks[n] for n in names], "eval", batch_size)
+            data = self._group_stream(input_name, "eval", batch_size)
             moving = self.momentum.tasks if self.momentum is not None else {}
             for x, y in data:
                 out = model(x, training=False)
@@ -535,6 +539,7 @@ class MultiTask(Method):
         shares if deterministic. Otherwise "identity" (random harmonizers are training
         augmentations)."""
         if task is not None:
+            self._check_task(task)
             return _deterministic(self.tasks[task].harmonizer)
         used = {t.harmonizer for t in self.tasks.values()}
         return _deterministic(used.pop()) if len(used) == 1 else "identity"
