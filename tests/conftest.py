@@ -53,3 +53,11 @@ def _fresh_gin_config():
     gin.clear_config()
     yield
     gin.clear_config()
+
+
+def pytest_collection_modifyitems(items):
+    """Modules with slow tests run first, each module's tests kept together (its
+    fixtures are built once): with work stealing, a long test started last would leave
+    the other worker idle at the end."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)

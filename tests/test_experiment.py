@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import types
 
 import gin
 import keras
@@ -253,6 +254,16 @@ def test_cost_budget_snapshots_and_stops(tmp_path):
             model.fit(x, x[:, :1], epochs=1, callbacks=[stray], verbose=0)
     with pytest.raises(ValueError, match="task_costs"):
         experiment.CostBudget({"rp": 0})
+    # one table for a paper's experiments: other tasks' costs unused, typos refused
+    run = types.SimpleNamespace(tasks={"relative_position": None})
+    shared = experiment.CostBudget({"relative_position": 2.0, "colorization": 0.5}, folder="/x")
+    shared.set_model(run)
+    shared.on_train_begin()
+    assert shared.step_cost == 2.0
+    typo = experiment.CostBudget({"relative_position": 2.0, "colourization": 0.5}, folder="/x")
+    typo.set_model(run)
+    with pytest.raises(ValueError, match=r"unknown tasks \['colourization'\]; this run's"):
+        typo.on_train_begin()
     with pytest.raises(ValueError, match="budget"):
         experiment.CostBudget({"rp": 1}, budget=-1)
 

@@ -299,6 +299,19 @@ class _StopOnNonFinite(keras.callbacks.Callback):
             )
 
 
+def _task_names() -> set:
+    """The names of the zoo's task classes."""
+    from zoo.tasks.base import Task
+
+    names, classes = set(), [Task]
+    while classes:
+        cls = classes.pop()
+        classes += cls.__subclasses__()
+        if isinstance(cls.__dict__.get("name"), str):
+            names.add(cls.__dict__["name"])
+    return names
+
+
 class CostBudget(keras.callbacks.Callback):
     """Counts compute in cost units: a step costs the sum of its tasks' costs.
 
@@ -310,7 +323,9 @@ class CostBudget(keras.callbacks.Callback):
     Args:
         task_costs: dict or None. Task -> cost units of one of its steps (Doersch &
             Zisserman budget compute, e.g. GPU hours); tasks of the method not listed
-            cost 1. For a model without tasks, a step costs the sum of the values.
+            cost 1, listed tasks the method does not have are unused (one table serves
+            a paper's experiments), and a name no zoo task has is refused. For a model
+            without tasks, a step costs the sum of the values.
         budget: float or None. Stop once the summed cost reaches it. Defaults to None.
         snapshot_every: float or None. Save the weights each time the summed cost
             crosses a multiple of it (the paper snapshots about every 2.4K GPU hours).
@@ -340,10 +355,14 @@ class CostBudget(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         tasks = list(getattr(self.model, "tasks", None) or [])
         if tasks:
-            unknown = sorted(set(self.task_costs) - set(tasks))
+            # one table of costs serves every experiment of a paper (doersch17/base.gin):
+            # costs of tasks this run does not have are unused; names of no task are typos
+            known = set(tasks) | _task_names()
+            unknown = sorted(set(self.task_costs) - known)
             if unknown:
                 raise UserError(
-                    f"CostBudget: task_costs name unknown tasks {unknown}; tasks: {tasks}"
+                    f"CostBudget: task_costs name unknown tasks {unknown}; this run's tasks: "
+                    f"{tasks}, the zoo's: {sorted(_task_names())}"
                 )
             self.step_cost = float(sum(self.task_costs.get(t, 1.0) for t in tasks))
         else:
