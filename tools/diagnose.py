@@ -225,7 +225,8 @@ def _picture(table, path):
 
     rows = table["rows"]
     epochs = [r["epoch"] for r in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    queue = [r for r in rows if "queue" in r and r["epoch"] > 0]  # empty before training
+    figure, axes = plt.subplots(1, 3 if queue else 2, figsize=(15 if queue else 10, 4))
     for axis, split in zip(axes, ("held-out", "training")):
         for mode in MODES:
             if mode in rows[-1]:
@@ -233,8 +234,16 @@ def _picture(table, path):
         axis.axhline(1 / table["images"], color="grey", linestyle=":", label="chance")
         axis.set_title(f"{table['task']}: two-view accuracy, {split} images")
         axis.set_xlabel("epoch")
-    axes[0].set_ylabel(f"accuracy among {table['images']} images")
+        axis.set_ylabel(f"accuracy among {table['images']} images")
     axes[1].legend()
+    if queue:
+        for label, name in (("stored", "vs the stored queue"), ("current", "vs current keys")):
+            values = [r["queue"][label] for r in queue]
+            axes[2].plot([r["epoch"] for r in queue], values, marker="o", label=name)
+        axes[2].set_title("training metric: positive key ranked first")
+        axes[2].set_xlabel("epoch")
+        axes[2].set_ylim(0, 1)
+        axes[2].legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
