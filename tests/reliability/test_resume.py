@@ -52,15 +52,6 @@ if point.startswith("interrupt"):  # Ctrl-C after global step `arg` (twice: agai
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(10)
     experiment._StopOnNonFinite.on_train_batch_end = counted
-elif point == "step":  # after global step `arg`
-    batch_end = experiment._StopOnNonFinite.on_train_batch_end
-    steps = []
-    def counted(self, batch, logs=None):
-        batch_end(self, batch, logs)
-        steps.append(batch)
-        if len(steps) == int(arg):
-            die()
-    experiment._StopOnNonFinite.on_train_batch_end = counted
 elif point == "checkpoint":  # half of epoch `arg`'s checkpoint is on disk
     save = keras.Model.save_weights
     def half_written(self, path, *a, **k):
