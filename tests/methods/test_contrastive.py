@@ -39,17 +39,19 @@ def test_key_network_starts_as_the_query_network_and_follows_the_moving_average(
     model = _model([_task(momentum=0.9)])
     encoders = model.momentum
     pairs = encoders._pairs()
-    assert len(pairs) == len(model.trunk.weights) + len(
-        model.network.get_layer("moco_head").weights
-    )
+    head = model.network.get_layer("moco_head")
+    # the parameters: every weight but BatchNorm's moving statistics (MoCo's parameters())
+    statistics = [w for w in model.trunk.weights if "moving_" in w.path]
+    assert len(statistics) == 2 * 8  # eight BatchNorm layers in the tiny trunk
+    assert len(pairs) == len(model.trunk.weights) - len(statistics) + len(head.weights)
     for key, query in pairs:
         np.testing.assert_array_equal(key.numpy(), query.numpy())
     assert all(not w.trainable for w in encoders.key_trunk.weights)
-    assert not {id(v) for v in model.variables_of("main")} & {id(k) for k, _ in pairs}
+    assert not {id(v) for v in model.variables_of("main")} & {id(w) for w in encoders.weights}
     # the layer's weights are the key network's and the queues, not the query's again
     query = {id(q) for _, q in pairs}
     assert not query & {id(w) for w in encoders.weights}
-    assert len(encoders.weights) == len(pairs) + 3  # queue, filled rows, pointer
+    assert len(encoders.weights) == len(pairs) + len(statistics) + 3  # queue, filled, pointer
     data = model.datasets(4)
     # the first step sees an empty queue (loss 0): the second one trains the query
     model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
@@ -61,6 +63,56 @@ def test_key_network_starts_as_the_query_network_and_follows_the_moving_average(
         np.testing.assert_allclose(key.numpy(), expected, rtol=1e-5, atol=1e-6)
         moved += not np.allclose(key.numpy(), old)
     assert moved > len(pairs) // 2  # the trained weights moved the keys
+
+
+def test_keys_are_normalised_with_their_own_batch_statistics():
+    """MoCo's key encoder runs in training mode: at initialisation (key network = query
+    network) a batch's keys are the query network's embeddings of the key views in
+    training mode, and an image's key depends on the other images of its batch. With
+    the moving statistics instead (the zoo before), the keys of one step shared a shift
+    that the queue's older keys lacked, and the queries learnt that shift
+    (docs/diagnoses.md, section 1)."""
+    model = _model([_task()])
+    inputs = next(iter(model.datasets(8)))[0]["moco"]
+    query_trunk, heads = model.trunk, model.network.get_layer("moco_head")
+    before = [w.numpy() for w in model.trunk.weights]
+    endpoint = model.momentum.endpoints["moco"]
+    expected = heads(query_trunk(inputs[:, 1], training=True)[endpoint], training=True)
+    for weight, value in zip(model.trunk.weights, before):  # the query's statistics back
+        weight.assign(value)
+    keys = model.momentum.keys("moco", inputs).numpy()
+    np.testing.assert_allclose(keys, expected.numpy(), rtol=1e-4, atol=1e-5)
+    inference = heads(query_trunk(inputs[:, 1], training=False)[endpoint]).numpy()
+    assert np.abs(keys - inference).max() > 1e-2  # the moving statistics would differ
+    # the first four images' keys among other images differ from theirs among themselves
+    half = model.momentum.keys("moco", inputs[:4]).numpy()
+    assert np.abs(half - keys[:4]).max() > 1e-3
+
+
+def test_keys_are_shuffled_across_replicas_and_come_back_in_order(mirrored):
+    """MoCo's shuffle-BN: each replica's key batch is normalised over rows drawn from
+    every replica; the keys return to the rows of their images."""
+    from zoo.methods.momentum import _shuffled_across_replicas
+
+    def with_batch_mean(x):  # each row, and the mean of the batch it was computed in
+        return {"row": x * 2.0, "mean": tf.broadcast_to(tf.reduce_mean(x), tf.shape(x))}
+
+    data = tf.reshape(tf.range(16.0), [16, 1])
+    per_replica = mirrored.experimental_distribute_values_from_function(
+        lambda context: data[context.replica_id_in_sync_group * 8 :][:8]
+    )
+    means = []
+    for _ in range(4):
+        out = mirrored.run(
+            tf.function(lambda x: _shuffled_across_replicas(with_batch_mean, x)),
+            args=(per_replica,),
+        )
+        rows = np.concatenate([v.numpy() for v in mirrored.experimental_local_results(out["row"])])
+        np.testing.assert_array_equal(rows[:, 0], 2.0 * np.arange(16))
+        first = mirrored.experimental_local_results(out["mean"])[0].numpy()
+        means.append(sorted(set(first[:, 0].round(4))))
+    # without the shuffle the first replica's batch mean would always be 3.5 (rows 0-7)
+    assert any(m != [3.5] for m in means), means
 
 
 def test_queue_is_fifo_across_steps_and_keeps_the_keys_of_each_step():

@@ -7,24 +7,30 @@ method, all of it is saved in every checkpoint and restored on resume.
 
 * `targets(task, inputs)`: the key network's outputs for the task's key view, and the
   queues with the mask of their filled rows: what the task's loss compares with.
-* `update(keys)`: after the optimizer step, k ← m·k + (1 − m)·q for every weight of
-  the key network (its BatchNorm moving statistics included), then the keys of the
-  step, gathered from every replica in replica order, are written at each queue's
+* `update(keys)`: after the optimizer step, k ← m·k + (1 − m)·q for every parameter of
+  the key network (BatchNorm's moving statistics excluded: see below), then the keys of
+  the step, gathered from every replica in replica order, are written at each queue's
   pointer (oldest first out).
 
-BatchNorm: the key network runs in inference mode (its layers are not trainable, and
-Keras' BatchNormalization then always normalises with its moving statistics), which
-are the moving average of the query network's. No statistic is computed over the key
-batch, so nothing passes between the keys of a batch and no shuffling of the batch
-across devices (MoCo's shuffle-BN) is needed. The price: early in training, while the
-moving statistics catch up with the batch statistics the query network trains with,
-keys and queries are far apart (`moco_alignment` in the logs starts above 1). GroupNorm
-trunks (CompL's) compute the same either way.
+BatchNorm: the key network normalises each key batch with that batch's own statistics,
+as MoCo's key encoder does (it runs in training mode); its moving statistics follow its
+own batches and are not part of the moving average, which covers the parameters
+(MoCo's `parameters()`). With more than one replica the key batch is shuffled across
+the replicas first (MoCo's shuffle-BN), so that the images whose statistics normalise a
+key are not the ones that normalised its query. GroupNorm trunks (CompL's) compute the
+same either way.
+
+Why not inference mode on moving statistics: the statistics then lag the weights, and
+the lag is a shift shared by every key of a step and different from the shift of the
+keys stored in earlier steps. Queries learn that shift instead of the images' content;
+the positive is the only key of the current step among the queue's, so the objective
+is won without telling images apart (docs/diagnoses.md, section 1).
 """
 
 import keras
 import tensorflow as tf
 
+from zoo import internals
 from zoo.errors import UserError
 from zoo.methods.base import _Untracked
 
@@ -85,18 +91,25 @@ class MomentumEncoders(keras.layers.Layer):
         self.built = True
 
     def _pairs(self):
-        """(key weight, query weight) of the whole key network."""
+        """(key weight, query weight) of the key network's parameters: every weight
+        but BatchNorm's moving statistics."""
         query_trunk, query_heads = self._query.value
         pairs = list(zip(self.key_trunk.weights, query_trunk.weights))
         for name, head in self.key_heads.items():
             pairs += list(zip(head.weights, query_heads[name].weights))
-        return pairs
+        statistics = {id(v) for v in _moving_statistics(self.key_trunk, *self.key_heads.values())}
+        return [(key, query) for key, query in pairs if id(key) not in statistics]
 
     def keys(self, name, inputs):
-        """The key network's outputs (no gradient) for task `name`'s batch of inputs."""
+        """The key network's outputs (no gradient) for task `name`'s batch of inputs,
+        each key batch normalised with its own statistics (shuffled across replicas)."""
         task = self.tasks[name]
-        features = self.key_trunk(task.key_view(inputs), training=False)
-        out = self.key_heads[name](features[self.endpoints[name]], training=False)
+
+        def embed(images):
+            features = self.key_trunk(images, training=True)
+            return self.key_heads[name](features[self.endpoints[name]], training=True)
+
+        out = _shuffled_across_replicas(embed, task.key_view(inputs))
         return tf.nest.map_structure(tf.stop_gradient, out)
 
     def targets(self, name, inputs):
@@ -155,10 +168,41 @@ def _gathered(x):
     return context.all_gather(x, axis=0)
 
 
+def _shuffled_across_replicas(function, x):
+    """`function(x)`, with the rows of every replica's `x` shuffled across the replicas
+    before and put back after (MoCo's shuffle-BN); `function(x)` on one replica."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return function(x)
+    rows = tf.shape(x)[0]
+    start = tf.cast(context.replica_id_in_sync_group, rows.dtype) * rows
+    everything = context.all_gather(x, axis=0)
+    # every replica draws an order; the first replica's is the one all of them use
+    order = tf.random.shuffle(tf.range(tf.shape(everything)[0]))
+    order = context.all_gather(order[tf.newaxis], axis=0)[0]
+    mine = function(tf.gather(everything, order[start : start + rows]))
+    back = tf.math.invert_permutation(order)[start : start + rows]
+    return tf.nest.map_structure(lambda y: tf.gather(context.all_gather(y, axis=0), back), mine)
+
+
+def _moving_statistics(*models):
+    """BatchNorm's moving means and variances in `models`."""
+    return [
+        v
+        for model in models
+        for layer in internals.all_layers(model)
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for v in (layer.moving_mean, layer.moving_variance)
+    ]
+
+
 def _copy(model, name):
-    """A model of the same architecture as `model`, with its weights' values."""
+    """A model of the same architecture as `model`, with its weights' values, that no
+    optimizer trains and whose BatchNorm layers normalise with batch statistics when
+    called in training mode (a layer set non-trainable would use its moving ones)."""
     copy = keras.models.clone_model(model)
     copy.name = name
     copy.set_weights(model.get_weights())
-    copy.trainable = False
+    for weight in copy.weights:
+        weight.trainable = False
     return copy
