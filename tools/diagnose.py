@@ -15,8 +15,8 @@ the held-out images and on the first `--images` training images, each with
 * `precise`: the same after precise BatchNorm over `--precise` training batches;
 * `batch`: the query network in training mode (each batch's own statistics, batches of
   `--batch_size`: what the loss saw);
-* `key`: the key network (momentum tasks only; its own moving statistics, as training
-  uses it).
+* `key`: the key network as training uses it (momentum tasks only; each batch of
+  `--batch_size` normalised with its own statistics).
 
 Prints the table, writes it as JSON and a picture of the curves to `--out` (default
 <model_dir>/diagnosis/).
@@ -112,6 +112,13 @@ def _global(outputs):
     return outputs["global"] if isinstance(outputs, dict) else outputs
 
 
+def _first_view(outputs):
+    """The embedding of each image's first view: MoCo's query network embeds the
+    first view ([B, D]); SimCLR's embeds both ([B, 2, D])."""
+    embeddings = _global(outputs)
+    return embeddings[:, 0] if len(embeddings.shape) == 3 else embeddings
+
+
 def _queue_accuracy(model, name, views, batch_size):
     """The training metric (the positive key ranked first), the query network in
     training mode on batches of training images, against two sets of negatives of equal
@@ -160,15 +167,15 @@ def measure(model, name, views, batch_size, precise):
             split: _accuracy(*_embeddings(function, v, batch_size)) for split, v in views.items()
         }
 
-    results["moving"] = run(lambda x: _global(query(x, training=False)))
+    results["moving"] = run(lambda x: _first_view(query(x, training=False)))
     if model.momentum is not None and name in model.momentum.tasks:
         results["key"] = run(lambda x: _global(model.momentum.keys(name, x[:, ::-1])))
     if model.momentum is not None and name in model.momentum.tasks:
         results["queue"] = _queue_accuracy(model, name, views["training"], batch_size)
     saved = [w.numpy() for w in model.weights]
     model.precise_batch_norm(model.datasets(batch_size), steps=precise, progress=False)
-    results["precise"] = run(lambda x: _global(query(x, training=False)))
-    results["batch"] = run(lambda x: _global(query(x, training=True)))  # moves statistics
+    results["precise"] = run(lambda x: _first_view(query(x, training=False)))
+    results["batch"] = run(lambda x: _first_view(query(x, training=True)))  # moves statistics
     for weight, value in zip(model.weights, saved):
         weight.assign(value)
     return results
