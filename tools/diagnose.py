@@ -18,6 +18,9 @@ the held-out images and on the first `--images` training images, each with
 * `key`: the key network as training uses it (momentum tasks only; each batch of
   `--batch_size` normalised with its own statistics).
 
+Beside them, with no network at all, `pixels`: the same accuracy of the views' pixels
+downsampled to 8 x 8 (what an untrained network's embedding mostly keeps).
+
 Prints the table, writes it as JSON and a picture of the curves to `--out` (default
 <model_dir>/diagnosis/).
 
@@ -108,6 +111,16 @@ def _accuracy(first, second):
     return float(np.mean(np.argmax(a @ b.T, axis=-1) == np.arange(len(a))))
 
 
+def _pixel_accuracy(views, size=8):
+    """Two-view accuracy of `views`' pixels, each view downsampled to size x size."""
+    import tensorflow as tf
+
+    def flat(x):
+        return tf.image.resize(x, (size, size), antialias=True).numpy().reshape(len(x), -1)
+
+    return _accuracy(flat(views[:, 0]), flat(views[:, 1]))
+
+
 def _global(outputs):
     return outputs["global"] if isinstance(outputs, dict) else outputs
 
@@ -193,6 +206,8 @@ def contrastive(model_dir, out, images, batch_size, precise, say=print):
         "training": _views(task, "train", images, batch_size),
     }
     say(f"{name}: {len(views['held-out'])} held-out and {len(views['training'])} training images")
+    pixels = {split: _pixel_accuracy(v) for split, v in views.items()}
+    say(f"8 x 8 pixels, no network: {pixels['held-out']:.3f}/{pixels['training']:.3f}")
     say(
         "two-view accuracy held-out/training per mode; queue: the positive key ranked "
         "first against stored/current keys"
@@ -216,7 +231,13 @@ def contrastive(model_dir, out, images, batch_size, precise, say=print):
             )
         )
     os.makedirs(out, exist_ok=True)
-    table = {"task": name, "images": images, "precise_batches": precise, "rows": rows}
+    table = {
+        "task": name,
+        "images": images,
+        "precise_batches": precise,
+        "pixels": pixels,
+        "rows": rows,
+    }
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(table, f, indent=2)
     _picture(table, os.path.join(out, f"{name}.png"))
@@ -239,6 +260,7 @@ def _picture(table, path):
             if mode in rows[-1]:
                 axis.plot(epochs, [r[mode][split] for r in rows], marker="o", label=mode)
         axis.axhline(1 / table["images"], color="grey", linestyle=":", label="chance")
+        axis.axhline(table["pixels"][split], color="black", linestyle="--", label="8x8 pixels")
         axis.set_title(f"{table['task']}: two-view accuracy, {split} images")
         axis.set_xlabel("epoch")
         axis.set_ylabel(f"accuracy among {table['images']} images")
