@@ -11,23 +11,10 @@ import tensorflow as tf
 from zoo.data.harmonize import SERVING_HARMONIZERS
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import LassoMix
+from zoo.methods.balance import FeatureTap, LossBalancer
 from zoo.methods.base import Method, _Untracked, deserialize, serialize
 from zoo.methods.momentum import MomentumEncoders, momentum_tasks
 from zoo.tasks.base import Task, pipeline
-
-LOSS_BALANCES = ("static", "grad_norm")
-
-
-class FeatureTap(keras.layers.Layer):
-    """An identity op (a tensor of its own) between the trunk and one head: the gradient
-    of the total loss at its output is w_t ∂L_t/∂F, task t's alone, computed by the
-    backward pass that trains the trunk (grad_norm balancing costs no extra pass)."""
-
-    def call(self, inputs):
-        return tf.identity(inputs)
-
-
-keras.saving.register_keras_serializable(package="zoo")(FeatureTap)
 
 
 def _deterministic(harmonizer):
@@ -115,37 +102,19 @@ class MultiTask(Method):
                 f"shape {shape}."
             )
         input_size = int(input_size or shape[1])
-        unknown = sorted(set(loss_weights or {}) - set(names))
-        if unknown:
-            raise UserError(f"loss_weights name unknown tasks {unknown}; tasks: {names}")
         if not (isinstance(lasso_l1, (int, float)) and lasso_l1 >= 0):
             raise UserError(f"`lasso_l1` must be a number >= 0. Received: {lasso_l1!r}")
         self.trunk = trunk
         self.tasks = {t.name: t for t in tasks}
         self.input_size = input_size
         self.lasso_block, self.lasso_l1 = lasso_block, float(lasso_l1)
-        self.loss_weights = {n: float((loss_weights or {}).get(n, 1.0)) for n in names}
         self.per_task_optimizers = bool(per_task_optimizers)
-        if loss_balance not in LOSS_BALANCES:
+        self.balancer = LossBalancer(names, loss_balance, loss_weights, balance_steps)
+        if self.balancer.measures and self.per_task_optimizers:
             raise UserError(
-                f"`loss_balance` must be one of {LOSS_BALANCES}. Received: {loss_balance!r}"
+                "loss_balance='grad_norm' weighs the tasks of one optimizer; with "
+                "per_task_optimizers each task has its own (use 'static')."
             )
-        if not (isinstance(balance_steps, int) and not isinstance(balance_steps, bool)):
-            raise UserError(f"`balance_steps` must be an int >= 1. Received: {balance_steps!r}")
-        if balance_steps < 1:
-            raise UserError(f"`balance_steps` must be an int >= 1. Received: {balance_steps!r}")
-        if loss_balance == "grad_norm":
-            if self.per_task_optimizers:
-                raise UserError(
-                    "loss_balance='grad_norm' weighs the tasks of one optimizer; with "
-                    "per_task_optimizers each task has its own (use 'static')."
-                )
-            if min(self.loss_weights.values()) <= 0:
-                raise UserError(
-                    "grad_norm measures each task through its weight: `loss_weights` must be "
-                    f"> 0. Received: {self.loss_weights}"
-                )
-        self.loss_balance, self.balance_steps = loss_balance, balance_steps
         self._taps = _Untracked({})  # task -> FeatureTap output (grad_norm)
 
         endpoints = list(trunk.output)
@@ -203,29 +172,6 @@ class MultiTask(Method):
         self._trunk_features = _Untracked(trunk_features)
         # the network with what training reads besides the heads' outputs
         self.train_network = self._build_train_network(inputs, outputs)
-        if loss_balance == "grad_norm":
-            count = len(names)
-            self.task_weights = self.add_weight(
-                shape=(count,),
-                initializer=keras.initializers.Constant([self.loss_weights[n] for n in names]),
-                trainable=False,
-                aggregation="mean",
-                name="task_weights",
-            )
-            self._grad_sums = self.add_weight(
-                shape=(count,),
-                initializer="zeros",
-                trainable=False,
-                aggregation="mean",
-                name="grad_norm_sums",
-            )
-            self._balance_seen = self.add_weight(
-                shape=(),
-                initializer="zeros",
-                trainable=False,
-                aggregation="mean",
-                name="grad_norm_steps",
-            )
         self.input_names = {n: i for i, group in self.groups.items() for n in group}
         self.momentum = self._momentum_encoders(tasks)
         # {task: key outputs} of the step being traced, per thread: MirroredStrategy
@@ -266,7 +212,7 @@ class MultiTask(Method):
     def _head(self, task, endpoint, features, input_size):
         """The head output of `task` on the features of `endpoint` (subclasses choose
         other heads). Defaults to the task's own head."""
-        if self.loss_balance == "grad_norm":
+        if self.balancer.measures:
             features = FeatureTap(name=f"{task.name}_features")(features)
             self._taps.value[task.name] = features
         task.check_geometry(endpoint, tuple(features.shape), input_size)
@@ -413,22 +359,25 @@ class MultiTask(Method):
             return tf.constant(0.0)
         return tf.nn.scale_regularization_loss(tf.add_n(self.losses))
 
-    def _weights(self):
-        """[w_t] in task order: the balanced weights (grad_norm) or the static ones."""
-        if self.loss_balance == "grad_norm":
-            return tf.unstack(tf.convert_to_tensor(self.task_weights))
-        return [self.loss_weights[n] for n in self.tasks]
+    @property
+    def loss_weights(self) -> dict:
+        return dict(self.balancer.static)
+
+    @property
+    def loss_balance(self) -> str:
+        return self.balancer.mode
+
+    @property
+    def balance_steps(self) -> int:
+        return self.balancer.steps
 
     @property
     def lambdas(self) -> dict:
         """{task: w_t} now (grad_norm: fixed after `balance_steps` steps)."""
-        if self.loss_balance != "grad_norm":
-            return dict(self.loss_weights)
-        values = keras.ops.convert_to_numpy(self.task_weights).tolist()
-        return dict(zip(self.tasks, values))
+        return self.balancer.lambdas()
 
     def _weighted(self, losses):
-        return tf.add_n([w * losses[n] for w, n in zip(self._weights(), self.tasks)])
+        return self.balancer.total(losses)
 
     def _update_main(self, tape, total, taps):
         """The "main" player's update; with grad_norm, the same backward pass gives each
@@ -436,40 +385,16 @@ class MultiTask(Method):
         fewer than `balance_steps` steps were."""
         optimizer = self.player_optimizers["main"]
         variables = self._player_variables.value["main"]
-        tapped = [taps[n] for n in self.tasks] if self.loss_balance == "grad_norm" else []
+        tapped = [taps[n] for n in self.tasks] if self.balancer.measures else []
         grads = tape.gradient(optimizer.scale_loss(total), variables + tapped)
         optimizer.apply_gradients(
             [(g, v) for g, v in zip(grads[: len(variables)], variables) if g is not None]
         )
         if tapped:
-            self._measure(grads[len(variables) :])
-
-    def _measure(self, tap_grads):
-        # the tap gradients are w_t ∂L_t/∂F_t (times a loss scale, which the ratio cancels)
-        weights = self._weights()
-        squares = tf.stack(
-            [
-                tf.reduce_sum(tf.square(g)) / tf.square(w) if g is not None else tf.zeros(())
-                for g, w in zip(tap_grads, weights)
-            ]
-        )
-        # replicas hold parts of the batch: their squared norms add up to the whole's
-        norms = tf.sqrt(tf.distribute.get_replica_context().all_reduce("sum", squares))
-        active = self._balance_seen < self.balance_steps
-        on = tf.cast(active, tf.float32)
-        self._grad_sums.assign_add(norms * on)
-        self._balance_seen.assign_add(on)
-        sums = tf.convert_to_tensor(self._grad_sums)
-        fixed = tf.logical_and(active, self._balance_seen >= self.balance_steps)
-        balanced = sums[0] / tf.maximum(sums, 1e-12)
-        self.task_weights.assign(tf.where(fixed, balanced, tf.convert_to_tensor(self.task_weights)))
+            self.balancer.measure(grads[len(variables) :])
 
     def _logs(self):
-        logs = {m.name: m.result() for m in self.metrics}
-        if self.loss_balance == "grad_norm":
-            weights = tf.unstack(tf.convert_to_tensor(self.task_weights))
-            logs.update({f"lambda_{n}": w for n, w in zip(self.tasks, weights)})
-        return logs
+        return {**{m.name: m.result() for m in self.metrics}, **self.balancer.logs()}
 
     def train_step(self, data):
         self._check_batch(data)
@@ -552,7 +477,7 @@ class MultiTask(Method):
             "input_size": self.input_size,
             "lasso_block": self.lasso_block,
             "lasso_l1": self.lasso_l1,
-            "loss_weights": dict(self.loss_weights),
+            "loss_weights": self.loss_weights,
             "per_task_optimizers": self.per_task_optimizers,
             "loss_balance": self.loss_balance,
             "balance_steps": self.balance_steps,
