@@ -369,7 +369,7 @@ class DomainAdversarial(MultiTask):
                 adversarial += tf.nn.compute_average_loss(back)
                 shown += tf.reduce_mean(back)
             self._adversarial.update_state(shown)
-            total = self._weighted(task_losses)
+            total = self.balancer.total(task_losses)
             total += self.adversarial_weight * adversarial + self._regularization()
         self._update_main(tape, total, out["taps"])
         self.after_step()

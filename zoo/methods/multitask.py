@@ -65,7 +65,7 @@ class MultiTask(Method):
 
     players_share_variables = True  # per-task players all update the trunk
 
-    def __init__(  # noqa: C901  (graph, heads, lasso and balancing: not yet separate parts)
+    def __init__(  # noqa: C901  (graph, heads and lasso: not yet separate parts)
         self,
         trunk: keras.Model | Callable = gin.REQUIRED,
         tasks: Sequence[Task] = gin.REQUIRED,
@@ -376,9 +376,6 @@ class MultiTask(Method):
         """{task: w_t} now (grad_norm: fixed after `balance_steps` steps)."""
         return self.balancer.lambdas()
 
-    def _weighted(self, losses):
-        return self.balancer.total(losses)
-
     def _update_main(self, tape, total, taps):
         """The "main" player's update; with grad_norm, the same backward pass gives each
         task's gradient at its FeatureTap (`taps`: {task: tap output}), measured while
@@ -403,7 +400,7 @@ class MultiTask(Method):
             out = self.train_network(data[0], training=True)
             losses = self._task_losses(data, training=True, outputs=out["tasks"])
             regularization = self._regularization()
-            total = self._weighted(losses) + regularization
+            total = self.balancer.total(losses) + regularization
             objectives = {n: v + regularization for n, v in losses.items()}
         if self.per_task_optimizers:
             for name in self.tasks:
@@ -419,7 +416,7 @@ class MultiTask(Method):
         self._check_batch(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         losses = self._task_losses(data, training=False)
-        total = self._weighted(losses)
+        total = self.balancer.total(losses)
         self._total_tracker.update_state(total * replicas)
         return {m.name: m.result() for m in self.metrics}
 
