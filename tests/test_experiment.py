@@ -361,3 +361,33 @@ def test_an_unusable_checkpoint_is_set_aside_and_the_one_before_used(tiny_config
     assert open(last, "rb").read() != data[: len(data) // 2]
     assert results["trained"] == finished["trained"]
     assert results["history"] == finished["history"]
+
+
+def test_a_checkpoint_laid_out_for_other_variables_is_refused_and_kept(tmp_path):
+    """A grad_norm run checkpointed before its weights moved into the loss_balancer
+    layer held them as the method's own variables: such a file is refused by name and
+    left as it was."""
+    import h5py
+    from helpers import tiny_trunk
+
+    from zoo.data.synthetic import SceneSpec
+    from zoo.errors import DataError
+    from zoo.methods import MultiTask
+    from zoo.tasks import Depth, Normals
+
+    spec = SceneSpec(variant="----", mode="multi", resolution=32)
+    tasks = [Depth(spec, num_examples=4, head_width=8), Normals(spec, num_examples=4)]
+    model = MultiTask(tiny_trunk(), tasks, loss_balance="grad_norm", balance_steps=2)
+    path = str(tmp_path / "epoch_001.weights.h5")
+    model.save_weights(path)
+    with h5py.File(path, "r+") as f:  # the earlier layout: the balancer's vars at the top
+        del f["vars"]
+        f.move("balancer/vars", "vars")
+        del f["balancer"]
+    before = open(path, "rb").read()
+    with pytest.raises(DataError, match=r"epoch_001.weights.h5 does not hold this method"):
+        experiment.load_checkpoint(model, path)
+    assert open(path, "rb").read() == before
+    fresh = MultiTask(tiny_trunk(), tasks, loss_balance="grad_norm", balance_steps=2)
+    fresh.save_weights(path)
+    experiment.load_checkpoint(model, path)  # the current layout loads

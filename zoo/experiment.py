@@ -532,8 +532,30 @@ def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]
             f"{config} cannot be rebuilt, refused: {_refusal(error)} (a method.json names "
             "Keras and zoo classes only); train the run again, or restore the file."
         ) from None
-    method.load_weights(checkpoint)
+    load_checkpoint(method, checkpoint)
     return method, checkpoint
+
+
+def load_checkpoint(method: Method, path: str) -> None:
+    """Loads a checkpoint into `method`, refusing (and leaving untouched) one whose
+    variables are not the method's, with what to do instead of Keras' list of layers.
+
+    Such a checkpoint is another method's, or one written before a method's variables
+    moved: e.g. a `loss_balance="grad_norm"` run checkpointed before its weights moved
+    into the `loss_balancer` layer (2026-12-03) does not resume in a later zoo.
+    """
+    try:
+        method.load_weights(path)
+    except ValueError as error:
+        if "could not be loaded" not in str(error):
+            raise
+        detail = next((line for line in str(error).splitlines() if "expected" in line), str(error))
+        raise DataError(
+            f"checkpoint {path} does not hold this method's variables ({detail.strip()}). "
+            "It was written by another method or by a zoo version whose variables were "
+            "laid out differently, and is left as it is: resume it with the zoo version "
+            "that wrote it, or train into a new model_dir."
+        ) from None
 
 
 class _Progress:
@@ -621,7 +643,7 @@ def _resume_point(model, model_dir, progress, epochs):
         else:  # no record: a run of an older zoo; its history lacks that epoch
             problem = _readable(path, (record or {}).get("sha256"))
         if problem is None:
-            model.load_weights(path)
+            load_checkpoint(model, path)
             return epoch
         aside = path + ".unreadable"
         os.replace(path, aside)
