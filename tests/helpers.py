@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from zoo.methods import Method, Phase
 from zoo.tasks.base import DIRECTIONS, Task
+from zoo.tasks.momentum import MomentumTask
 from zoo.trunks import resnet
 
 
@@ -33,14 +34,16 @@ def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size:
     assert tuple(trunk_batch.shape[1:]) == tuple(merged.shape[1:])
     rows = trunk_batch.shape[0]
     rng = np.random.default_rng(0)
-    outputs = head(rng.normal(size=(rows, *endpoint_shape)).astype("float32"))
-    if hasattr(task, "queue_depth"):
-        targets = momentum_targets(task, outputs)
+    endpoint = rng.normal(size=(rows, *endpoint_shape)).astype("float32")
+    outputs = head(endpoint)
+    held_out = targets
+    if isinstance(task, MomentumTask):
+        targets = momentum_targets(task, task.key_head(head)(endpoint))
     loss = task.loss(targets, outputs)
     assert tuple(loss.shape) == (batch_size,), (task.name, loss.shape)
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(loss))), task.name
-    if hasattr(task, "queue_depth"):  # held out: the query network's second views
-        targets = outputs
+    # held out (MoCo: the query network's outputs for the views in the other order)
+    targets = task.heldout_targets(inputs, held_out, lambda x: outputs)
     numpy = lambda t: tf.nest.map_structure(keras.ops.convert_to_numpy, t)  # noqa: E731
     metrics = task.evaluate(numpy(targets), numpy(outputs))
     assert metrics and set(metrics) <= set(task.metric_info), (task.name, sorted(metrics))
@@ -54,10 +57,11 @@ def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size:
     return metrics
 
 
-def momentum_targets(task, outputs, seed=1):
-    """What a method gives a momentum task (MoCo, DenseCL) as targets: key outputs (here
-    the outputs of the batch rolled by one) and full queues of random keys."""
-    targets = {"key": tf.nest.map_structure(lambda t: tf.roll(t, 1, axis=0), outputs)}
+def momentum_targets(task, key_outputs, seed=1):
+    """What a method gives a momentum task (MoCo, DenseCL, BYOL) as targets: key outputs
+    (here the key head's outputs of the batch rolled by one) and full queues of random
+    keys."""
+    targets = {"key": tf.nest.map_structure(lambda t: tf.roll(t, 1, axis=0), key_outputs)}
     rng = np.random.default_rng(seed)
     for queue, depth in task.queue_depth().items():
         targets[queue] = tf.constant(rng.normal(size=(task.queue_size, depth)), tf.float32)

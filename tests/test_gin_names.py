@@ -79,9 +79,10 @@ def _task_print(task, input_size=32):
     keras.utils.set_random_seed(0)
     head = keras.Model(features, task.build_head(features, input_size))
     rows = task.to_trunk(x).shape[0]
-    outputs = head(np.random.default_rng(0).normal(size=(rows, 4, 4, 8)).astype("float32"))
-    if hasattr(task, "queue_depth"):  # momentum tasks: the keys and queues a method gives
-        y = momentum_targets(task, outputs)
+    endpoint = np.random.default_rng(0).normal(size=(rows, 4, 4, 8)).astype("float32")
+    outputs = head(endpoint)
+    if isinstance(task, zoo.tasks.MomentumTask):  # the keys and queues a method gives
+        y = momentum_targets(task, task.key_head(head)(endpoint))
         x = (x, tf.nest.flatten(y))
     try:
         loss = task.loss(y, outputs).numpy()

@@ -1,16 +1,17 @@
-"""Key networks and queues of momentum-contrast tasks (MoCo v2, DenseCL).
+"""Key networks and queues of momentum tasks (MoCo v2, DenseCL, BYOL).
 
-A `MomentumEncoders` layer is what a method owns for its tasks that have a `momentum`
-(`zoo.tasks.MoCo`, `zoo.tasks.DenseCL`): a copy of the trunk and of each such task's
-head (the key network), and per task FIFO queues of past keys. Being a layer of the
-method, all of it is saved in every checkpoint and restored on resume.
+A `MomentumEncoders` layer is what a method owns for its `zoo.tasks.MomentumTask`s
+(the interface they declare: `zoo.tasks.momentum`): a copy of the trunk and of each
+task's key head (the key network), per task FIFO queues of past keys, and the step
+count of a momentum schedule. Being a layer of the method, all of it is saved in every
+checkpoint and restored on resume.
 
 * `targets(task, inputs)`: the key network's outputs for the task's key view, and the
   queues with the mask of their filled rows: what the task's loss compares with.
-* `update(keys)`: after the optimizer step, k ← m·k + (1 − m)·q for every parameter of
-  the key network (BatchNorm's moving statistics excluded: see below), then the keys of
-  the step, gathered from every replica in replica order, are written at each queue's
-  pointer (oldest first out).
+* `update(keys)`: after the optimizer step, k ← τ·k + (1 − τ)·q for every parameter of
+  the key network (BatchNorm's moving statistics excluded: see below), τ from the
+  tasks' schedule at this step, then the keys of the step, gathered from every replica
+  in replica order, are written at each queue's pointer (oldest first out).
 
 BatchNorm: the key network normalises each key batch with that batch's own statistics,
 as MoCo's key encoder does (it runs in training mode); its moving statistics follow its
@@ -33,11 +34,12 @@ import tensorflow as tf
 from zoo import internals
 from zoo.errors import UserError
 from zoo.methods.base import _Untracked
+from zoo.tasks.momentum import MomentumTask
 
 
 def momentum_tasks(tasks) -> list:
-    """The tasks that need a key network (those with a `momentum`)."""
-    return [t for t in tasks if getattr(t, "momentum", None) is not None]
+    """The tasks that need a key network (`zoo.tasks.MomentumTask`s)."""
+    return [t for t in tasks if isinstance(t, MomentumTask)]
 
 
 class MomentumEncoders(keras.layers.Layer):
@@ -45,21 +47,22 @@ class MomentumEncoders(keras.layers.Layer):
 
     Args:
         trunk: keras.Model. The query trunk.
-        heads: dict {task name: (endpoint, head model)}: what each task's head reads and
-            the head (a keras.Model from the endpoint's features).
-        tasks: dict {task name: task} of the momentum tasks (`momentum`, `queue_size`,
-            `queue_depth()`, `queue_entries()`, `key_view()`).
+        heads: dict {task name: (endpoint, key head)}: what each task's head reads and
+            the part of its head the key network copies (a keras.Model from the
+            endpoint's features: `task.key_head(network)`).
+        tasks: dict {task name: zoo.tasks.MomentumTask}.
     """
 
     def __init__(self, trunk, heads, tasks, **kwargs):
         super().__init__(name="momentum_encoders", **kwargs)
-        momenta = {t.momentum for t in tasks.values()}
-        if len(momenta) != 1:
+        schedules = {t.momentum_schedule() for t in tasks.values()}
+        if len(schedules) != 1:
             raise UserError(
-                "Momentum tasks of one method share one key trunk and so one `momentum`; "
-                f"received {sorted(momenta)} for {sorted(tasks)}."
+                "Momentum tasks of one method share one key trunk and so one `momentum` "
+                f"(and schedule); received {sorted(schedules, key=repr)} for {sorted(tasks)}."
             )
-        self.momentum = momenta.pop()
+        self.schedule = schedules.pop()
+        self.momentum = self.schedule.base
         self.tasks = dict(tasks)
         self.endpoints = {name: endpoint for name, (endpoint, _) in heads.items()}
         # the query network is the method's own: held untracked, so this layer's weights
@@ -88,7 +91,22 @@ class MomentumEncoders(keras.layers.Layer):
                         aggregation="only_first_replica",
                         name=f"{name}_{queue}_{suffix}",
                     )
+        # steps taken, for a schedule (a constant τ keeps no count, as before schedules)
+        self.steps = None
+        if not self.schedule.constant:
+            self.steps = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                dtype="int64",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="momentum_steps",
+            )
         self.built = True
+
+    def tau(self):
+        """τ of the coming update (a scalar tensor)."""
+        return self.schedule(0 if self.steps is None else tf.convert_to_tensor(self.steps))
 
     def _pairs(self):
         """(key weight, query weight) of the key network's parameters: every weight
@@ -124,10 +142,12 @@ class MomentumEncoders(keras.layers.Layer):
     def update(self, keys):
         """The step's end: momentum update of the key network, then every task's keys
         ({task: key outputs of this replica's batch}) enqueued."""
-        m = self.momentum
+        m = self.tau()
         pairs = [(k.value, q.value) for k, q in self._pairs()]
 
         def moving_average(strategy):
+            if self.steps is not None:
+                strategy.extended.update(self.steps.value, lambda s: s.assign_add(1))
             for key, query in pairs:
                 strategy.extended.update(
                     key,

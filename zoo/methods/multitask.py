@@ -193,8 +193,8 @@ class MultiTask(Method):
         return keras.Model(inputs, {"tasks": outputs, "taps": taps}, name="train_network")
 
     def _momentum_encoders(self, tasks):
-        """The key networks and queues of the tasks that have a `momentum` (MoCo,
-        DenseCL; `zoo.methods.momentum`), or None."""
+        """The key networks and queues of the `MomentumTask`s (MoCo, DenseCL, BYOL;
+        `zoo.methods.momentum`), or None."""
         moving = momentum_tasks(tasks)
         if not moving:
             return None
@@ -203,10 +203,7 @@ class MultiTask(Method):
                 f"{[t.name for t in moving]} compare a query with the keys of a copy of the "
                 "trunk and head; they cannot read a lasso mix (set lasso_block = None)."
             )
-        heads = {
-            t.name: (self.endpoints[t.name], self.network.get_layer(f"{t.name}_head"))
-            for t in moving
-        }
+        heads = {t.name: (self.endpoints[t.name], t.key_head(self.network)) for t in moving}
         return MomentumEncoders(self.trunk, heads, {t.name: t for t in moving})
 
     def _head(self, task, endpoint, features, input_size):
@@ -435,13 +432,11 @@ class MultiTask(Method):
             targets = {n: [] for n in names}
             outputs = {n: [] for n in names}
             data = self._group_stream(input_name, "eval", batch_size)
-            moving = self.momentum.tasks if self.momentum is not None else {}
             for x, y in data:
                 out = model(x, training=False)
-                # momentum tasks: the query network's outputs for the other view
-                other = model(tf.reverse(x, axis=[1]), training=False) if moving else {}
                 for n in names:
-                    target = other[n] if n in moving else y[n]
+                    predict = lambda inputs, n=n, m=model: m(inputs, training=False)[n]  # noqa: E731
+                    target = self.tasks[n].heldout_targets(x, y[n], predict)
                     outputs[n].append(tf.nest.map_structure(keras.ops.convert_to_numpy, out[n]))
                     targets[n].append(tf.nest.map_structure(keras.ops.convert_to_numpy, target))
             for n in names:

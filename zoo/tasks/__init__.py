@@ -7,6 +7,7 @@ from zoo.tasks.contours import Contours
 from zoo.tasks.contrastive import DenseCL, MoCo, SimCLR
 from zoo.tasks.depth import Depth
 from zoo.tasks.exemplar import Exemplar
+from zoo.tasks.momentum import MomentumSchedule, MomentumTask
 from zoo.tasks.motion_segmentation import MotionSegmentation
 from zoo.tasks.normals import Normals
 from zoo.tasks.pose import Pose
@@ -22,6 +23,8 @@ __all__ = [
     "Depth",
     "Exemplar",
     "MoCo",
+    "MomentumSchedule",
+    "MomentumTask",
     "MotionSegmentation",
     "Normals",
     "Pose",

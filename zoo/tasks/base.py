@@ -236,6 +236,12 @@ class Task(abc.ABC):
         """Keras metrics updated with (targets, outputs) during fit."""
         return []
 
+    def heldout_targets(self, inputs, targets, predict):
+        """What `evaluate` compares a held-out batch's outputs with, from its `inputs`,
+        its `targets` and `predict` (the task's outputs in inference mode for other
+        inputs). Defaults to `targets`."""
+        return targets
+
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r}, source={self.source!r})"
 

@@ -34,6 +34,7 @@ from zoo.data import augment
 from zoo.errors import UserError
 from zoo.losses import contrastive
 from zoo.tasks.base import Task, merge_patches
+from zoo.tasks.momentum import MomentumTask
 
 # -- the global batch --------------------------------------------------------------------
 
@@ -84,18 +85,17 @@ def _projection_head(features, hidden, out, name, dense_grid=None):
     return keras.Model(inputs, outputs, name=f"{name}_head")(features)
 
 
-class ContrastiveTask(Task):
-    """Two views of each image, a projection head, a contrastive loss (subclasses).
+class TwoViewTask(Task):
+    """Two augmented views of each image and a projection head (SimCLR, MoCo v2,
+    DenseCL, BYOL): the views, the head's widths and the held-out measures.
 
     Args (besides Task's):
         views: zoo.data.augment.Views or None. Defaults to the subclass's augmentation.
         hidden: int. Width of the projection MLP's hidden layer. Defaults to 2048.
         projection: int. Embedding size. Defaults to 128.
-        temperature: float > 0. τ. Defaults to the subclass's.
     """
 
     required = ("image",)
-    default_temperature = 0.2
     metric_info = {
         "accuracy": (
             "higher",
@@ -106,15 +106,7 @@ class ContrastiveTask(Task):
         "uniformity": ("lower", "log E exp(-2 squared distance) over pairs of held-out embeddings"),
     }
 
-    def __init__(
-        self,
-        source,
-        views=None,
-        hidden: int = 2048,
-        projection: int = 128,
-        temperature: float | None = None,
-        **kwargs,
-    ):
+    def __init__(self, source, views=None, hidden: int = 2048, projection: int = 128, **kwargs):
         super().__init__(source, **kwargs)
         if isinstance(views, dict):
             views = keras.saving.deserialize_keras_object(views)
@@ -126,15 +118,9 @@ class ContrastiveTask(Task):
         if views.count != 2:
             raise UserError(f"{self.name} compares two views; `views.count` is {views.count}.")
         for key, value in (("hidden", hidden), ("projection", projection)):
-            if not (isinstance(value, int) and value >= 1):
+            if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
                 raise UserError(f"{self.name}: `{key}` must be an int >= 1. Received: {value!r}")
-        temperature = self.default_temperature if temperature is None else temperature
-        if not (isinstance(temperature, (int, float)) and temperature > 0):
-            raise UserError(
-                f"{self.name}: `temperature` must be a number > 0. Received: {temperature!r}"
-            )
         self.views, self.hidden, self.projection = views, hidden, projection
-        self.temperature = float(temperature)
 
     def default_views(self) -> augment.Views:
         return augment.moco_v2_views()
@@ -172,6 +158,27 @@ class ContrastiveTask(Task):
     @abc.abstractmethod
     def heldout_pairs(self, targets, outputs):
         """(first, second) embeddings [N, D] of the held-out images."""
+
+
+class ContrastiveTask(TwoViewTask):
+    """Two views compared against negatives with a temperature (SimCLR, MoCo v2, DenseCL).
+
+    Args (besides TwoViewTask's):
+        temperature: float > 0. τ. Defaults to the subclass's.
+    """
+
+    default_temperature = 0.2
+
+    def __init__(self, source, temperature: float | None = None, **kwargs):
+        super().__init__(source, **kwargs)
+        temperature = self.default_temperature if temperature is None else temperature
+        if isinstance(temperature, bool) or not (
+            isinstance(temperature, (int, float)) and temperature > 0
+        ):
+            raise UserError(
+                f"{self.name}: `temperature` must be a number > 0. Received: {temperature!r}"
+            )
+        self.temperature = float(temperature)
 
 
 def _global(outputs):
@@ -238,7 +245,7 @@ class SimCLR(ContrastiveTask):
 
 @keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
-class MoCo(ContrastiveTask):
+class MoCo(ContrastiveTask, MomentumTask):
     """MoCo v2: InfoNCE of the query view against its key (the momentum network's
     embedding of the other view) and a queue of past keys (module docstring).
 
@@ -250,7 +257,6 @@ class MoCo(ContrastiveTask):
     """
 
     name = "moco"
-    queues = ("keys",)
 
     def __init__(self, source, queue_size: int = 65536, momentum: float = 0.999, **kwargs):
         super().__init__(source, **kwargs)
@@ -258,7 +264,9 @@ class MoCo(ContrastiveTask):
             raise UserError(
                 f"{self.name}: `queue_size` must be an int >= 1. Received: {queue_size!r}"
             )
-        if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+        if isinstance(momentum, bool) or not (
+            isinstance(momentum, (int, float)) and 0 <= momentum < 1
+        ):
             raise UserError(f"{self.name}: `momentum` must be in [0, 1). Received: {momentum!r}")
         self.queue_size, self.momentum = queue_size, float(momentum)
 
@@ -310,9 +318,13 @@ class MoCo(ContrastiveTask):
             ),
         ]
 
+    def heldout_targets(self, inputs, targets, predict):
+        """The query network's embeddings of the views in the other order (the key
+        network is a training device: held-out pairs are the query network's)."""
+        return predict(tf.reverse(inputs, axis=[1]))
+
     def heldout_pairs(self, targets, outputs):
         # the query network's embeddings of the first views and of the second ones
-        # (the method passes the latter as targets)
         return _global(outputs), _global(targets)
 
 
@@ -328,7 +340,6 @@ class DenseCL(MoCo):
     """
 
     name = "densecl"
-    queues = ("keys", "dense_keys")
 
     def __init__(self, source, grid: int = 7, dense_weight: float = 0.5, **kwargs):
         super().__init__(source, **kwargs)
