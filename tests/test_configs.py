@@ -129,3 +129,33 @@ def test_contrastive_experiments_full_size_and_small(name, task):
     assert gin.get_bindings("zoo.experiment.train")["batch_size"] == 32
     inputs, _ = next(iter(method.datasets(2, "eval")))  # the held-out scenes stream
     assert inputs[task].shape == (2, 2, 64, 64, 3)
+
+
+def test_byol_experiment_full_size_and_small():
+    """BYOL's paper settings (projector and predictor 4096 -> 256, τ 0.996 rising to 1
+    over the run, LARS at 3.2 after 10 warm-up epochs, batch 4096), and small.gin's."""
+    from zoo.data.sources import skimage_data_dir
+    from zoo.optimizers import LARS
+
+    path = os.path.join(ROOT, "gin_configs", "contrastive", "byol.gin")
+    gin_setup.parse([path], [f'IMAGE_FOLDER = "{skimage_data_dir()}"', NARROW["zoo.trunks.resnet"]])
+    train = gin.get_bindings("zoo.experiment.train")
+    method = train["method"]()
+    task = method.tasks["byol"]
+    assert (task.hidden, task.projection, task.momentum) == (4096, 256, 0.996)
+    assert task.momentum_steps == train["epochs"] * train["steps_per_epoch"] == 1000 * 312
+    assert train["batch_size"] == 4096 and task.views.per_view[1][1].p == 0.2
+    assert method.momentum.key_heads["byol"].name == "key_byol_projector"
+    optimizer = train["optimizer"]
+    assert isinstance(optimizer, LARS) and optimizer.lars_weight_decay == 1.5e-6
+    schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
+    assert float(schedule(0)) == 0.0 and float(schedule(3120)) == pytest.approx(3.2)
+    assert schedule.warmup_steps + schedule.decay_steps == task.momentum_steps
+    small = os.path.join(ROOT, "gin_configs", "contrastive", "small.gin")
+    gin.clear_config()
+    gin_setup.parse([path, small], [NARROW["zoo.trunks.resnet9"]])
+    train = gin.get_bindings("zoo.experiment.train")
+    method = train["method"]()
+    task = method.tasks["byol"]
+    assert method.input_size == 64 and task.num_examples == 4096
+    assert task.momentum_steps == train["epochs"] * train["steps_per_epoch"] == 600

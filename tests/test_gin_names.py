@@ -26,6 +26,7 @@ import zoo.evaluation.sweep
 import zoo.evaluation.transfer
 import zoo.experiment
 import zoo.methods
+import zoo.optimizers
 import zoo.tasks
 import zoo.trunks  # noqa: F401
 
@@ -189,11 +190,21 @@ _MOMENTUM = {
     "momentum": "see tests/methods/test_contrastive.py::"
     "test_key_network_starts_as_the_query_network_and_follows_the_moving_average",
 }
+_SCHEDULE = (
+    "see tests/methods/test_byol.py::test_target_network_is_the_moving_average_at_the_scheduled_tau"
+)
 MULTI_TASKS.update(
     {
         "zoo.tasks.SimCLR": _CONTRASTIVE,
         "zoo.tasks.MoCo": _MOMENTUM,
         "zoo.tasks.DenseCL": {**_MOMENTUM, "grid": "3", "dense_weight": "0.9"},
+        "zoo.tasks.BYOL": {
+            "views": _CONTRASTIVE["views"],
+            "hidden": "12",
+            "projection": "6",
+            "momentum": _SCHEDULE,
+            "momentum_steps": _SCHEDULE,
+        },
     }
 )
 SINGLE_TASKS = {
@@ -228,6 +239,11 @@ SMALL_TASK = {  # bindings that keep each task small (heads of a few units)
         f"zoo.tasks.{kind}": [f"zoo.tasks.{kind}.hidden = 8", f"zoo.tasks.{kind}.projection = 4"]
         for kind in ("SimCLR", "MoCo", "DenseCL")
     },
+    "zoo.tasks.BYOL": [
+        "zoo.tasks.BYOL.hidden = 8",
+        "zoo.tasks.BYOL.projection = 4",
+        "zoo.tasks.BYOL.momentum_steps = 10",  # required: the run's length
+    ],
     "zoo.tasks.DenseCL": [
         "zoo.tasks.DenseCL.hidden = 8",
         "zoo.tasks.DenseCL.projection = 4",
@@ -449,6 +465,15 @@ OTHER = {
         "crop": "@zoo.data.augment.FixedOffsetCrops()",
         "steps": "[@zoo.data.augment.Grayscale()]",
         "count": "3",
+        "per_view": "[[@zoo.data.augment.Grayscale()], []]",
+    },
+    "zoo.data.augment.Solarize": {"threshold": "0.9", "p": "1.0"},
+    "zoo.optimizers.LARS": {
+        "learning_rate": "0.5",
+        "momentum": "0.5",
+        "weight_decay": "0.1",
+        "trust_coefficient": "0.1",
+        "name": '"other"',
     },
     "zoo.data.augment.RandomResizedCrop": {
         "size": "8",
@@ -729,6 +754,18 @@ def test_every_other_parameter_changes_what_it_configures(
                 else:
                     outputs.append(step(image, seed))
             return _hash(*outputs), tuple(outputs[0].shape)
+
+    elif name == "zoo.optimizers.LARS":
+
+        def fingerprint(bindings):  # two steps on one weight matrix
+            optimizer = _build(name, bindings)
+            rng = np.random.default_rng(0)
+            weight = keras.Variable(rng.normal(size=(3, 2)).astype("float32"))
+            for _ in range(2):
+                optimizer.apply_gradients(
+                    [(tf.constant(rng.normal(size=(3, 2)), "float32"), weight)]
+                )
+            return optimizer.name, _hash(weight)
 
     elif name == "zoo.experiment.CostBudget":
 

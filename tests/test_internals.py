@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import internals
+from zoo.optimizers import LARS
 
 
 def _nested():
@@ -60,3 +61,12 @@ def test_recording_moments_sees_each_training_call_with_its_batch_statistics():
     with pytest.raises(TypeError, match="not a BatchNormalization"):
         with internals.recording_moments([model.get_layer("inner")], print):
             pass
+
+
+def test_slot_of_finds_the_slot_keras_made_for_a_variable():
+    variables = [keras.Variable(np.ones((2, 2), "float32")), keras.Variable(np.ones(3, "float32"))]
+    optimizer = LARS()  # a Keras optimizer made with add_optimizer_variables
+    optimizer.build(variables)
+    slots = [internals.slot_of(optimizer, optimizer.velocities, v) for v in variables]
+    assert [tuple(s.shape) for s in slots] == [(2, 2), (3,)]
+    assert slots[0] is optimizer.velocities[0] and slots[1] is optimizer.velocities[1]

@@ -37,8 +37,11 @@ small.gin (quarter width, 96 px) and at the paper's 227 px (quarter width).
 small.gin: ResNet-9 at half width, 64 px, batch 32) next to a plain supervised step of
 the same trunk and batch (object classification on the same scenes, one view, a
 global-pooled dense head), traced and alternating; targets: MoCo v2 <= 1.6x (the key
-pass has no backward pass), SimCLR <= 2.2x (two views through the trunk). The same
-again with ResNet-50 v1 at quarter width (128 px, batch 16).
+pass has no backward pass), SimCLR <= 2.2x (two views through the trunk). BYOL's step
+(both views through the online network with a backward pass, and through the target
+network) next to the supervised step on as many images (twice the batch): target <= 1.6x;
+its ratio to the supervised step of one view is printed beside it. The same again with
+ResNet-50 v1 at quarter width (128 px, batch 16).
 
 `doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
@@ -410,7 +413,8 @@ def benchmark_contrastive():
     )
     for label, bindings, size in settings:
         times = {}
-        for name, task in (("moco_v2", "moco"), ("simclr", "simclr"), ("densecl", "densecl")):
+        runs = (("moco_v2", "moco"), ("simclr", "simclr"), ("densecl", "densecl"), ("byol", "byol"))
+        for name, task in runs:
             _parse(
                 f"contrastive/{name}.gin",
                 "contrastive/small.gin",
@@ -429,14 +433,15 @@ def benchmark_contrastive():
                 input_size=size,
             )
             plain.compile(gin.get_bindings("zoo.experiment.train")["optimizer"])
-            supervised = next(iter(plain.datasets(batch)))
-            best, median = _step_times({task: (method, data), "supervised": (plain, supervised)})
-            times[task] = (best, median)
+            feeds = {task: (method, data), "supervised": (plain, next(iter(plain.datasets(batch))))}
+            if task == "byol":  # as many images through the trunk as BYOL's two views
+                feeds["supervised_2x"] = (plain, next(iter(plain.datasets(2 * batch))))
+            times[task] = _step_times(feeds)
         print(
             f"\ncontrastive/*.gin, {label}, batch {batch}: traced train_step, best of "
             f"{FLAGS.rounds} alternating rounds, each next to the supervised step"
         )
-        for task, target in (("moco", 1.6), ("simclr", 2.2), ("densecl", None)):
+        for task, target in (("moco", 1.6), ("simclr", 2.2), ("densecl", None), ("byol", None)):
             best, median = times[task]
             ratio = best[task] / best["supervised"]
             goal = f" (target <= {target})" if target else ""
@@ -444,6 +449,12 @@ def benchmark_contrastive():
                 f"  {task:<8} {1000 * best[task]:8.1f} ms/step (median {1000 * median[task]:.1f})"
                 f"  supervised {1000 * best['supervised']:7.1f} ms  ratio {ratio:.2f}{goal}"
             )
+        best, _ = times["byol"]
+        print(
+            f"  byol next to the supervised step on {2 * batch} images "
+            f"({1000 * best['supervised_2x']:.1f} ms): ratio "
+            f"{best['byol'] / best['supervised_2x']:.2f} (target <= 1.6)"
+        )
 
 
 def benchmark_doersch():

@@ -57,3 +57,10 @@ def recording_moments(layers, record):
     finally:
         for layer in layers:
             del layer._moments  # noqa: SLF001  (back to the class's method)
+
+
+def slot_of(optimizer, slots: list, variable):
+    """The optimizer variable of `slots` (made by `add_optimizer_variables`) that belongs
+    to `variable`, as Keras' own optimizers find it (`Optimizer._get_variable_index`,
+    which also maps a replica's copy of a distributed variable to its slot)."""
+    return slots[optimizer._get_variable_index(variable)]  # noqa: SLF001  (no public lookup)

@@ -13,7 +13,8 @@ Defaults are MoCo v2's (Chen et al. 2020; the DenseCL code): crop scale (0.2, 1)
 jitter (0.4, 0.4, 0.4, 0.1) with probability 0.8, grayscale 0.2, Gaussian blur σ in
 [0.1, 2] with probability 0.5, horizontal flip 0.5 (`moco_v2_views`); SimCLR's are the
 same but for a crop scale of (0.08, 1) and jitter strength 0.8·(0.8, 0.8, 0.8, 0.2)
-(`simclr_views`, Chen et al. 2020, appendix A). Gin composes them, e.g.
+(`simclr_views`, Chen et al. 2020, appendix A); BYOL's differ per view (`byol_views`,
+`Solarize`). Gin composes them, e.g.
 
     zoo.tasks.MoCo.views = @zoo.data.augment.Views()
     zoo.data.augment.Views.crop = @zoo.data.augment.FixedOffsetCrops()
@@ -328,6 +329,32 @@ class GaussianBlur(Step):
         )
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class Solarize(Step):
+    """With probability `p`, every value at or above `threshold` inverted (x ↦ 1 − x),
+    the others kept (BYOL, Grill et al. 2020, appendix B: threshold 0.5).
+
+    Args:
+        threshold: float in [0, 1]. Defaults to 0.5.
+        p: float. Defaults to 0.2.
+    """
+
+    def __init__(self, threshold: float = 0.5, p: float = 0.2):
+        if isinstance(threshold, bool) or not (
+            isinstance(threshold, (int, float)) and 0 <= threshold <= 1
+        ):
+            raise UserError(f"`threshold` must be a number in [0, 1]. Received: {threshold!r}")
+        self.threshold, self.p = float(threshold), _probability("p", p)
+        self._config = {"threshold": self.threshold, "p": self.p}
+
+    def solarize(self, image):
+        return tf.where(image < self.threshold, image, 1.0 - image)
+
+    def __call__(self, image, seed):
+        return tf.cond(_chance(seed, self.p), lambda: self.solarize(image), lambda: image)
+
+
 # -- views ---------------------------------------------------------------------------------
 
 
@@ -340,7 +367,8 @@ def _deserialized(value):
 @keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data.augment")
 class Views(Step):
-    """`count` augmented views of one image: the crop step, then `steps` on each view.
+    """`count` augmented views of one image: the crop step, then `steps` on each view,
+    then the view's own steps (`per_view`).
 
     Args:
         crop: RandomResizedCrop, FixedOffsetCrops or None (the whole image). Defaults to
@@ -348,9 +376,12 @@ class Views(Step):
         steps: list of steps applied in order to each view. Defaults to MoCo v2's
             (ColorJitter, Grayscale, GaussianBlur, HorizontalFlip).
         count: int >= 2. Defaults to 2.
+        per_view: None or `count` lists of steps, the i-th applied after `steps` to the
+            i-th view only (BYOL's asymmetric views: blur with probability 1.0 and 0.1,
+            solarization with 0.0 and 0.2). Defaults to None.
     """
 
-    def __init__(self, crop="default", steps=None, count: int = 2):
+    def __init__(self, crop="default", steps=None, count: int = 2, per_view=None):
         crop = RandomResizedCrop() if crop == "default" else _deserialized(crop)
         if steps is None:
             steps = [ColorJitter(), Grayscale(), GaussianBlur(), HorizontalFlip()]
@@ -365,12 +396,27 @@ class Views(Step):
             raise UserError(f"`steps` must be augmentation steps (callables). Received: {bad}")
         if not (isinstance(count, int) and count >= 2):
             raise UserError(f"`count` must be an int >= 2. Received: {count!r}")
+        if per_view is not None:
+            if not (isinstance(per_view, (list, tuple)) and len(per_view) == count):
+                raise UserError(
+                    f"`per_view` must be None or {count} lists of steps (one per view). "
+                    f"Received: {per_view!r}"
+                )
+            per_view = [[_deserialized(s) for s in own] for own in per_view]
+            bad = [s for own in per_view for s in own if not callable(s)]
+            if bad:
+                raise UserError(f"`per_view` must hold augmentation steps. Received: {bad}")
         self.crop, self.steps, self.count = crop, list(steps), count
+        self.per_view = per_view
         self._config = {
             "crop": None if crop is None else keras.saving.serialize_keras_object(crop),
             "steps": [keras.saving.serialize_keras_object(s) for s in self.steps],
             "count": count,
         }
+        if per_view is not None:  # absent otherwise: configs of views without stay as they were
+            self._config["per_view"] = [
+                [keras.saving.serialize_keras_object(s) for s in own] for own in per_view
+            ]
 
     def output_size(self, input_size: int) -> tuple:
         """(height, width) of a view of an input_size x input_size image."""
@@ -386,11 +432,12 @@ class Views(Step):
         else:
             crops = self.crop.crops(image, crop_seeds)
         views = []
-        for crop, view_seed in zip(
-            tf.unstack(crops), tf.unstack(tf.random.split(step_seed, self.count))
+        for i, (crop, view_seed) in enumerate(
+            zip(tf.unstack(crops), tf.unstack(tf.random.split(step_seed, self.count)))
         ):
-            seeds = tf.unstack(tf.random.split(view_seed, max(1, len(self.steps))))
-            for step, s in zip(self.steps, seeds):
+            steps = self.steps + (self.per_view[i] if self.per_view else [])
+            seeds = tf.unstack(tf.random.split(view_seed, max(1, len(steps))))
+            for step, s in zip(steps, seeds):
                 crop = step(crop, s)
             views.append(crop)
         return tf.stack(views)
@@ -412,4 +459,19 @@ def simclr_views(count: int = 2) -> Views:
             HorizontalFlip(),
         ],
         count=count,
+    )
+
+
+def byol_views() -> Views:
+    """BYOL's augmentation (Grill et al. 2020, appendix B, table 6): crops of 8-100 % of
+    the image, flip, colour jitter (0.4, 0.4, 0.2, 0.1) with probability 0.8, grayscale
+    0.2; then the first view blurred always and never solarized, the second blurred with
+    probability 0.1 and solarized with 0.2."""
+    return Views(
+        RandomResizedCrop(scale=(0.08, 1.0)),
+        [HorizontalFlip(), ColorJitter(0.4, 0.4, 0.2, 0.1), Grayscale()],
+        per_view=[
+            [GaussianBlur(p=1.0), Solarize(p=0.0)],
+            [GaussianBlur(p=0.1), Solarize(p=0.2)],
+        ],
     )

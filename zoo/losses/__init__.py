@@ -13,6 +13,7 @@ from zoo.losses.adversarial import (
 )
 from zoo.losses.contrastive import (
     alignment,
+    byol,
     dense_info_nce,
     info_nce,
     nt_xent,
@@ -28,6 +29,7 @@ from zoo.losses.dense import (
 
 __all__ = [
     "alignment",
+    "byol",
     "dense_info_nce",
     "info_nce",
     "nt_xent",

@@ -1,4 +1,5 @@
-"""Contrastive losses (SimCLR, MoCo v2, DenseCL) and the measurements that go with them.
+"""Contrastive losses (SimCLR, MoCo v2, DenseCL), BYOL's and the measurements that go
+with them.
 
 Every embedding is L2-normalised inside the function, so callers pass raw projections.
 Each loss returns one value per anchor (per example); the caller averages over the
@@ -13,6 +14,10 @@ global batch.
 * `dense_info_nce` (DenseCL): for each query cell, the positive is the key cell whose
   *backbone* feature is most similar (cosine) to the query cell's; negatives come from
   a queue of pooled dense keys; averaged over the cells of an example.
+* `byol` (BYOL, Grill et al. 2020, eq. 2 and its symmetric sum): for an image's two
+  views, the online predictions p₁, p₂ and the target projections z′₁, z′₂,
+  (2 − 2·cos(p₁, z′₂)) + (2 − 2·cos(p₂, z′₁)), the squared distance of the normalised
+  vectors over both view orders; no negatives.
 """
 
 import tensorflow as tf
@@ -141,6 +146,19 @@ def dense_info_nce(
 
 
 # -- measurements ---------------------------------------------------------------------
+
+
+def byol(predictions, targets):
+    """BYOL's symmetric loss (module docstring), one value per image.
+
+    Args:
+        predictions: [B, 2, D]. The online network's predictions of both views.
+        targets: [B, 2, D]. The target network's projections of both views (the caller
+            stops their gradient).
+    """
+    p, z = _unit(predictions), _unit(targets)
+    cosines = tf.reduce_sum(p[:, 0] * z[:, 1], -1) + tf.reduce_sum(p[:, 1] * z[:, 0], -1)
+    return 4.0 - 2.0 * cosines
 
 
 def positive_first(logits):

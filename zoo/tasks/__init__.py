@@ -1,6 +1,7 @@
 """Tasks: a data pipeline, a head, a loss, metrics and serving outputs each (see `base`)."""
 
 from zoo.tasks.base import Task
+from zoo.tasks.byol import BYOL
 from zoo.tasks.classification import Classification
 from zoo.tasks.colorization import Colorization
 from zoo.tasks.contours import Contours
@@ -16,6 +17,7 @@ from zoo.tasks.rotation import Rotation
 from zoo.tasks.semantic_segmentation import SemanticSegmentation
 
 __all__ = [
+    "BYOL",
     "Classification",
     "Colorization",
     "Contours",
