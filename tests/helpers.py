@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import tensorflow as tf
+from two_players import TwoPlayers  # noqa: F401  (examples/: the README's example)
 
-from zoo.methods import Method, Phase
 from zoo.tasks.base import DIRECTIONS, Task
 from zoo.tasks.momentum import MomentumTask
 from zoo.trunks import resnet
@@ -67,61 +67,6 @@ def momentum_targets(task, key_outputs, seed=1):
         targets[queue] = tf.constant(rng.normal(size=(task.queue_size, depth)), tf.float32)
         targets[f"{queue}_filled"] = tf.ones([task.queue_size], tf.bool)
     return targets
-
-
-class TwoPlayers(Method):
-    """A toy two-player method, Algorithm-1 style: a generator g and a critic d.
-
-    Batch: (x [B, 3], y [B, 1]). Player "g" minimises mean((d(g(x)) - y)²) with d fixed;
-    then player "d" takes `d_steps` steps on mean((d(stop(g(x))) - 2y)²) with g fixed.
-    """
-
-    def __init__(self, d_steps=2, **kwargs):
-        super().__init__(**kwargs)
-        self.d_steps = d_steps
-        self.g = keras.layers.Dense(4, name="g", kernel_initializer="glorot_uniform")
-        self.d = keras.layers.Dense(1, name="d")
-        self.g.build((None, 3))
-        self.d.build((None, 4))
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.built = True
-
-    @property
-    def players(self):
-        return ("g", "d")
-
-    def variables_of(self, player):
-        return {"g": self.g.trainable_variables, "d": self.d.trainable_variables}[player]
-
-    def call(self, x):
-        return self.d(self.g(x))
-
-    def g_loss(self, data):
-        x, y = data
-        return tf.nn.compute_average_loss(tf.reduce_sum((self.d(self.g(x)) - y) ** 2, -1))
-
-    def d_loss(self, data):
-        x, y = data
-        fake = tf.stop_gradient(self.g(x))
-        return tf.nn.compute_average_loss(tf.reduce_sum((self.d(fake) - 2 * y) ** 2, -1))
-
-    def train_step(self, data):
-        last = self.alternate(
-            data, [Phase("g", self.g_loss), Phase("d", self.d_loss, steps=self.d_steps)]
-        )
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.g_loss_tracker.update_state(last["g"] * replicas)
-        self.d_loss_tracker.update_state(last["d"] * replicas)
-        self.after_step()
-        return {m.name: m.result() for m in self.metrics}
-
-    @property
-    def metrics(self):
-        return [self.g_loss_tracker, self.d_loss_tracker]
-
-    def get_config(self):
-        return {"d_steps": self.d_steps, "name": self.name}
 
 
 # A run of a few seconds: ResNet-18 at 1/16 width on 32 px scenes, depth and rotation,
