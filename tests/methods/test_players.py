@@ -117,3 +117,47 @@ def test_train_step_runs_in_a_custom_distributed_loop(mirrored):
     for a, b in zip(reference.weights, method.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
     assert int(method.player_optimizers["d"].iterations.numpy()) == 4
+
+
+def test_a_shared_pass_runs_once_and_a_phase_through_it_uses_its_tape():
+    """Algorithm 1's shape: h = g(x) once; d takes two steps on h detached; then g's
+    phase reads the same h (d as just updated) and its gradient flows back through the
+    pass into g. Against numpy."""
+    method = _method()
+    x, y = _data()
+    g_kernel, g_bias, d_kernel, d_bias = (v.numpy().astype("float64") for v in method.weights[:4])
+    passes = []
+
+    def shared(data, tape):
+        passes.append(1)
+        return {"h": method.g(data[0])}
+
+    def d_loss(data, passed):
+        out = method.d(tf.stop_gradient(passed["h"]))
+        return tf.nn.compute_average_loss(tf.reduce_sum((out - 2 * data[1]) ** 2, -1))
+
+    def g_loss(data, passed):
+        out = method.d(passed["h"])
+        return tf.nn.compute_average_loss(tf.reduce_sum((out - data[1]) ** 2, -1))
+
+    last = method.alternate(
+        (tf.constant(x), tf.constant(y)),
+        [Phase("d", d_loss, steps=2), Phase("g", g_loss, through_shared=True)],
+        shared=shared,
+    )
+    hidden = x @ g_kernel + g_bias
+    for _ in range(2):
+        grad = 2 * (hidden @ d_kernel + d_bias - 2 * y) / len(x)
+        d_kernel, d_bias = d_kernel - LR * hidden.T @ grad, d_bias - LR * grad.sum(0)
+    err = hidden @ d_kernel + d_bias - y
+    grad_hidden = 2 * err @ d_kernel.T / len(x)
+    g_kernel, g_bias = g_kernel - LR * x.T @ grad_hidden, g_bias - LR * grad_hidden.sum(0)
+    for expected, variable in zip((g_kernel, g_bias, d_kernel, d_bias), method.weights[:4]):
+        np.testing.assert_allclose(variable.numpy(), expected, atol=1e-6)
+    assert len(passes) == 1 and float(last["g"]) == pytest.approx(np.mean(err**2), rel=1e-5)
+    for phase, message in (
+        (Phase("g", g_loss, through_shared=True), "shared"),
+        (Phase("g", g_loss, steps=2, through_shared=True), "steps = 1"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            method.alternate((x, y), [phase], shared=None if message == "shared" else shared)

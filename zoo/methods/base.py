@@ -34,18 +34,29 @@ from zoo.methods.batch_norm import PreciseStatistics
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-    """One phase of an alternating step: `steps` updates of `player` on `loss(data)`.
+    """One phase of an alternating step: `steps` updates of `player` on its `loss`.
 
     Args:
         player: str. The player updated (its optimizer and variables).
-        loss: callable. `loss(data) -> scalar` averaged over the global batch; computed
+        loss: callable. `loss(data) -> scalar` averaged over the global batch, or
+            `loss(data, passed)` when `alternate` is given a shared pass; computed
             afresh for each of the phase's steps, after the previous phases' updates.
         steps: int. Updates per train step (k of "k D-steps per G-step"). Defaults to 1.
+        through_shared: bool. The loss reads the shared pass and its gradient flows back
+            through it (the pass's tape records the loss too); one step only, since the
+            pass is not run again. Otherwise the loss is recorded on a tape of its own
+            and the shared pass's outputs are constants to it (a discriminator's phase on
+            detached features). Defaults to False.
+        update: callable or None. `update(tape, loss, passed)` in place of
+            `Method.apply(player, tape, loss)` (e.g. a player that also reads gradients
+            at taps of the shared pass; `passed` is None without one). Defaults to None.
     """
 
     player: str
     loss: Callable
     steps: int = 1
+    through_shared: bool = False
+    update: Callable | None = None
 
 
 class Method(keras.Model):
@@ -149,25 +160,55 @@ class Method(keras.Model):
         grads = tape.gradient(optimizer.scale_loss(loss), variables)
         optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
 
-    def alternate(self, data, phases: Sequence[Phase]) -> dict:
+    def alternate(self, data, phases: Sequence[Phase], shared: Callable | None = None) -> dict:
         """Runs the phases in order: each computes its loss afresh and updates its player.
+
+        Args:
+            data: the step's batch.
+            phases: the phases, in order.
+            shared: callable or None. `shared(data, tape)`: a forward pass that several
+                phases read (the trunk pass over both domains of Ren & Lee's Algorithm
+                1), run once, before the phases, on `tape`, which phases with
+                `through_shared` resume (parts no phase differentiates can run under
+                `tape.stop_recording()`); every phase's loss is then called as
+                `loss(data, passed)` with its outputs.
 
         Returns:
             {player: the loss of its last update}.
         """
+        tape, passed = None, None
+        if shared is not None:
+            tape = tf.GradientTape(persistent=True)
+            with tape:
+                passed = shared(data, tape)
         last = {}
         for phase in phases:
-            if phase.player not in self.player_optimizers:
-                raise UserError(
-                    f"{type(self).__name__}: phase player {phase.player!r} is not one of "
-                    f"{list(self.player_optimizers)}."
-                )
+            self._check_phase(phase, shared)
+            update = phase.update or (lambda t, loss, _, p=phase.player: self.apply(p, t, loss))
             for _ in range(phase.steps):
-                with tf.GradientTape() as tape:
-                    loss = phase.loss(data)
-                self.apply(phase.player, tape, loss)
+                if phase.through_shared:
+                    with tape:  # resumes the shared pass's recording
+                        loss = phase.loss(data, passed)
+                    update(tape, loss, passed)
+                else:
+                    with tf.GradientTape() as own:
+                        loss = phase.loss(data) if shared is None else phase.loss(data, passed)
+                    update(own, loss, passed)
                 last[phase.player] = loss
+        del tape
         return last
+
+    def _check_phase(self, phase, shared):
+        if phase.player not in self.player_optimizers:
+            raise UserError(
+                f"{type(self).__name__}: phase player {phase.player!r} is not one of "
+                f"{list(self.player_optimizers)}."
+            )
+        if phase.through_shared and (shared is None or phase.steps != 1):
+            raise UserError(
+                f"{type(self).__name__}: a phase `through_shared` ({phase.player!r}) needs "
+                "`alternate(..., shared=...)` and steps = 1 (the shared pass runs once)."
+            )
 
     def after_step(self) -> None:
         """Updates state that follows the optimizer steps (EMA copies, queues). No-op here."""

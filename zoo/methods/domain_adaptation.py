@@ -14,7 +14,9 @@ patch of the features with P(synthetic). Each train step (Algorithm 1):
    look real. Real images reach B only through D, unless `bi_fool` adds
    −mean log D(z_y) (real features should look synthetic; Tab. 3 row 9).
 
-The authors' code runs D's update first and then B and H's, as here (the paper lists
+`train_step` is these phases on `Method.alternate`: one shared pass (step 1), D's phase
+on its detached outputs, B and H's phase through it. The authors' code runs D's update
+first and then B and H's, as here (the paper lists
 them the other way round; one step apart, the two orders are the same algorithm). D is
 called on the synthetic and on the real features separately, as pix2pix does, so its
 BatchNorm statistics never mix the domains and real images cannot reach the trunk's
@@ -45,6 +47,7 @@ from zoo.data import sources
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import patch_discriminator
 from zoo.layers.discriminator import WIDTHS
+from zoo.methods.base import Phase
 from zoo.methods.multitask import MultiTask
 from zoo.tasks.base import Task
 from zoo.trunks.alexnet import analogue
@@ -297,84 +300,95 @@ class DomainAdversarial(MultiTask):
         return shown
 
     def train_step(self, data):
+        """Algorithm 1 on `alternate`: one shared trunk pass over both domains, D's
+        phase on its detached features (`d_steps` updates), then B and H's phase on the
+        same pass with D frozen."""
         self._check_batch(data)
-        inputs, targets = data
-        if "real" not in inputs:
+        if "real" not in data[0]:
             raise UserError("DomainAdversarial.train_step needs inputs['real'] (see datasets()).")
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        last = self.alternate(
+            data,
+            [
+                Phase("discriminator", self._discriminator_phase(), steps=self.d_steps),
+                Phase(
+                    "main",
+                    self._main_loss,
+                    through_shared=True,
+                    update=lambda tape, total, p: self._update_main(tape, total, p["out"]["taps"]),
+                ),
+            ],
+            shared=self._shared_pass,
+        )
+        self.after_step()
+        self._total_tracker.update_state(last["main"] * replicas)
+        return self._logs()
+
+    def _shared_pass(self, data, tape):
+        """z_x = B(x) with the heads' outputs, z_y = B(y) (recorded only with bi_fool),
+        and what D's phase sees: both detached, through the history pools."""
+        inputs = data[0]
         real = inputs["real"]
         synthetic = {k: v for k, v in inputs.items() if k != "real"}
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         to_trunk = self.tasks[self.groups[self.group][0]].to_trunk
-        step = tf.cast(self.player_optimizers["main"].iterations, tf.int64)
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        seed = tf.stack([step, tf.cast(replica, tf.int64)])
-
-        with tf.GradientTape() as tape:
-            if self.joint_statistics:
-                # one pass over both batches: BatchNorm statistics shared by the domains
-                images = synthetic[self.group]
-                both = self.train_network({self.group: tf.concat([images, real], 0)}, training=True)
-                count = tf.shape(images)[0]
-                out = dict(both, tasks={k: v[:count] for k, v in both["tasks"].items()})
-                z_syn, z_real = both["adapted"][:count], both["adapted"][count:]
-            else:
-                out = self.train_network(synthetic, training=True)
-                z_syn = out["adapted"]
-                if self.bi_fool:
-                    z_real = self.adapted_trunk(to_trunk(real), training=True)
-                else:
-                    with tape.stop_recording():
-                        z_real = self.adapted_trunk(to_trunk(real), training=True)
-
-            # D's phase: the trunk's features detached, D updated d_steps times
-            with tape.stop_recording():
-                pool_seeds = tf.unstack(tf.random.split(seed, 2))
-                d_syn = self._pooled("synthetic", tf.stop_gradient(z_syn), pool_seeds[0])
-                d_real = self._pooled("real", tf.stop_gradient(z_real), pool_seeds[1])
-                for k in range(self.d_steps):
-                    with tf.GradientTape() as d_tape:
-                        syn_logits = self.discriminator(d_syn, training=True)
-                        real_logits = self.discriminator(d_real, training=True)
-                        syn_term, real_term = zoo_losses.discriminator_loss(syn_logits, real_logits)
-                        d_loss = tf.nn.compute_average_loss(syn_term) + tf.nn.compute_average_loss(
-                            real_term
-                        )
-                    if k == 0:
-                        right = tf.concat(
-                            [
-                                tf.reshape(tf.cast(syn_logits > 0, tf.float32), [-1]),
-                                tf.reshape(tf.cast(real_logits < 0, tf.float32), [-1]),
-                            ],
-                            0,
-                        )
-                        self._d_accuracy.update_state(right)
-                        self._d_loss.update_state(
-                            tf.reduce_mean(syn_term) + tf.reduce_mean(real_term)
-                        )
-                    self.apply("discriminator", d_tape, d_loss)
-
-            # B and H's phase: D frozen, the adversarial term with flipped labels
-            task_losses = {}
-            for name, task in self.tasks.items():
-                per_example = task.loss(targets[name], out["tasks"][name])
-                task_losses[name] = tf.nn.compute_average_loss(per_example)
-                self._loss_trackers[name].update_state(tf.reduce_mean(per_example))
-                for metric in self._task_metrics[name]:
-                    metric.update_state(targets[name], out["tasks"][name])
-            fool = zoo_losses.fool_loss(self.discriminator(z_syn, training=True))
-            adversarial = tf.nn.compute_average_loss(fool)
-            shown = tf.reduce_mean(fool)
+        if self.joint_statistics:
+            # one pass over both batches: BatchNorm statistics shared by the domains
+            images = synthetic[self.group]
+            both = self.train_network({self.group: tf.concat([images, real], 0)}, training=True)
+            count = tf.shape(images)[0]
+            out = dict(both, tasks={k: v[:count] for k, v in both["tasks"].items()})
+            z_syn, z_real = both["adapted"][:count], both["adapted"][count:]
+        else:
+            out = self.train_network(synthetic, training=True)
+            z_syn = out["adapted"]
             if self.bi_fool:
-                back = zoo_losses.bi_fool_loss(self.discriminator(z_real, training=True))
-                adversarial += tf.nn.compute_average_loss(back)
-                shown += tf.reduce_mean(back)
-            self._adversarial.update_state(shown)
-            total = self.balancer.total(task_losses)
-            total += self.adversarial_weight * adversarial + self._regularization()
-        self._update_main(tape, total, out["taps"])
-        self.after_step()
-        self._total_tracker.update_state(total * replicas)
-        return self._logs()
+                z_real = self.adapted_trunk(to_trunk(real), training=True)
+            else:
+                with tape.stop_recording():
+                    z_real = self.adapted_trunk(to_trunk(real), training=True)
+        with tape.stop_recording():
+            step = tf.cast(self.player_optimizers["main"].iterations, tf.int64)
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            seeds = tf.unstack(tf.random.split(tf.stack([step, tf.cast(replica, tf.int64)]), 2))
+            d_syn = self._pooled("synthetic", tf.stop_gradient(z_syn), seeds[0])
+            d_real = self._pooled("real", tf.stop_gradient(z_real), seeds[1])
+        return {"out": out, "z_syn": z_syn, "z_real": z_real, "d_syn": d_syn, "d_real": d_real}
+
+    def _discriminator_phase(self):
+        """D's loss on the detached (pooled) features; its accuracy and loss are logged
+        before its first update of the step."""
+        updates = []  # traced once per step: the first call is the first update
+
+        def loss(data, passed):
+            syn_logits = self.discriminator(passed["d_syn"], training=True)
+            real_logits = self.discriminator(passed["d_real"], training=True)
+            syn_term, real_term = zoo_losses.discriminator_loss(syn_logits, real_logits)
+            if not updates:
+                right = [
+                    tf.reshape(tf.cast(syn_logits > 0, tf.float32), [-1]),
+                    tf.reshape(tf.cast(real_logits < 0, tf.float32), [-1]),
+                ]
+                self._d_accuracy.update_state(tf.concat(right, 0))
+                self._d_loss.update_state(tf.reduce_mean(syn_term) + tf.reduce_mean(real_term))
+            updates.append(1)
+            return tf.nn.compute_average_loss(syn_term) + tf.nn.compute_average_loss(real_term)
+
+        return loss
+
+    def _main_loss(self, data, passed):
+        """Σ_t λ_t L_t + w · the adversarial term (flipped labels; D as just updated)."""
+        synthetic = ({k: v for k, v in data[0].items() if k != "real"}, data[1])
+        losses = self._task_losses(synthetic, training=True, outputs=passed["out"]["tasks"])
+        fool = zoo_losses.fool_loss(self.discriminator(passed["z_syn"], training=True))
+        adversarial = tf.nn.compute_average_loss(fool)
+        shown = tf.reduce_mean(fool)
+        if self.bi_fool:
+            back = zoo_losses.bi_fool_loss(self.discriminator(passed["z_real"], training=True))
+            adversarial += tf.nn.compute_average_loss(back)
+            shown += tf.reduce_mean(back)
+        self._adversarial.update_state(shown)
+        total = self.balancer.total(losses)
+        return total + self.adversarial_weight * adversarial + self._regularization()
 
     # -- configuration -------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from zoo.data.harmonize import SERVING_HARMONIZERS
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import LassoMix
 from zoo.methods.balance import FeatureTap, LossBalancer
-from zoo.methods.base import Method, _Untracked, deserialize, serialize
+from zoo.methods.base import Method, Phase, _Untracked, deserialize, serialize
 from zoo.methods.momentum import MomentumEncoders, momentum_tasks
 from zoo.tasks.base import Task, pipeline
 
@@ -391,23 +391,46 @@ class MultiTask(Method):
         return {**{m.name: m.result() for m in self.metrics}, **self.balancer.logs()}
 
     def train_step(self, data):
+        """One pass of the network, then one update per player on it: "main" on the
+        weighted sum (with grad_norm's taps), or each task's player on its own loss."""
         self._check_batch(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape(persistent=self.per_task_optimizers) as tape:
-            out = self.train_network(data[0], training=True)
-            losses = self._task_losses(data, training=True, outputs=out["tasks"])
-            regularization = self._regularization()
-            total = self.balancer.total(losses) + regularization
-            objectives = {n: v + regularization for n, v in losses.items()}
         if self.per_task_optimizers:
-            for name in self.tasks:
-                self.apply(name, tape, objectives[name])
-            del tape
+            phases = [
+                Phase(name, lambda d, p, n=name: p["objectives"][n], through_shared=True)
+                for name in self.tasks
+            ]
         else:
-            self._update_main(tape, total, out["taps"])
+            phases = [
+                Phase(
+                    "main",
+                    lambda d, p: p["total"],
+                    through_shared=True,
+                    update=lambda tape, total, p: self._update_main(tape, total, p["taps"]),
+                )
+            ]
+        passed = {}  # the pass's outputs, kept for the total's tracker
+
+        def shared(batch, tape):
+            passed.update(self._pass(batch))
+            return passed
+
+        self.alternate(data, phases, shared=shared)
         self.after_step()
-        self._total_tracker.update_state(total * replicas)
+        self._total_tracker.update_state(passed["total"] * replicas)
         return self._logs()
+
+    def _pass(self, data):
+        """The training pass: the heads' outputs, the task losses, the weighted total
+        and each task's objective (its loss plus the regularization), the taps."""
+        out = self.train_network(data[0], training=True)
+        losses = self._task_losses(data, training=True, outputs=out["tasks"])
+        regularization = self._regularization()
+        return {
+            "total": self.balancer.total(losses) + regularization,
+            "objectives": {n: v + regularization for n, v in losses.items()},
+            "taps": out["taps"],
+        }
 
     def test_step(self, data):
         self._check_batch(data)
