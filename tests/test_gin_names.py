@@ -325,7 +325,6 @@ DENYLISTED = {
         "loss_balance",
         "balance_steps",
     },
-    "zoo.methods.DomainAdversarial": {"lasso_block", "lasso_l1", "per_task_optimizers"},
     "zoo.data.Photos": {
         "path",
         "labels",

@@ -28,7 +28,7 @@ photos in conv5 feature space, for a random trunk and each run (Ren & Lee Fig. 3
 `filters`: the first convolution's filters of a run's trunk (Ren & Lee Fig. 4).
 `real`: a run's dense predictions on held-out photographs, next to the input.
 `views`: `--num` images, each next to `--views` augmented views: a contrastive run's
-augmentation on its held-out images (`--model_dir`), or MoCo v2's / SimCLR's
+augmentation on its held-out images (`--model_dir`), or MoCo v2's / SimCLR's / BYOL's
 (`--augmentation`) on synthetic scenes of the scene flags.
 """
 
@@ -50,7 +50,9 @@ flags.DEFINE_string("sweep_dir", None, "curves, factors: a sweep directory.")
 flags.DEFINE_bool("lower_is_better", False, "curves, factors: the metric is an error.")
 flags.DEFINE_list("runs", None, "neighbours: zoo-train model_dirs to compare.")
 flags.DEFINE_string("endpoint", "conv5", "neighbours: the layer (AlexNet name or endpoint).")
-flags.DEFINE_enum("augmentation", "moco_v2", ["moco_v2", "simclr"], "views: without --model_dir.")
+flags.DEFINE_enum(
+    "augmentation", "moco_v2", ["moco_v2", "simclr", "byol"], "views: without --model_dir."
+)
 flags.DEFINE_integer("views", 4, "views: augmented views per image.")
 
 
@@ -164,13 +166,14 @@ def views():
     from zoo.data import augment
     from zoo.data.sources import Synthetic
     from zoo.evaluation.plots import plot_views
-    from zoo.methods.multitask import MultiTask
+    from zoo.methods import SharedTrunk
+    from zoo.tasks.contrastive import TwoViewTask
 
     num = FLAGS.num if FLAGS.num != 4 else 8  # eight images unless --num says otherwise
     if FLAGS.model_dir:
         model, _ = _restore()
-        tasks = [t for t in getattr(model, "tasks", {}).values() if hasattr(t, "views")]
-        if not isinstance(model, MultiTask) or not tasks:
+        tasks = [t for t in getattr(model, "tasks", {}).values() if isinstance(t, TwoViewTask)]
+        if not isinstance(model, SharedTrunk) or not tasks:
             raise SystemExit(
                 f"zoo-visualize: the run in {FLAGS.model_dir} has no contrastive task."
             )
@@ -179,7 +182,11 @@ def views():
         maker, source = augment.Views.from_config(config), task.data_source("eval")
         label = f"{FLAGS.model_dir}: {task.name}'s views of held-out images"
     else:
-        make = {"moco_v2": augment.moco_v2_views, "simclr": augment.simclr_views}
+        make = {
+            "moco_v2": augment.moco_v2_views,
+            "simclr": augment.simclr_views,
+            "byol": augment.byol_views,
+        }
         maker = make[FLAGS.augmentation](count=FLAGS.views)
         spec = synthetic_flags.spec()
         source = Synthetic(dataclasses.replace(spec, split="test"), num)

@@ -462,11 +462,16 @@ def simclr_views(count: int = 2) -> Views:
     )
 
 
-def byol_views() -> Views:
+def byol_views(count: int = 2) -> Views:
     """BYOL's augmentation (Grill et al. 2020, appendix B, table 6): crops of 8-100 % of
     the image, flip, colour jitter (0.4, 0.4, 0.2, 0.1) with probability 0.8, grayscale
     0.2; then the first view blurred always and never solarized, the second blurred with
-    probability 0.1 and solarized with 0.2."""
+    probability 0.1 and solarized with 0.2 (so `count` must be 2)."""
+    if count != 2:
+        raise UserError(
+            f"BYOL's views are two (the first always blurred, the second sometimes "
+            f"solarized); received count={count!r}."
+        )
     return Views(
         RandomResizedCrop(scale=(0.08, 1.0)),
         [HorizontalFlip(), ColorJitter(0.4, 0.4, 0.2, 0.1), Grayscale()],

@@ -3,6 +3,7 @@
 from zoo.methods.base import Method, Phase
 from zoo.methods.domain_adaptation import DomainAdversarial
 from zoo.methods.multitask import MultiTask
+from zoo.methods.shared_trunk import SharedTrunk
 from zoo.methods.transfer import Transfer
 
-__all__ = ["DomainAdversarial", "Method", "MultiTask", "Phase", "Transfer"]
+__all__ = ["DomainAdversarial", "Method", "MultiTask", "Phase", "SharedTrunk", "Transfer"]

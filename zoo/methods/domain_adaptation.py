@@ -1,7 +1,7 @@
 """Ren & Lee (2018): multi-task learning on synthetic images with feature-level adversarial
 domain adaptation to unlabelled real images (sec. 3.2, Algorithm 1).
 
-Synthetic batches go through the trunk B and the task heads H as in `MultiTask`. At the
+Synthetic batches go through the trunk B and the task heads H as in `SharedTrunk`. At the
 adapted endpoint (`adapt_at`, the paper's conv5) a patch discriminator D scores every
 patch of the features with P(synthetic). Each train step (Algorithm 1):
 
@@ -24,12 +24,12 @@ gradient through them. Real images do pass through the trunk in training mode, s
 move its BatchNorm moving statistics (which inference on real images then uses), never
 its weights.
 
-Loss balancing is MultiTask's (`loss_balance`): "static" λ_t = `loss_weights`, or
+Loss balancing is SharedTrunk's (`loss_balance`): "static" λ_t = `loss_weights`, or
 "grad_norm", λ_t fixed after `balance_steps` steps so that the tasks' gradients at the
 shared features have equal mean norms (sec. 3.2: "weights to scale their gradients to
 have similar magnitude"); λ is logged every epoch (`lambda_<task>`).
 
-Batch structure: `(inputs, targets)` as MultiTask, with `inputs["real"]` a batch of
+Batch structure: `(inputs, targets)` as SharedTrunk, with `inputs["real"]` a batch of
 real images harmonized like the synthetic ones (`datasets()` builds it).
 Players: "main" (trunk and heads; Ren & Lee's code: Adam) and "discriminator" (SGD with
 momentum in the code). `fit` reports the task losses, `loss`, `d_loss`, `d_accuracy`
@@ -48,19 +48,20 @@ from zoo.errors import UserError, UserTypeError
 from zoo.layers import patch_discriminator
 from zoo.layers.discriminator import WIDTHS
 from zoo.methods.base import Phase
-from zoo.methods.multitask import MultiTask
+from zoo.methods.shared_trunk import SharedTrunk
 from zoo.tasks.base import Task
 from zoo.trunks.alexnet import analogue
 
 
-class DomainAdversarial(MultiTask):
-    """MultiTask on synthetic images + a patch discriminator at `adapt_at` (module docstring).
+class DomainAdversarial(SharedTrunk):
+    """A shared trunk and heads on synthetic images + a patch discriminator at `adapt_at`
+    (module docstring).
 
     Args:
         trunk: keras.Model or callable. A zoo trunk or a builder (`@zoo.trunks.alexnet`).
         tasks: list of zoo.tasks.Task reading the same synthetic examples (one batch,
             one trunk pass: Ren & Lee's contours, depth and normals of one scene).
-        input_size: int or None. As MultiTask.
+        input_size: int or None. As SharedTrunk.
         real: a zoo.data source, a folder of images, or None. The unlabelled real
             images (entry "image" at input_size). Defaults to None: random crops of the
             adaptation photographs (`zoo.data.sources.real_crops("train", input_size)`).
@@ -230,7 +231,7 @@ class DomainAdversarial(MultiTask):
         return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
     def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
-        """MultiTask's (inputs, targets) with `inputs["real"]` added ("train"; "eval" is
+        """SharedTrunk's (inputs, targets) with `inputs["real"]` added ("train"; "eval" is
         synthetic only)."""
         synthetic = super().datasets(batch_size, split)
         if split != "train":
@@ -394,8 +395,6 @@ class DomainAdversarial(MultiTask):
 
     def get_config(self):
         config = super().get_config()
-        for key in ("lasso_block", "lasso_l1", "per_task_optimizers"):
-            del config[key]
         config.update(
             real=sources.source_config(self.real),
             adapt_at=self.adapt_at,
@@ -410,8 +409,4 @@ class DomainAdversarial(MultiTask):
 
 
 keras.saving.register_keras_serializable(package="zoo")(DomainAdversarial)
-gin.external_configurable(
-    DomainAdversarial,
-    module="zoo.methods",
-    denylist=["lasso_block", "lasso_l1", "per_task_optimizers"],
-)
+gin.external_configurable(DomainAdversarial, module="zoo.methods")

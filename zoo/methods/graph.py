@@ -1,0 +1,151 @@
+"""The shared-trunk graph: a part that methods on one trunk and several heads compose.
+
+`build_graph` groups the tasks by the examples they read, makes one input and one trunk
+pass per group, and gives each task's head its features (its endpoint, or its row of a
+LassoMix of one block's units):
+
+    inputs -> task.to_trunk -> trunk -> endpoint (or the task's LassoMix row) -> head
+
+Tasks that read the same examples as they are (`Task.shares_images`, same source,
+harmonizer and seed: e.g. Ren & Lee's depth, normals and contours of one scene) share
+one input and one trunk pass; tasks with inputs of their own (rotated images, patch
+pairs, triplets, views) get theirs. The head is the method's choice (`head(task,
+endpoint, features, input_size)`), so that a transfer protocol's heads or a balancer's
+feature taps go in without another graph.
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import keras
+
+from zoo.errors import UserError
+from zoo.methods.base import deserialize
+from zoo.tasks.base import Task
+
+
+@dataclasses.dataclass
+class Graph:
+    """What `build_graph` returns.
+
+    Attributes:
+        network: keras.Model from {input name: batch} to {task: head output}.
+        inputs: {input name: keras.Input}.
+        outputs: {task: symbolic head output}.
+        groups: {input name: [task names]} in input order.
+        input_names: {task: the input it reads}.
+        endpoints: {task: the trunk endpoint its head reads}.
+        trunk_features: {input name: {endpoint: symbolic tensor}} (a method's own heads
+            or discriminators read them).
+    """
+
+    network: keras.Model
+    inputs: dict
+    outputs: dict
+    groups: dict
+    input_names: dict
+    endpoints: dict
+    trunk_features: dict
+
+
+def resolve_trunk(trunk, tasks: Sequence[Task], input_size: int | None, who: str):
+    """(trunk model, input size) from a trunk, its config or a builder called with
+    `input_shape=` (square when every task reads whole images, any size otherwise)."""
+    if isinstance(trunk, dict):
+        trunk = deserialize(trunk)
+    if not isinstance(trunk, keras.Model):
+        if input_size is None:
+            raise UserError(f"{who}: a trunk builder needs `input_size`.")
+        square = (input_size, input_size, 3)
+        same = all(tuple(t.input_shape(input_size)) == square for t in tasks)
+        trunk = trunk(input_shape=square if same else (None, None, 3))
+    shape = trunk.input.shape
+    fixed = shape[1] is not None and shape[1] == shape[2]
+    if input_size is None and not fixed:
+        raise UserError(
+            f"{who} needs `input_size` or a trunk built with a fixed square input_shape, "
+            f"e.g. resnet(..., input_shape=(64, 64, 3)). Received input shape {shape}."
+        )
+    return trunk, int(input_size or shape[1])
+
+
+def lasso_units(trunk: keras.Model, block: str) -> list:
+    """The endpoints of `block`'s residual units (what a LassoMix of that block mixes)."""
+    units = [k for k in trunk.output if k.startswith(f"{block}/unit_")]
+    if not units:
+        raise UserError(
+            f"lasso_block={block!r} has no units in this trunk; endpoints: {sorted(trunk.output)}"
+        )
+    return units
+
+
+def input_groups(tasks: Sequence[Task], input_size: int) -> dict:
+    """{input name: [task names]}: tasks that read the same whole images as they are
+    share one input ("images", "images_2", ...); every other task has its own."""
+    groups, keys = {}, {}
+    square = (input_size, input_size, 3)
+    for t in tasks:
+        if t.shares_images and tuple(t.input_shape(input_size)) == square:
+            key = t.stream_key()
+            if key not in keys:
+                keys[key] = "images" if not keys else f"images_{len(keys) + 1}"
+                groups[keys[key]] = []
+            groups[keys[key]].append(t.name)
+        else:
+            groups[t.name] = [t.name]
+    return groups
+
+
+def build_graph(
+    trunk: keras.Model,
+    tasks: Sequence[Task],
+    input_size: int,
+    head: Callable,
+    lasso=None,
+    units: Sequence[str] = (),
+) -> Graph:
+    """The network of `tasks` on `trunk` (module docstring).
+
+    Args:
+        trunk: keras.Model. A zoo trunk (dict of endpoints).
+        tasks: the tasks, with distinct names.
+        input_size: int. Square size of whole-image inputs.
+        head: callable. `head(task, endpoint, features, input_size)` -> head output.
+        lasso: a zoo.layers.LassoMix or None. If set, each head reads its task's row of
+            the mix of `units` (the penalty added once) instead of its endpoint.
+        units: the unit endpoints the lasso mixes (`lasso_units`).
+    """
+    by_name = {t.name: t for t in tasks}
+    last = list(trunk.output)[-1]
+    endpoints = {t.name: t.endpoint or last for t in tasks}
+    wrong = {n: e for n, e in endpoints.items() if e not in trunk.output}
+    if lasso is None and wrong:
+        raise UserError(
+            f"Tasks read endpoints the trunk does not have: {wrong}; endpoints: "
+            f"{sorted(trunk.output)}"
+        )
+    groups = input_groups(tasks, input_size)
+    inputs, outputs, trunk_features = {}, {}, {}
+    for input_name, group in groups.items():
+        first = by_name[group[0]]
+        x = keras.Input(tuple(first.input_shape(input_size)), name=input_name)
+        inputs[input_name] = x
+        features = trunk(first.to_trunk(x))
+        trunk_features[input_name] = features
+        for name in group:
+            if lasso is None:
+                feature, endpoint = features[endpoints[name]], endpoints[name]
+            else:
+                # the L1 penalty with the first row only: it covers the whole matrix
+                feature = lasso([features[k] for k in units], task=name, penalty=not outputs)
+                endpoint = f"lasso mix of {units[0].split('/')[0]}"
+            outputs[name] = head(by_name[name], endpoint, feature, input_size)
+    return Graph(
+        network=keras.Model(inputs, outputs, name="network"),
+        inputs=inputs,
+        outputs=outputs,
+        groups=groups,
+        input_names={n: i for i, group in groups.items() for n in group},
+        endpoints=endpoints,
+        trunk_features=trunk_features,
+    )
