@@ -1,10 +1,14 @@
 """Shared tiny models and contract checks for the tests."""
 
+import os
+import tempfile
+
 import keras
 import numpy as np
 import tensorflow as tf
 from two_players import TwoPlayers  # noqa: F401  (examples/: the README's example)
 
+from zoo import internals
 from zoo.tasks.base import DIRECTIONS, Task
 from zoo.tasks.momentum import MomentumTask
 from zoo.trunks import resnet
@@ -102,3 +106,85 @@ zoo.experiment.train.epochs = 2
 zoo.experiment.train.steps_per_epoch = 3
 zoo.experiment.train.verbose = 0
 """
+
+
+def check_method_contract(method_class, kwargs, batch, strategy=None, optimizer=None):
+    """What every method promises (zoo.methods.base), on one `batch` of its structure:
+
+    * every player has variables, each a trainable variable of the method, and together
+      they cover every trainable variable;
+    * one `fit` step gives finite logs and moves every player's variables;
+    * `from_config(get_config())` rebuilds it: with the same weights, the same outputs;
+    * with `strategy` (MirroredStrategy on two logical CPUs), one step equals one device
+      to 1e-5 (build the method with synchronised BatchNorm for this);
+    * a run checkpointed after one step and resumed in a new instance takes the same
+      second step as an uninterrupted run (optimizer state and method state included);
+    * precise BatchNorm measures its BatchNorm layers on the batch (if it has any).
+
+    `kwargs` must build the same weights each time (seeded trunk builders, not trunk
+    models). Returns the method after its two steps.
+    """
+
+    def build(scope=None):
+        with (scope or tf.distribute.get_strategy()).scope():
+            keras.utils.set_random_seed(0)
+            method = method_class(**kwargs)
+            method.compile(optimizer or keras.optimizers.SGD(0.01))
+        return method
+
+    def fitted(method, steps):
+        data = tf.data.Dataset.from_tensors(batch).repeat()
+        return method.fit(data, epochs=1, steps_per_epoch=steps, verbose=0).history
+
+    method = build()
+    trainable = {id(v) for v in method.trainable_variables}
+    owned = set()
+    for player in method.players:
+        variables = method.variables_of(player)
+        assert variables and all(id(v) in trainable for v in variables), player
+        owned |= {id(v) for v in variables}
+    assert owned == trainable, "some trainable variables belong to no player"
+    start = [v.numpy().copy() for v in method.trainable_variables]
+    history = fitted(method, 1)
+    assert all(np.isfinite(v[0]) for v in history.values()), history
+    for player in method.players:
+        moved = [
+            not np.array_equal(v.numpy(), s)
+            for v, s in zip(method.trainable_variables, start)
+            if any(v is w for w in method.variables_of(player))
+        ]
+        assert any(moved), f"player {player!r} did not move"
+    after_one = [v.numpy().copy() for v in method.weights]
+    path = os.path.join(tempfile.mkdtemp(dir="."), "step_1.weights.h5")
+    method.save_weights(path)
+
+    rebuilt = type(method).from_config(method.get_config())
+    rebuilt.set_weights(method.get_weights())
+    inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+    for a, b in zip(
+        tf.nest.flatten(method(inputs, training=False)),
+        tf.nest.flatten(rebuilt(inputs, training=False)),
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+    if strategy is not None:  # the method's first step, on two replicas
+        many = build(strategy)
+        fitted(many, 1)
+        for a, b in zip(after_one, many.weights):
+            np.testing.assert_allclose(a, b.numpy(), atol=1e-5, err_msg=b.path)
+
+    fitted(method, 1)  # uninterrupted: a second step
+    resumed = build()
+    resumed.load_weights(path)
+    fitted(resumed, 1)
+    for a, b in zip(method.weights, resumed.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+
+    norms = [
+        layer
+        for layer in internals.all_layers(method)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    if norms:  # every method with BatchNorm measures some of it
+        assert method.precise_batch_norm([batch], progress=False) >= 1
+    return method

@@ -32,6 +32,11 @@ from zoo.errors import UserError
 from zoo.methods.batch_norm import PreciseStatistics
 
 
+class MissingMember(NotImplementedError, AttributeError):
+    """A member of the Method contract that a method does not define (an AttributeError
+    too, so that `hasattr` answers False)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Phase:
     """One phase of an alternating step: `steps` updates of `player` on its `loss`.
@@ -64,7 +69,10 @@ class Method(keras.Model):
 
     Subclasses define `players`, `variables_of`, `train_step`, `test_step`,
     `datasets`, `get_config` and, where they have state beyond variables that
-    optimizers update, `after_step`.
+    optimizers update, `after_step`. What the driver, export and evaluation read is
+    declared here and fails with one message naming it when a method lacks it: `trunk`
+    (set it: `self.trunk = ...`), `heldout_metrics`, `metric_info`,
+    `statistics_passes`, `task_model` and `image_tasks`.
     """
 
     # True for methods whose players deliberately update shared variables (e.g. one
@@ -73,10 +81,33 @@ class Method(keras.Model):
     players_share_variables = False
 
     def _missing(self, name, needed_by):
-        return NotImplementedError(
+        return MissingMember(
             f"{type(self).__name__} does not define `{name}`, which {needed_by} needs "
             '(see zoo.methods.base and the README, "Adding a method").'
         )
+
+    @property
+    def trunk(self) -> keras.Model:
+        """The trunk (images -> {endpoint: features}) that the driver exports and the
+        transfer tools evaluate; a method sets it in its constructor."""
+        trunk = self.__dict__.get("_method_trunk")
+        if trunk is None:
+            raise self._missing("trunk", "the export and the transfer evaluation")
+        return trunk
+
+    @trunk.setter
+    def trunk(self, value):
+        # the model is tracked (and saved) under the public name `trunk`: Keras visits
+        # attributes with a leading underscore last and each object once
+        self._method_trunk = value
+
+    def task_model(self, task: str) -> keras.Model:
+        """A model from `task`'s input to its head's output (what a served task runs)."""
+        raise self._missing("task_model", "the export of a task")
+
+    def image_tasks(self) -> list:
+        """The tasks whose input is a whole image (those a served model can run)."""
+        raise self._missing("image_tasks", "the export of a task")
 
     @property
     def players(self) -> tuple:

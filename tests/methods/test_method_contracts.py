@@ -1,0 +1,98 @@
+"""Every method of the zoo passes `check_method_contract` (tests/helpers.py)."""
+
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import TwoPlayers, check_method_contract, tiny_trunk
+
+from zoo.data import sources
+from zoo.data.synthetic import SceneSpec
+from zoo.methods import DomainAdversarial, MultiTask, Transfer
+from zoo.tasks import BYOL, Classification, Contours, Depth, Rotation
+
+MULTI = SceneSpec(variant="----", mode="multi", resolution=32)
+SINGLE = SceneSpec(variant="----", mode="single", resolution=32)
+SMALL = {"num_examples": 8, "eval_examples": 4}
+SYNCED = functools.partial(tiny_trunk, norm="sync_batch")
+
+
+def _batch(method_class, kwargs, batch_size=4):
+    return next(iter(method_class(**kwargs).datasets(batch_size)))
+
+
+CASES = {
+    "MultiTask": (
+        MultiTask,
+        {
+            "trunk": SYNCED,
+            "input_size": 32,
+            "tasks": [Depth(MULTI, head_width=8, **SMALL), Rotation(MULTI, **SMALL)],
+        },
+        True,
+    ),
+    "MultiTask, lasso rows and a player per task": (
+        MultiTask,
+        {
+            "trunk": tiny_trunk,
+            "input_size": 32,
+            "tasks": [Depth(MULTI, head_width=8, **SMALL), Rotation(MULTI, **SMALL)],
+            "lasso_block": "block2",
+            "per_task_optimizers": True,
+        },
+        False,
+    ),
+    # a key network with a schedule (BYOL), beside a supervised task
+    "MultiTask, BYOL and rotation": (
+        MultiTask,
+        {
+            "trunk": tiny_trunk,
+            "input_size": 32,
+            "tasks": [
+                BYOL(MULTI, hidden=8, projection=4, momentum_steps=4, **SMALL),
+                Rotation(MULTI, **SMALL),
+            ],
+        },
+        False,
+    ),
+    "DomainAdversarial, grad_norm": (
+        DomainAdversarial,
+        {
+            "trunk": tiny_trunk,
+            "input_size": 32,
+            "tasks": [Contours(MULTI, head_width=8, **SMALL), Depth(MULTI, head_width=8, **SMALL)],
+            "real": sources.real_photos("train", crop=32, size=40, crops_per_image=2),
+            "adapt_at": "block1",
+            "loss_balance": "grad_norm",
+            "balance_steps": 1,
+        },
+        False,
+    ),
+    "Transfer, linear": (
+        Transfer,
+        {
+            "trunk": SYNCED,
+            "input_size": 32,
+            "task": Classification(SINGLE, **SMALL),
+            "protocol": "linear",
+        },
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_method_contract(name, mirrored):
+    method_class, kwargs, replicas = CASES[name]
+    batch = _batch(method_class, kwargs)
+    check_method_contract(method_class, kwargs, batch, strategy=mirrored if replicas else None)
+
+
+def test_two_players_contract(mirrored):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    method = check_method_contract(TwoPlayers, {}, (tf.constant(x), tf.constant(y)), mirrored)
+    with pytest.raises(NotImplementedError, match="`trunk`, which the export"):
+        method.trunk  # noqa: B018  (the declared member's error)
+    assert not hasattr(method, "trunk")
