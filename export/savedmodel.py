@@ -29,7 +29,7 @@ import os
 import keras
 import tensorflow as tf
 
-from zoo import files
+from zoo import checks, files
 from zoo.data.harmonize import SERVING_HARMONIZERS
 from zoo.data.sources import resize_and_center_crop
 from zoo.errors import ExistingFile, UserError
@@ -505,12 +505,10 @@ def export_model(
     if not name or os.sep in name or name.startswith("."):
         raise UserError(f"export_model: `name` must be a plain folder name. Received: {name!r}")
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise UserError(f"`max_pixels` must be an int >= 1. Received: {max_pixels!r}")
+    checks.int_at_least(max_pixels, 1, "max_pixels")
     if version is None:
         version = next_version(base_dir, name)
-    if not (isinstance(version, int) and version >= 1):
-        raise UserError(f"`version` must be an int >= 1. Received: {version!r}")
+    checks.int_at_least(version, 1, "version")
     path = os.path.join(base_dir, name, str(version))
     harmonize = _serving_harmonizer(harmonizer or model.serving_harmonizer(task))
     network = model.task_model(task)

@@ -50,7 +50,7 @@ import tensorflow as tf
 from absl import logging
 
 from export import export_trunk
-from zoo import files
+from zoo import checks, files
 from zoo.data import tfrecord
 from zoo.errors import (
     ConfigMismatch,
@@ -653,10 +653,7 @@ def _resume_point(model, model_dir, progress, epochs):
 
 
 def _check_length(key, value):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserTypeError(f"`{key}` must be an int >= 1. Received: {key}={value!r}")
-    if value < 1:
-        raise UserError(f"`{key}` must be an int >= 1. Received: {key}={value!r}")
+    checks.int_at_least(value, 1, key, keyed=True)
 
 
 def epoch_lines(verbose: int) -> int:

@@ -8,8 +8,7 @@ import gin
 import keras
 from keras import ops
 
-from zoo import internals
-from zoo.errors import UserError
+from zoo import checks, internals
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -46,14 +45,9 @@ class LARS(keras.optimizers.Optimizer):
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        checks = (
-            ("momentum", momentum, 0.0 <= momentum < 1.0, "in [0, 1)"),
-            ("weight_decay", weight_decay, weight_decay >= 0.0, ">= 0"),
-            ("trust_coefficient", trust_coefficient, trust_coefficient > 0.0, "> 0"),
-        )
-        for key, value, ok, allowed in checks:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok:
-                raise UserError(f"LARS: `{key}` must be a number {allowed}. Received: {value!r}")
+        checks.number_in(momentum, "momentum", 0, 1, "LARS", high_open=True)
+        checks.number_in(weight_decay, "weight_decay", 0, who="LARS")
+        checks.number_in(trust_coefficient, "trust_coefficient", 0, who="LARS", low_open=True)
         self.momentum = float(momentum)
         self.lars_weight_decay = float(weight_decay)
         self.trust_coefficient = float(trust_coefficient)

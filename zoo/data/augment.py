@@ -30,6 +30,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from zoo import checks
 from zoo.errors import UserError
 
 
@@ -158,8 +159,7 @@ class FixedOffsetCrops(Step):
         if size is gin.REQUIRED:
             raise UserError("FixedOffsetCrops needs `size` (an int or (height, width)).")
         self.size = _as_size("size", size)
-        if not (isinstance(offset, int) and offset >= 0):
-            raise UserError(f"`offset` must be an int >= 0. Received: {offset!r}")
+        checks.int_at_least(offset, 0, "offset")
         self.offset = offset
         self._config = {"size": size, "offset": offset}
 
@@ -309,12 +309,7 @@ class GaussianBlur(Step):
     def __init__(self, sigma=(0.1, 2.0), p: float = 0.5, reference_size: int | None = 224):
         self.sigma = _range("sigma", sigma, 0.0, 1e3)
         self.p = _probability("p", p)
-        if reference_size is not None and not (
-            isinstance(reference_size, int) and reference_size >= 1
-        ):
-            raise UserError(
-                f"`reference_size` must be an int >= 1 or None. Received: {reference_size!r}"
-            )
+        checks.int_at_least(reference_size, 1, "reference_size", none=True)
         self.reference_size = reference_size
         self._config = {"sigma": list(self.sigma), "p": self.p, "reference_size": reference_size}
 
@@ -341,11 +336,8 @@ class Solarize(Step):
     """
 
     def __init__(self, threshold: float = 0.5, p: float = 0.2):
-        if isinstance(threshold, bool) or not (
-            isinstance(threshold, (int, float)) and 0 <= threshold <= 1
-        ):
-            raise UserError(f"`threshold` must be a number in [0, 1]. Received: {threshold!r}")
-        self.threshold, self.p = float(threshold), _probability("p", p)
+        self.threshold = checks.number_in(threshold, "threshold", 0, 1)
+        self.p = _probability("p", p)
         self._config = {"threshold": self.threshold, "p": self.p}
 
     def solarize(self, image):
@@ -394,8 +386,7 @@ class Views(Step):
         bad = [s for s in steps if not callable(s)]
         if bad:
             raise UserError(f"`steps` must be augmentation steps (callables). Received: {bad}")
-        if not (isinstance(count, int) and count >= 2):
-            raise UserError(f"`count` must be an int >= 2. Received: {count!r}")
+        checks.int_at_least(count, 2, "count")
         if per_view is not None:
             if not (isinstance(per_view, (list, tuple)) and len(per_view) == count):
                 raise UserError(

@@ -36,6 +36,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
+from zoo import checks
 from zoo.data import cache, tfrecord
 from zoo.data.photos import (
     ADAPTATION_PHOTOS,
@@ -210,16 +211,12 @@ class Synthetic(Source):
     def __init__(self, spec: SceneSpec, num: int, storage: str = "cache", workers=None):
         if not isinstance(spec, SceneSpec):
             raise UserTypeError(f"Synthetic: `spec` must be a SceneSpec. Received: {spec!r}")
-        if not (isinstance(num, int) and not isinstance(num, bool) and num >= 1):
-            raise UserError(f"Synthetic: `num` must be an int >= 1. Received: {num!r}")
+        checks.int_at_least(num, 1, "num", "Synthetic")
         if storage not in STORAGES:
             raise UserError(
                 f"Synthetic: `storage` must be one of {STORAGES}. Received: {storage!r}"
             )
-        if workers is not None and not (isinstance(workers, int) and workers >= 1):
-            raise UserError(
-                f"Synthetic: `workers` must be an int >= 1 or None. Received: {workers!r}"
-            )
+        checks.int_at_least(workers, 1, "workers", "Synthetic", none=True)
         self.spec, self.num, self.storage, self.workers = spec, num, storage, workers
 
     def get_config(self):
@@ -506,14 +503,8 @@ class ImageFolder(Source):
                 f"ImageFolder: `mask_key` must be one of {MASK_KEYS}. Received: {mask_key!r}"
             )
         for key, value in (("size", size), ("crop", crop)):
-            if value is not None and not (isinstance(value, int) and value >= 1):
-                raise UserError(
-                    f"ImageFolder: `{key}` must be an int >= 1 or None. Received: {value!r}"
-                )
-        if not (isinstance(crops_per_image, int) and crops_per_image >= 1):
-            raise UserError(
-                f"ImageFolder: `crops_per_image` must be an int >= 1. Received: {crops_per_image!r}"
-            )
+            checks.int_at_least(value, 1, key, "ImageFolder", none=True)
+        checks.int_at_least(crops_per_image, 1, "crops_per_image", "ImageFolder")
         if crop is not None and size is not None and crop > size:
             raise UserError(
                 f"ImageFolder: `crop` ({crop}) must be at most `size` ({size}), the shorter "
@@ -1003,8 +994,7 @@ class First(Source):
     """The first `num` examples of a source (e.g. the n labels of a transfer run)."""
 
     def __init__(self, source: Source, num: int):
-        if not (isinstance(num, int) and num >= 1):
-            raise UserError(f"First: `num` must be an int >= 1. Received: {num!r}")
+        checks.int_at_least(num, 1, "num", "First")
         self.source, self.num = source, num
         self.label_names = source.label_names
 

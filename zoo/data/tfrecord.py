@@ -34,6 +34,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from PIL import Image
 
+from zoo import checks
 from zoo.errors import DataError, ExistingFile, MissingEntry, MissingFile, UserError
 
 _DTYPES = (
@@ -133,8 +134,7 @@ def write_tfrecords(
     Returns:
         (list of shard paths, number of examples written).
     """
-    if not (isinstance(shards, int) and shards >= 1):
-        raise UserError(f"`shards` must be an int >= 1. Received: shards={shards!r}")
+    checks.int_at_least(shards, 1, "shards", keyed=True)
     os.makedirs(out_dir, exist_ok=True)
     existing = sorted(glob.glob(os.path.join(out_dir, f"{prefix}-*.tfrecord")))
     if existing and not overwrite:

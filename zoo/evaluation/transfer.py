@@ -16,6 +16,7 @@ import gin
 import keras
 import numpy as np
 
+from zoo import checks
 from zoo.data.sources import First
 from zoo.data.synthetic import SceneSpec
 from zoo.data.synthetic.io import output_signature
@@ -145,8 +146,7 @@ def transfer(
         "eval_examples" (the held-out examples the metrics were computed on), and every
         other metric of the task.
     """
-    if not (isinstance(num_labels, int) and not isinstance(num_labels, bool) and num_labels >= 1):
-        raise UserError(f"`num_labels` must be an int >= 1. Received: {num_labels!r}")
+    checks.int_at_least(num_labels, 1, "num_labels")
     names = sorted(task_classes()) + sorted(ALIASES)
     if not isinstance(task, Task) and ALIASES.get(task, task) not in task_classes():
         raise UserError(f"`task` must be a zoo.tasks task or one of {names}. Received: {task!r}")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from zoo import checks
 from zoo.errors import UserError
 
 LOSS_BALANCES = ("static", "grad_norm")
@@ -60,8 +61,7 @@ class LossBalancer(keras.layers.Layer):
             raise UserError(f"loss_weights name unknown tasks {unknown}; tasks: {tasks}")
         if mode not in LOSS_BALANCES:
             raise UserError(f"`loss_balance` must be one of {LOSS_BALANCES}. Received: {mode!r}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise UserError(f"`balance_steps` must be an int >= 1. Received: {steps!r}")
+        checks.int_at_least(steps, 1, "balance_steps")
         self.tasks = tasks
         self.mode = mode
         self.static = {n: float((weights or {}).get(n, 1.0)) for n in tasks}

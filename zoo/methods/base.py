@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from zoo import checks
 from zoo.errors import UserError
 from zoo.methods.batch_norm import PreciseStatistics
 
@@ -284,10 +285,7 @@ class Method(keras.Model):
         Returns:
             The number of BatchNorm layers whose statistics were set.
         """
-        if steps is not None and (
-            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
-        ):
-            raise UserError(f"`steps` must be an int >= 1 or None. Received: {steps!r}")
+        checks.int_at_least(steps, 1, "steps", none=True)
         return PreciseStatistics(self).run(batches, steps, progress)
 
     def heldout_metrics(self, batch_size: int) -> dict:

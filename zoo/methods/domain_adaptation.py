@@ -42,6 +42,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from zoo import checks
 from zoo import losses as zoo_losses
 from zoo.data import sources
 from zoo.errors import UserError, UserTypeError
@@ -111,19 +112,9 @@ class DomainAdversarial(SharedTrunk):
     ):
         if trunk is gin.REQUIRED or tasks is gin.REQUIRED:
             raise UserTypeError("DomainAdversarial needs a `trunk` (or trunk builder) and `tasks`.")
-        for key, value, low in (
-            ("d_steps", d_steps, 1),
-            ("history_pool", history_pool, 0),
-        ):
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-                raise UserError(
-                    f"DomainAdversarial: `{key}` must be an int >= {low}. Received: {value!r}"
-                )
-        if not (isinstance(adversarial_weight, (int, float)) and adversarial_weight >= 0):
-            raise UserError(
-                "DomainAdversarial: `adversarial_weight` must be a number >= 0. Received: "
-                f"{adversarial_weight!r}"
-            )
+        checks.int_at_least(d_steps, 1, "d_steps", "DomainAdversarial")
+        checks.int_at_least(history_pool, 0, "history_pool", "DomainAdversarial")
+        checks.number_in(adversarial_weight, "adversarial_weight", 0, who="DomainAdversarial")
         super().__init__(
             trunk,
             tasks,

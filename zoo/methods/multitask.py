@@ -3,6 +3,7 @@
 import gin
 import keras
 
+from zoo import checks
 from zoo.errors import UserError
 from zoo.layers import LassoMix
 from zoo.methods import graph
@@ -49,8 +50,7 @@ class MultiTask(SharedTrunk):
         balance_steps: int = 50,
         **kwargs,
     ):
-        if isinstance(lasso_l1, bool) or not (isinstance(lasso_l1, (int, float)) and lasso_l1 >= 0):
-            raise UserError(f"`lasso_l1` must be a number >= 0. Received: {lasso_l1!r}")
+        checks.number_in(lasso_l1, "lasso_l1", 0)
         if per_task_optimizers and loss_balance == "grad_norm":
             raise UserError(
                 "loss_balance='grad_norm' weighs the tasks of one optimizer; with "

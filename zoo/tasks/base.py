@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import checks
 from zoo.data import harmonize, sources
 from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
@@ -91,10 +92,7 @@ class Task(abc.ABC):
     ):
         self.name = name or self.name
         for key, value in (("num_examples", num_examples), ("eval_examples", eval_examples)):
-            if not (isinstance(value, int) and value >= 1):
-                raise UserError(
-                    f"{type(self).__name__}: `{key}` must be an int >= 1. Received: {value!r}"
-                )
+            checks.int_at_least(value, 1, key, type(self).__name__)
         self.num_examples, self.eval_examples = num_examples, eval_examples
         self.seed = seed
         source, eval_source = _source_from_config(source), _source_from_config(eval_source)
@@ -264,8 +262,7 @@ class DenseTask(Task):
 
     def __init__(self, source, head_width: int = 256, target_stride: int = 1, **kwargs):
         super().__init__(source, **kwargs)
-        if not (isinstance(target_stride, int) and target_stride >= 1):
-            raise UserError(f"`target_stride` must be an int >= 1. Received: {target_stride!r}")
+        checks.int_at_least(target_stride, 1, "target_stride")
         if target_stride & (target_stride - 1):
             raise UserError(f"`target_stride` must be a power of two. Received: {target_stride}")
         self.head_width = head_width
@@ -328,8 +325,7 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
             )
     if split not in ("train", "eval"):
         raise UserError(f"`split` must be 'train' or 'eval'. Received: {split!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise UserError(f"`batch_size` must be an int >= 1. Received: {batch_size!r}")
+    checks.int_at_least(batch_size, 1, "batch_size")
     training = split == "train"
     required = list(dict.fromkeys(k for t in tasks for k in t.required))
     ds = first.shuffled_examples(split, required) if training else first.examples(split, required)

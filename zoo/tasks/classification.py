@@ -4,7 +4,7 @@ import gin
 import keras
 import tensorflow as tf
 
-from zoo import metrics
+from zoo import checks, metrics
 from zoo.errors import UserError
 from zoo.tasks.base import Task, global_head
 
@@ -53,8 +53,7 @@ class Classification(GlobalTask):
     def __init__(self, source, classes: int | None = None, **kwargs):
         super().__init__(source, **kwargs)
         names = self.label_names.get("label")
-        if classes is not None and not (isinstance(classes, int) and classes >= 2):
-            raise UserError(f"Classification: `classes` must be an int >= 2. Received: {classes!r}")
+        checks.int_at_least(classes, 2, "classes", "Classification", none=True)
         if classes is not None and names and classes != len(names):
             raise UserError(
                 f"Classification: classes={classes}, but the source names {len(names)} "

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import checks
 from zoo.data import augment
 from zoo.errors import UserError
 from zoo.losses import contrastive
@@ -118,8 +119,7 @@ class TwoViewTask(Task):
         if views.count != 2:
             raise UserError(f"{self.name} compares two views; `views.count` is {views.count}.")
         for key, value in (("hidden", hidden), ("projection", projection)):
-            if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
-                raise UserError(f"{self.name}: `{key}` must be an int >= 1. Received: {value!r}")
+            checks.int_at_least(value, 1, key, self.name)
         self.views, self.hidden, self.projection = views, hidden, projection
 
     def default_views(self) -> augment.Views:
@@ -172,12 +172,7 @@ class ContrastiveTask(TwoViewTask):
     def __init__(self, source, temperature: float | None = None, **kwargs):
         super().__init__(source, **kwargs)
         temperature = self.default_temperature if temperature is None else temperature
-        if isinstance(temperature, bool) or not (
-            isinstance(temperature, (int, float)) and temperature > 0
-        ):
-            raise UserError(
-                f"{self.name}: `temperature` must be a number > 0. Received: {temperature!r}"
-            )
+        checks.number_in(temperature, "temperature", 0, who=self.name, low_open=True)
         self.temperature = float(temperature)
 
 
@@ -260,14 +255,8 @@ class MoCo(ContrastiveTask, MomentumTask):
 
     def __init__(self, source, queue_size: int = 65536, momentum: float = 0.999, **kwargs):
         super().__init__(source, **kwargs)
-        if not (isinstance(queue_size, int) and queue_size >= 1):
-            raise UserError(
-                f"{self.name}: `queue_size` must be an int >= 1. Received: {queue_size!r}"
-            )
-        if isinstance(momentum, bool) or not (
-            isinstance(momentum, (int, float)) and 0 <= momentum < 1
-        ):
-            raise UserError(f"{self.name}: `momentum` must be in [0, 1). Received: {momentum!r}")
+        checks.int_at_least(queue_size, 1, "queue_size", self.name)
+        checks.number_in(momentum, "momentum", 0, 1, self.name, high_open=True)
         self.queue_size, self.momentum = queue_size, float(momentum)
 
     def to_trunk(self, inputs):
@@ -343,12 +332,8 @@ class DenseCL(MoCo):
 
     def __init__(self, source, grid: int = 7, dense_weight: float = 0.5, **kwargs):
         super().__init__(source, **kwargs)
-        if not (isinstance(grid, int) and grid >= 1):
-            raise UserError(f"{self.name}: `grid` must be an int >= 1. Received: {grid!r}")
-        if not (isinstance(dense_weight, (int, float)) and 0 <= dense_weight <= 1):
-            raise UserError(
-                f"{self.name}: `dense_weight` must be in [0, 1]. Received: {dense_weight!r}"
-            )
+        checks.int_at_least(grid, 1, "grid", self.name)
+        checks.number_in(dense_weight, "dense_weight", 0, 1, self.name)
         self.grid, self.dense_weight = grid, float(dense_weight)
 
     def build_head(self, features, input_size):

@@ -25,7 +25,7 @@ import math
 import keras
 import tensorflow as tf
 
-from zoo.errors import UserError
+from zoo import checks
 from zoo.tasks.base import Task
 
 
@@ -44,16 +44,8 @@ class MomentumSchedule:
     steps: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.base, bool) or not (
-            isinstance(self.base, (int, float)) and 0 <= self.base < 1
-        ):
-            raise UserError(f"`momentum` must be a number in [0, 1). Received: {self.base!r}")
-        if self.steps is not None and (
-            isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
-        ):
-            raise UserError(
-                f"`momentum_steps` must be an int >= 1 or None. Received: {self.steps!r}"
-            )
+        checks.number_in(self.base, "momentum", 0, 1, high_open=True)
+        checks.int_at_least(self.steps, 1, "momentum_steps", none=True)
 
     @property
     def constant(self) -> bool:

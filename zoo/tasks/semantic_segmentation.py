@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import metrics
+from zoo import checks, metrics
 from zoo.errors import UserError
 from zoo.tasks.base import DenseTask
 
@@ -35,10 +35,7 @@ class SemanticSegmentation(DenseTask):
     def __init__(self, source, classes: int | None = None, **kwargs):
         super().__init__(source, **kwargs)
         names = self.label_names.get("semantics")
-        if classes is not None and not (isinstance(classes, int) and classes >= 2):
-            raise UserError(
-                f"SemanticSegmentation: `classes` must be an int >= 2. Received: {classes!r}"
-            )
+        checks.int_at_least(classes, 2, "classes", "SemanticSegmentation", none=True)
         if classes is not None and names and classes < len(names):
             raise UserError(
                 f"SemanticSegmentation: classes={classes}, but the masks hold labels up to "

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from zoo import checks
 from zoo.data import tfrecord
 from zoo.data.synthetic.scene import SceneSpec, generate, generate_job
 from zoo.errors import ExistingFile, UserError, UserTypeError
@@ -136,8 +137,7 @@ def write_tfrecords(spec, num, out_dir, shards=1, workers=1, overwrite=False, pr
     Returns:
         list of the shard paths.
     """
-    if not (isinstance(workers, int) and workers >= 1):
-        raise UserError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
+    checks.int_at_least(workers, 1, "workers", keyed=True)
     spec_path = os.path.join(out_dir, "spec.json")
     if os.path.exists(spec_path) and not overwrite:
         raise ExistingFile(

@@ -15,6 +15,7 @@ import dataclasses
 import gin
 import numpy as np
 
+from zoo import checks
 from zoo.data.synthetic import appearance, geometry, objects
 from zoo.errors import UserError, UserTypeError
 
@@ -168,8 +169,7 @@ _BIN_ROTATIONS = (
 
 
 def _streams(spec, index):
-    if not (isinstance(index, (int, np.integer)) and index >= 0):
-        raise UserError(f"`index` must be an int >= 0. Received: index={index!r}")
+    checks.int_at_least(index, 0, "index", keyed=True)
     root = np.random.SeedSequence(
         [spec.seed, SPLITS.index(spec.split), MODES.index(spec.mode), int(index)]
     )
