@@ -665,7 +665,7 @@ def epoch_lines(verbose: int) -> int:
 
 
 @gin.configurable(module="zoo.experiment", denylist=["model_dir"])
-def train(  # noqa: C901  (the driver's stages, not yet split into functions)
+def train(
     model_dir: str,
     method=gin.REQUIRED,
     optimizer=gin.REQUIRED,
@@ -682,8 +682,12 @@ def train(  # noqa: C901  (the driver's stages, not yet split into functions)
 ) -> dict:
     """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk.
 
-    Re-running it on a model_dir whose run was interrupted resumes that run (see the
-    module docstring); `prepare_model_dir` first checks the configuration is the same.
+    The stages, each done once per run whatever the number of processes (the run's
+    progress.json records them): build (`_build`), evaluate untrained, fit the remaining
+    epochs (`_fit_remaining_epochs`: resume, fit, precise BatchNorm at the end), evaluate
+    trained, export, report (`_report`). Re-running it on a model_dir whose run was
+    interrupted resumes that run (see the module docstring); `prepare_model_dir` first
+    checks the configuration is the same.
 
     Args:
         model_dir: str. Where everything is written (see the module docstring).
@@ -725,6 +729,42 @@ def train(  # noqa: C901  (the driver's stages, not yet split into functions)
         "seconds" (training time, summed the same way), and "export" (the trunk's
         SavedModel).
     """
+    _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm)
+    callbacks = list(callbacks or ())
+    # one writer per model_dir; a DataLossError of any pipeline becomes a DataError
+    # naming the damaged file
+    with files.exclusive(model_dir), tfrecord.damaged_files_named():
+        say = print if verbose else logging.info
+        distribution = _runtime(strategy, seed, deterministic, serial_ops)
+        model, progress = _build(model_dir, method, optimizer, distribution)
+        if progress["untrained"] is None:  # evaluate untrained
+            progress.set(untrained=model.heldout_metrics(batch_size))
+        _check_stop(model_dir, "before training")
+        _fit_remaining_epochs(
+            model,
+            model_dir,
+            progress,
+            distribution,
+            batch_size=batch_size,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            precise_batch_norm=precise_batch_norm,
+            verbose=verbose,
+            say=say,
+        )
+        if progress["trained"] is None:  # evaluate trained
+            trained = model.heldout_metrics(batch_size)
+            progress.set(trained=trained, examples=model.heldout_examples())
+            _check_stop(model_dir, "after the held-out evaluation")
+        export_path = os.path.join(model_dir, "export", "trunk")
+        if progress["export"] is None:  # export
+            export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
+            progress.set(export=export_path)
+        return _report(model, model_dir, progress, export_path)
+
+
+def _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm):
     if isinstance(method, Method) or not callable(method):
         raise UserTypeError(
             "`method` must build the method inside the strategy scope: give the gin "
@@ -742,98 +782,98 @@ def train(  # noqa: C901  (the driver's stages, not yet split into functions)
         raise UserTypeError(wanted)
     if precise_batch_norm < 0:
         raise UserError(wanted)
-    callbacks = list(callbacks or ())
-    # one writer per model_dir; a DataLossError of any pipeline becomes a DataError
-    # naming the damaged file
-    with files.exclusive(model_dir), tfrecord.damaged_files_named():
-        say = print if verbose else logging.info
-        if serial_ops:
-            run_ops_one_at_a_time(strategy)
-        keras.utils.set_random_seed(seed)
-        if deterministic:
-            tf.config.experimental.enable_op_determinism()
-        distribution = make_strategy(strategy)
-        with distribution.scope():
-            model = method()
-            if not isinstance(model, Method):
-                raise UserTypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
-            model.compile(optimizer)
-        files.write_json(os.path.join(model_dir, "method.json"), serialize(model))
-        operative = os.path.join(model_dir, "operative_config.gin")
-        files.write_text(operative, gin.operative_config_str())
-        progress = _Progress(model_dir)
 
-        if progress["untrained"] is None:
-            progress.set(untrained=model.heldout_metrics(batch_size))
-        _check_stop(model_dir, "before training")
-        done = _resume_point(model, model_dir, progress, epochs)
-        if progress["fit_done"] and done < progress["fit_epochs"]:
-            # the last checkpoint was set aside: train its epochs again, then evaluate
-            progress.set(fit_done=False, trained=None, export=None)
-        if not progress["fit_done"]:
-            if done:
-                say(f"resuming after epoch {done} of {epochs}")
-            for callback in callbacks:
-                if getattr(callback, "model_dir", "") is None:
-                    callback.model_dir = model_dir
-            with distribution.scope():
-                # the batches of the finished epochs are skipped: a resumed run trains on
-                # the same sequence of batches as an uninterrupted one
-                data = model.datasets(batch_size).skip(done * steps_per_epoch)
-            precise = (
-                [_PreciseBatchNorm(batch_size, precise_batch_norm, epochs, say)]
-                if precise_batch_norm
-                else []
-            )
-            if done < epochs:
-                model.fit(
-                    data,
-                    initial_epoch=done,
-                    epochs=epochs,
-                    steps_per_epoch=steps_per_epoch,
-                    callbacks=[
-                        *callbacks,
-                        _StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
-                        *precise,
-                        _EpochCheckpoints(model_dir, progress),
-                        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-                        _StopOnRequest(model_dir),  # last: sees a request made in the others
-                    ],
-                    verbose=epoch_lines(verbose),
-                    shuffle=False,  # the pipelines shuffle
-                )
-            last = checkpoints(model_dir)
-            progress.set(fit_done=True, fit_epochs=_epoch_of(last[-1]) if last else 0)
-            _check_stop(model_dir, "after training")
-        else:
-            say("training had ended; evaluating and exporting")
 
-        if progress["trained"] is None:
-            trained = model.heldout_metrics(batch_size)
-            progress.set(trained=trained, examples=model.heldout_examples())
-            _check_stop(model_dir, "after the held-out evaluation")
-        export_path = os.path.join(model_dir, "export", "trunk")
-        if progress["export"] is None:
-            export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
-            progress.set(export=export_path)
-        trained_epochs = range(1, progress["fit_epochs"] + 1)
-        records = [progress.epoch(e) for e in trained_epochs if progress.epoch(e)]
-        history = {}
-        for record in records:
-            for key, value in record["logs"].items():
-                history.setdefault(key, []).append(value)
-        results = {
-            "untrained": progress["untrained"],
-            "trained": progress["trained"],
-            "metric_info": model.metric_info(),
-            "examples": progress["examples"] or {},
-            "history": history,
-            "seconds": sum(r["seconds"] for r in records),
-            "export": export_path,
-        }
-        files.write_text(operative, gin.operative_config_str())  # every value used
-        files.write_json(os.path.join(model_dir, "metrics.json"), results)
-        return results
+def _runtime(strategy, seed, deterministic, serial_ops):
+    """The stage before any model: serial ops, seeds, determinism; the strategy."""
+    if serial_ops:
+        run_ops_one_at_a_time(strategy)
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return make_strategy(strategy)
+
+
+def _build(model_dir, method, optimizer, distribution):
+    """Builds and compiles the method in the strategy's scope, writes its method.json
+    and the operative config; returns it with the run's progress."""
+    with distribution.scope():
+        model = method()
+        if not isinstance(model, Method):
+            raise UserTypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
+        model.compile(optimizer)
+    files.write_json(os.path.join(model_dir, "method.json"), serialize(model))
+    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+    return model, _Progress(model_dir)
+
+
+def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
+    """Resumes from the last good checkpoint and fits the epochs not yet done (nothing
+    when training had ended), then records that fitting ended."""
+    epochs, steps_per_epoch, say = run["epochs"], run["steps_per_epoch"], run["say"]
+    done = _resume_point(model, model_dir, progress, epochs)
+    if progress["fit_done"] and done < progress["fit_epochs"]:
+        # the last checkpoint was set aside: train its epochs again, then evaluate
+        progress.set(fit_done=False, trained=None, export=None)
+    if progress["fit_done"]:
+        say("training had ended; evaluating and exporting")
+        return
+    if done:
+        say(f"resuming after epoch {done} of {epochs}")
+    for callback in run["callbacks"]:
+        if getattr(callback, "model_dir", "") is None:
+            callback.model_dir = model_dir
+    with distribution.scope():
+        # the batches of the finished epochs are skipped: a resumed run trains on the
+        # same sequence of batches as an uninterrupted one
+        data = model.datasets(run["batch_size"]).skip(done * steps_per_epoch)
+    precise = []
+    if run["precise_batch_norm"]:
+        precise = [_PreciseBatchNorm(run["batch_size"], run["precise_batch_norm"], epochs, say)]
+    if done < epochs:
+        model.fit(
+            data,
+            initial_epoch=done,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[
+                *run["callbacks"],
+                _StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
+                *precise,
+                _EpochCheckpoints(model_dir, progress),
+                keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                _StopOnRequest(model_dir),  # last: sees a request made in the others
+            ],
+            verbose=epoch_lines(run["verbose"]),
+            shuffle=False,  # the pipelines shuffle
+        )
+    last = checkpoints(model_dir)
+    progress.set(fit_done=True, fit_epochs=_epoch_of(last[-1]) if last else 0)
+    _check_stop(model_dir, "after training")
+
+
+def _report(model, model_dir, progress, export_path):
+    """The run's results from its progress (every epoch, across the processes of a
+    resumed run), written to metrics.json with the final operative config."""
+    trained_epochs = range(1, progress["fit_epochs"] + 1)
+    records = [progress.epoch(e) for e in trained_epochs if progress.epoch(e)]
+    history = {}
+    for record in records:
+        for key, value in record["logs"].items():
+            history.setdefault(key, []).append(value)
+    results = {
+        "untrained": progress["untrained"],
+        "trained": progress["trained"],
+        "metric_info": model.metric_info(),
+        "examples": progress["examples"] or {},
+        "history": history,
+        "seconds": sum(r["seconds"] for r in records),
+        "export": export_path,
+    }
+    # every value used
+    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+    files.write_json(os.path.join(model_dir, "metrics.json"), results)
+    return results
 
 
 def format_report(results: dict, model_dir: str) -> str:
