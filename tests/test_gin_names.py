@@ -622,10 +622,20 @@ def test_denylisted_parameters_cannot_be_bound():
 def test_the_table_covers_every_configurable_and_parameter():
     tasks = {**MULTI_TASKS, **SINGLE_TASKS, **MOTION_TASKS}
     found = _configurables_in_source()
-    assert found == set(tasks) | set(OTHER), sorted(found ^ (set(tasks) | set(OTHER)))
-    for name in found:
+    table = set(tasks) | set(OTHER)
+    assert found == table, (
+        f"configurables without an entry here: {sorted(found - table)} (add one to "
+        "MULTI_TASKS / SINGLE_TASKS / OTHER: each parameter, a value that changes what it "
+        f"configures, or 'see <test>'); entries of no configurable: {sorted(table - found)}"
+    )
+    for name in sorted(found):
         listed = set(OTHER.get(name) or {**TASK_BASE, **tasks[name]})
-        assert _covered_parameters(name) == listed, (name, _covered_parameters(name) ^ listed)
+        parameters = _covered_parameters(name)
+        assert parameters == listed, (
+            f"{name}: parameters without an entry: {sorted(parameters - listed)} (give each "
+            "a value that changes what it configures, or 'see <the test that shows it>'); "
+            f"entries of no parameter: {sorted(listed - parameters)}"
+        )
 
 
 def _data_folders(root):
