@@ -138,19 +138,7 @@ class DomainAdversarial(SharedTrunk):
         self.d_steps, self.history_pool = d_steps, history_pool
         self.discriminator_widths = tuple(discriminator_widths)
         self.joint_statistics = bool(joint_statistics)
-        if real is None:
-            real = sources.real_crops("train", self.input_size)
-        elif isinstance(real, dict):
-            real = sources.source_from_config(real)
-        self.real = sources.as_source(real, None, "DomainAdversarial (real images)")
-        self.real.check(["image"], "DomainAdversarial (real images)")
-        shape = tuple(self.real.signature()["image"][1])
-        if shape[:2] != (self.input_size, self.input_size) and None not in shape[:2]:
-            raise UserError(
-                f"DomainAdversarial: the real images of {self.real} are {shape[0]}x{shape[1]} "
-                f"but the method takes {self.input_size} px; crop or resize them (e.g. "
-                f"zoo.data.real_photos(crop={self.input_size}))."
-            )
+        self.real = self._real_source(real)
 
         adapted = self._trunk_features.value[self.group][self.adapt_endpoint]
         self.train_network = keras.Model(
@@ -165,30 +153,50 @@ class DomainAdversarial(SharedTrunk):
             tuple(adapted.shape[1:]), self.discriminator_widths
         )
         if history_pool:
-            pool_shape = (history_pool, *adapted.shape[1:])
-            self._pools = {
-                domain: (
-                    self.add_weight(
-                        shape=pool_shape,
-                        initializer="zeros",
-                        trainable=False,
-                        aggregation="only_first_replica",
-                        name=f"{domain}_pool",
-                    ),
-                    self.add_weight(
-                        shape=(),
-                        initializer="zeros",
-                        dtype="int32",
-                        trainable=False,
-                        aggregation="only_first_replica",
-                        name=f"{domain}_pool_count",
-                    ),
-                )
-                for domain in ("synthetic", "real")
-            }
+            self._pools = self._history_pools((history_pool, *adapted.shape[1:]))
         self._d_loss = keras.metrics.Mean(name="d_loss")
         self._d_accuracy = keras.metrics.Mean(name="d_accuracy")
         self._adversarial = keras.metrics.Mean(name="adversarial_loss")
+
+    def _real_source(self, real):
+        """The real images' source (the adaptation photographs' crops by default),
+        refused when its images are not input_size squares."""
+        if real is None:
+            real = sources.real_crops("train", self.input_size)
+        elif isinstance(real, dict):
+            real = sources.source_from_config(real)
+        real = sources.as_source(real, None, "DomainAdversarial (real images)")
+        real.check(["image"], "DomainAdversarial (real images)")
+        shape = tuple(real.signature()["image"][1])
+        if shape[:2] != (self.input_size, self.input_size) and None not in shape[:2]:
+            raise UserError(
+                f"DomainAdversarial: the real images of {real} are {shape[0]}x{shape[1]} "
+                f"but the method takes {self.input_size} px; crop or resize them (e.g. "
+                f"zoo.data.real_photos(crop={self.input_size}))."
+            )
+        return real
+
+    def _history_pools(self, shape):
+        """{domain: (pool of past features [size, ...], its count)}, weights of the
+        method (so checkpoints keep them)."""
+
+        def weight(shape, dtype, name):
+            return self.add_weight(
+                shape=shape,
+                initializer="zeros",
+                dtype=dtype,
+                trainable=False,
+                aggregation="only_first_replica",
+                name=name,
+            )
+
+        return {
+            domain: (
+                weight(shape, "float32", f"{domain}_pool"),
+                weight((), "int32", f"{domain}_pool_count"),
+            )
+            for domain in ("synthetic", "real")
+        }
 
     # -- players -------------------------------------------------------------------
 
