@@ -147,27 +147,20 @@ def transfer(
         other metric of the task.
     """
     checks.int_at_least(num_labels, 1, "num_labels")
-    names = sorted(task_classes()) + sorted(ALIASES)
-    if not isinstance(task, Task) and ALIASES.get(task, task) not in task_classes():
-        raise UserError(f"`task` must be a zoo.tasks task or one of {names}. Received: {task!r}")
     keras.utils.set_random_seed(seed)
-    if source == "random" and builder is not None:
-        trunk = builder(input_shape=(input_size, input_size, 3))
-    else:
-        if source == "random" and like is None:
-            raise UserError(
-                "transfer from 'random' needs the scratch trunk's architecture: `like` (a "
-                "pretrained source whose architecture it takes) or `builder`."
-            )
-        trunk = source_trunk(source, input_size, like)
-    pretrained_harmonizer = source_harmonizer(like if source == "random" else source)
-    harmonizer = harmonizer or pretrained_harmonizer
-    kwargs = {"endpoint": endpoint, "harmonizer": harmonizer}
-    if isinstance(task, str):
-        task = synthetic_task(task, variant, input_size, num_labels, eval_examples, seed, **kwargs)
-    elif isinstance(task, Task):
-        task = type(task).from_config({**task.get_config(), **kwargs})
-        task = _labelled(task, num_labels)
+    trunk, task = _trunk_and_task(
+        source,
+        task,
+        builder=builder,
+        like=like,
+        input_size=input_size,
+        num_labels=num_labels,
+        variant=variant,
+        eval_examples=eval_examples,
+        seed=seed,
+        endpoint=endpoint,
+        harmonizer=harmonizer,
+    )
     model = Transfer(
         trunk,
         task,
@@ -181,13 +174,7 @@ def transfer(
     task = model.task
     model.compile(keras.optimizers.Adam(learning_rate))
     steps = training_steps(num_labels, batch_size, epochs, min_steps, max_steps)
-    batch = min(batch_size, num_labels)
-    model.fit(model.datasets(batch), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    if precise_batch_norm:
-        one_pass = pipeline([task], "train", batch, repeat=False)
-        name = model.input_names[task.name]
-        batches = (({name: x}, {task.name: y}) for x, y in one_pass)
-        model.precise_batch_norm(batches, progress=False)
+    _fit(model, task, min(batch_size, num_labels), steps, precise_batch_norm)
     result = model.heldout_metrics(64)[task.name]
     metric = next(iter(task.metric_info))
     if predictions_path:
@@ -201,6 +188,54 @@ def transfer(
         trunk_params=int(model.trunk.count_params()),
         eval_examples=model.heldout_examples()[task.name],
     )
+
+
+def _trunk_and_task(source, task, **setting):
+    """The trunk (`source`'s, or a scratch one) and the downstream task on
+    `num_labels` labels, harmonized as the source was pretrained unless told."""
+    names = sorted(task_classes()) + sorted(ALIASES)
+    if not isinstance(task, Task) and ALIASES.get(task, task) not in task_classes():
+        raise UserError(f"`task` must be a zoo.tasks task or one of {names}. Received: {task!r}")
+    size, like = setting["input_size"], setting["like"]
+    if source == "random" and setting["builder"] is not None:
+        trunk = setting["builder"](input_shape=(size, size, 3))
+    else:
+        if source == "random" and like is None:
+            raise UserError(
+                "transfer from 'random' needs the scratch trunk's architecture: `like` (a "
+                "pretrained source whose architecture it takes) or `builder`."
+            )
+        trunk = source_trunk(source, size, like)
+    pretrained_harmonizer = source_harmonizer(like if source == "random" else source)
+    kwargs = {
+        "endpoint": setting["endpoint"],
+        "harmonizer": setting["harmonizer"] or pretrained_harmonizer,
+    }
+    labels = setting["num_labels"]
+    if isinstance(task, str):
+        task = synthetic_task(
+            task,
+            setting["variant"],
+            size,
+            labels,
+            setting["eval_examples"],
+            setting["seed"],
+            **kwargs,
+        )
+    else:
+        task = _labelled(type(task).from_config({**task.get_config(), **kwargs}), labels)
+    return trunk, task
+
+
+def _fit(model, task, batch, steps, precise_batch_norm):
+    """`steps` steps on batches of `batch` labelled examples, then (optionally) the
+    BatchNorm statistics measured over one pass of them."""
+    model.fit(model.datasets(batch), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    if precise_batch_norm:
+        one_pass = pipeline([task], "train", batch, repeat=False)
+        name = model.input_names[task.name]
+        batches = (({name: x}, {task.name: y}) for x, y in one_pass)
+        model.precise_batch_norm(batches, progress=False)
 
 
 def _plot(path, model, task, source, protocol):
