@@ -188,3 +188,35 @@ def check_method_contract(method_class, kwargs, batch, strategy=None, optimizer=
     if norms:  # every method with BatchNorm measures some of it
         assert method.precise_batch_norm([batch], progress=False) >= 1
     return method
+
+
+def two_view_runs(kind, steps, seeds=3, **kwargs):
+    """The contrastive tests' toy problem: a two-view task `kind` (SimCLR, MoCo, BYOL)
+    on 256 single objects whose scene is the hidden factor, crops of 50-100 % and flips,
+    trained `steps` steps at batch 32 per seed. Returns [(held-out two-view accuracy
+    before, after)] per seed (64 held-out images: chance 1/64)."""
+    from zoo.data import augment
+    from zoo.data.synthetic import SceneSpec
+    from zoo.methods import MultiTask
+
+    views = augment.Views(
+        augment.RandomResizedCrop(scale=(0.5, 1.0)), [augment.HorizontalFlip()], count=2
+    )
+    runs = []
+    for seed in range(seeds):
+        task = kind(
+            SceneSpec(variant="-C--", mode="single", resolution=32),
+            num_examples=256,
+            eval_examples=64,
+            views=views,
+            hidden=64,
+            projection=32,
+            seed=seed,
+            **kwargs,
+        )
+        model = MultiTask(tiny_trunk(seed=seed), [task])
+        model.compile(keras.optimizers.Adam(3e-3))
+        before = model.heldout_metrics(64)[task.name]["accuracy"]
+        model.fit(model.datasets(32), epochs=1, steps_per_epoch=steps, verbose=0)
+        runs.append((before, model.heldout_metrics(64)[task.name]["accuracy"]))
+    return runs

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_trunk
+from helpers import tiny_trunk, two_view_runs
 
 from zoo.data import augment
 from zoo.data.synthetic import SceneSpec
@@ -136,26 +136,6 @@ def test_views_sharing_an_image_are_found_far_above_chance():
     (measured: gains 0.03-0.16 after their 60 steps, 0.14-0.17 after 150 steps at
     τ_base 0.9; at 0.99 the target of so short a run stays near its initial weights and
     gains were 0.05-0.13); BYOL's τ_base ranges 0.9-0.999 in its Table 5."""
-    views = augment.Views(
-        augment.RandomResizedCrop(scale=(0.5, 1.0)), [augment.HorizontalFlip()], count=2
-    )
-    runs = []
-    for seed in range(3):
-        task = BYOL(
-            SceneSpec(variant="-C--", mode="single", resolution=32),
-            num_examples=256,
-            eval_examples=64,
-            views=views,
-            hidden=64,
-            projection=32,
-            momentum=0.9,
-            momentum_steps=150,
-            seed=seed,
-        )
-        model = MultiTask(tiny_trunk(seed=seed), [task])
-        model.compile(keras.optimizers.Adam(3e-3))
-        before = model.heldout_metrics(64)["byol"]["accuracy"]
-        model.fit(model.datasets(32), epochs=1, steps_per_epoch=150, verbose=0)
-        runs.append((before, model.heldout_metrics(64)["byol"]["accuracy"]))
+    runs = two_view_runs(BYOL, steps=150, momentum=0.9, momentum_steps=150)
     gain = float(np.median([after - before for before, after in runs]))
     assert gain > 0.1 and np.median([after for _, after in runs]) > 10 / 64, runs

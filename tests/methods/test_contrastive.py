@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_trunk
+from helpers import tiny_trunk, two_view_runs
 
 from zoo.data import augment
 from zoo.data.synthetic import SceneSpec
@@ -248,27 +248,8 @@ def test_views_sharing_an_image_are_found_far_above_chance(kind):
     of before; at MoCo's 0.999 the key network of a 60-step run is 94 % its initial
     weights, and the gains were 0.06-0.16), against the 0.1 required.
     """
-    views = augment.Views(
-        augment.RandomResizedCrop(scale=(0.5, 1.0)), [augment.HorizontalFlip()], count=2
-    )
     kwargs = {"queue_size": 256, "momentum": 0.99} if kind is MoCo else {}
-    runs = []
-    for seed in range(3):
-        task = kind(
-            SceneSpec(variant="-C--", mode="single", resolution=32),
-            num_examples=256,
-            eval_examples=64,
-            views=views,
-            hidden=64,
-            projection=32,
-            seed=seed,
-            **kwargs,
-        )
-        model = MultiTask(tiny_trunk(seed=seed), [task])
-        model.compile(keras.optimizers.Adam(3e-3))
-        before = model.heldout_metrics(64)[task.name]["accuracy"]
-        model.fit(model.datasets(32), epochs=1, steps_per_epoch=60, verbose=0)
-        runs.append((before, model.heldout_metrics(64)[task.name]["accuracy"]))
+    runs = two_view_runs(kind, steps=60, **kwargs)
     gain = float(np.median([after - before for before, after in runs]))
     assert gain > 0.1 and np.median([after for _, after in runs]) > 10 / 64, runs
 

@@ -45,7 +45,7 @@ import tensorflow as tf
 from zoo import checks
 from zoo import losses as zoo_losses
 from zoo.data import sources
-from zoo.errors import UserError, UserTypeError
+from zoo.errors import UserError
 from zoo.layers import patch_discriminator
 from zoo.layers.discriminator import WIDTHS
 from zoo.methods.base import Phase
@@ -110,8 +110,6 @@ class DomainAdversarial(SharedTrunk):
         balance_steps: int = 50,
         **kwargs,
     ):
-        if trunk is gin.REQUIRED or tasks is gin.REQUIRED:
-            raise UserTypeError("DomainAdversarial needs a `trunk` (or trunk builder) and `tasks`.")
         checks.int_at_least(d_steps, 1, "d_steps", "DomainAdversarial")
         checks.int_at_least(history_pool, 0, "history_pool", "DomainAdversarial")
         checks.number_in(adversarial_weight, "adversarial_weight", 0, who="DomainAdversarial")
