@@ -61,7 +61,7 @@ class TwoPlayers(Method):
         return [self.g_loss_tracker, self.d_loss_tracker]
 
     def get_config(self):
-        return {"d_steps": self.d_steps, "name": self.name}
+        return {**super().get_config(), "d_steps": self.d_steps}
 
 
 def main():

@@ -56,3 +56,38 @@ def test_the_readme_example_of_a_method_is_the_tested_file():
     history = runpy.run_path(path)["main"]().history
     assert set(history) == {"g_loss", "d_loss"} and len(history["d_loss"]) == 3
     assert history["d_loss"][-1] < history["d_loss"][0]
+
+
+def _sizes(path):
+    """(kind, name, lines, lines without the docstring) of every function and class."""
+    import ast
+
+    tree = ast.parse(open(path).read())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            lines = node.end_lineno - node.lineno + 1
+            docstring = ast.get_docstring(node, clean=False)
+            first = node.body[0]
+            doc_lines = first.end_lineno - first.lineno + 1 if docstring is not None else 0
+            kind = "class" if isinstance(node, ast.ClassDef) else "function"
+            yield kind, node.name, lines, lines - doc_lines
+
+
+def test_functions_and_method_classes_stay_small():
+    """No function in zoo/ over 80 lines of code (its docstring not counted: a binary's
+    documented arguments are not code), no class in zoo/methods/ over 250 lines."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
+    found = {"function": 0, "class": 0}
+    too_long = []
+    for folder, _, files in os.walk(root):
+        for file in (f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, file)
+            in_methods = os.path.basename(folder) == "methods"
+            for kind, name, lines, code in _sizes(path):
+                found[kind] += 1
+                if kind == "function" and code > 80:
+                    too_long.append(f"{path}: {name} has {code} lines of code (limit 80)")
+                if kind == "class" and in_methods and lines > 250:
+                    too_long.append(f"{path}: class {name} has {lines} lines (limit 250)")
+    assert found["function"] > 500 and found["class"] > 50  # the walk saw the package
+    assert not too_long, "\n".join(too_long)

@@ -466,7 +466,7 @@ def _refusal(error) -> str:
 def method_harmonizer(model_dir: str) -> str:
     """The deterministic harmonizer every task of a run's method shares (read from its
     `method.json`), or "identity" (tasks differ, or theirs are training augmentations)."""
-    from zoo.data.harmonize import SERVING_HARMONIZERS
+    from zoo.data.harmonize import served
 
     config = method_config(model_dir)
     found = set()
@@ -482,9 +482,7 @@ def method_harmonizer(model_dir: str) -> str:
                 visit(item)
 
     visit(config)
-    if len(found) == 1 and next(iter(found)) in SERVING_HARMONIZERS:
-        return found.pop()
-    return "identity"
+    return served(found)
 
 
 def restore(model_dir: str, checkpoint: str | None = None) -> tuple[Method, str]:

@@ -87,6 +87,23 @@ def test_bad_arguments():
         Transfer(_trunk(), Depth(MULTI, endpoint="block3"), protocol="lasso_linear")
 
 
+def test_configs_of_older_runs_still_load():
+    """A Transfer config written when Transfer derived from MultiTask carries its one
+    task's loss weight (always 1 from zoo-finetune): it loads; another weight is refused."""
+    model = Transfer(_trunk(), _classification(), protocol="lasso_linear", lasso_block="block3")
+    config = model.get_config()
+    assert "tasks" not in config and config["lasso_block"] == "block3"
+    rebuilt = Transfer.from_config({**config, "loss_weights": {"classification": 1.0}})
+    assert rebuilt.get_config() == model.get_config()
+    x = np.random.default_rng(0).uniform(size=(2, 48, 48, 3)).astype("float32")
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        rebuilt({"images": x})["classification"], model({"images": x})["classification"], atol=1e-6
+    )
+    with pytest.raises(ValueError, match="no longer takes loss_weights"):
+        Transfer.from_config({**model.get_config(), "loss_weights": {"classification": 2.0}})
+
+
 def test_dense_heads_and_their_targets():
     depth = Depth(MULTI, num_examples=4, eval_examples=4, endpoint="block3")
     coarse = Transfer(_trunk(), depth, protocol="linear", head="coarse")

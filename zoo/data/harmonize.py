@@ -172,6 +172,13 @@ HARMONIZERS = {
 SERVING_HARMONIZERS = ("identity", "lab_l3")
 
 
+def served(harmonizers) -> str:
+    """The harmonizer a served model applies for inputs that `harmonizers` (names) were
+    trained with: the one they all share when deterministic, else "identity"."""
+    used = set(harmonizers)
+    return used.pop() if len(used) == 1 and next(iter(used)) in SERVING_HARMONIZERS else "identity"
+
+
 def harmonizer(method="identity"):
     """Returns the harmonization function `f(rgb, seed) -> rgb` that pipelines apply.
 

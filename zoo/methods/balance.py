@@ -135,6 +135,18 @@ class LossBalancer(keras.layers.Layer):
         balanced = sums[0] / tf.maximum(sums, 1e-12)
         self.task_weights.assign(tf.where(fixed, balanced, tf.convert_to_tensor(self.task_weights)))
 
+    def minimize(self, optimizer, tape, total, variables, taps: dict) -> None:
+        """One `optimizer` step on `total` (recorded on `tape`) over `variables`; while
+        measuring, the same backward pass gives each task's gradient at its tap
+        (`taps`: {task: FeatureTap output}) to `measure`."""
+        tapped = [taps[n] for n in self.tasks] if self.measures else []
+        grads = tape.gradient(optimizer.scale_loss(total), list(variables) + tapped)
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads[: len(variables)], variables) if g is not None]
+        )
+        if tapped:
+            self.measure(grads[len(variables) :])
+
     def lambdas(self) -> dict:
         """{task: λ_t} now, as floats."""
         if not self.measures:

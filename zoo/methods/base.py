@@ -305,6 +305,11 @@ class Method(keras.Model):
         """The deterministic harmonizer an exported graph applies. Defaults to "identity"."""
         return "identity"
 
+    def get_config(self):
+        """{"name": ...}: a method's own config chains to it and adds each of its
+        constructor's arguments under its own name (keras-hub's rule)."""
+        return {"name": self.name}
+
     @classmethod
     def from_config(cls, config):
         return cls(**config)

@@ -108,7 +108,7 @@ class DomainAdversarial(SharedTrunk):
         loss_balance: str = "static",
         loss_weights: dict | None = None,
         balance_steps: int = 50,
-        **kwargs,
+        name: str | None = None,
     ):
         checks.int_at_least(d_steps, 1, "d_steps", "DomainAdversarial")
         checks.int_at_least(history_pool, 0, "history_pool", "DomainAdversarial")
@@ -120,7 +120,7 @@ class DomainAdversarial(SharedTrunk):
             loss_weights=loss_weights,
             loss_balance=loss_balance,
             balance_steps=balance_steps,
-            **kwargs,
+            name=name,
         )
         if len(self.groups) != 1:
             raise UserError(
@@ -136,7 +136,7 @@ class DomainAdversarial(SharedTrunk):
         self.d_steps, self.history_pool = d_steps, history_pool
         self.discriminator_widths = tuple(discriminator_widths)
         self.joint_statistics = bool(joint_statistics)
-        self.real = self._real_source(real)
+        self.real = _real_source(real, self.input_size)
 
         adapted = self._trunk_features.value[self.group][self.adapt_endpoint]
         self.train_network = keras.Model(
@@ -151,50 +151,10 @@ class DomainAdversarial(SharedTrunk):
             tuple(adapted.shape[1:]), self.discriminator_widths
         )
         if history_pool:
-            self._pools = self._history_pools((history_pool, *adapted.shape[1:]))
+            self._pools = _history_pools(self.add_weight, (history_pool, *adapted.shape[1:]))
         self._d_loss = keras.metrics.Mean(name="d_loss")
         self._d_accuracy = keras.metrics.Mean(name="d_accuracy")
         self._adversarial = keras.metrics.Mean(name="adversarial_loss")
-
-    def _real_source(self, real):
-        """The real images' source (the adaptation photographs' crops by default),
-        refused when its images are not input_size squares."""
-        if real is None:
-            real = sources.real_crops("train", self.input_size)
-        elif isinstance(real, dict):
-            real = sources.source_from_config(real)
-        real = sources.as_source(real, None, "DomainAdversarial (real images)")
-        real.check(["image"], "DomainAdversarial (real images)")
-        shape = tuple(real.signature()["image"][1])
-        if shape[:2] != (self.input_size, self.input_size) and None not in shape[:2]:
-            raise UserError(
-                f"DomainAdversarial: the real images of {real} are {shape[0]}x{shape[1]} "
-                f"but the method takes {self.input_size} px; crop or resize them (e.g. "
-                f"zoo.data.real_photos(crop={self.input_size}))."
-            )
-        return real
-
-    def _history_pools(self, shape):
-        """{domain: (pool of past features [size, ...], its count)}, weights of the
-        method (so checkpoints keep them)."""
-
-        def weight(shape, dtype, name):
-            return self.add_weight(
-                shape=shape,
-                initializer="zeros",
-                dtype=dtype,
-                trainable=False,
-                aggregation="only_first_replica",
-                name=name,
-            )
-
-        return {
-            domain: (
-                weight(shape, "float32", f"{domain}_pool"),
-                weight((), "int32", f"{domain}_pool_count"),
-            )
-            for domain in ("synthetic", "real")
-        }
 
     # -- players -------------------------------------------------------------------
 
@@ -214,18 +174,7 @@ class DomainAdversarial(SharedTrunk):
     def real_images(self, batch_size: int) -> tf.data.Dataset:
         """Batches of real images, shuffled, repeated and harmonized like the tasks'."""
         first = self.tasks[self.groups[self.group][0]]
-        self.real.prepare(["image"])
-        ds = self.real.shuffled(["image"], first.seed + 1).map(lambda i, e: e).repeat()
-        seeds = tf.data.Dataset.random(seed=first.seed + 2).batch(2)
-        size = self.input_size
-
-        @tf.autograph.experimental.do_not_convert
-        def harmonized(example, seed):
-            image = tf.ensure_shape(example["image"], (size, size, 3))
-            return first.harmonize(image, seed)
-
-        ds = tf.data.Dataset.zip(ds, seeds).map(harmonized, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return _real_images(self.real, first, self.input_size, batch_size)
 
     def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
         """SharedTrunk's (inputs, targets) with `inputs["real"]` added ("train"; "eval" is
@@ -269,62 +218,35 @@ class DomainAdversarial(SharedTrunk):
         return [*super().metrics, self._d_loss, self._d_accuracy, self._adversarial]
 
     def _pooled(self, domain, features, seed):
-        """pix2pix's image pool: while filling, the batch is stored and used; then each
-        example is, with probability 1/2, swapped for a random stored one."""
+        """`features` through the domain's history pool (`_pool_step`), if any."""
         if not self.history_pool:
             return features
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             raise UserError("DomainAdversarial: `history_pool` works on one replica only.")
-        pool, count = self._pools[domain]
-        size = self.history_pool
-        batch = tf.shape(features)[0]
-        fill_slots = count + tf.range(batch)
-        filling = fill_slots < size
-        swap_seed, slot_seed = tf.unstack(tf.random.split(seed, 2))
-        swap = tf.logical_and(
-            tf.logical_not(filling), tf.random.stateless_uniform([batch], swap_seed) < 0.5
-        )
-        slots = tf.random.experimental.stateless_shuffle(tf.range(size), slot_seed)[:batch]
-        stored = tf.convert_to_tensor(pool)
-        shown = tf.where(swap[:, None, None, None], tf.gather(stored, slots), features)
-        write = tf.logical_or(filling, swap)
-        where = tf.where(filling, fill_slots, slots)
-        pool.assign(
-            tf.tensor_scatter_nd_update(
-                stored, tf.boolean_mask(where, write)[:, None], tf.boolean_mask(features, write)
-            )
-        )
-        count.assign(tf.minimum(size, count + batch))
-        return shown
+        return _pool_step(*self._pools[domain], features, seed)
 
-    def train_step(self, data):
-        """Algorithm 1 on `alternate`: one shared trunk pass over both domains, D's
-        phase on its detached features (`d_steps` updates), then B and H's phase on the
-        same pass with D frozen."""
-        self._check_batch(data)
-        if "real" not in data[0]:
-            raise UserError("DomainAdversarial.train_step needs inputs['real'] (see datasets()).")
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        last = self.alternate(
-            data,
-            [
-                Phase("discriminator", self._discriminator_phase(), steps=self.d_steps),
-                Phase(
-                    "main",
-                    self._main_loss,
-                    through_shared=True,
-                    update=lambda tape, total, p: self._update_main(tape, total, p["out"]["taps"]),
-                ),
-            ],
-            shared=self._shared_pass,
-        )
-        self.after_step()
-        self._total_tracker.update_state(last["main"] * replicas)
-        return self._logs()
+    def _phases(self):
+        """Algorithm 1 on the shared pass: D's phase on its detached features (`d_steps`
+        updates), then B and H's phase through the pass with D frozen."""
+        return [
+            Phase(
+                "discriminator",
+                _discriminator_loss(self.discriminator, self._d_accuracy, self._d_loss),
+                steps=self.d_steps,
+            ),
+            Phase(
+                "main",
+                self._main_loss,
+                through_shared=True,
+                update=lambda tape, total, p: self._update_main(tape, total, p["out"]["taps"]),
+            ),
+        ]
 
     def _shared_pass(self, data, tape):
         """z_x = B(x) with the heads' outputs, z_y = B(y) (recorded only with bi_fool),
         and what D's phase sees: both detached, through the history pools."""
+        if "real" not in data[0]:
+            raise UserError("DomainAdversarial.train_step needs inputs['real'] (see datasets()).")
         inputs = data[0]
         real = inputs["real"]
         synthetic = {k: v for k, v in inputs.items() if k != "real"}
@@ -352,31 +274,10 @@ class DomainAdversarial(SharedTrunk):
             d_real = self._pooled("real", tf.stop_gradient(z_real), seeds[1])
         return {"out": out, "z_syn": z_syn, "z_real": z_real, "d_syn": d_syn, "d_real": d_real}
 
-    def _discriminator_phase(self):
-        """D's loss on the detached (pooled) features; its accuracy and loss are logged
-        before its first update of the step."""
-        updates = []  # traced once per step: the first call is the first update
-
-        def loss(data, passed):
-            syn_logits = self.discriminator(passed["d_syn"], training=True)
-            real_logits = self.discriminator(passed["d_real"], training=True)
-            syn_term, real_term = zoo_losses.discriminator_loss(syn_logits, real_logits)
-            if not updates:
-                right = [
-                    tf.reshape(tf.cast(syn_logits > 0, tf.float32), [-1]),
-                    tf.reshape(tf.cast(real_logits < 0, tf.float32), [-1]),
-                ]
-                self._d_accuracy.update_state(tf.concat(right, 0))
-                self._d_loss.update_state(tf.reduce_mean(syn_term) + tf.reduce_mean(real_term))
-            updates.append(1)
-            return tf.nn.compute_average_loss(syn_term) + tf.nn.compute_average_loss(real_term)
-
-        return loss
-
     def _main_loss(self, data, passed):
         """Σ_t λ_t L_t + w · the adversarial term (flipped labels; D as just updated)."""
-        synthetic = ({k: v for k, v in data[0].items() if k != "real"}, data[1])
-        losses = self._task_losses(synthetic, training=True, outputs=passed["out"]["tasks"])
+        synthetic = {k: v for k, v in data[0].items() if k != "real"}
+        losses = self.task_losses(synthetic, data[1], passed["out"]["tasks"])
         fool = zoo_losses.fool_loss(self.discriminator(passed["z_syn"], training=True))
         adversarial = tf.nn.compute_average_loss(fool)
         shown = tf.reduce_mean(fool)
@@ -391,7 +292,7 @@ class DomainAdversarial(SharedTrunk):
     # -- configuration -------------------------------------------------------------
 
     def get_config(self):
-        config = super().get_config()
+        config = {**super().get_config(), **self._graph_config()}
         config.update(
             real=sources.source_config(self.real),
             adapt_at=self.adapt_at,
@@ -405,5 +306,111 @@ class DomainAdversarial(SharedTrunk):
         return config
 
 
+def _real_source(real, input_size):
+    """The real images' source (the adaptation photographs' crops by default), refused
+    when its images are not input_size squares."""
+    if real is None:
+        real = sources.real_crops("train", input_size)
+    elif isinstance(real, dict):
+        real = sources.source_from_config(real)
+    real = sources.as_source(real, None, "DomainAdversarial (real images)")
+    real.check(["image"], "DomainAdversarial (real images)")
+    shape = tuple(real.signature()["image"][1])
+    if shape[:2] != (input_size, input_size) and None not in shape[:2]:
+        raise UserError(
+            f"DomainAdversarial: the real images of {real} are {shape[0]}x{shape[1]} but "
+            f"the method takes {input_size} px; crop or resize them (e.g. "
+            f"zoo.data.real_photos(crop={input_size}))."
+        )
+    return real
+
+
+def _real_images(real, task, size, batch_size):
+    """Batches of `real`'s images, shuffled, repeated and harmonized as `task`'s."""
+    real.prepare(["image"])
+    ds = real.shuffled(["image"], task.seed + 1).map(lambda i, e: e).repeat()
+    seeds = tf.data.Dataset.random(seed=task.seed + 2).batch(2)
+
+    @tf.autograph.experimental.do_not_convert
+    def harmonized(example, seed):
+        image = tf.ensure_shape(example["image"], (size, size, 3))
+        return task.harmonize(image, seed)
+
+    ds = tf.data.Dataset.zip(ds, seeds).map(harmonized, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _history_pools(add_weight, shape):
+    """{domain: (pool of past features [size, ...], its count)}, weights of the method
+    (`add_weight`: its own; so checkpoints keep them)."""
+
+    def weight(shape, dtype, name):
+        return add_weight(
+            shape=shape,
+            initializer="zeros",
+            dtype=dtype,
+            trainable=False,
+            aggregation="only_first_replica",
+            name=name,
+        )
+
+    return {
+        domain: (
+            weight(shape, "float32", f"{domain}_pool"),
+            weight((), "int32", f"{domain}_pool_count"),
+        )
+        for domain in ("synthetic", "real")
+    }
+
+
+def _discriminator_loss(discriminator, accuracy, loss_tracker):
+    """D's phase loss on the detached (pooled) features of the shared pass; its
+    `accuracy` and loss are logged before its first update of the step."""
+    updates = []  # traced once per step: the first call is the first update
+
+    def loss(data, passed):
+        syn_logits = discriminator(passed["d_syn"], training=True)
+        real_logits = discriminator(passed["d_real"], training=True)
+        syn_term, real_term = zoo_losses.discriminator_loss(syn_logits, real_logits)
+        if not updates:
+            right = [
+                tf.reshape(tf.cast(syn_logits > 0, tf.float32), [-1]),
+                tf.reshape(tf.cast(real_logits < 0, tf.float32), [-1]),
+            ]
+            accuracy.update_state(tf.concat(right, 0))
+            loss_tracker.update_state(tf.reduce_mean(syn_term) + tf.reduce_mean(real_term))
+        updates.append(1)
+        return tf.nn.compute_average_loss(syn_term) + tf.nn.compute_average_loss(real_term)
+
+    return loss
+
+
+def _pool_step(pool, count, features, seed):
+    """pix2pix's image pool: while filling, the batch is stored and used; then each
+    example is, with probability 1/2, swapped for a random stored one. `pool` [size,
+    ...] and `count` are the variables that hold it."""
+    size = pool.shape[0]
+    batch = tf.shape(features)[0]
+    fill_slots = count + tf.range(batch)
+    filling = fill_slots < size
+    swap_seed, slot_seed = tf.unstack(tf.random.split(seed, 2))
+    swap = tf.logical_and(
+        tf.logical_not(filling), tf.random.stateless_uniform([batch], swap_seed) < 0.5
+    )
+    slots = tf.random.experimental.stateless_shuffle(tf.range(size), slot_seed)[:batch]
+    stored = tf.convert_to_tensor(pool)
+    shown = tf.where(swap[:, None, None, None], tf.gather(stored, slots), features)
+    write = tf.logical_or(filling, swap)
+    where = tf.where(filling, fill_slots, slots)
+    pool.assign(
+        tf.tensor_scatter_nd_update(
+            stored, tf.boolean_mask(where, write)[:, None], tf.boolean_mask(features, write)
+        )
+    )
+    count.assign(tf.minimum(size, count + batch))
+    return shown
+
+
 keras.saving.register_keras_serializable(package="zoo")(DomainAdversarial)
-gin.external_configurable(DomainAdversarial, module="zoo.methods")
+# `name`: the Keras model's, which from_config gives
+gin.external_configurable(DomainAdversarial, module="zoo.methods", denylist=["name"])

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import keras
 
 from zoo.errors import UserError
+from zoo.layers import LassoMix
 from zoo.methods.base import deserialize
 from zoo.tasks.base import Task
 
@@ -69,14 +70,27 @@ def resolve_trunk(trunk, tasks: Sequence[Task], input_size: int | None, who: str
     return trunk, int(input_size or shape[1])
 
 
-def lasso_units(trunk: keras.Model, block: str) -> list:
-    """The endpoints of `block`'s residual units (what a LassoMix of that block mixes)."""
+def resolve_tasks(tasks, who: str) -> list:
+    """The tasks (configs deserialized), refused unless there are some, with distinct
+    names."""
+    tasks = [deserialize(t) if isinstance(t, dict) else t for t in tasks]
+    names = [t.name for t in tasks]
+    if not tasks or len(set(names)) != len(names):
+        raise UserError(f"{who} needs tasks with distinct names. Received: {names}")
+    return tasks
+
+
+def lasso_part(trunk: keras.Model, names: Sequence[str], block: str | None, l1: float):
+    """(a LassoMix with a row per task name, the endpoints of `block`'s residual units
+    that it mixes), or (None, ()) when `block` is None."""
+    if block is None:
+        return None, ()
     units = [k for k in trunk.output if k.startswith(f"{block}/unit_")]
     if not units:
         raise UserError(
             f"lasso_block={block!r} has no units in this trunk; endpoints: {sorted(trunk.output)}"
         )
-    return units
+    return LassoMix(names, l1=l1, name="lasso"), units
 
 
 def input_groups(tasks: Sequence[Task], input_size: int) -> dict:
@@ -113,7 +127,7 @@ def build_graph(
         head: callable. `head(task, endpoint, features, input_size)` -> head output.
         lasso: a zoo.layers.LassoMix or None. If set, each head reads its task's row of
             the mix of `units` (the penalty added once) instead of its endpoint.
-        units: the unit endpoints the lasso mixes (`lasso_units`).
+        units: the unit endpoints the lasso mixes (`lasso_part`).
     """
     by_name = {t.name: t for t in tasks}
     last = list(trunk.output)[-1]

@@ -28,6 +28,8 @@ the positive is the only key of the current step among the queue's, so the objec
 is won without telling images apart (docs/diagnoses.md, section 1).
 """
 
+import threading
+
 import keras
 import tensorflow as tf
 
@@ -69,6 +71,9 @@ class MomentumEncoders(keras.layers.Layer):
         # (and its part of a checkpoint) are the key network's and the queues
         query_heads = {name: head for name, (_, head) in heads.items()}
         self._query = _Untracked((trunk, query_heads))
+        # the keys of the step being traced, per thread: MirroredStrategy traces each
+        # replica's step in a thread of its own, at the same time
+        self._step = _Untracked(threading.local())
         self.key_trunk = _copy(trunk, "key_trunk")
         self.key_heads = {
             name: _copy(head, f"key_{head.name}") for name, head in query_heads.items()
@@ -139,9 +144,17 @@ class MomentumEncoders(keras.layers.Layer):
             out[f"{queue}_filled"] = tf.convert_to_tensor(self.filled[key]) > 0.5
         return out
 
-    def update(self, keys):
+    def step_targets(self, inputs: dict) -> dict:
+        """{task: `targets`} of every task for the step being traced ({task: its input
+        batch}); their keys are what `update` enqueues at the step's end."""
+        out = {name: self.targets(name, inputs[name]) for name in self.tasks}
+        self._step.value.keys = {name: targets["key"] for name, targets in out.items()}
+        return out
+
+    def update(self):
         """The step's end: momentum update of the key network, then every task's keys
-        ({task: key outputs of this replica's batch}) enqueued."""
+        of this replica's batch (`step_targets`) enqueued."""
+        keys = self._step.value.keys
         m = self.tau()
         pairs = [(k.value, q.value) for k, q in self._pairs()]
 
@@ -178,6 +191,21 @@ class MomentumEncoders(keras.layers.Layer):
             )
         )
         pointer.assign((tf.convert_to_tensor(pointer) + count) % size)
+
+
+def encoders_for(tasks, trunk, network, endpoints, lasso) -> "MomentumEncoders | None":
+    """The key networks and queues of the `MomentumTask`s among `tasks` (MoCo, DenseCL,
+    BYOL) on a shared-trunk graph (`network`, its {task: endpoint}), or None."""
+    moving = momentum_tasks(tasks)
+    if not moving:
+        return None
+    if lasso is not None:
+        raise UserError(
+            f"{[t.name for t in moving]} compare a query with the keys of a copy of the "
+            "trunk and head; they cannot read a lasso mix (set lasso_block = None)."
+        )
+    heads = {t.name: (endpoints[t.name], t.key_head(network)) for t in moving}
+    return MomentumEncoders(trunk, heads, {t.name: t for t in moving})
 
 
 def _gathered(x):

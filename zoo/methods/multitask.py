@@ -3,10 +3,7 @@
 import gin
 import keras
 
-from zoo import checks
 from zoo.errors import UserError
-from zoo.layers import LassoMix
-from zoo.methods import graph
 from zoo.methods.base import Phase
 from zoo.methods.shared_trunk import SharedTrunk
 
@@ -48,16 +45,13 @@ class MultiTask(SharedTrunk):
         per_task_optimizers: bool = False,
         loss_balance: str = "static",
         balance_steps: int = 50,
-        **kwargs,
+        name: str | None = None,
     ):
-        checks.number_in(lasso_l1, "lasso_l1", 0)
         if per_task_optimizers and loss_balance == "grad_norm":
             raise UserError(
                 "loss_balance='grad_norm' weighs the tasks of one optimizer; with "
                 "per_task_optimizers each task has its own (use 'static')."
             )
-        # read by _lasso_part while the base builds the graph
-        self.lasso_block, self.lasso_l1 = lasso_block, float(lasso_l1)
         self.per_task_optimizers = bool(per_task_optimizers)
         super().__init__(
             trunk,
@@ -66,14 +60,10 @@ class MultiTask(SharedTrunk):
             loss_weights=loss_weights,
             loss_balance=loss_balance,
             balance_steps=balance_steps,
-            **kwargs,
+            lasso_block=lasso_block,
+            lasso_l1=lasso_l1,
+            name=name,
         )
-
-    def _lasso_part(self, trunk, names):
-        if self.lasso_block is None:
-            return None, ()
-        units = graph.lasso_units(trunk, self.lasso_block)
-        return LassoMix(names, l1=self.lasso_l1, name="lasso"), units
 
     # -- players -------------------------------------------------------------------
 
@@ -105,6 +95,7 @@ class MultiTask(SharedTrunk):
     def get_config(self):
         return {
             **super().get_config(),
+            **self._graph_config(),
             "lasso_block": self.lasso_block,
             "lasso_l1": self.lasso_l1,
             "per_task_optimizers": self.per_task_optimizers,
@@ -112,4 +103,5 @@ class MultiTask(SharedTrunk):
 
 
 keras.saving.register_keras_serializable(package="zoo")(MultiTask)
-gin.external_configurable(MultiTask, module="zoo.methods")
+# `name`: the Keras model's, which from_config gives
+gin.external_configurable(MultiTask, module="zoo.methods", denylist=["name"])

@@ -31,25 +31,17 @@ import gin
 import keras
 
 from zoo.errors import UserError
+from zoo.layers import up_projection_decoder
+from zoo.methods import graph
 from zoo.methods.base import deserialize, serialize
-from zoo.methods.multitask import MultiTask
+from zoo.methods.shared_trunk import SharedTrunk
 from zoo.tasks.base import DenseTask, Task
 from zoo.trunks.protocols import POOLINGS, PROTOCOLS, pool, set_trainable
 
 HEADS = ("task", "coarse", "up_projection")
 
 
-def _trunk_for(trunk, input_size):
-    if isinstance(trunk, dict):
-        trunk = deserialize(trunk)
-    if not isinstance(trunk, keras.Model):
-        if input_size is None:
-            raise UserError("Transfer: a trunk builder needs `input_size`.")
-        trunk = trunk(input_shape=(input_size, input_size, 3))
-    return trunk
-
-
-class Transfer(MultiTask):
+class Transfer(SharedTrunk):
     """A trunk, one task, a protocol and a head policy (see the module docstring).
 
     Args:
@@ -76,7 +68,7 @@ class Transfer(MultiTask):
         lasso_block: str = "block3",
         lasso_l1: float = 1e-3,
         input_size: int | None = None,
-        **kwargs,
+        name: str | None = None,
     ):
         if trunk is gin.REQUIRED or task is gin.REQUIRED:
             raise UserError("Transfer needs a `trunk` (or trunk builder) and a `task`.")
@@ -101,11 +93,9 @@ class Transfer(MultiTask):
                 f"Transfer: {task.name!r} is neither a global task (a label per image) nor a "
                 "dense one (a map per image)."
             )
-        trunk = _trunk_for(trunk, input_size)
-        size = int(input_size or trunk.input.shape[1])
+        trunk, size = graph.resolve_trunk(trunk, [task], input_size, "Transfer")
         self.protocol, self.head, self.pooling = protocol, head, pooling
         self.frozen_stages = frozen_stages
-        self._lasso_block, self._lasso_l1 = lasso_block, lasso_l1
         if dense and head != "task":
             task = self._coarse_task(task, trunk, size)
         set_trainable(trunk, protocol, frozen_stages)
@@ -115,8 +105,9 @@ class Transfer(MultiTask):
             input_size=size,
             lasso_block=lasso_block if protocol == "lasso_linear" else None,
             lasso_l1=lasso_l1,
-            **kwargs,
+            name=name,
         )
+        self.lasso_block = lasso_block  # the protocol decides whether a row reads it
 
     @property
     def task(self) -> Task:
@@ -140,7 +131,6 @@ class Transfer(MultiTask):
         return type(task).from_config(config)
 
     def _head(self, task, endpoint, features, input_size):
-        from zoo.layers import up_projection_decoder
 
         name = task.name
         if not isinstance(task, DenseTask):
@@ -154,24 +144,32 @@ class Transfer(MultiTask):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "trunk": serialize(self.trunk),
             "task": serialize(self.task),
             "protocol": self.protocol,
             "head": self.head,
             "pooling": self.pooling,
             "frozen_stages": self.frozen_stages,
-            "lasso_block": self._lasso_block,
-            "lasso_l1": self._lasso_l1,
+            "lasso_block": self.lasso_block,
+            "lasso_l1": self.lasso_l1,
             "input_size": self.input_size,
-            "loss_weights": dict(self.loss_weights),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        # configs written when Transfer derived from MultiTask carry its one task's
+        # loss weight, 1 unless set from Python
+        weights = config.pop("loss_weights", None) or {}
+        if any(float(w) != 1.0 for w in weights.values()):
+            raise UserError(
+                f"this Transfer config weighs its task's loss by {weights}; Transfer no "
+                "longer takes loss_weights (scale the learning rate instead)."
+            )
+        return cls(**config)
 
 
 keras.saving.register_keras_serializable(package="zoo")(Transfer)
-# MultiTask's knobs of several tasks do not apply to one
-gin.external_configurable(
-    Transfer,
-    module="zoo.methods",
-    denylist=["tasks", "loss_weights", "per_task_optimizers", "loss_balance", "balance_steps"],
-)
+# `name`: the Keras model's, which from_config gives
+gin.external_configurable(Transfer, module="zoo.methods", denylist=["name"])

@@ -35,6 +35,7 @@ import keras
 from keras import layers
 
 from zoo.errors import UserError
+from zoo.trunks import imagenet
 
 STAGES = ("block1", "block2", "block3", "block4")
 NORMS = ("batch", "group", "sync_batch")
@@ -259,65 +260,77 @@ def resnet(
     layout = layout or ("keras" if weights is not None else "slim")
     _check_choice("layout", layout, ("slim", "keras"))
     if weights is not None:
-        from zoo.trunks import imagenet
-
         imagenet.check_trunk(depth, version, widths, width_multiplier, norm, layout)
     kind, units = DEPTHS[depth]
     widths = _resolve_widths(widths, width_multiplier, BASE_WIDTHS, len(STAGES), fn)
-    num_stages = STAGES.index(stop_at) + 1
-    # v1 strides the first unit of stages 2-4; v2 the last unit of stages 1-3.
-    stage_strides = (1, 2, 2, 2) if version == 1 else (2, 2, 2, 1)
-
     images = _images_input(input_shape)
-    endpoints = {}
     x = images
     if weights is not None:
         x = imagenet.Preprocessing(version, name="imagenet_preprocessing")(x)
-    x = _conv(x, widths[0], 7, 2, 1, True, "stem_conv")
-    if version == 1:
-        x = _norm(norm, widths[0], "stem_norm")(x)
-        x = layers.ReLU(name="stem_relu")(x)
-    if layout == "keras":
-        x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-        x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
-    else:
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    endpoints["stem"] = x
-
-    tracker = _StrideTracker(4, output_stride)
-    unit_fn = _unit_v1 if version == 1 else _unit_v2
-    for s in range(num_stages):
-        stage = STAGES[s]
-        for j in range(units[s]):
-            first, last = j == 0, j == units[s] - 1
-            nominal = stage_strides[s] if (first if version == 1 else last) else 1
-            stride, rate_in, rate_out = tracker.next(nominal)
-            x = unit_fn(
-                x,
-                kind,
-                widths[s],
-                stride,
-                (rate_in, rate_out),
-                norm,
-                f"{stage}_unit_{j + 1}",
-                stride_first=layout == "keras",
-            )
-            endpoints[f"{stage}/unit_{j + 1}"] = x
-        if version == 2 and stage == "block4":
-            x = _norm(norm, x.shape[-1], "postnorm")(x)
-            x = layers.ReLU(name="postnorm_relu")(x)
-        _endpoint(endpoints, stage, x)
-
-    if output_stride is not None and tracker.stride != output_stride:
-        raise UserError(
-            f"{fn}: output_stride={output_stride} is larger than the stride "
-            f"{tracker.stride} this trunk reaches at stop_at={stop_at!r} (version {version}); "
-            f"use output_stride=None or a value up to {tracker.stride}."
-        )
+    endpoints = {"stem": _stem(x, version, widths[0], norm, layout)}
+    stages = _Stages(kind, units, widths, version, norm, layout)
+    stages.build(endpoints, STAGES[: STAGES.index(stop_at) + 1], output_stride, fn)
     trunk = keras.Model(images, endpoints, name=name or f"resnet{depth}_v{version}")
     if weights is not None:
         imagenet.load_weights(trunk, weights, depth, version)
     return trunk
+
+
+def _stem(x, version, width, norm, layout):
+    """The 7x7 stride-2 convolution (v1: normalized and rectified) and the 3x3 stride-2
+    max-pool, as `layout` pads it."""
+    x = _conv(x, width, 7, 2, 1, True, "stem_conv")
+    if version == 1:
+        x = _norm(norm, width, "stem_norm")(x)
+        x = layers.ReLU(name="stem_relu")(x)
+    if layout == "keras":
+        x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+        return layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+
+
+class _Stages:
+    """The residual stages of a ResNet of one kind, version, norm and layout."""
+
+    def __init__(self, kind, units, widths, version, norm, layout):
+        self.kind, self.units, self.widths = kind, units, widths
+        self.version, self.norm, self.layout = version, norm, layout
+        # v1 strides the first unit of stages 2-4; v2 the last unit of stages 1-3.
+        self.strides = (1, 2, 2, 2) if version == 1 else (2, 2, 2, 1)
+
+    def build(self, endpoints, stages, output_stride, fn):
+        """Adds every unit and stage of `stages` to `endpoints` (after "stem"), dilating
+        instead of striding beyond `output_stride`."""
+        x = endpoints["stem"]
+        tracker = _StrideTracker(4, output_stride)
+        unit_fn = _unit_v1 if self.version == 1 else _unit_v2
+        for s, stage in enumerate(stages):
+            count = self.units[s]
+            for j in range(count):
+                first, last = j == 0, j == count - 1
+                nominal = self.strides[s] if (first if self.version == 1 else last) else 1
+                stride, rate_in, rate_out = tracker.next(nominal)
+                x = unit_fn(
+                    x,
+                    self.kind,
+                    self.widths[s],
+                    stride,
+                    (rate_in, rate_out),
+                    self.norm,
+                    f"{stage}_unit_{j + 1}",
+                    stride_first=self.layout == "keras",
+                )
+                endpoints[f"{stage}/unit_{j + 1}"] = x
+            if self.version == 2 and stage == "block4":
+                x = _norm(self.norm, x.shape[-1], "postnorm")(x)
+                x = layers.ReLU(name="postnorm_relu")(x)
+            _endpoint(endpoints, stage, x)
+        if output_stride is not None and tracker.stride != output_stride:
+            raise UserError(
+                f"{fn}: output_stride={output_stride} is larger than the stride "
+                f"{tracker.stride} this trunk reaches at stop_at={stages[-1]!r} (version "
+                f"{self.version}); use output_stride=None or a value up to {tracker.stride}."
+            )
 
 
 RESNET9_WIDTHS = (64, 128, 256, 512)

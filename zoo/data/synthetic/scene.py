@@ -103,6 +103,14 @@ class SceneSpec:
     shadows: bool = True
     supersample: bool = False
 
+    def get_config(self) -> dict:
+        """The fields (Keras' serialization: tasks' configs hold specs this way)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SceneSpec":
+        return cls(**config)
+
     def __post_init__(self):
         if (
             not isinstance(self.variant, str)
@@ -266,22 +274,7 @@ def describe(spec, index):
     size = spec.size
     light = appearance.random_light(streams["light"]) if spec.has("L") else appearance.FIXED_LIGHT
     if spec.mode == "single":
-        class_id = int(content.integers(len(objects.CLASSES)))
-        pose = int(content.integers(len(POSE_BINS)))
-        obj = _object(spec, streams, class_id, objects.model_ids(class_id, spec.split))
-        rotation = _BIN_ROTATIONS[pose] @ _orientation(streams["view"], spec.has("V"))
-        _place(obj, rotation, np.array([0.0, 0.0, _SINGLE_DISTANCE]))
-        return {
-            "mode": "single",
-            "objects": [obj],
-            "label": class_id,
-            "pose": pose,
-            "background": _background(spec, streams),
-            "light": dict(light),
-            "world_to_camera": np.eye(3),
-            "camera": np.zeros(3),
-            "focal": 0.5 * size / np.tan(0.5 * _SINGLE_FOV),
-        }
+        return _describe_single(spec, streams, light)
 
     scene = int(content.integers(len(SCENE_NAMES)))
     weights, (ground_hsv, wall_hsv) = SCENES[SCENE_NAMES[scene]]
@@ -324,20 +317,46 @@ def describe(spec, index):
         "focal": 0.5 * size / tan_half,
     }
     if spec.mode == "motion":
-        motion = streams["motion"]
-        moving = motion.random(count) < 0.5
-        moving[motion.integers(count)] = True  # at least one object moves
-        desc["moving"] = moving
-        desc["next_objects"] = []
-        for obj, moves in zip(objs, moving):
-            nxt = dict(obj)
-            if moves:
-                angle = motion.uniform(0, 2 * np.pi)
-                step = motion.uniform(0.25, 0.6) * np.array([np.cos(angle), 0, np.sin(angle)])
-                turn = pitch @ _rot_y(motion.normal(0, np.radians(15))) @ pitch.T
-                _place(nxt, turn @ obj["rotation"], obj["translation"] + pitch @ step)
-            desc["next_objects"].append(nxt)
+        desc["moving"], desc["next_objects"] = _motion(streams["motion"], objs, pitch)
     return desc
+
+
+def _describe_single(spec, streams, light):
+    """`describe` of a single-object scene."""
+    content = streams["content"]
+    class_id = int(content.integers(len(objects.CLASSES)))
+    pose = int(content.integers(len(POSE_BINS)))
+    obj = _object(spec, streams, class_id, objects.model_ids(class_id, spec.split))
+    rotation = _BIN_ROTATIONS[pose] @ _orientation(streams["view"], spec.has("V"))
+    _place(obj, rotation, np.array([0.0, 0.0, _SINGLE_DISTANCE]))
+    return {
+        "mode": "single",
+        "objects": [obj],
+        "label": class_id,
+        "pose": pose,
+        "background": _background(spec, streams),
+        "light": dict(light),
+        "world_to_camera": np.eye(3),
+        "camera": np.zeros(3),
+        "focal": 0.5 * spec.size / np.tan(0.5 * _SINGLE_FOV),
+    }
+
+
+def _motion(motion, objs, pitch):
+    """(which objects move, the objects one frame later): at least one moves, each
+    moving one a step on the ground and a turn about the vertical."""
+    moving = motion.random(len(objs)) < 0.5
+    moving[motion.integers(len(objs))] = True
+    next_objects = []
+    for obj, moves in zip(objs, moving):
+        nxt = dict(obj)
+        if moves:
+            angle = motion.uniform(0, 2 * np.pi)
+            step = motion.uniform(0.25, 0.6) * np.array([np.cos(angle), 0, np.sin(angle)])
+            turn = pitch @ _rot_y(motion.normal(0, np.radians(15))) @ pitch.T
+            _place(nxt, turn @ obj["rotation"], obj["translation"] + pitch @ step)
+        next_objects.append(nxt)
+    return moving, next_objects
 
 
 def _rays(size, focal, supersample):
