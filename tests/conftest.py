@@ -10,6 +10,7 @@ os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402,F401  (selects the TensorFlow backend before keras is imported)
+import zoo.configurables  # noqa: E402,F401  (tests parse gin text as the binaries do)
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(

@@ -12,6 +12,7 @@ from helpers import TINY_CONFIG
 
 from zoo import experiment
 from zoo.errors import ExistingFile
+from zoo.experiment import callbacks, runtime
 
 TINY = TINY_CONFIG
 
@@ -159,7 +160,7 @@ def test_non_finite_loss_names_the_task(tmp_path):
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "epoch_001.weights.h5").write_bytes(b"")
-    guard = experiment._StopOnNonFinite(str(checkpoints))
+    guard = callbacks.StopOnNonFinite(str(checkpoints))
     guard.on_epoch_begin(1)
     guard.on_train_batch_end(0, {"depth_loss": 0.5, "rotation_loss": 1.0, "loss": 1.5})
     with pytest.raises(
@@ -184,7 +185,7 @@ class _Built(Exception):
 def test_seed_and_serial_ops_reach_the_run(tiny_config, tmp_path, monkeypatch):
     seen = []
     serial = []
-    monkeypatch.setattr(experiment, "run_ops_one_at_a_time", lambda strategy: serial.append(1))
+    monkeypatch.setattr(runtime, "run_ops_one_at_a_time", lambda strategy: serial.append(1))
 
     def method():  # stops the run once it is seeded
         seen.append((np.random.random(), float(keras.random.uniform((), seed=None))))

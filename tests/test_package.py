@@ -91,3 +91,23 @@ def test_functions_and_method_classes_stay_small():
                     too_long.append(f"{path}: class {name} has {lines} lines (limit 250)")
     assert found["function"] > 500 and found["class"] > 50  # the walk saw the package
     assert not too_long, "\n".join(too_long)
+
+
+def test_gin_names_of_keras_objects_come_from_zoo_configurables():
+    """Importing the driver registers no Keras object with gin; `zoo.configurables`
+    (what the binaries import) registers them and every zoo configurable."""
+    code = (
+        "import gin, zoo.experiment\n"
+        "binding = 'zoo.experiment.train.optimizer = @keras.optimizers.SGD()'\n"
+        "try:\n"
+        "    gin.parse_config(binding)\n"
+        "except ValueError as error:\n"
+        "    print('refused:', 'keras.optimizers.SGD' in str(error))\n"
+        "import zoo.configurables\n"
+        "gin.parse_config(binding)\n"
+        "gin.parse_config('zoo.evaluation.run_sweep.seeds = [1]')\n"
+        "print('parsed')\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:2] == ["refused: True", "parsed"]

@@ -25,22 +25,22 @@ DRIVER = """
 import os, signal, sys, time
 point, arg, log = sys.argv[1:4]
 import keras
-import zoo.experiment as experiment
+from zoo.experiment import callbacks
 import zoo.files as files
 from zoo.methods import MultiTask
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-begin = experiment._EpochCheckpoints.on_epoch_begin
+begin = callbacks.EpochCheckpoints.on_epoch_begin
 def logged_begin(self, epoch, logs=None):
     with open(log, "a") as f:
         f.write(f"{os.getpid()} {epoch + 1}\\n")
     begin(self, epoch, logs)
-experiment._EpochCheckpoints.on_epoch_begin = logged_begin
+callbacks.EpochCheckpoints.on_epoch_begin = logged_begin
 
 if point.startswith("interrupt"):  # Ctrl-C after global step `arg` (twice: again at once)
-    batch_end = experiment._StopOnNonFinite.on_train_batch_end
+    batch_end = callbacks.StopOnNonFinite.on_train_batch_end
     steps = []
     def counted(self, batch, logs=None):
         batch_end(self, batch, logs)
@@ -51,7 +51,7 @@ if point.startswith("interrupt"):  # Ctrl-C after global step `arg` (twice: agai
             if point == "interrupt twice":
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(10)
-    experiment._StopOnNonFinite.on_train_batch_end = counted
+    callbacks.StopOnNonFinite.on_train_batch_end = counted
 elif point == "checkpoint":  # half of epoch `arg`'s checkpoint is on disk
     save = keras.Model.save_weights
     def half_written(self, path, *a, **k):

@@ -8,6 +8,7 @@ import tokenize
 
 import gin
 
+import zoo.configurables  # noqa: F401  (every name a gin file can use)
 from zoo.errors import ConfigError, first_line
 
 # A file given to gin as "<absolute path>::" is read by `_read_beside`, which resolves

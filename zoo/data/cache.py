@@ -20,6 +20,8 @@ import re
 from absl import logging
 
 from zoo import files
+from zoo.data import tfrecord
+from zoo.data.synthetic.io import IMAGE_KEYS, examples_of
 from zoo.errors import NotWritable
 
 # Part of every digest: raise it when the renderer changes what a spec draws, so that
@@ -65,7 +67,6 @@ def render(spec, num: int, keys, workers: int | None = None, progress=None) -> s
 
     Returns the entry's folder (an equal entry another process finished first is kept).
     """
-    from zoo.data.synthetic.io import IMAGE_KEYS, examples_of
 
     keys = sorted(set(keys))
     folder = os.path.join(cache_dir(), "synthetic", spec_digest(spec))
@@ -81,7 +82,6 @@ def render(spec, num: int, keys, workers: int | None = None, progress=None) -> s
     logging.info("Rendering %d scenes of %s (%s) into the cache %s", num, spec, keys, path)
 
     def write(temporary):
-        from zoo.data import tfrecord
 
         def wanted():
             for done, example in enumerate(examples_of(spec, range(num), workers), start=1):

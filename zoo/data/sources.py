@@ -31,12 +31,14 @@ import json
 import os
 
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 from PIL import Image
+from PIL import Image as PILImage
 
-from zoo import checks
+from zoo import checks, files
 from zoo.data import cache, tfrecord
 from zoo.data.photos import (
     ADAPTATION_PHOTOS,
@@ -46,9 +48,11 @@ from zoo.data.photos import (
     photo_path,
     skimage_data_dir,
 )
-from zoo.data.synthetic import SceneSpec
+from zoo.data.synthetic import CLASSES, POSE_BINS, SceneSpec
 from zoo.data.synthetic.io import examples_of, output_signature
-from zoo.errors import DataError, MissingEntry, MissingFile, UserError, UserTypeError
+from zoo.data.synthetic.scene import MODES
+from zoo.errors import DataError, ExistingFile, MissingEntry, MissingFile, UserError, UserTypeError
+from zoo.progress import Progress
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # How a mask file is read: .npy, 16-bit PNG, 8-bit PNG (depth in `depth_scale` units).
@@ -82,6 +86,11 @@ class Source(abc.ABC):
     @abc.abstractmethod
     def get_config(self) -> dict:
         """The constructor arguments (`source_config` makes them JSON)."""
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Source":
+        """The source of `get_config`'s (Keras-serialized) arguments."""
+        return cls(**{key: _deserialized(value) for key, value in config.items()})
 
     def prepare(self, keys) -> None:  # noqa: B027
         """Announces entries a later `examples` call will want (several tasks on one
@@ -131,39 +140,37 @@ class Source(abc.ABC):
 
 
 # -- configs -------------------------------------------------------------------------
+# Sources, and the SceneSpecs they render, are Keras serializables: a task's or a
+# method's config holds them as `keras.saving.serialize_keras_object` writes them.
 
-_REGISTRY = {}
-
-
-def _registered(cls):
-    _REGISTRY[cls.__name__] = cls
-    return cls
+keras.saving.register_keras_serializable(package="zoo")(SceneSpec)
 
 
-def source_config(source: Source) -> dict:
-    """A JSON-able dict that `source_from_config` turns back into the source."""
-    config = {}
-    for key, value in source.get_config().items():
-        if isinstance(value, SceneSpec):
-            value = {"scene_spec": dataclasses.asdict(value)}
-        elif isinstance(value, Source):
-            value = source_config(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        config[key] = value
-    return {"source": type(source).__name__, "config": config}
+def source_config(source) -> dict:
+    """The JSON-able Keras config of a source or SceneSpec (`source_from_config`
+    rebuilds it)."""
+    return keras.saving.serialize_keras_object(source)
 
 
-def source_from_config(config: dict) -> Source:
-    """The source `source_config` described."""
-    values = {}
-    for key, value in config["config"].items():
-        if isinstance(value, dict) and "scene_spec" in value:
-            value = SceneSpec(**value["scene_spec"])
-        elif isinstance(value, dict) and "source" in value:
-            value = source_from_config(value)
-        values[key] = value
-    return _REGISTRY[config["source"]](**values)
+def source_from_config(config: dict):
+    """The source or SceneSpec `source_config` described; also reads the formats of
+    configs written before sources were Keras serializables (`{"source": class name,
+    "config": ...}` and `{"scene_spec": fields}`), so older runs' method.json load."""
+    if "scene_spec" in config:
+        return SceneSpec(**config["scene_spec"])
+    if "class_name" not in config and {"source", "config"} <= set(config):
+        values = {k: _deserialized(v) for k, v in config["config"].items()}
+        return _LEGACY_NAMES[config["source"]](**values)
+    return keras.saving.deserialize_keras_object(config)
+
+
+def _deserialized(value):
+    """A config value with the sources and SceneSpecs in it rebuilt."""
+    if isinstance(value, dict) and (
+        "class_name" in value or "scene_spec" in value or {"source", "config"} <= set(value)
+    ):
+        return source_from_config(value)
+    return value
 
 
 def as_source(value, num_examples: int | None = None, who: str = "the task") -> Source:
@@ -193,7 +200,7 @@ def as_source(value, num_examples: int | None = None, who: str = "the task") -> 
 _ANNOUNCED = {}  # identity -> entries announced with `prepare`
 
 
-@_registered
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data", denylist=["spec", "num"])
 class Synthetic(Source):
     """Examples 0 .. num - 1 of a SceneSpec.
@@ -235,7 +242,6 @@ class Synthetic(Source):
         return output_signature(self.spec)
 
     def _hint(self, missing):
-        from zoo.data.synthetic.scene import MODES
 
         modes = [
             m
@@ -249,7 +255,6 @@ class Synthetic(Source):
 
     @property
     def label_names(self):
-        from zoo.data.synthetic import CLASSES, POSE_BINS
 
         if self.spec.mode == "single":
             return {"label": tuple(CLASSES), "pose": tuple(POSE_BINS)}
@@ -273,7 +278,6 @@ class Synthetic(Source):
         entry = cache.find(self.spec, self.num, keys)
         if entry is None:
             wanted = set(keys) | _ANNOUNCED.get(self.identity(), set())
-            from zoo.progress import Progress
 
             bar = Progress(self.num, f"rendering {self.num} scenes into the data cache")
             entry = cache.render(self.spec, self.num, wanted, self.workers, bar.update)
@@ -301,7 +305,7 @@ class Synthetic(Source):
 # -- TFRecords ------------------------------------------------------------------------
 
 
-@_registered
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data")
 class TFRecords(Source):
     """A folder (or glob) of TFRecords written by `zoo.data.write_tfrecords`.
@@ -433,7 +437,7 @@ def random_crop(image, size, seed):
     return tf.image.stateless_random_crop(image, [size, size, 3], seed)
 
 
-@_registered
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data")
 class ImageFolder(Source):
     """Image files in a folder: JPEG, PNG (8 or 16 bit), BMP, GIF; grayscale, palette,
@@ -818,7 +822,7 @@ def _load_npy(path):
 _NOT_FOR_PHOTOS = ["path", "labels", "masks", "mask_key", "depth_scale", "class_names", "recursive"]
 
 
-@_registered
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data", denylist=_NOT_FOR_PHOTOS)
 class Photos(ImageFolder):
     """The photographs installed with scikit-image, as an image folder (never downloaded).
@@ -919,7 +923,7 @@ def _in_holdout(index, fraction, seed):
     return tf.cast(h, tf.float64) < fraction * 2.0**32
 
 
-@_registered
+@keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data")
 class Holdout(Source):
     """One part of a seeded split of a source: each example goes to the held-out part
@@ -989,7 +993,7 @@ class Holdout(Source):
         return f"Holdout({self.source!r}, {self.fraction}, part={self.part!r})"
 
 
-@_registered
+@keras.saving.register_keras_serializable(package="zoo")
 class First(Source):
     """The first `num` examples of a source (e.g. the n labels of a transfer run)."""
 
@@ -1041,10 +1045,6 @@ def write_photo_classes(
     Returns:
         The written files.
     """
-    from PIL import Image as PILImage
-
-    from zoo import files
-    from zoo.errors import ExistingFile
 
     if os.path.exists(out_dir) and os.listdir(out_dir):
         raise ExistingFile(f"{out_dir} exists and is not empty; give another folder.")
@@ -1068,3 +1068,7 @@ def write_photo_classes(
                 files.write_file(path, lambda t, p=piece: p.save(t, format="JPEG", quality=90))
             )
     return written
+
+
+# the class names that configs written before sources were Keras serializables use
+_LEGACY_NAMES = {c.__name__: c for c in (Synthetic, TFRecords, ImageFolder, Photos, Holdout, First)}

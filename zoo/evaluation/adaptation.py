@@ -26,13 +26,17 @@ import sys
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from zoo import files
+from zoo import experiment, files
 from zoo.data import sources
 from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
+from zoo.evaluation import plots
+from zoo.evaluation.transfer import transfer
 from zoo.progress import Progress
 from zoo.tasks.base import pipeline
+from zoo.trunks.alexnet import analogue
 
 # -- the domain gap -----------------------------------------------------------------
 
@@ -48,6 +52,7 @@ def domain_classifier_accuracy(a, b, folds: int = 2, seed: int = 0) -> float:
         folds: int >= 2.
         seed: int. Seeds the subsampling and the folds.
     """
+    # scikit-learn takes about a second to import; only this measure needs it
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -153,7 +158,7 @@ def zero_shot(model, num: int = 128, batch_size: int = 32) -> dict:
             ("P", photo_variant(spec)),
         ):
             config = dict(task.get_config(), eval_examples=num)
-            config["eval_source"] = {"scene_spec": dataclasses.asdict(eval_spec)}
+            config["eval_source"] = eval_spec
             probe = type(task).from_config(config)
             head = model.task_model(name)
             truth, predicted = [], []
@@ -177,7 +182,6 @@ TRANSFER_LAYER = "conv7"
 
 def transfers(model_dir: str, endpoint: str, num_labels: int = 500, seed: int = 0, **kwargs):
     """{name: transfer result} of `TRANSFERS` from a run's trunk to "P" scenes."""
-    from zoo.evaluation.transfer import transfer
 
     out = {}
     for name, (task, protocol, head) in TRANSFERS.items():
@@ -197,7 +201,6 @@ def transfers(model_dir: str, endpoint: str, num_labels: int = 500, seed: int = 
 
 def layer_probes(model_dir: str, endpoints, num_labels: int = 500, seed: int = 0, **kwargs):
     """{endpoint: accuracy} of frozen linear probes (global pooling) on "P" classification."""
-    from zoo.evaluation.transfer import transfer
 
     return {
         e: transfer(
@@ -251,8 +254,6 @@ CLAIM_COLUMN = "p_classification"
 
 def measure_run(model_dir: str, num_labels: int = 500, seed: int = 0, gap_num: int = 240):
     """The comparison table's numbers of one trained run (see COLUMNS)."""
-    from zoo import experiment
-    from zoo.trunks.alexnet import analogue
 
     model, _ = experiment.restore(model_dir)
     conv5 = analogue("conv5", model.trunk.output)
@@ -358,7 +359,6 @@ def _mean_std(values):
 
 def _derived(record):
     """Columns computed from a record: the gap at the row's own layer, D's accuracy."""
-    from zoo.trunks.alexnet import analogue
 
     record = dict(record)
     layer = ROWS[record["row"]][1]
@@ -423,7 +423,6 @@ def comparison_table(records) -> str:
 
 def _harmonized(model, images, seed=0, stream=7):
     """`images` through the method's harmonizer, seeded by (seed, stream)."""
-    import tensorflow as tf
 
     task = _first_task(model)
     seeds = tf.random.split(tf.constant([seed, stream], tf.int64), len(images))
@@ -445,9 +444,6 @@ def plot_neighbours(model_dirs, path, queries: int = 6, k: int = 4, endpoint: st
         queries, k: int. Query rows and neighbours per run.
         endpoint: str. A trunk endpoint or AlexNet layer (its ResNet analogue).
     """
-    from zoo import experiment
-    from zoo.evaluation import plots
-    from zoo.trunks.alexnet import analogue
 
     if not isinstance(model_dirs, dict):
         model_dirs = _short_names(model_dirs)
@@ -504,8 +500,6 @@ def first_filters(trunk) -> np.ndarray:
 
 def plot_filters(model_dir: str, path: str):
     """The first convolution's filters of a run's trunk (Ren & Lee Fig. 4)."""
-    from zoo import experiment
-    from zoo.evaluation import plots
 
     model, _ = experiment.restore(model_dir)
     plots.plot_filters(first_filters(model.trunk), path, title=f"conv1 of {model_dir}")
@@ -514,8 +508,6 @@ def plot_filters(model_dir: str, path: str):
 
 def plot_real_predictions(model_dir: str, path: str, num: int = 6):
     """A run's dense predictions on held-out photo crops (real images, no ground truth)."""
-    from zoo import experiment
-    from zoo.evaluation import plots
 
     model, _ = experiment.restore(model_dir)
     images = _images(real_heldout_source(model.input_size, num * 3), num * 3)[::3][:num]

@@ -3,6 +3,7 @@
 import os
 
 import keras
+from tensorflow.core.protobuf import saved_model_pb2
 
 from zoo.errors import DataError, MissingFile
 from zoo.methods.base import exports_trusted
@@ -17,7 +18,6 @@ def signature_input_size(path: str) -> int | None:
         MissingFile: `path` holds no saved_model.pb.
         DataError: the export has no `serving_default` with an `images` input.
     """
-    from tensorflow.core.protobuf import saved_model_pb2
 
     graph = os.path.join(path, "saved_model.pb")
     if not os.path.exists(graph):

@@ -5,12 +5,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import os
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf
 
 from zoo import files  # noqa: E402
+from zoo.data.harmonize import lab_l3, rgb_to_lab
 from zoo.errors import UserError
 from zoo.evaluation.utility import utility  # noqa: E402
+from zoo.tasks.colorization import Colorization, annealed_mean, colorize
+from zoo.tasks.relative_position import NEIGHBOURS, RelativePosition
 
 
 def _save(fig, path, title=None, **title_kwargs):
@@ -283,7 +289,6 @@ def plot_patch_pairs(pairs, labels, predicted, path, title=None):
         labels, predicted: [N] ints in 0..7 (zoo.tasks.relative_position.NEIGHBOURS).
         path: str. Output PNG.
     """
-    from zoo.tasks.relative_position import NEIGHBOURS
 
     pairs = np.asarray(pairs)
     labels, predicted = [int(t) for t in labels], [int(p) for p in predicted]
@@ -313,7 +318,6 @@ def plot_colorization(images, predicted, path, title=None):
         images: [N, H, W, 3] true RGB in [0, 1].
         predicted: [N, H, W, 3] RGB from the predicted ab and the true lightness.
     """
-    from zoo.data.harmonize import lab_l3
 
     images = np.asarray(images)
     gray = lab_l3(images).numpy()
@@ -338,13 +342,6 @@ def plot_run_pretext(model, folder, num=8):
     Returns:
         The paths written.
     """
-    import os
-
-    import tensorflow as tf
-
-    from zoo.data.harmonize import rgb_to_lab
-    from zoo.tasks.colorization import Colorization, annealed_mean, colorize
-    from zoo.tasks.relative_position import RelativePosition
 
     written = []
     for name, task in model.tasks.items():

@@ -19,6 +19,7 @@ import keras
 from zoo import experiment
 from zoo.errors import MissingFile, UserError
 from zoo.evaluation.exported import ExportedTrunk, signature_input_size
+from zoo.trunks import resnet
 
 
 def with_input_shape(trunk, input_shape):
@@ -49,7 +50,6 @@ IMAGENET_MODELS = tuple(f"resnet{d}{v}" for d in (50, 101, 152) for v in ("", "v
 def imagenet_trunk(source, input_shape=(None, None, 3)):
     """The zoo trunk of "imagenet:resnet50" .. "imagenet:resnet152v2" with the ImageNet
     weights in the user's Keras cache (`zoo.trunks.imagenet`; nothing is downloaded)."""
-    from zoo.trunks import resnet
 
     name = source.split(":", 1)[1].lower()
     if name not in IMAGENET_MODELS:
@@ -72,8 +72,6 @@ def source_trunk(source: str = gin.REQUIRED, input_size: int = gin.REQUIRED, lik
     shape = (input_size, input_size, 3)
     if source == "random":
         if like is None:
-            from zoo.trunks import resnet
-
             return resnet(50, version=1, input_shape=shape)
         template = load_trunk(like, None, shape)
         if len(template.layers) <= 2:

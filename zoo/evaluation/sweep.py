@@ -19,7 +19,10 @@ import numpy as np
 from zoo import files
 from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVLP"
 from zoo.errors import ConfigMismatch, MissingFile, UserError
+from zoo.evaluation.plots import plot_factor_changes, plot_label_curves
+from zoo.evaluation.transfer import transfer
 from zoo.evaluation.utility import utility
+from zoo.experiment import checkpoints
 
 DEFAULT_COUNTS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 200000)
 SCRATCH = "scratch"
@@ -50,8 +53,6 @@ def source_identity(source):
     if os.path.isfile(source):
         paths = [source]
     elif os.path.exists(os.path.join(source, "method.json")):
-        from zoo.experiment import checkpoints
-
         paths = checkpoints(source)[-1:]
     elif os.path.exists(os.path.join(source, "saved_model.pb")):
         variables = os.path.join(source, "variables")
@@ -69,7 +70,6 @@ def source_identity(source):
 
 
 def _transfer_cell(source, n, seed, variant=None, like=None):
-    from zoo.evaluation.transfer import transfer
 
     extra = {"variant": variant} if variant else {}
     if source == "random" and like is not None:
@@ -313,7 +313,6 @@ def plot_curves(sweep_dir, path, higher_is_better=True):
     Returns:
         False when there is no scratch curve of two or more n to compare with.
     """
-    from zoo.evaluation.plots import plot_label_curves
 
     results = load_results(sweep_dir)
     table = summarize(results, higher_is_better)
@@ -346,7 +345,6 @@ def variant_utilities(sweep_dir, higher_is_better=True):
 def plot_factors(sweep_dir, path, higher_is_better=True):
     """Newell & Deng Fig. 6 for a sweep over variants. Returns False if no pair differs
     in exactly one factor with finite utilities on both sides."""
-    from zoo.evaluation.plots import plot_factor_changes
 
     changes = factor_changes(variant_utilities(sweep_dir, higher_is_better))
     if not changes:

@@ -16,15 +16,19 @@ import gin
 import keras
 import numpy as np
 
+import zoo.tasks
 from zoo import checks
 from zoo.data.sources import First
 from zoo.data.synthetic import SceneSpec
 from zoo.data.synthetic.io import output_signature
-from zoo.data.synthetic.scene import MODES
+from zoo.data.synthetic.objects import CLASSES as OBJECT_CLASSES
+from zoo.data.synthetic.scene import MODES, POSE_BINS
 from zoo.errors import UserError
+from zoo.evaluation import plots
 from zoo.evaluation.protocols import source_harmonizer, source_trunk
 from zoo.methods.transfer import Transfer
 from zoo.tasks.base import DenseTask, Task, pipeline
+from zoo.tasks.classification import GlobalTask
 
 # names of the synthetic downstream tasks (zoo.tasks names; "segmentation" is the short one)
 ALIASES = {"segmentation": "semantic_segmentation"}
@@ -42,8 +46,6 @@ def training_steps(num_labels, batch_size, epochs=30, min_steps=100, max_steps=2
 
 def task_classes():
     """{name: class} of the zoo.tasks tasks a transfer can train (global and dense)."""
-    import zoo.tasks
-    from zoo.tasks.classification import GlobalTask
 
     found = {}
     for name in zoo.tasks.__all__:
@@ -239,9 +241,6 @@ def _fit(model, task, batch, steps, precise_batch_norm):
 
 
 def _plot(path, model, task, source, protocol):
-    from zoo.data.synthetic.objects import CLASSES as OBJECT_CLASSES
-    from zoo.data.synthetic.scene import POSE_BINS
-    from zoo.evaluation import plots
 
     (x, y), *_ = pipeline([task], "eval", 6, repeat=False).take(1)
     images, truth = x.numpy(), y[task.name].numpy()

@@ -37,19 +37,13 @@ DIRECTIONS = ("higher", "lower", "neither")
 
 
 def _source_config(source):
-    if isinstance(source, SceneSpec):
-        return {"scene_spec": dataclasses.asdict(source)}
-    if isinstance(source, sources.Source):
+    if isinstance(source, (SceneSpec, sources.Source)):
         return sources.source_config(source)
     return source
 
 
 def _source_from_config(value):
-    if isinstance(value, dict) and "scene_spec" in value:
-        return SceneSpec(**value["scene_spec"])
-    if isinstance(value, dict) and "source" in value:
-        return sources.source_from_config(value)
-    return value
+    return sources.source_from_config(value) if isinstance(value, dict) else value
 
 
 class Task(abc.ABC):

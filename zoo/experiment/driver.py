@@ -1,0 +1,260 @@
+"""`train`: one run as named stages, each done once per run (progress.json)."""
+
+import os
+
+import gin
+import keras
+from absl import logging
+
+from export import export_trunk
+from zoo import checks, files
+from zoo.data import tfrecord
+from zoo.errors import UserError, UserTypeError
+from zoo.experiment.callbacks import (
+    EpochCheckpoints,
+    PreciseBatchNorm,
+    StopOnNonFinite,
+    StopOnRequest,
+)
+from zoo.experiment.checkpoints import checkpoints, epoch_of, resume_point
+from zoo.experiment.run_state import Progress, check_stop
+from zoo.experiment.runtime import epoch_lines, runtime
+from zoo.methods import Method
+from zoo.methods.base import serialize
+
+
+def _check_length(key, value):
+    checks.int_at_least(value, 1, key, keyed=True)
+
+
+@gin.configurable(module="zoo.experiment", denylist=["model_dir"])
+def train(
+    model_dir: str,
+    method=gin.REQUIRED,
+    optimizer=gin.REQUIRED,
+    batch_size: int = 16,
+    epochs: int = 5,
+    steps_per_epoch: int = 50,
+    strategy: str = "auto",
+    seed: int = 0,
+    callbacks=(),
+    deterministic: bool = True,
+    serial_ops: bool = False,
+    verbose: int = 1,
+    precise_batch_norm: int = 0,
+) -> dict:
+    """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk.
+
+    The stages, each done once per run whatever the number of processes (the run's
+    progress.json records them): build (`_build`), evaluate untrained, fit the remaining
+    epochs (`_fit_remaining_epochs`: resume, fit, precise BatchNorm at the end), evaluate
+    trained, export, report (`_report`). Re-running it on a model_dir whose run was
+    interrupted resumes that run (see the module docstring); `prepare_model_dir` first
+    checks the configuration is the same.
+
+    Args:
+        model_dir: str. Where everything is written (see the module docstring).
+        method: callable. Builds the Method inside the strategy scope: a gin reference
+            without parentheses, e.g. `@zoo.methods.MultiTask` (its knobs are its own
+            bindings, `zoo.methods.MultiTask.lasso_block = "block3"`).
+        optimizer: keras Optimizer or dict {player: Optimizer}, e.g.
+            `@keras.optimizers.RMSprop()` with any of its arguments (schedules, weight
+            decay, clipnorm). One optimizer gives every player its own copy.
+        batch_size: int. Global batch size of every data stream. Defaults to 16.
+        epochs: int. Defaults to 5.
+        steps_per_epoch: int. Steps between checkpoints: a resumed run redoes at most
+            the steps of one epoch. Defaults to 50.
+        strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
+        seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
+        callbacks: list of keras callbacks added to the run's own (e.g.
+            `@zoo.experiment.CostBudget()`); one with a `model_dir` attribute of None
+            gets the run's. Defaults to none.
+        deterministic: bool. Deterministic TensorFlow ops: the same data, initial
+            weights and first steps from run to run; concurrent ops still make runs
+            drift apart in the last bits (README, "Determinism"). Defaults to True.
+        serial_ops: bool. Run TensorFlow's ops one at a time (`run_ops_one_at_a_time`),
+            which with `deterministic` makes same-seed runs bit-identical on a CPU, at
+            about 0.8x the speed (a process that already ran ops warns instead).
+            Defaults to False.
+        verbose: int. Keras progress bar (1; one line per epoch when standard output is
+            not a terminal, so logs do not fill with redraws), one line per epoch (2) or
+            nothing (0). Defaults to 1.
+        precise_batch_norm: int. After the last epoch, before its checkpoint, set every
+            trained BatchNorm's moving statistics to the mean batch statistics of this
+            many training batches under the final weights (`Method.precise_batch_norm`;
+            README, "Precise BatchNorm"): short runs at a constant learning rate end with
+            moving averages that lag behind the weights. 0 keeps the moving averages, as
+            the papers do. Defaults to 0.
+
+    Returns:
+        dict with "untrained" and "trained" held-out metrics per objective,
+        "metric_info", "history" (every epoch, across the processes of a resumed run),
+        "seconds" (training time, summed the same way), and "export" (the trunk's
+        SavedModel).
+    """
+    _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm)
+    callbacks = list(callbacks or ())
+    # one writer per model_dir; a DataLossError of any pipeline becomes a DataError
+    # naming the damaged file
+    with files.exclusive(model_dir), tfrecord.damaged_files_named():
+        say = print if verbose else logging.info
+        distribution = runtime(strategy, seed, deterministic, serial_ops)
+        model, progress = _build(model_dir, method, optimizer, distribution)
+        if progress["untrained"] is None:  # evaluate untrained
+            progress.set(untrained=model.heldout_metrics(batch_size))
+        check_stop(model_dir, "before training")
+        _fit_remaining_epochs(
+            model,
+            model_dir,
+            progress,
+            distribution,
+            batch_size=batch_size,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            precise_batch_norm=precise_batch_norm,
+            verbose=verbose,
+            say=say,
+        )
+        if progress["trained"] is None:  # evaluate trained
+            trained = model.heldout_metrics(batch_size)
+            progress.set(trained=trained, examples=model.heldout_examples())
+            check_stop(model_dir, "after the held-out evaluation")
+        export_path = os.path.join(model_dir, "export", "trunk")
+        if progress["export"] is None:  # export
+            export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
+            progress.set(export=export_path)
+        return _report(model, model_dir, progress, export_path)
+
+
+def _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm):
+    if isinstance(method, Method) or not callable(method):
+        raise UserTypeError(
+            "`method` must build the method inside the strategy scope: give the gin "
+            "reference without parentheses (`@zoo.methods.MultiTask`, not "
+            f"`@zoo.methods.MultiTask()`). Received: {method!r}"
+        )
+    for key, value in (
+        ("batch_size", batch_size),
+        ("epochs", epochs),
+        ("steps_per_epoch", steps_per_epoch),
+    ):
+        _check_length(key, value)
+    wanted = f"`precise_batch_norm` must be an int >= 0 (0: off). Received: {precise_batch_norm!r}"
+    if isinstance(precise_batch_norm, bool) or not isinstance(precise_batch_norm, int):
+        raise UserTypeError(wanted)
+    if precise_batch_norm < 0:
+        raise UserError(wanted)
+
+
+def _build(model_dir, method, optimizer, distribution):
+    """Builds and compiles the method in the strategy's scope, writes its method.json
+    and the operative config; returns it with the run's progress."""
+    with distribution.scope():
+        model = method()
+        if not isinstance(model, Method):
+            raise UserTypeError(f"`method` built {type(model).__name__}, not a zoo Method.")
+        model.compile(optimizer)
+    files.write_json(os.path.join(model_dir, "method.json"), serialize(model))
+    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+    return model, Progress(model_dir)
+
+
+def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
+    """Resumes from the last good checkpoint and fits the epochs not yet done (nothing
+    when training had ended), then records that fitting ended."""
+    epochs, steps_per_epoch, say = run["epochs"], run["steps_per_epoch"], run["say"]
+    done = resume_point(model, model_dir, progress, epochs)
+    if progress["fit_done"] and done < progress["fit_epochs"]:
+        # the last checkpoint was set aside: train its epochs again, then evaluate
+        progress.set(fit_done=False, trained=None, export=None)
+    if progress["fit_done"]:
+        say("training had ended; evaluating and exporting")
+        return
+    if done:
+        say(f"resuming after epoch {done} of {epochs}")
+    for callback in run["callbacks"]:
+        if getattr(callback, "model_dir", "") is None:
+            callback.model_dir = model_dir
+    with distribution.scope():
+        # the batches of the finished epochs are skipped: a resumed run trains on the
+        # same sequence of batches as an uninterrupted one
+        data = model.datasets(run["batch_size"]).skip(done * steps_per_epoch)
+    precise = []
+    if run["precise_batch_norm"]:
+        precise = [PreciseBatchNorm(run["batch_size"], run["precise_batch_norm"], epochs, say)]
+    if done < epochs:
+        model.fit(
+            data,
+            initial_epoch=done,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[
+                *run["callbacks"],
+                StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
+                *precise,
+                EpochCheckpoints(model_dir, progress),
+                keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                StopOnRequest(model_dir),  # last: sees a request made in the others
+            ],
+            verbose=epoch_lines(run["verbose"]),
+            shuffle=False,  # the pipelines shuffle
+        )
+    last = checkpoints(model_dir)
+    progress.set(fit_done=True, fit_epochs=epoch_of(last[-1]) if last else 0)
+    check_stop(model_dir, "after training")
+
+
+def _report(model, model_dir, progress, export_path):
+    """The run's results from its progress (every epoch, across the processes of a
+    resumed run), written to metrics.json with the final operative config."""
+    trained_epochs = range(1, progress["fit_epochs"] + 1)
+    records = [progress.epoch(e) for e in trained_epochs if progress.epoch(e)]
+    history = {}
+    for record in records:
+        for key, value in record["logs"].items():
+            history.setdefault(key, []).append(value)
+    results = {
+        "untrained": progress["untrained"],
+        "trained": progress["trained"],
+        "metric_info": model.metric_info(),
+        "examples": progress["examples"] or {},
+        "history": history,
+        "seconds": sum(r["seconds"] for r in records),
+        "export": export_path,
+    }
+    # every value used
+    files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+    files.write_json(os.path.join(model_dir, "metrics.json"), results)
+    return results
+
+
+def format_report(results: dict, model_dir: str) -> str:
+    """Plain-text table of every held-out metric, untrained vs trained, and the files."""
+    lines = [
+        f"Held-out metrics, after {results['seconds']:.0f} s of training:",
+        f"  {'task':<22} {'metric':<15} {'untrained':>10} {'trained':>10} {'examples':>9}  meaning",
+    ]
+    info = results.get("metric_info", {})
+    counts = results.get("examples") or {}
+    for task, metrics in results["trained"].items():
+        count = str(counts.get(task, "?"))
+        for name, value in metrics.items():
+            direction, meaning = info.get(task, {}).get(name, ("neither", ""))
+            before = results["untrained"][task][name]
+            better = "" if direction == "neither" else f" ({direction} is better)"
+            lines.append(
+                f"  {task:<22} {name:<15} {before:>10.3f} {value:>10.3f} {count:>9}  "
+                f"{meaning}{better}"
+            )
+    if counts:
+        lines.append("  (examples: the held-out examples each metric was computed on)")
+    lines += [
+        "",
+        f"Outputs in {model_dir}:",
+        "  metrics.json (all metrics), checkpoints/, logs/ (tensorboard --logdir "
+        f"{os.path.join(model_dir, 'logs')}),",
+        f"  method.json, operative_config.gin, and the trained trunk as a SavedModel in "
+        f"{results['export']}",
+    ]
+    return "\n".join(lines)

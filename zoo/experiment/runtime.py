@@ -1,0 +1,72 @@
+"""What a run sets before it builds anything: serial ops, seeds, determinism, the
+distribution strategy; and how Keras prints its progress."""
+
+import sys
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from zoo.errors import UserError
+
+STRATEGIES = ("auto", "default", "mirrored")
+
+
+def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
+    """Sets TensorFlow's inter-op parallelism to 1, for bit-identical same-seed runs.
+
+    With independent ops running concurrently, same-seed runs of a multi-threaded CPU
+    process end apart in the last bits (measured on the quickstart: 2 of 6 runs in one
+    process differed after 3 steps; Adam then turns the noise in the gradients of
+    convolution biases that a BatchNorm follows into full-size steps). One op at a time
+    gave bit-identical weights in every run measured, at about 0.8x the speed (README,
+    "Determinism"). It must run before TensorFlow executes its first op: `zoo-train`
+    calls it when `train.serial_ops` is bound to True. It is skipped for a multi-device
+    strategy, whose replicas run concurrently.
+
+    Returns:
+        True when ops now run one at a time.
+    """
+    if strategy == "mirrored" or (
+        strategy == "auto" and len(tf.config.list_physical_devices("GPU")) > 1
+    ):
+        return False
+    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return True
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already runs
+        logging.warning(
+            "TensorFlow has already run ops in this process: its runs may differ from "
+            "each other in the last bits (see the README, Determinism)."
+        )
+        return False
+    return True
+
+
+def make_strategy(name):
+    """ "auto": MirroredStrategy over the GPUs when there are several, else the default."""
+    if name not in STRATEGIES:
+        raise UserError(f"`strategy` must be one of {STRATEGIES}. Received: {name!r}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def runtime(strategy, seed, deterministic, serial_ops):
+    """The stage before any model: serial ops, seeds, determinism; the strategy."""
+    if serial_ops:
+        run_ops_one_at_a_time(strategy)
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return make_strategy(strategy)
+
+
+def epoch_lines(verbose: int) -> int:
+    """Keras' `verbose` for `fit`: a progress bar (1) becomes one line per epoch (2) when
+    standard output is not a terminal."""
+    if verbose == 1 and not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()):
+        return 2
+    return verbose
