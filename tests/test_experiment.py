@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from helpers import TINY_CONFIG
 
+from export import export_trunk
 from zoo import experiment
 from zoo.errors import ExistingFile
 from zoo.experiment import callbacks, runtime
@@ -35,7 +36,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
         "zoo.experiment.CostBudget.snapshot_every = 3\n"
         "zoo.experiment.train.precise_batch_norm = 2\n"
     )
-    results = experiment.train(model_dir)
+    results = experiment.train(model_dir, exporter=export_trunk)
     # 2 epochs x 3 steps of 1.5 units (depth 0.5 + rotation 1): snapshots at 3, 6 and 9
     # units, in the run's own folder (the callback got the model_dir from train)
     assert sorted(os.listdir(os.path.join(model_dir, "snapshots"))) == [
@@ -127,6 +128,9 @@ def test_train_writes_every_output(tiny_config, tmp_path):
             assert line.split()[4] == str(stored["examples"][task])  # computed on
     # eval_examples = 8 of each (a rotation draws one angle per image)
     assert stored["examples"] == {"depth": 8, "rotation": 8}
+    assert f"SavedModel in {stored['export']}" in report.splitlines()[-1]
+    unexported = experiment.format_report({**stored, "export": None}, model_dir)
+    assert unexported.splitlines()[-1].endswith("(the trunk was not exported)")
 
 
 def test_prepare_model_dir_states(tmp_path):

@@ -5,6 +5,11 @@ object built through gin must differ where it matters (its data, head, loss, net
 output), not only in a stored attribute. Parameters whose effect needs a whole run are
 named with the test that shows it. The list of configurables is read from the source,
 so a new configurable without an entry here fails the test.
+
+The table is derived from the configurables' signatures: a parameter with a bool or
+number default is bound to another value (`_derived_value`); the hand entries are the
+values that must be chosen (strings, objects, sizes that keep the test small, values
+a derived one would make invalid) and the tests that show a whole run's knobs.
 """
 
 import hashlib
@@ -143,17 +148,16 @@ def _sweep_print(run_sweep, tmp_path):
 # configurable -> (fingerprint(bindings) or None, {parameter: binding value | "see <test>"})
 
 MULTI_TASKS = {
-    "zoo.tasks.Depth": {"head_width": "8", "target_stride": "2", "depth_loss": '"l1"'},
-    "zoo.tasks.Normals": {"head_width": "8", "target_stride": "2"},
-    "zoo.tasks.Contours": {"head_width": "8", "target_stride": "2"},
-    "zoo.tasks.SemanticSegmentation": {"head_width": "8", "classes": "13", "target_stride": "2"},
+    "zoo.tasks.Depth": {"head_width": "8", "depth_loss": '"l1"'},
+    "zoo.tasks.Normals": {"head_width": "8"},
+    "zoo.tasks.Contours": {"head_width": "8"},
+    "zoo.tasks.SemanticSegmentation": {"head_width": "8", "classes": "13"},
     "zoo.tasks.Rotation": {},
     "zoo.tasks.Colorization": {
         "head_width": "8",
         "stride": "4",
         "neighbours": "2",
         "sigma": "20.0",
-        "rebalance": "True",
         "rebalance_images": ("4", ["zoo.tasks.Colorization.rebalance = True"]),
     },
     "zoo.tasks.RelativePosition": {
@@ -172,7 +176,6 @@ MULTI_TASKS = {
         "patch_size": "12",
         "scale_range": "(0.5, 0.6)",
         "max_rotation": "80.0",
-        "color": "False",
         "margin": "2.0",
         "head_widths": "(8, 8)",
         "head_bottleneck": "3",
@@ -266,10 +269,81 @@ TASK_BASE = {
 }
 
 
+# parameters a caller always gives (gin would not be allowed to bind them)
+DENYLISTED = {
+    "zoo.experiment.train": {"model_dir", "exporter"},
+    "zoo.evaluation.transfer": {"source", "predictions_path"},
+    "zoo.evaluation.run_sweep": {"sweep_dir", "run_cell", "progress"},
+    "zoo.data.Synthetic": {"spec", "num"},
+    "zoo.methods.MultiTask": {"name"},
+    "zoo.methods.DomainAdversarial": {"name"},
+    "zoo.methods.Transfer": {"name"},
+    "zoo.data.Photos": {
+        "path",
+        "labels",
+        "masks",
+        "mask_key",
+        "depth_scale",
+        "class_names",
+        "recursive",
+    },
+}
+
+
+def _covered_parameters(name):
+    return set(_defaults(name))
+
+
+def _defaults(name):
+    """{parameter: default (inspect.Parameter.empty if none)} of a configurable."""
+    fn = gin.get_configurable(name)
+    # a class that passes **kwargs up takes the parameters of its bases' __init__ too,
+    # up to the first that does not
+    inits = [fn]
+    if isinstance(fn, type):
+        inits = []
+        for c in fn.__mro__:
+            if "__init__" in c.__dict__ and c.__module__.startswith("zoo."):
+                inits.append(c.__dict__["__init__"])
+                signature = inspect.signature(inits[-1]).parameters.values()
+                if all(p.kind != p.VAR_KEYWORD for p in signature):
+                    break
+    params = [p for init in inits for p in inspect.signature(init).parameters.values()]
+    return {
+        p.name: p.default
+        for p in params
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        and p.name != "self"
+        and p.name not in DENYLISTED.get(name, set())
+    }
+
+
+def _derived_value(default):
+    """A gin value other than a bool or number `default` (None for other defaults: their
+    value must be chosen by hand)."""
+    if isinstance(default, bool):
+        return str(not default)
+    if isinstance(default, int):
+        return str(default + 1)
+    if isinstance(default, float):
+        return repr(default * 2 if default else 0.5)
+    return None
+
+
+def _entries(name, hand):
+    """The table of configurable `name`: its hand entries, and for each other parameter
+    with a bool or number default, a value derived from it."""
+    entries = dict(hand)
+    for param, default in _defaults(name).items():
+        if param not in entries and _derived_value(default) is not None:
+            entries[param] = _derived_value(default)
+    return entries
+
+
 def _task_cases():
     for group, mode in ((MULTI_TASKS, "multi"), (SINGLE_TASKS, "single"), (MOTION_TASKS, "motion")):
         for name, own in group.items():
-            for param, value in {**TASK_BASE, **own}.items():
+            for param, value in _entries(name, {**TASK_BASE, **own}).items():
                 if not (isinstance(value, str) and value.startswith("see ")):
                     yield name, mode, param, value
 
@@ -312,49 +386,6 @@ def test_every_task_parameter_changes_the_task(name, mode, param, value):
     assert bound != default, f"{name}.{param} = {value} changed nothing"
 
 
-# parameters a caller always gives (gin would not be allowed to bind them)
-DENYLISTED = {
-    "zoo.experiment.train": {"model_dir"},
-    "zoo.evaluation.transfer": {"source", "predictions_path"},
-    "zoo.evaluation.run_sweep": {"sweep_dir", "run_cell", "progress"},
-    "zoo.data.Synthetic": {"spec", "num"},
-    "zoo.methods.MultiTask": {"name"},
-    "zoo.methods.DomainAdversarial": {"name"},
-    "zoo.methods.Transfer": {"name"},
-    "zoo.data.Photos": {
-        "path",
-        "labels",
-        "masks",
-        "mask_key",
-        "depth_scale",
-        "class_names",
-        "recursive",
-    },
-}
-
-
-def _covered_parameters(name):
-    fn = gin.get_configurable(name)
-    # a class that passes **kwargs up takes the parameters of its bases' __init__ too,
-    # up to the first that does not
-    inits = [fn]
-    if isinstance(fn, type):
-        inits = []
-        for c in fn.__mro__:
-            if "__init__" in c.__dict__ and c.__module__.startswith("zoo."):
-                inits.append(c.__dict__["__init__"])
-                signature = inspect.signature(inits[-1]).parameters.values()
-                if all(p.kind != p.VAR_KEYWORD for p in signature):
-                    break
-    params = [p for init in inits for p in inspect.signature(init).parameters.values()]
-    names = {
-        p.name
-        for p in params
-        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
-    }
-    return names - DENYLISTED.get(name, set())
-
-
 OTHER = {
     "zoo.trunks.resnet": {
         "depth": "26",
@@ -392,8 +423,6 @@ OTHER = {
         "num_objects": "(1, 1)",
         "split": '"test"',
         "seed": "5",
-        "shadows": "False",
-        "supersample": "True",
     },
     "zoo.methods.MultiTask": {
         "trunk": "@zoo.trunks.resnet9",
@@ -402,7 +431,6 @@ OTHER = {
         "lasso_block": '"block2"',
         "lasso_l1": ("0.5", ['zoo.methods.MultiTask.lasso_block = "block2"']),
         "loss_weights": '{"depth": 3.0}',
-        "per_task_optimizers": "True",
         "loss_balance": '"grad_norm"',  # the balanced weights and their statistics
         "balance_steps": "see tests/methods/test_domain_adaptation.py::"
         "test_grad_norm_balancing_equalises_the_tasks_gradients",
@@ -462,7 +490,6 @@ OTHER = {
     "zoo.data.augment.Views": {
         "crop": "@zoo.data.augment.FixedOffsetCrops()",
         "steps": "[@zoo.data.augment.Grayscale()]",
-        "count": "3",
         "per_view": "[[@zoo.data.augment.Grayscale()], []]",
     },
     "zoo.data.augment.Solarize": {"threshold": "0.9", "p": "1.0"},
@@ -519,7 +546,6 @@ OTHER = {
         ),
         "size": "6",
         "crop": "4",
-        "crops_per_image": "2",
         "seed": ("3", ["zoo.data.ImageFolder.crop = 4"]),
         "recursive": ("False", ['zoo.data.ImageFolder.path = "flat"']),
     },
@@ -534,7 +560,6 @@ OTHER = {
         "names": '["coffee"]',
         "size": "8",
         "crop": "8",
-        "crops_per_image": "2",
         "seed": ("3", ["zoo.data.Photos.crop = 8"]),
     },
     "zoo.experiment.CostBudget": {
@@ -642,7 +667,7 @@ def test_the_table_covers_every_configurable_and_parameter():
         f"configures, or 'see <test>'); entries of no configurable: {sorted(table - found)}"
     )
     for name in sorted(found):
-        listed = set(OTHER.get(name) or {**TASK_BASE, **tasks[name]})
+        listed = set(_entries(name, OTHER.get(name) or {**TASK_BASE, **tasks[name]}))
         parameters = _covered_parameters(name)
         assert parameters == listed, (
             f"{name}: parameters without an entry: {sorted(parameters - listed)} (give each "
@@ -679,7 +704,7 @@ def _data_folders(root):
 OTHER_CASES = [
     (name, param, value)
     for name, table in OTHER.items()
-    for param, value in table.items()
+    for param, value in _entries(name, table).items()
     if not (isinstance(value, str) and value.startswith("see "))
 ]
 

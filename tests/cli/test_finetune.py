@@ -86,12 +86,13 @@ def _png(array, mode=None):
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
+    from export import export_trunk
     from zoo import experiment
 
     model_dir = str(tmp_path_factory.mktemp("pretrained") / "run")
     gin.clear_config()
     gin.parse_config(TINY_CONFIG)
-    experiment.train(model_dir)
+    experiment.train(model_dir, exporter=export_trunk)  # as zoo-train: its export too
     gin.clear_config()
     return model_dir
 

@@ -44,6 +44,7 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
     second writer is refused), and Ctrl-C stops it after the step in progress
     (Interrupted). Raises a ZooError for anything the user can fix from its message.
     """
+    from export import export_trunk
     from zoo import experiment, files
     from zoo.cli import gin_setup
 
@@ -64,7 +65,7 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
             f"{'resuming' if state == 'resume' else 'starting'} the run in "
             f"{os.path.abspath(model_dir)}: {what or ', '.join(gin_files)}"
         )
-        results = experiment.train(model_dir)
+        results = experiment.train(model_dir, exporter=export_trunk)
     say("")
     return results
 

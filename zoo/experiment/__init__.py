@@ -15,7 +15,8 @@ runs. Everything a run writes lives under `model_dir`:
                            checkpoint digest, whether training and evaluation ended
     logs/                  TensorBoard
     metrics.json           held-out metrics of every task, untrained and trained
-    export/trunk/          the trained trunk as a SavedModel
+    export/trunk/          the trained trunk as a SavedModel (the commands export it;
+                           `train(exporter=export.export_trunk)` from Python)
 
 Crash safety: every file above is written under a temporary name and renamed into place
 (`zoo.files`), so it is complete or absent whenever the process dies. Re-running the

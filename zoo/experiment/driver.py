@@ -6,7 +6,6 @@ import gin
 import keras
 from absl import logging
 
-from export import export_trunk
 from zoo import checks, files
 from zoo.data import tfrecord
 from zoo.errors import UserError, UserTypeError
@@ -27,7 +26,7 @@ def _check_length(key, value):
     checks.int_at_least(value, 1, key, keyed=True)
 
 
-@gin.configurable(module="zoo.experiment", denylist=["model_dir"])
+@gin.configurable(module="zoo.experiment", denylist=["model_dir", "exporter"])
 def train(
     model_dir: str,
     method=gin.REQUIRED,
@@ -42,8 +41,10 @@ def train(
     serial_ops: bool = False,
     verbose: int = 1,
     precise_batch_norm: int = 0,
+    exporter=None,
 ) -> dict:
-    """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk.
+    """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk
+    (with an `exporter`).
 
     The stages, each done once per run whatever the number of processes (the run's
     progress.json records them): build (`_build`), evaluate untrained, fit the remaining
@@ -85,12 +86,17 @@ def train(
             README, "Precise BatchNorm"): short runs at a constant learning rate end with
             moving averages that lag behind the weights. 0 keeps the moving averages, as
             the papers do. Defaults to 0.
+        exporter: callable or None. The export stage: `exporter(trunk, path,
+            harmonizer, overwrite=True)` writes the trained trunk to `export/trunk`.
+            The commands pass `export.export_trunk` (a SavedModel for TF Serving); the
+            driver does not import the top-level `export/` package itself. Defaults to
+            None: no export ("export" is None in the results).
 
     Returns:
         dict with "untrained" and "trained" held-out metrics per objective,
         "metric_info", "history" (every epoch, across the processes of a resumed run),
         "seconds" (training time, summed the same way), and "export" (the trunk's
-        SavedModel).
+        SavedModel, or None without an `exporter`).
     """
     _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm)
     callbacks = list(callbacks or ())
@@ -120,10 +126,12 @@ def train(
             trained = model.heldout_metrics(batch_size)
             progress.set(trained=trained, examples=model.heldout_examples())
             check_stop(model_dir, "after the held-out evaluation")
-        export_path = os.path.join(model_dir, "export", "trunk")
-        if progress["export"] is None:  # export
-            export_trunk(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
-            progress.set(export=export_path)
+        export_path = None
+        if exporter is not None:  # export
+            export_path = os.path.join(model_dir, "export", "trunk")
+            if progress["export"] is None:
+                exporter(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
+                progress.set(export=export_path)
         return _report(model, model_dir, progress, export_path)
 
 
@@ -254,7 +262,11 @@ def format_report(results: dict, model_dir: str) -> str:
         f"Outputs in {model_dir}:",
         "  metrics.json (all metrics), checkpoints/, logs/ (tensorboard --logdir "
         f"{os.path.join(model_dir, 'logs')}),",
-        f"  method.json, operative_config.gin, and the trained trunk as a SavedModel in "
-        f"{results['export']}",
+        "  method.json, operative_config.gin"
+        + (
+            f", and the trained trunk as a SavedModel in {results['export']}"
+            if results.get("export")
+            else " (the trunk was not exported)"
+        ),
     ]
     return "\n".join(lines)
