@@ -94,26 +94,21 @@ def _record(row, seed, value):
     record = {"row": row, "seed": seed}
     for key, _, _ in adaptation.COLUMNS:
         record[key] = 0.5
-    record[adaptation.CLAIM_COLUMN] = value
+    record["p_classification"] = value
     return record
 
 
-def test_comparison_table_gives_mean_std_and_judges_the_claims():
+def test_comparison_table_gives_mean_std_and_the_papers_numbers():
     records = [
         *(_record("3tasks", s, v) for s, v in enumerate([0.30, 0.31, 0.32])),
         *(_record("da_conv5", s, v) for s, v in enumerate([0.40, 0.41, 0.42])),
-        *(_record("da_conv1", s, v) for s, v in enumerate([0.20, 0.40, 0.30])),
-        *(_record("da_conv5_bifool", s, v) for s, v in enumerate([0.50, 0.51, 0.52])),
     ]
     table = adaptation.comparison_table(records)
     assert "| 3 tasks, DA conv5 | 3 |" in table
     assert "0.410 ± 0.010" in table  # mean ± sample std of 0.40, 0.41, 0.42
     assert "67.4 / 52.0 / 49.2" in table  # the paper's row
-    lines = {line.split(":")[0]: line for line in table.splitlines() if line.startswith("- ")}
-    assert lines["- adaptation at a mid layer (conv5) beats none"].endswith("holds here.")
-    assert "not resolved here" in lines["- no adaptation beats adaptation at conv1"]
-    assert lines["- one-way adaptation beats bi-fool"].endswith("reversed here.")
-    assert not any("conv6" in key for key in lines)  # a row without results is skipped
+    assert "conv6" not in table  # a row without results is left out
+    assert len(table.splitlines()) == 4
 
 
 def test_compare_refuses_unknown_rows(tmp_path):

@@ -10,6 +10,10 @@ Usage:
     zoo-evaluate layer_probes --model_dir=runs/rl18_da_conv5 [--num_labels=500]
     zoo-evaluate adaptation --out=sweeps/ren_lee18 [--rows=3tasks,da_conv5,...]
         [--seeds=0,1,2] [--gin_file=gin_configs/ren_lee18/small.gin] [--num_labels=500]
+    zoo-evaluate claims [--paper=ren_lee18] [--claim=conv5_beats_none] [--root=claims]
+        [--run] [--pages=docs/results]
+    zoo-evaluate results --runs=runs/a,runs/b --out=docs/results/quickstart.md
+        [--title=Quickstart]
 
 `transfer`: trains one probe (`zoo.evaluation.transfer`, configured with gin, e.g.
 gin_configs/transfer/*.gin) on n labels from a source ("random", a zoo-train model_dir,
@@ -29,7 +33,17 @@ telling held-out synthetic scenes from held-out real photo crops (0.5: indisting
 `adaptation`: trains Table 3's rows (gin_configs/ren_lee18/<row>.gin + --gin_file) with
 every seed, measures each (domain gap, zero-shot on P, finetuned transfer to P
 classification and segmentation) and prints mean ± std beside the paper's numbers and
-whether its claims hold here; resumable, results in <out>/results.jsonl and report.md.
+a line per row; resumable, results in <out>/results.jsonl and report.md.
+
+`claims`: the papers' claims that the zoo tests (`zoo.evaluation.claims`), judged on the
+runs under --root: prints the paper's numbers beside the zoo's with a verdict (holds,
+reversed, unresolved within two standard errors, or no runs yet with the commands that
+make them) and writes <pages>/<paper>.md and <pages>/claims.md. --run first makes the
+missing runs (each command resumable; hours at the papers' CPU sizes).
+
+`results`: a page of held-out metrics of finished zoo-train runs (e.g. one configuration
+at several seeds): mean ± std over the runs and each run's own, stamped with the date,
+the commit and the command.
 """
 
 import os
@@ -52,9 +66,16 @@ flags.DEFINE_multi_string(
 flags.DEFINE_multi_string("gin_bindings", [], "transfer, adaptation: gin bindings.")
 flags.DEFINE_string("model_dir", None, "domain_gap, zero_shot, layer_probes: a zoo-train run.")
 flags.DEFINE_integer("num", None, "domain_gap, zero_shot: held-out images of each domain.")
-flags.DEFINE_string("out", None, "adaptation: the comparison's folder.")
+flags.DEFINE_string("out", None, "adaptation: the comparison's folder; results: the page.")
 flags.DEFINE_list("rows", None, "adaptation: rows of Table 3 (default: all seven).")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation: training seeds.")
+flags.DEFINE_string("paper", None, "claims: one paper (doersch17, ren_lee18, newell20, ...).")
+flags.DEFINE_string("claim", None, "claims: one claim, by id (paper/name) or name.")
+flags.DEFINE_string("root", "claims", "claims: the folder of the claims' runs.")
+flags.DEFINE_bool("run", False, "claims: make the runs that are missing first.")
+flags.DEFINE_string("pages", "docs/results", "claims: where the results pages are written.")
+flags.DEFINE_list("runs", None, "results: finished zoo-train runs of one configuration.")
+flags.DEFINE_string("title", None, "results: the page's title (default: the first run's name).")
 
 
 def report():
@@ -180,6 +201,55 @@ def adaptation():
         path = files.write_text(os.path.join(FLAGS.out, "report.md"), text + "\n")
     print(text)
     print(f"\nwrote {path}")
+    print("the paper's claims on these runs: zoo-evaluate claims --paper=ren_lee18 --root=<the")
+    print("folder holding ren_lee18/results.jsonl>")
+
+
+def claims():
+    from zoo.cli import user_errors
+    from zoo.evaluation import claims as registry
+    from zoo.evaluation import results
+
+    with user_errors("zoo-evaluate"):
+        chosen = registry.select(FLAGS.paper, FLAGS.claim)
+        if FLAGS.run:
+            registry.run(chosen, FLAGS.root)
+        print(registry.table(chosen, FLAGS.root))
+        command = results.command_line()
+        papers = [p for p in registry.PAPERS.values() if FLAGS.paper in (None, p.key)]
+        written = [
+            results.write_page(
+                os.path.join(FLAGS.pages, f"{p.key}.md"),
+                f"{p.title}: claims and runs",
+                registry.paper_page(p, FLAGS.root),
+                command,
+            )
+            for p in papers
+            if FLAGS.claim is None
+        ]
+        written.append(
+            results.write_page(
+                os.path.join(FLAGS.pages, "claims.md"),
+                "Claims of the papers",
+                registry.overview(FLAGS.root),
+                command,
+            )
+        )
+    print("\nwrote " + ", ".join(written))
+
+
+def results_page():
+    from zoo.cli import user_errors
+    from zoo.evaluation import results
+
+    if not FLAGS.runs or not FLAGS.out:
+        raise app.UsageError("results needs --runs (finished zoo-train runs) and --out")
+    with user_errors("zoo-evaluate"):
+        body = results.runs_table(FLAGS.runs)
+        title = FLAGS.title or os.path.basename(os.path.normpath(FLAGS.runs[0]))
+        path = results.write_page(FLAGS.out, title, body, results.command_line())
+    print(body)
+    print(f"\nwrote {path}")
 
 
 COMMANDS = {
@@ -189,6 +259,8 @@ COMMANDS = {
     "zero_shot": zero_shot,
     "layer_probes": layer_probes,
     "adaptation": adaptation,
+    "claims": claims,
+    "results": results_page,
 }
 
 

@@ -14,7 +14,7 @@
   predictions on real photographs.
 
 `compare` runs Table 3's rows over seeds and `comparison_table` prints them beside the
-paper's numbers and claims.
+paper's numbers; `zoo.evaluation.claims` judges the paper's claims on them.
 """
 
 import dataclasses
@@ -229,13 +229,6 @@ ROWS = {
     "da_conv5_bifool": ("3 tasks, conv5, bi-fool", "conv5", 66.2, 51.3, 48.5),
     "da_conv5_more_data": ("3 tasks, conv5, 3x scenes", "conv5", 68.0, 52.6, 50.0),
 }
-# The paper's claims (sec. 4.4): (better row, worse row, what the paper says)
-CLAIMS = (
-    ("da_conv5", "3tasks", "adaptation at a mid layer (conv5) beats none"),
-    ("3tasks", "da_conv1", "no adaptation beats adaptation at conv1"),
-    ("da_conv5", "da_conv6", "conv5 beats conv6"),
-    ("da_conv5", "da_conv5_bifool", "one-way adaptation beats bi-fool"),
-)
 # The table's columns: (key, header, higher is better)
 COLUMNS = (
     ("d_accuracy", "D accuracy (last epoch)", False),
@@ -248,8 +241,6 @@ COLUMNS = (
     ("p_classification", "P classification (finetuned)", True),
     ("p_segmentation", "P segmentation mIoU (finetuned)", True),
 )
-# the column the claims are judged on: transfer to P classification (VOC07-CLS's analogue)
-CLAIM_COLUMN = "p_classification"
 
 
 def measure_run(model_dir: str, num_labels: int = 500, seed: int = 0, gap_num: int = 240):
@@ -376,45 +367,22 @@ def _derived(record):
 
 
 def comparison_table(records) -> str:
-    """Markdown: one line per row (mean ± std over seeds of every COLUMNS entry and the
-    paper's Table 3 numbers), then each claim of the paper and whether it holds here."""
+    """Markdown: one line per row of Table 3 that has records, with mean ± std over seeds
+    of every COLUMNS entry and the paper's numbers (its claims are judged by
+    `zoo.evaluation.claims`)."""
     by_row = {}
     for record in records:
         record = _derived(record)
         by_row.setdefault(record["row"], []).append(record)
-    rows = [r for r in ROWS if r in by_row]
     header = ["row", "seeds", *(c[1] for c in COLUMNS), "paper VOC07-CLS / 07-DET / 12-DET"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    stats = {}
-    for row in rows:
+    for row in (r for r in ROWS if r in by_row):
         cells = [ROWS[row][0], str(len(by_row[row]))]
         for key, _, _ in COLUMNS:
-            mean, std = _mean_std([r[key] for r in by_row[row]])
-            stats[(row, key)] = (mean, std, len(by_row[row]))
+            mean, std = _mean_std([r.get(key) for r in by_row[row]])
             cells.append("—" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}")
         cells.append(" / ".join(f"{v:.1f}" for v in ROWS[row][2:]))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"Claims of the paper, judged on {dict((c[0], c[1]) for c in COLUMNS)[CLAIM_COLUMN]}:",
-    ]
-    for better, worse, text in CLAIMS:
-        if (better, CLAIM_COLUMN) not in stats or (worse, CLAIM_COLUMN) not in stats:
-            continue
-        (m1, s1, n1), (m2, s2, n2) = stats[(better, CLAIM_COLUMN)], stats[(worse, CLAIM_COLUMN)]
-        difference = m1 - m2
-        # standard error of the difference of two means
-        error = math.sqrt(s1**2 / max(n1, 1) + s2**2 / max(n2, 1))
-        if difference > 2 * error and difference > 0:
-            verdict = "holds here"
-        elif difference < -2 * error:
-            verdict = "reversed here"
-        else:
-            verdict = "not resolved here (difference within two standard errors)"
-        lines.append(
-            f"- {text}: {ROWS[better][0]} {m1:.3f} vs {ROWS[worse][0]} {m2:.3f} "
-            f"(difference {difference:+.3f} ± {error:.3f}): {verdict}."
-        )
     return "\n".join(lines)
 
 

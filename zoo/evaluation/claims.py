@@ -1,0 +1,511 @@
+"""The papers' claims as data, judged on the zoo's own runs.
+
+A `Claim` is one statement of a paper that the zoo can test at CPU scale: where the
+paper makes it, the paper's numbers, the two arms it compares (each a set of per-seed
+values read from a results file that the claim's commands write), and the rule that
+judges it. `zoo-evaluate claims` reads (or, with --run, makes) the runs, prints the
+paper's and the zoo's numbers side by side with the verdict, and writes one results
+page per paper (`docs/results/<paper>.md`).
+
+The verdict of "the better arm beats the worse one":
+
+* **holds**: the difference of the means favours the better arm by more than two
+  standard errors of the difference (sqrt(s1²/n1 + s2²/n2), sample standard deviations
+  over seeds);
+* **reversed**: it favours the other arm by more than two standard errors;
+* **unresolved**: anything else, including an arm with fewer than two seeds (no spread
+  to judge a difference by);
+* **no runs**: an arm has no values yet; the page gives the commands that make them.
+
+Each paper registers its claims in `PAPERS`; a paper still to build has an entry with
+no claims, so the pages say so rather than leave it out.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+
+from zoo.errors import UserError
+from zoo.evaluation import adaptation, sweep
+from zoo.evaluation import results as pages
+
+# -- what a claim is ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One side of a claim: per-seed values of `value` in the records of `file` (a JSON
+    Lines file under the claims folder) whose fields equal `where`.
+
+    With `minus`, the arm is the seed-wise difference `self - minus` (e.g. pretrained
+    minus scratch at the same n: an advantage), over the seeds both have.
+    """
+
+    label: str
+    file: str
+    where: dict
+    value: str = "value"
+    minus: "Arm | None" = None
+
+    def values(self, root: str) -> dict:
+        """{seed: value} found under `root`."""
+        found = {}
+        for record in _records(os.path.join(root, self.file)):
+            if all(record.get(k) == v for k, v in self.where.items()):
+                value = record.get(self.value)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    found[record.get("seed", 0)] = float(value)
+        if self.minus is not None:
+            other = self.minus.values(root)
+            found = {s: v - other[s] for s, v in found.items() if s in other}
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A paper's statement that arm `better` beats arm `worse` on `metric`."""
+
+    name: str
+    paper: str
+    where: str
+    statement: str
+    paper_numbers: str
+    metric: str
+    better: Arm
+    worse: Arm
+    commands: tuple
+    higher_is_better: bool = True
+
+    @property
+    def id(self) -> str:
+        return f"{self.paper}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Paper:
+    key: str
+    title: str
+    status: str
+    claims: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    better: tuple  # (mean, std, seeds)
+    worse: tuple
+    difference: float = math.nan
+    error: float = math.nan
+
+
+def judge(better, worse, higher_is_better: bool = True) -> Verdict:
+    """The verdict of "better beats worse" from their per-seed values (module docstring)."""
+    b, w = pages.mean_std(better), pages.mean_std(worse)
+    if b[2] == 0 or w[2] == 0:
+        return Verdict("no runs", b, w)
+    difference = (b[0] - w[0]) * (1 if higher_is_better else -1)
+    if b[2] < 2 or w[2] < 2:
+        return Verdict("unresolved", b, w, difference)
+    error = math.sqrt(b[1] ** 2 / b[2] + w[1] ** 2 / w[2])
+    if difference > 2 * error and difference > 0:
+        verdict = "holds"
+    elif difference < -2 * error and difference < 0:
+        verdict = "reversed"
+    else:
+        verdict = "unresolved"
+    return Verdict(verdict, b, w, difference, error)
+
+
+def _records(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# -- the registry -----------------------------------------------------------------------
+
+_RL = "ren_lee18/results.jsonl"
+_RL_RUN = (
+    "zoo-evaluate adaptation --out={root}/ren_lee18 "
+    "--rows=3tasks,da_conv1,da_conv5,da_conv6,da_conv5_bifool --seeds=0,1,2",
+)
+_RL_METRIC = "P classification accuracy (finetuned on 500 labels, from conv7)"
+
+
+def _rl_arm(row, label, value="p_classification"):
+    return Arm(label, _RL, {"row": row}, value)
+
+
+def _rl(name, statement, better, worse, numbers, where="Table 3, sec. 4.4"):
+    return Claim(
+        name,
+        "ren_lee18",
+        where,
+        statement,
+        numbers,
+        _RL_METRIC,
+        _rl_arm(*better),
+        _rl_arm(*worse),
+        _RL_RUN,
+    )
+
+
+REN_LEE18 = (
+    _rl(
+        "conv5_beats_none",
+        "adaptation at a mid layer (conv5) beats no adaptation",
+        ("da_conv5", "DA conv5"),
+        ("3tasks", "no DA"),
+        "VOC07-CLS 67.4 vs 65.6; 07-DET 52.0 vs 51.3; 12-DET 49.2 vs 47.2",
+    ),
+    _rl(
+        "none_beats_conv1",
+        "no adaptation beats adaptation at conv1",
+        ("3tasks", "no DA"),
+        ("da_conv1", "DA conv1"),
+        "VOC07-CLS 65.6 vs 61.9; 07-DET 51.3 vs 48.7; 12-DET 47.2 vs 46.0",
+    ),
+    _rl(
+        "conv5_beats_conv6",
+        "adaptation at conv5 beats adaptation at conv6",
+        ("da_conv5", "DA conv5"),
+        ("da_conv6", "DA conv6"),
+        "VOC07-CLS 67.4 vs 66.9; 07-DET 52.0 vs 51.5; 12-DET 49.2 vs 48.2",
+    ),
+    _rl(
+        "one_way_beats_bifool",
+        "pushing only synthetic features to look real beats pushing both ways (bi-fool)",
+        ("da_conv5", "DA conv5"),
+        ("da_conv5_bifool", "DA conv5, bi-fool"),
+        "VOC07-CLS 67.4 vs 66.2; 07-DET 52.0 vs 51.3; 12-DET 49.2 vs 48.5",
+    ),
+    Claim(
+        "conv5_narrows_the_gap",
+        "ren_lee18",
+        "sec. 3.3, Fig. 3",
+        "adaptation at conv5 makes synthetic and real conv5 features harder to tell apart",
+        "no number: Fig. 3 shows nearest neighbours of real images among synthetic ones",
+        "domain gap at conv5 (held-out accuracy of a synthetic-vs-real classifier; 0.5 = none)",
+        _rl_arm("da_conv5", "DA conv5", "gap_adapted"),
+        _rl_arm("3tasks", "no DA", "gap_adapted"),
+        _RL_RUN,
+        higher_is_better=False,
+    ),
+)
+
+_NG = "newell20/classification/results.jsonl"
+_NG_RUN = (
+    "zoo-train --gin_file=gin_configs/newell20/pretrain_rotation.gin "
+    "--model_dir={root}/newell20/rotation",
+    "zoo-sweep --sweep_dir={root}/newell20/classification "
+    "--gin_file=gin_configs/newell20/classification_sweep.gin "
+    "--method=rotation={root}/newell20/rotation",
+)
+
+
+def _ng(method, n):
+    return Arm(f"{method}, n={n}", _NG, {"method": method, "n": n})
+
+
+def _ng_advantage(n):
+    rotation = {"method": "rotation", "n": n}
+    return Arm(f"rotation − scratch, n={n}", _NG, rotation, minus=_ng("scratch", n))
+
+
+NEWELL20 = (
+    Claim(
+        "helps_with_few_labels",
+        "newell20",
+        "Fig. 4, sec. 7",
+        "pretraining (rotation) finetunes better than scratch with few labels",
+        "no table: Fig. 4 shows utility > 0 at small n for every method",
+        "classification accuracy, finetuned on n TCVL objects (same steps for both)",
+        _ng("rotation", 100),
+        _ng("scratch", 100),
+        _NG_RUN,
+    ),
+    Claim(
+        "advantage_shrinks",
+        "newell20",
+        "Fig. 4, sec. 7",
+        "the advantage of pretraining shrinks as labels grow (n = 100 against n = 1000)",
+        "no table: Fig. 4 shows utility falling towards 0 as n grows",
+        "accuracy of rotation minus scratch at the same n and seed",
+        _ng_advantage(100),
+        _ng_advantage(1000),
+        _NG_RUN,
+    ),
+)
+
+_CT = "contrastive/classification/results.jsonl"
+_CT_RUN = (
+    *(
+        f"zoo-train --gin_file=gin_configs/contrastive/{m}.gin "
+        f"--gin_file=gin_configs/contrastive/small.gin --model_dir={{root}}/contrastive/{m}"
+        for m in ("moco_v2", "densecl", "simclr")
+    ),
+    "zoo-sweep --sweep_dir={root}/contrastive/classification "
+    "--gin_file=gin_configs/contrastive/classification_sweep.gin --seeds=0,1 "
+    "--method=moco_v2={root}/contrastive/moco_v2 --method=densecl={root}/contrastive/densecl "
+    "--method=simclr={root}/contrastive/simclr",
+)
+
+
+def _ct(method):
+    return Claim(
+        f"{method}_helps_with_few_labels",
+        "contrastive",
+        "MoCo v2 / SimCLR / DenseCL papers, as CompL uses them",
+        f"{method} pretraining finetunes better than scratch with few labels",
+        "ImageNet-scale only (linear top-1, VOC / COCO transfer); no CPU-scale number",
+        "classification accuracy, finetuned on 100 TCVL objects (same steps for both)",
+        Arm(f"{method}, n=100", _CT, {"method": method, "n": 100}),
+        Arm("scratch, n=100", _CT, {"method": "scratch", "n": 100}),
+        _CT_RUN,
+    )
+
+
+CONTRASTIVE = tuple(_ct(m) for m in ("moco_v2", "densecl", "simclr"))
+
+_DZ = "doersch17/linear/results.jsonl"
+_DZ_ROWS = ("rp", "rp_col", "rp_col_ex_ms", "rp_col_h")
+_DZ_RUN = (
+    *(
+        f"zoo-train --gin_file=gin_configs/doersch17/{r}.gin "
+        f"--gin_file=gin_configs/doersch17/small.gin --model_dir={{root}}/doersch17/{r}"
+        for r in _DZ_ROWS
+    ),
+    "zoo-sweep --sweep_dir={root}/doersch17/linear "
+    "--gin_file=gin_configs/doersch17/eval_linear.gin "
+    "--gin_file=gin_configs/doersch17/small.gin --counts=1000 --seeds=0,1 "
+    + " ".join(f"--method={r}={{root}}/doersch17/{r}" for r in _DZ_ROWS),
+)
+_DZ_METRIC = "frozen linear probe on block 3, 1000 TCVL objects: classification accuracy"
+
+
+def _dz(name, where, statement, numbers, better, worse):
+    return Claim(
+        name,
+        "doersch17",
+        where,
+        statement,
+        numbers,
+        _DZ_METRIC,
+        Arm(better, _DZ, {"method": better, "n": 1000}),
+        Arm(worse, _DZ, {"method": worse, "n": 1000}),
+        _DZ_RUN,
+    )
+
+
+DOERSCH17 = (
+    _dz(
+        "pretext_beats_random",
+        "Table 1, sec. 6.1",
+        "every pretext task beats random initialisation (relative position shown)",
+        "ImageNet frozen top-5: RP 59.21; random-init ResNet 10.5",
+        "rp",
+        "scratch",
+    ),
+    _dz(
+        "rp_col_beats_rp",
+        "Table 2",
+        "adding colorization to relative position helps",
+        "ImageNet frozen top-5 66.64 vs 59.21; PASCAL 68.75 vs 66.75",
+        "rp_col",
+        "rp",
+    ),
+    _dz(
+        "four_tasks_beat_rp",
+        "Table 2",
+        "all four tasks together beat relative position alone",
+        "ImageNet frozen top-5 69.30 vs 59.21; PASCAL 70.53 vs 66.75",
+        "rp_col_ex_ms",
+        "rp",
+    ),
+    _dz(
+        "harmonization_helps_frozen",
+        "Table 3",
+        "harmonization helps RP+Col on the frozen ImageNet evaluation",
+        "ImageNet frozen top-5 68.08 vs 66.64 (PASCAL 68.26 vs 68.75: no gain)",
+        "rp_col_h",
+        "rp_col",
+    ),
+)
+
+
+def _adaptation_details(root):
+    records = _records(os.path.join(root, _RL))
+    return adaptation.comparison_table(records) if records else None
+
+
+def _sweep_details(file):
+    def render(root):
+        found = _records(os.path.join(root, file))
+        if not found:
+            return None
+        return sweep.markdown_table(sweep.summarize(found), found[0]["metric"])
+
+    return render
+
+
+# every measurement of a paper's runs, below its claims: (heading, renderer of root)
+DETAILS = {
+    "doersch17": ("Every probe of the sweep", _sweep_details(_DZ)),
+    "ren_lee18": ("Every measured row of Table 3", _adaptation_details),
+    "newell20": ("The whole sweep", _sweep_details(_NG)),
+    "contrastive": ("The whole sweep", _sweep_details(_CT)),
+}
+
+PAPERS = {
+    p.key: p
+    for p in (
+        Paper(
+            "doersch17",
+            "Doersch & Zisserman 2017",
+            "built: the four tasks, lasso, harmonization",
+            DOERSCH17,
+        ),
+        Paper("ren_lee18", "Ren & Lee 2018", "built: Table 3's ten rows, adaptation", REN_LEE18),
+        Paper(
+            "newell20",
+            "Newell & Deng 2020",
+            "built: the benchmark, rotation, sweeps, utility; VAE, CMC, AMDIM not yet",
+            NEWELL20,
+        ),
+        Paper("contrastive", "Contrastive (SimCLR, MoCo v2, DenseCL)", "built", CONTRASTIVE),
+        Paper("compl22", "CompL 2022", "not built yet"),
+        Paper("mgm22", "MGM 2022", "not built yet"),
+    )
+}
+
+
+def select(paper=None, claim=None) -> list:
+    """The claims of one paper (or every paper), or one claim by its id or name."""
+    if paper is not None and paper not in PAPERS:
+        raise UserError(f"unknown paper {paper!r}; papers: {sorted(PAPERS)}")
+    chosen = [c for p in PAPERS.values() if paper in (None, p.key) for c in p.claims]
+    if claim is not None:
+        chosen = [c for c in chosen if claim in (c.id, c.name)]
+        if not chosen:
+            known = [c.id for p in PAPERS.values() for c in p.claims]
+            raise UserError(f"unknown claim {claim!r}; claims: {known}")
+    return chosen
+
+
+# -- running and judging ------------------------------------------------------------------
+
+
+def commands_of(claims, root: str) -> list:
+    """The claims' commands, each once, in order, with the claims folder filled in."""
+    seen = []
+    for claim in claims:
+        for command in claim.commands:
+            command = command.format(root=root)
+            if command not in seen:
+                seen.append(command)
+    return seen
+
+
+def argv_of(command: str) -> list:
+    """A `zoo-*` command as an argv of this Python (no PATH needed)."""
+    argv = shlex.split(command)
+    module = "zoo.cli." + argv[0].removeprefix("zoo-").replace("-", "_")
+    return [sys.executable, "-m", module, *argv[1:]]
+
+
+def run(claims, root: str, say=print) -> None:
+    """Runs the commands of the claims that have no verdict yet (each command is itself
+    resumable: zoo-train resumes a run, zoo-sweep and adaptation skip finished cells)."""
+    missing = [c for c in claims if judge_claim(c, root).verdict == "no runs"]
+    for i, command in enumerate(commands_of(missing, root), start=1):
+        say(f"[{i}] {command}")
+        finished = subprocess.run(argv_of(command))
+        if finished.returncode != 0:
+            raise UserError(f"`{command}` failed (exit status {finished.returncode}).")
+
+
+def judge_claim(claim: Claim, root: str) -> Verdict:
+    better = claim.better.values(root)
+    worse = claim.worse.values(root)
+    return judge(list(better.values()), list(worse.values()), claim.higher_is_better)
+
+
+def _cell(stats):
+    mean, std, seeds = stats
+    if seeds == 0:
+        return "—"
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if seeds > 1 else "") + f" ({seeds})"
+
+
+def _row(claim, verdict):
+    difference = "—"
+    if not math.isnan(verdict.difference):
+        difference = f"{verdict.difference:+.3f}"
+        if not math.isnan(verdict.error):
+            difference += f" ± {verdict.error:.3f}"
+    return (
+        f"| {claim.statement} | {claim.where} | {claim.paper_numbers} | "
+        f"{claim.better.label}: {_cell(verdict.better)} | {claim.worse.label}: "
+        f"{_cell(verdict.worse)} | {difference} | **{verdict.verdict}** |"
+    )
+
+
+HEADER = (
+    "| claim | in the paper | the paper's numbers | zoo, better arm: mean ± std (seeds) | "
+    "zoo, worse arm | difference ± standard error | verdict |\n|---|---|---|---|---|---|---|"
+)
+
+
+def table(claims, root: str) -> str:
+    """Markdown: one line per claim, the paper's numbers beside the zoo's and the verdict."""
+    return "\n".join([HEADER, *(_row(c, judge_claim(c, root)) for c in claims)])
+
+
+def paper_page(paper: Paper, root: str) -> str:
+    """The body of a paper's results page: its claims, how each is measured, and the
+    commands of those that have no runs yet."""
+    if not paper.claims:
+        return f"{paper.title}: {paper.status}; no claim is registered yet.\n"
+    lines = [
+        f"Claims of {paper.title} that the zoo tests at CPU scale, judged on the runs in "
+        f"`{root}` (rule: [How results are made](index.md)).",
+        "",
+        table(paper.claims, root),
+        "",
+        "## How each claim is measured",
+        "",
+    ]
+    for claim in paper.claims:
+        direction = "higher" if claim.higher_is_better else "lower"
+        lines.append(f"- `{claim.id}`: {claim.metric} ({direction} is better).")
+    heading, render = DETAILS.get(paper.key, (None, lambda root: None))
+    details = render(root)
+    if details:
+        lines += ["", f"## {heading}", "", details]
+    lines += ["", "## The commands that make the runs", "", "```sh"]
+    lines += commands_of(paper.claims, root) + ["```"]
+    missing = [c.id for c in paper.claims if judge_claim(c, root).verdict == "no runs"]
+    if missing:
+        lines += [
+            "",
+            f"No runs yet for {', '.join(f'`{m}`' for m in missing)}: "
+            f"`zoo-evaluate claims --paper={paper.key} --root={root} --run` makes them.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def overview(root: str) -> str:
+    """The body of the page of every paper's claims and their verdicts."""
+    lines = []
+    for paper in PAPERS.values():
+        lines += [f"## {paper.title}", "", f"Status: {paper.status}.", ""]
+        if paper.claims:
+            lines += [table(paper.claims, root), ""]
+        else:
+            lines += ["No claim registered yet.", ""]
+    return "\n".join(lines)
