@@ -6,7 +6,7 @@ TF ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(TF)
 
-.PHONY: quickstart test benchmark lint clean
+.PHONY: quickstart test benchmark lint docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,15 @@ benchmark: $(STAMP)
 	$(BIN)/python tools/benchmark.py trunk
 
 # ruff (style, complexity, blind excepts, private access), then the import layers
-# (pyproject.toml, [tool.importlinter]).
+# (pyproject.toml, [tool.importlinter]), then the docs site in strict mode.
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+	$(MAKE) --no-print-directory docs
+
+# The docs site from docs/ (mkdocs.yml) into site/: any warning (a broken link or anchor,
+# a page missing from the nav, an API name that does not resolve) fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site

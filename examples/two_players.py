@@ -1,6 +1,6 @@
 """A method of two players, Algorithm-1 style: g maps x to features that d reads; g fits
 d(g(x)) to y with d fixed, then d takes `d_steps` steps fitting d(g(x)) to 2y with g
-fixed. The README's "Adding a method" shows this file; tests/methods/test_players.py
+fixed. The guide "Methods, and adding one" shows this file; tests/methods/test_players.py
 checks it against a hand-written loop and under MirroredStrategy.
 
     python examples/two_players.py

@@ -6,7 +6,7 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
-from two_players import TwoPlayers  # noqa: F401  (examples/: the README's example)
+from two_players import TwoPlayers  # noqa: F401  (examples/: the example of the guide "Methods, and adding one")
 
 from zoo import internals
 from zoo.tasks.base import DIRECTIONS, Task

@@ -39,20 +39,13 @@ def test_keras_already_imported_with_other_backend_is_refused():
     assert "already imported with backend 'jax'" in result.stderr
 
 
-def test_the_readme_example_of_a_method_is_the_tested_file():
-    """README's "Adding a method" block is examples/two_players.py (after its docstring),
-    so the copy a user reads is the code tests/methods/test_players.py checks; run as
-    a script, it trains both players."""
+def test_the_guides_example_of_a_method_trains_both_players():
+    """examples/two_players.py, which the guide "Methods, and adding one" includes
+    (tests/test_docs.py), run as a script: both players train."""
     import runpy
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    readme = open(os.path.join(root, "README.md")).read()
-    section = readme[readme.index("#### Adding a method") :]
-    block = section[section.index("```python\n") + len("```python\n") :]
-    block = block[: block.index("```\n")]
     path = os.path.join(root, "examples", "two_players.py")
-    code = open(path).read()
-    assert block == code[code.index('"""', 3) + 3 :].lstrip("\n")
     history = runpy.run_path(path)["main"]().history
     assert set(history) == {"g_loss", "d_loss"} and len(history["d_loss"]) == 3
     assert history["d_loss"][-1] < history["d_loss"][0]

@@ -4,6 +4,8 @@ import base64
 import io
 import json
 import os
+import subprocess
+import sys
 
 import gin
 import numpy as np
@@ -97,6 +99,38 @@ def pretrained(tmp_path_factory):
     return model_dir
 
 
+def _the_client_example_over_rest_and_grpc(tmp_path, config):
+    """examples/serving_client.py, as the guide runs it, against a stand-in server that
+    answers TF Serving's REST and gRPC APIs from the exports of models.config."""
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tests", "cli", "serving_standin.py"), config],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    try:
+        ready = server.stdout.readline().split()
+        assert ready[:1] == ["READY"], server.stderr.read()[-3000:]
+        client = os.path.join(ROOT, "examples", "serving_client.py")
+        good = ["photos/coffee/000.jpg", "photos/rocket/001.jpg"]
+        (tmp_path / "notes.txt").write_text("not an image")
+        for api, port in (("rest", ready[1]), ("grpc", ready[2])):
+            args = [client, f"--api={api}", f"--server=127.0.0.1:{port}", "--model=photos"]
+            said = _run(*args, *good, cwd=tmp_path)
+            assert said.returncode == 0, said.stderr[-3000:]
+            lines = said.stdout.splitlines()
+            assert [line.split(": ")[0] for line in lines] == good
+            assert all(line.split(": ")[1] in NAMES for line in lines)
+            refused = _run(*args, "--version=1", good[0], "notes.txt", cwd=tmp_path)
+            assert refused.returncode != 0
+            assert "not JPEG, PNG, GIF or BMP" in refused.stderr
+            assert ("400: " if api == "rest" else "INVALID_ARGUMENT") in refused.stderr
+    finally:
+        server.kill()
+        server.communicate()
+
+
 @pytest.mark.slow
 def test_finetune_export_serve_and_predict(pretrained, tmp_path):
     from zoo.data.sources import write_photo_classes
@@ -151,6 +185,8 @@ def test_finetune_export_serve_and_predict(pretrained, tmp_path):
     predictions = answers["rest"]["predictions"]
     assert len(predictions) == 3 and all(p["label"] in NAMES for p in predictions)
     assert "not JPEG, PNG, GIF or BMP:] [1]" in answers["bad"]
+
+    _the_client_example_over_rest_and_grpc(tmp_path, config)
 
     # zoo-predict on two image files
     predicted = _run(

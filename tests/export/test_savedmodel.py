@@ -209,15 +209,14 @@ def test_exported_trunk_finetunes_with_slot_optimizers(trunk, tmp_path, optimize
 
 
 # A TensorFlow-only process finetuning an exported trunk: plain TFSMLayer with Adam fails
-# on Keras' ":0" names (keras PR #20995); the README's eight-line layer (copied here
-# from README.md between its markers) finetunes with Adam and SGD with momentum.
+# on Keras' ":0" names (keras PR #20995); examples/finetunable_savedmodel.py, which the
+# guide "Trunks and export" shows, finetunes with Adam and SGD with momentum.
 _FINETUNE_ELSEWHERE = """
 import sys
 sys.modules["zoo"] = None
 import keras, numpy as np
-path, readme = sys.argv[1:3]
-text = open(readme).read()
-exec(text.split("# --- finetunable SavedModel layer ---")[1].split("# ---")[0])
+path, example = sys.argv[1:3]
+exec(open(example).read())
 rng = np.random.default_rng(3)
 x, y = rng.random((16, 32, 32, 3)).astype("float32"), rng.integers(0, 3, 16)
 def model_of(layer):
@@ -248,8 +247,9 @@ for optimizer in (keras.optimizers.Adam(1e-2), keras.optimizers.SGD(1e-2, moment
 def test_exported_trunk_finetunes_with_adam_and_momentum_without_zoo(trunk, tmp_path):
     path = export_trunk(trunk, str(tmp_path / "trunk"))
     (tmp_path / "finetune.py").write_text(_FINETUNE_ELSEWHERE)
-    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "README.md")
-    run = processes.python(str(tmp_path / "finetune.py"), path, readme)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    example = os.path.join(root, "examples", "finetunable_savedmodel.py")
+    run = processes.python(str(tmp_path / "finetune.py"), path, example)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
     # still Keras' bug: when this fails because plain TFSMLayer works, drop the workaround

@@ -14,7 +14,8 @@ import processes
 import pytest
 from helpers import TINY_CONFIG
 
-# ops one at a time: same-seed processes are then bit-identical (README, Determinism)
+# ops one at a time: same-seed processes are then bit-identical
+# (docs/guides/determinism-and-resume.md)
 CONFIG = TINY_CONFIG.replace("train.epochs = 2", "train.epochs = 3") + (
     "zoo.experiment.train.serial_ops = True\n"
 )
@@ -203,5 +204,5 @@ def test_killed_anywhere_resumes_without_redoing_a_finished_epoch(tmp_path):
     worst = max(
         float(np.max(np.abs(got[k].astype("float64") - want[k]))) for k in got if got[k].size
     )
-    assert worst <= 1e-6, worst  # measured: 0 (README, "Determinism")
+    assert worst <= 1e-6, worst  # measured: 0 (docs/guides/determinism-and-resume.md)
     assert os.path.exists(model_dir / "export" / "trunk" / "saved_model.pb")

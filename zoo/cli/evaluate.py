@@ -216,7 +216,7 @@ def claims():
             registry.run(chosen, FLAGS.root)
         print(registry.table(chosen, FLAGS.root))
         command = results.command_line()
-        papers = [p for p in registry.PAPERS.values() if FLAGS.paper in (None, p.key)]
+        papers = [p for p in registry.PAPERS.values() if FLAGS.paper in (None, p.key) and p.claims]
         written = [
             results.write_page(
                 os.path.join(FLAGS.pages, f"{p.key}.md"),

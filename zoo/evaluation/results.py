@@ -11,13 +11,13 @@ import json
 import math
 import os
 import shlex
-import subprocess
 import sys
 
 import numpy as np
 
 from zoo import files
 from zoo.errors import MissingFile, UserError
+from zoo.version import code_version
 
 
 def mean_std(values):
@@ -37,22 +37,6 @@ def format_mean_std(values, digits: int = 3) -> str:
     if count == 1:
         return f"{mean:.{digits}f} (1)"
     return f"{mean:.{digits}f} ± {std:.{digits}f} ({count})"
-
-
-def code_version() -> str:
-    """The commit of the zoo checkout this module is in ("+ changes" when its tree
-    differs from it), or "an installed copy" outside a git checkout."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-    def git(*args):
-        found = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True)
-        return found.stdout.strip() if found.returncode == 0 else None
-
-    commit = git("rev-parse", "--short=12", "HEAD")
-    if commit is None:
-        return "an installed copy (no git checkout)"
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", "zoo", "export")
-    return f"{commit} + changes" if changed else commit
 
 
 def command_line(argv=None) -> str:
@@ -105,11 +89,13 @@ def runs_table(model_dirs) -> str:
             each = ["—" if v is None else f"{v:.3f}" for v in trained]
             cells = [task, name, format_mean_std(untrained), format_mean_std(trained), *each]
             lines.append("| " + " | ".join([*cells, meaning]) + " |")
+    codes = sorted({r.get("code", "not recorded") for r in runs})
     seconds = [r.get("seconds") for r in runs]
     steps = [len(r.get("history", {}).get("loss", [])) for r in runs]
     lines += [
         "",
         f"Held-out examples per task: {first.get('examples', {})}. Epochs per run: {steps}; "
-        f"training seconds per run: {[round(s) for s in seconds if s is not None]}.",
+        f"training seconds per run: {[round(s) for s in seconds if s is not None]}. "
+        f"Code the runs were finished with: {', '.join(codes)}.",
     ]
     return "\n".join(lines)

@@ -127,12 +127,15 @@ def transfer(
         head: str. Dense tasks: "coarse" (1x1 head at the endpoint's resolution,
             Newell & Deng sec. 7), "up_projection" (Laina et al.'s decoder, Doersch &
             Zisserman sec. 5) or "task" (the task's own decoder). Defaults to "coarse".
-        lasso_block, lasso_l1: the lasso row of "lasso_linear". Defaults to "block3", 1e-3.
+        lasso_block: str. The block of the lasso row of "lasso_linear". Defaults to "block3".
+        lasso_l1: float. That row's L1 weight. Defaults to 1e-3.
         harmonizer: str or None. Harmonization of the downstream images. Defaults to
             None: the one the source run was pretrained with ("identity" for random
             trunks and exported ones, which harmonize inside their graph).
         batch_size: int. Defaults to 32.
-        epochs, min_steps, max_steps: the training-length rule (`training_steps`).
+        epochs: int. The training-length rule (`training_steps`): epochs over n labels,
+        min_steps: int. ... at least this many steps,
+        max_steps: int. ... and at most this many.
         learning_rate: float. Adam. Defaults to 1e-3.
         eval_examples: int. Held-out examples (test-split models). Defaults to 1000.
         seed: int. Defaults to 0.

@@ -20,6 +20,7 @@ from zoo.experiment.run_state import Progress, check_stop
 from zoo.experiment.runtime import epoch_lines, runtime
 from zoo.methods import Method
 from zoo.methods.base import serialize
+from zoo.version import code_version
 
 
 def _check_length(key, value):
@@ -72,7 +73,7 @@ def train(
             gets the run's. Defaults to none.
         deterministic: bool. Deterministic TensorFlow ops: the same data, initial
             weights and first steps from run to run; concurrent ops still make runs
-            drift apart in the last bits (README, "Determinism"). Defaults to True.
+            drift apart in the last bits (docs/guides/determinism-and-resume.md). Defaults to True.
         serial_ops: bool. Run TensorFlow's ops one at a time (`run_ops_one_at_a_time`),
             which with `deterministic` makes same-seed runs bit-identical on a CPU, at
             about 0.8x the speed (a process that already ran ops warns instead).
@@ -83,9 +84,9 @@ def train(
         precise_batch_norm: int. After the last epoch, before its checkpoint, set every
             trained BatchNorm's moving statistics to the mean batch statistics of this
             many training batches under the final weights (`Method.precise_batch_norm`;
-            README, "Precise BatchNorm"): short runs at a constant learning rate end with
-            moving averages that lag behind the weights. 0 keeps the moving averages, as
-            the papers do. Defaults to 0.
+            docs/guides/experiments.md, "Precise BatchNorm"): short runs at a constant
+            learning rate end with moving averages that lag behind the weights. 0 keeps
+            the moving averages, as the papers do. Defaults to 0.
         exporter: callable or None. The export stage: `exporter(trunk, path,
             harmonizer, overwrite=True)` writes the trained trunk to `export/trunk`.
             The commands pass `export.export_trunk` (a SavedModel for TF Serving); the
@@ -95,8 +96,9 @@ def train(
     Returns:
         dict with "untrained" and "trained" held-out metrics per objective,
         "metric_info", "history" (every epoch, across the processes of a resumed run),
-        "seconds" (training time, summed the same way), and "export" (the trunk's
-        SavedModel, or None without an `exporter`).
+        "seconds" (training time, summed the same way), "export" (the trunk's
+        SavedModel, or None without an `exporter`) and "code" (the commit of the code
+        that finished the run, `zoo.version.code_version`).
     """
     _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm)
     callbacks = list(callbacks or ())
@@ -230,6 +232,7 @@ def _report(model, model_dir, progress, export_path):
         "history": history,
         "seconds": sum(r["seconds"] for r in records),
         "export": export_path,
+        "code": code_version(),
     }
     # every value used
     files.write_text(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())

@@ -19,10 +19,10 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
     process end apart in the last bits (measured on the quickstart: 2 of 6 runs in one
     process differed after 3 steps; Adam then turns the noise in the gradients of
     convolution biases that a BatchNorm follows into full-size steps). One op at a time
-    gave bit-identical weights in every run measured, at about 0.8x the speed (README,
-    "Determinism"). It must run before TensorFlow executes its first op: `zoo-train`
-    calls it when `train.serial_ops` is bound to True. It is skipped for a multi-device
-    strategy, whose replicas run concurrently.
+    gave bit-identical weights in every run measured, at about 0.8x the speed
+    (docs/guides/determinism-and-resume.md). It must run before TensorFlow executes its
+    first op: `zoo-train` calls it when `train.serial_ops` is bound to True. It is skipped
+    for a multi-device strategy, whose replicas run concurrently.
 
     Returns:
         True when ops now run one at a time.
@@ -38,7 +38,7 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
     except RuntimeError:  # TensorFlow already runs
         logging.warning(
             "TensorFlow has already run ops in this process: its runs may differ from "
-            "each other in the last bits (see the README, Determinism)."
+            "each other in the last bits (see docs/guides/determinism-and-resume.md)."
         )
         return False
     return True

@@ -7,7 +7,7 @@ algorithm lives in `train_step`, Keras' `fit`, callbacks, progress bars,
 `BackupAndRestore`, TensorBoard and `tf.distribute` work unchanged, and the same
 `train_step` runs in a custom distributed loop (`strategy.run`).
 
-Writing a method (see the README, "Adding a method"):
+Writing a method (see docs/guides/methods.md, "Adding a method"):
 
 * build every network in `__init__` (inside the strategy scope), set `self.built`;
 * `players` and `variables_of(player)`;
@@ -84,7 +84,7 @@ class Method(keras.Model):
     def _missing(self, name, needed_by):
         return MissingMember(
             f"{type(self).__name__} does not define `{name}`, which {needed_by} needs "
-            '(see zoo.methods.base and the README, "Adding a method").'
+            '(see zoo.methods.base and docs/guides/methods.md, "Adding a method").'
         )
 
     @property

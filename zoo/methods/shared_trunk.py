@@ -40,8 +40,7 @@ from zoo.tasks.base import Task
 class SharedTrunk(Method):
     """One trunk, one head per task, the task losses weighed by a loss balancer: the base
     of MultiTask, DomainAdversarial and Transfer, which store its arguments in their
-    configs as their own (it stores none: its arguments are the parts they compose).
-    Graph, batches and players: the module docstring.
+    configs as their own (it stores none). Graph, batches, players: the module docstring.
 
     Args:
         trunk: keras.Model or callable. A zoo trunk (dict of endpoints), or a builder
@@ -50,10 +49,12 @@ class SharedTrunk(Method):
         tasks: list of zoo.tasks.Task with distinct names.
         input_size: int or None. Square size of whole-image inputs. Defaults to the
             trunk's fixed input size.
-        loss_weights, loss_balance, balance_steps: `zoo.methods.balance.LossBalancer`'s
-            weights, mode ("static" or "grad_norm") and steps.
-        lasso_block, lasso_l1: a LassoMix of this block's units, a row per task that its
-            head reads instead of its endpoint (None: no lasso), and its L1 weight.
+        loss_weights: dict. `zoo.methods.balance.LossBalancer`'s weights.
+        loss_balance: str. Its mode, "static" or "grad_norm".
+        balance_steps: int. The steps it measures over (grad_norm).
+        lasso_block: str or None. A LassoMix of this block's units, a row per task that
+            its head reads instead of its endpoint (None: no lasso).
+        lasso_l1: float. The LassoMix's L1 weight.
     """
 
     def __init__(
