@@ -38,8 +38,9 @@ lint: $(STAMP)
 
 # The docs site from docs/ (mkdocs.yml) into site/: any warning (a broken link or anchor,
 # a page missing from the nav, an API name that does not resolve) fails the build.
+# (NO_MKDOCS_2_WARNING: mkdocs-material's notice about its successor, printed on every build)
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache site

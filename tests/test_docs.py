@@ -81,6 +81,19 @@ def test_every_named_command_and_gin_file_exists():
 MAKE_TARGETS = re.findall(r"(?m)^([a-z]+):", open(os.path.join(ROOT, "Makefile")).read())
 
 
+def test_the_experiments_guide_lists_every_gin_file():
+    text = open(os.path.join(ROOT, "docs", "guides", "experiments.md")).read()
+    table = text[text.index("## Every gin folder") :]
+    table = table[: table.index("\n## ", 5)]
+    unlisted = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "gin_configs", "**", "*.gin"), recursive=True)):
+        folder, name = os.path.split(os.path.relpath(path, ROOT))
+        row = next((r for r in table.splitlines() if r.startswith(f"| `{folder}/`")), "")
+        if f"`{name}`" not in row:
+            unlisted.append(os.path.relpath(path, ROOT))
+    assert not unlisted, unlisted
+
+
 def _check_command(argv, commands):
     """What is wrong with one command of a shell block (a list of messages)."""
     program = os.path.basename(argv[0])

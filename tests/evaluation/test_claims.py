@@ -72,6 +72,13 @@ def test_every_claim_is_complete_and_its_commands_name_real_files():
         assert any(os.path.dirname(claim.better.file).split("/")[0] in c for c in claim.commands)
 
 
+def test_commands_run_with_this_python_and_the_checkouts_gin_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no gin_configs/ here
+    argv = claims.argv_of("zoo-sweep --sweep_dir=a --gin_file=gin_configs/quickstart.gin")
+    assert argv[1:3] == ["-m", "zoo.cli.sweep"] and argv[3] == "--sweep_dir=a"
+    assert os.path.isfile(argv[4].split("=", 1)[1])
+
+
 def test_select_refuses_unknown_papers_and_claims():
     assert [c.name for c in claims.select("ren_lee18", "conv5_beats_conv6")] == [
         "conv5_beats_conv6"
@@ -94,15 +101,18 @@ def test_paper_page_judges_what_is_there_and_says_what_is_missing(tmp_path):
     ]
     _write(str(tmp_path / "ren_lee18" / "results.jsonl"), records)
     page = claims.paper_page(claims.PAPERS["ren_lee18"], str(tmp_path))
-    lines = {line.split(" | ")[0][:60]: line for line in page.splitlines() if line.startswith("| ")}
-    conv5 = lines["| adaptation at a mid layer (conv5) beats no adaptation"[:60]]
+    rows = [line for line in page.splitlines() if line.startswith("| ")]
+
+    def line(statement):
+        (found,) = [row for row in rows if row.startswith(f"| {statement} (")]
+        return found
+
+    conv5 = line("adaptation at a mid layer (conv5) beats no adaptation")
     assert "DA conv5: 0.205 ± 0.007 (2)" in conv5 and "no DA: 0.305 ± 0.007 (2)" in conv5
     assert conv5.endswith("| -0.100 ± 0.007 | **reversed** |")
-    gap = lines[
-        "| adaptation at conv5 makes synthetic and real conv5 features harder to tell apart"[:60]
-    ]
+    gap = line("adaptation at conv5 makes synthetic and real conv5 features harder to tell apart")
     assert gap.endswith("**holds** |")  # 0.805 against 0.91, lower is better
-    assert lines["| adaptation at conv5 beats adaptation at conv6"[:60]].endswith("**no runs** |")
+    assert line("adaptation at conv5 beats adaptation at conv6").endswith("**no runs** |")
     assert "## Every measured row of Table 3" in page and "| 3 tasks, DA conv5 | 2 |" in page
     assert f"--out={tmp_path}/ren_lee18 --rows=" in page
     assert "No runs yet for `ren_lee18/none_beats_conv1`" in page

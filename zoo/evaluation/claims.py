@@ -411,11 +411,21 @@ def commands_of(claims, root: str) -> list:
     return seen
 
 
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def argv_of(command: str) -> list:
-    """A `zoo-*` command as an argv of this Python (no PATH needed)."""
+    """A `zoo-*` command as an argv of this Python (no PATH needed); its gin files are
+    the checkout's when the working folder has no `gin_configs/`."""
     argv = shlex.split(command)
     module = "zoo.cli." + argv[0].removeprefix("zoo-").replace("-", "_")
-    return [sys.executable, "-m", module, *argv[1:]]
+    args = []
+    for arg in argv[1:]:
+        name, _, value = arg.partition("=")
+        if name == "--gin_file" and not os.path.exists(value):
+            arg = f"{name}={os.path.join(_CHECKOUT, value)}"
+        args.append(arg)
+    return [sys.executable, "-m", module, *args]
 
 
 def run(claims, root: str, say=print) -> None:
@@ -449,15 +459,16 @@ def _row(claim, verdict):
         if not math.isnan(verdict.error):
             difference += f" ± {verdict.error:.3f}"
     return (
-        f"| {claim.statement} | {claim.where} | {claim.paper_numbers} | "
+        f"| {claim.statement} ({claim.where}) | {claim.paper_numbers} | "
         f"{claim.better.label}: {_cell(verdict.better)} | {claim.worse.label}: "
         f"{_cell(verdict.worse)} | {difference} | **{verdict.verdict}** |"
     )
 
 
 HEADER = (
-    "| claim | in the paper | the paper's numbers | zoo, better arm: mean ± std (seeds) | "
-    "zoo, worse arm | difference ± standard error | verdict |\n|---|---|---|---|---|---|---|"
+    "| claim (where in the paper) | the paper's numbers | zoo, one arm: mean ± std (seeds) | "
+    "zoo, the arm it should beat | difference ± standard error | verdict |\n"
+    "|---|---|---|---|---|---|"
 )
 
 
