@@ -94,6 +94,18 @@ def test_the_experiments_guide_lists_every_gin_file():
     assert not unlisted, unlisted
 
 
+def test_the_experiments_guide_lists_every_knob_of_the_driver():
+    import inspect
+
+    from zoo.experiment import driver
+
+    text = open(os.path.join(ROOT, "docs", "guides", "experiments.md")).read()
+    table = text[text.index("## The driver's knobs") : text.index("## Every gin folder")]
+    listed = re.findall(r"(?m)^\| `(\w+)` \|", table)
+    parameters = inspect.signature(driver.train.__wrapped__).parameters
+    assert listed == [p for p in parameters if p not in ("model_dir", "exporter")]
+
+
 def _check_command(argv, commands):
     """What is wrong with one command of a shell block (a list of messages)."""
     program = os.path.basename(argv[0])
@@ -186,5 +198,10 @@ def test_the_readme_is_short_and_links_only_to_pages_that_exist():
     links = re.findall(r"\]\(((?:docs/)[^)#]+)", text)
     assert len(links) >= 15
     assert [link for link in links if not os.path.exists(os.path.join(ROOT, link))] == []
+    # the entry points: every command and every gin folder, one line each
+    for name in _commands():
+        assert f"| `{name}` |" in text, name
+    for folder in glob.glob(os.path.join(ROOT, "gin_configs", "*", "")):
+        assert f"| `gin_configs/{os.path.basename(os.path.dirname(folder))}/` |" in text, folder
     # the path a new user takes to their own photos, from the README's first table
     assert "[Finetune and serve](docs/guides/finetune-and-serve.md)" in text
