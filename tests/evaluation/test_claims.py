@@ -144,3 +144,30 @@ def test_runs_table_and_stamped_page(tmp_path):
     assert "with `zoo-evaluate results`. Do not edit" in text
     with pytest.raises(FileNotFoundError, match="has no metrics.json"):
         results.runs_table([str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_the_command_prints_the_verdicts_and_writes_the_pages(tmp_path):
+    import sys
+
+    import processes
+
+    records = [
+        {"row": row, "seed": s, "p_classification": v, "model_dir": "-"}
+        for row, values in [("3tasks", [0.30, 0.31, 0.32]), ("da_conv1", [0.20, 0.21, 0.22])]
+        for s, v in enumerate(values)
+    ]
+    _write(str(tmp_path / "runs" / "ren_lee18" / "results.jsonl"), records)
+    command = [sys.executable, "-m", "zoo.cli.evaluate", "claims", "--paper=ren_lee18"]
+    command += [f"--root={tmp_path / 'runs'}", f"--pages={tmp_path / 'pages'}"]
+    done = processes.run(command, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (conv1,) = [line for line in done.stdout.splitlines() if "beats adaptation at conv1" in line]
+    assert "no DA: 0.310 ± 0.010 (3)" in conv1 and conv1.endswith("**holds** |")
+    assert "4 of 5 claims have no runs" in done.stdout
+    page = (tmp_path / "pages" / "ren_lee18.md").read_text()
+    assert page.startswith("# Ren & Lee 2018: claims and runs\n\n*Generated on ")
+    assert "zoo-evaluate claims --paper=ren_lee18" in page and conv1 in page
+    overview = (tmp_path / "pages" / "claims.md").read_text()
+    assert "## MGM 2022" in overview and "No claim registered yet." in overview
+    assert not (tmp_path / "pages" / "mgm22.md").exists()  # no page without claims

@@ -215,6 +215,12 @@ def claims():
         if FLAGS.run:
             registry.run(chosen, FLAGS.root)
         print(registry.table(chosen, FLAGS.root))
+        missing = [c for c in chosen if registry.judge_claim(c, FLAGS.root).verdict == "no runs"]
+        if missing:
+            print(
+                f"\n{len(missing)} of {len(chosen)} claims have no runs in {FLAGS.root} yet; "
+                "--run makes them (each paper's page lists the commands)."
+            )
         command = results.command_line()
         papers = [p for p in registry.PAPERS.values() if FLAGS.paper in (None, p.key) and p.claims]
         written = [
