@@ -86,6 +86,7 @@ def runs_table(model_dirs) -> str:
             trained = [r["trained"].get(task, {}).get(name) for r in runs]
             info = first.get("metric_info", {}).get(task, {}).get(name, ["neither", ""])
             meaning = info[1] + ("" if info[0] == "neither" else f" ({info[0]} is better)")
+            meaning = meaning.replace("|", "\\|")  # a table cell
             each = ["—" if v is None else f"{v:.3f}" for v in trained]
             cells = [task, name, format_mean_std(untrained), format_mean_std(trained), *each]
             lines.append("| " + " | ".join([*cells, meaning]) + " |")
