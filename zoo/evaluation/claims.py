@@ -445,13 +445,6 @@ def judge_claim(claim: Claim, root: str) -> Verdict:
     return judge(list(better.values()), list(worse.values()), claim.higher_is_better)
 
 
-def _cell(stats):
-    mean, std, seeds = stats
-    if seeds == 0:
-        return "—"
-    return f"{mean:.3f}" + (f" ± {std:.3f}" if seeds > 1 else "") + f" ({seeds})"
-
-
 def _row(claim, verdict):
     difference = "—"
     if not math.isnan(verdict.difference):
@@ -460,8 +453,8 @@ def _row(claim, verdict):
             difference += f" ± {verdict.error:.3f}"
     return (
         f"| {claim.statement} ({claim.where}) | {claim.paper_numbers} | "
-        f"{claim.better.label}: {_cell(verdict.better)} | {claim.worse.label}: "
-        f"{_cell(verdict.worse)} | {difference} | **{verdict.verdict}** |"
+        f"{claim.better.label}: {pages.format_stats(verdict.better)} | {claim.worse.label}: "
+        f"{pages.format_stats(verdict.worse)} | {difference} | **{verdict.verdict}** |"
     )
 
 

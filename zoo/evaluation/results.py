@@ -29,14 +29,19 @@ def mean_std(values):
     return float(np.mean(values)), std, len(values)
 
 
-def format_mean_std(values, digits: int = 3) -> str:
-    """ "0.312 ± 0.004 (3)": mean ± sample std (count); one value alone, "—" for none."""
-    mean, std, count = mean_std(values)
+def format_stats(stats, digits: int = 3) -> str:
+    """ "0.312 ± 0.004 (3)" from (mean, std, count); one value alone, "—" for none."""
+    mean, std, count = stats
     if count == 0:
         return "—"
     if count == 1:
         return f"{mean:.{digits}f} (1)"
     return f"{mean:.{digits}f} ± {std:.{digits}f} ({count})"
+
+
+def format_mean_std(values, digits: int = 3) -> str:
+    """`format_stats` of the finite values."""
+    return format_stats(mean_std(values), digits)
 
 
 def command_line(argv=None) -> str:
