@@ -38,7 +38,8 @@ def stop_on_ctrl_c():
 
 
 def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print, what=None):
-    """What `zoo-train` does after reading its flags; returns the run's results.
+    """What `zoo-train` does after reading its flags; returns the run's results (None
+    on a worker of a multi-worker run that is not the chief).
 
     Once the configuration parses, the run holds its model_dir's lock to the end (a
     second writer is refused), and Ctrl-C stops it after the step in progress
@@ -47,10 +48,20 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
     from export import export_trunk
     from zoo import experiment, files
     from zoo.cli import gin_setup
+    from zoo.experiment import cluster
 
     config = gin_setup.parse(gin_files, gin_bindings)
+    strategy = _bound("strategy", "auto")
     if _bound("serial_ops", False):  # before TensorFlow runs its first op
-        experiment.run_ops_one_at_a_time(_bound("strategy", "auto"))
+        experiment.run_ops_one_at_a_time(strategy)
+    if strategy == "multi_worker":  # likewise (it configures collective ops)
+        experiment.make_strategy(strategy)
+    if strategy == "multi_worker" and not cluster.is_chief(cluster.require_cluster()):
+        # the chief checks the folder and writes the run; this worker trains with it
+        say(f"{cluster.task_name()}: training with the chief, which writes {model_dir}")
+        with stop_on_ctrl_c():
+            experiment.train(model_dir, exporter=export_trunk)
+        return None
     with stop_on_ctrl_c(), files.exclusive(model_dir):
         state = experiment.prepare_model_dir(model_dir, config, overwrite)
         if state == "finished":

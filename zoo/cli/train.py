@@ -40,7 +40,8 @@ def main(argv):
         results = train_command(
             FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.model_dir, FLAGS.overwrite
         )
-    print(experiment.format_report(results, FLAGS.model_dir))
+    if results is not None:  # None: a worker that is not the chief
+        print(experiment.format_report(results, FLAGS.model_dir))
 
 
 def run():

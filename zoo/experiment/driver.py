@@ -4,11 +4,13 @@ import os
 
 import gin
 import keras
+import tensorflow as tf
 from absl import logging
 
 from zoo import checks, files
 from zoo.data import tfrecord
 from zoo.errors import UserError, UserTypeError
+from zoo.experiment import cluster, loop
 from zoo.experiment.callbacks import (
     EpochCheckpoints,
     PreciseBatchNorm,
@@ -66,7 +68,10 @@ def train(
         epochs: int. Defaults to 5.
         steps_per_epoch: int. Steps between checkpoints: a resumed run redoes at most
             the steps of one epoch. Defaults to 50.
-        strategy: str. "auto", "default" or "mirrored". Defaults to "auto".
+        strategy: str. "auto" (MirroredStrategy over the GPUs when there are
+            several, else the default), "default", "mirrored" (every GPU, or the CPU)
+            or "multi_worker" (the machines of `TF_CONFIG`, through the zoo's own loop:
+            docs/guides/scale-out.md). Defaults to "auto".
         seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
         callbacks: list of keras callbacks added to the run's own (e.g.
             `@zoo.experiment.CostBudget()`); one with a `model_dir` attribute of None
@@ -94,19 +99,27 @@ def train(
             None: no export ("export" is None in the results).
 
     Returns:
-        dict with "untrained" and "trained" held-out metrics per objective,
-        "metric_info", "history" (every epoch, across the processes of a resumed run),
-        "seconds" (training time, summed the same way), "export" (the trunk's
-        SavedModel, or None without an `exporter`) and "code" (the commit of the code
-        that finished the run, `zoo.version.code_version`).
+        None on a worker of a multi-worker run that is not the chief (the chief
+        evaluates, exports and reports); otherwise a dict with "untrained" and
+        "trained" held-out metrics per objective, "metric_info", "history" (every
+        epoch, across the processes of a resumed run), "seconds" (training time,
+        summed the same way), "export" (the trunk's SavedModel, or None without an
+        `exporter`) and "code" (the commit of the code that finished the run,
+        `zoo.version.code_version`).
     """
     _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm)
     callbacks = list(callbacks or ())
-    # one writer per model_dir; a DataLossError of any pipeline becomes a DataError
-    # naming the damaged file
-    with files.exclusive(model_dir), tfrecord.damaged_files_named():
+    distribution = runtime(strategy, seed, deterministic, serial_ops)
+    chief = strategy != "multi_worker" or cluster.is_chief()
+    verbose = verbose if chief else 0
+    # one writer per model_dir (a worker that is not the chief writes a temporary copy);
+    # a DataLossError of any pipeline becomes a DataError naming the damaged file
+    with (
+        cluster.writable_model_dir(model_dir, chief) as model_dir,
+        files.exclusive(model_dir),
+        tfrecord.damaged_files_named(),
+    ):
         say = print if verbose else logging.info
-        distribution = runtime(strategy, seed, deterministic, serial_ops)
         model, progress = _build(model_dir, method, optimizer, distribution)
         if progress["untrained"] is None:  # evaluate untrained
             progress.set(untrained=model.heldout_metrics(batch_size))
@@ -124,6 +137,8 @@ def train(
             verbose=verbose,
             say=say,
         )
+        if not chief:
+            return None
         if progress["trained"] is None:  # evaluate trained
             trained = model.heldout_metrics(batch_size)
             progress.set(trained=trained, examples=model.heldout_examples())
@@ -132,7 +147,8 @@ def train(
         if exporter is not None:  # export
             export_path = os.path.join(model_dir, "export", "trunk")
             if progress["export"] is None:
-                exporter(model.trunk, export_path, model.serving_harmonizer(), overwrite=True)
+                trunk = _off_strategy(model.trunk, distribution)
+                exporter(trunk, export_path, model.serving_harmonizer(), overwrite=True)
                 progress.set(export=export_path)
         return _report(model, model_dir, progress, export_path)
 
@@ -186,16 +202,17 @@ def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
     for callback in run["callbacks"]:
         if getattr(callback, "model_dir", "") is None:
             callback.model_dir = model_dir
-    with distribution.scope():
-        # the batches of the finished epochs are skipped: a resumed run trains on the
-        # same sequence of batches as an uninterrupted one
-        data = model.datasets(run["batch_size"]).skip(done * steps_per_epoch)
     precise = []
     if run["precise_batch_norm"]:
         precise = [PreciseBatchNorm(run["batch_size"], run["precise_batch_norm"], epochs, say)]
     if done < epochs:
-        model.fit(
-            data,
+        _fit(
+            model,
+            distribution,
+            # the batches of the finished epochs are skipped: a resumed run trains on
+            # the same sequence of batches as an uninterrupted one
+            lambda batch_size: model.datasets(batch_size).skip(done * steps_per_epoch),
+            batch_size=run["batch_size"],
             initial_epoch=done,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
@@ -208,11 +225,31 @@ def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
                 StopOnRequest(model_dir),  # last: sees a request made in the others
             ],
             verbose=epoch_lines(run["verbose"]),
-            shuffle=False,  # the pipelines shuffle
         )
     last = checkpoints(model_dir)
     progress.set(fit_done=True, fit_epochs=epoch_of(last[-1]) if last else 0)
     check_stop(model_dir, "after training")
+
+
+def _fit(model, distribution, dataset_fn, batch_size, **fit):
+    """Keras' `fit` on one machine; the zoo's loop (`zoo.experiment.loop`) on several,
+    where `fit` does not work."""
+    if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
+        data = loop.replica_batches(dataset_fn, batch_size, distribution)
+        return loop.fit(model, data, distribution, **fit)
+    with distribution.scope():
+        data = dataset_fn(batch_size)
+    return model.fit(data, shuffle=False, **fit)  # the pipelines shuffle
+
+
+def _off_strategy(trunk, distribution):
+    """The trunk, or a copy of it outside the strategy (with its weights) when its
+    variables are distributed: a SavedModel cannot capture distributed variables."""
+    if distribution is tf.distribute.get_strategy():
+        return trunk
+    copy = keras.models.clone_model(trunk)
+    copy.set_weights(trunk.get_weights())
+    return copy
 
 
 def _report(model, model_dir, progress, export_path):

@@ -44,6 +44,11 @@ def request_stop():
     _stop.set()
 
 
+def stop_requested() -> bool:
+    """Whether `request_stop()` was called and not yet acted on."""
+    return _stop.is_set()
+
+
 def check_stop(model_dir, where):
     if _stop.is_set():
         _stop.clear()

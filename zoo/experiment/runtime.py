@@ -8,8 +8,9 @@ import tensorflow as tf
 from absl import logging
 
 from zoo.errors import UserError
+from zoo.experiment import cluster
 
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
 def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
@@ -27,7 +28,7 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
     Returns:
         True when ops now run one at a time.
     """
-    if strategy == "mirrored" or (
+    if strategy in ("mirrored", "multi_worker") or (
         strategy == "auto" and len(tf.config.list_physical_devices("GPU")) > 1
     ):
         return False
@@ -45,13 +46,38 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
 
 
 def make_strategy(name):
-    """ "auto": MirroredStrategy over the GPUs when there are several, else the default."""
+    """ "auto": MirroredStrategy over the GPUs when there are several, else the default;
+    "multi_worker": MultiWorkerMirroredStrategy over the cluster of `TF_CONFIG`
+    (`zoo.experiment.cluster`), every worker's GPUs or else its CPU."""
     if name not in STRATEGIES:
         raise UserError(f"`strategy` must be one of {STRATEGIES}. Received: {name!r}")
+    if name == "multi_worker":
+        return _multi_worker()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+_MULTI_WORKER = []
+
+
+def _multi_worker():
+    """The process's one MultiWorkerMirroredStrategy: it configures TensorFlow's
+    collective ops, which is possible only before TensorFlow runs its first op (the
+    training commands create it right after parsing their configuration)."""
+    if not _MULTI_WORKER:
+        cluster.require_cluster()
+        try:
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        except RuntimeError as error:
+            raise UserError(
+                'strategy "multi_worker" must be created before TensorFlow runs its first '
+                "op (a zoo-train process does so); from Python, call "
+                '`zoo.experiment.make_strategy("multi_worker")` at the start of the program. '
+                f"TensorFlow: {error}"
+            ) from None
+    return _MULTI_WORKER[0]
 
 
 def runtime(strategy, seed, deterministic, serial_ops):

@@ -4,23 +4,23 @@ ReLU -> 1x1 (out), plus a shortcut (a 1x1 projection when the shape changes)."""
 
 import keras
 
+from zoo.layers.normalization import batch_norm
+
 
 def bottleneck_unit(x, out, bottleneck, stride=1, name="unit"):
     """A pre-activation bottleneck unit: [B, H, W, C] -> [B, H / stride, W / stride, out]."""
     layers = keras.layers
-    preact = layers.ReLU(name=f"{name}_preact_relu")(
-        layers.BatchNormalization(name=f"{name}_preact_bn")(x)
-    )
+    preact = layers.ReLU(name=f"{name}_preact_relu")(batch_norm(f"{name}_preact_bn")(x))
     if x.shape[-1] != out or stride != 1:
         shortcut = layers.Conv2D(out, 1, strides=stride, name=f"{name}_shortcut")(preact)
     else:
         shortcut = x
     y = layers.Conv2D(bottleneck, 1, use_bias=False, name=f"{name}_conv1")(preact)
-    y = layers.ReLU(name=f"{name}_relu1")(layers.BatchNormalization(name=f"{name}_bn1")(y))
+    y = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1")(y))
     y = layers.Conv2D(
         bottleneck, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv2"
     )(y)
-    y = layers.ReLU(name=f"{name}_relu2")(layers.BatchNormalization(name=f"{name}_bn2")(y))
+    y = layers.ReLU(name=f"{name}_relu2")(batch_norm(f"{name}_bn2")(y))
     y = layers.Conv2D(out, 1, name=f"{name}_conv3")(y)
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
@@ -29,9 +29,9 @@ def fc_residual_unit(x, bottleneck, name="fc_unit"):
     """A "fully-connected" residual unit ([B, D] -> [B, D]): the convolutional unit on a
     1x1 map, i.e. BN -> ReLU -> dense (bottleneck) -> BN -> ReLU -> dense (D), plus x."""
     layers = keras.layers
-    y = layers.ReLU(name=f"{name}_preact_relu")(layers.BatchNormalization(name=f"{name}_bn0")(x))
+    y = layers.ReLU(name=f"{name}_preact_relu")(batch_norm(f"{name}_bn0")(x))
     y = layers.Dense(bottleneck, use_bias=False, name=f"{name}_dense1")(y)
-    y = layers.ReLU(name=f"{name}_relu1")(layers.BatchNormalization(name=f"{name}_bn1")(y))
+    y = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1")(y))
     y = layers.Dense(x.shape[-1], name=f"{name}_dense2")(y)
     return layers.Add(name=f"{name}_add")([x, y])
 
@@ -43,6 +43,4 @@ def patch_head(features, widths=(1024, 512), bottleneck=128, name="patch"):
     x = features
     for i, width in enumerate(widths):
         x = bottleneck_unit(x, width, bottleneck, stride=2, name=f"{name}_unit{i + 1}")
-    return keras.layers.ReLU(name=f"{name}_out_relu")(
-        keras.layers.BatchNormalization(name=f"{name}_out_bn")(x)
-    )
+    return keras.layers.ReLU(name=f"{name}_out_relu")(batch_norm(f"{name}_out_bn")(x))

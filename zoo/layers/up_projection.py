@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from zoo.layers.normalization import batch_norm
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class Unpool2D(keras.layers.Layer):
@@ -27,12 +29,12 @@ def up_projection(x, filters, name):
     """
     x = Unpool2D(name=f"{name}_unpool")(x)
     branch = keras.layers.Conv2D(filters, 5, padding="same", name=f"{name}_conv1")(x)
-    branch = keras.layers.BatchNormalization(name=f"{name}_bn1")(branch)
+    branch = batch_norm(f"{name}_bn1")(branch)
     branch = keras.layers.ReLU(name=f"{name}_relu1")(branch)
     branch = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(branch)
-    branch = keras.layers.BatchNormalization(name=f"{name}_bn2")(branch)
+    branch = batch_norm(f"{name}_bn2")(branch)
     projection = keras.layers.Conv2D(filters, 5, padding="same", name=f"{name}_proj")(x)
-    projection = keras.layers.BatchNormalization(name=f"{name}_bn_proj")(projection)
+    projection = batch_norm(f"{name}_bn_proj")(projection)
     return keras.layers.ReLU(name=f"{name}_out")(
         keras.layers.Add(name=f"{name}_add")([branch, projection])
     )

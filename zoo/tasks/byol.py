@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from zoo.data import augment
 from zoo.errors import UserError
+from zoo.layers import batch_norm
 from zoo.losses import contrastive
 from zoo.tasks.base import merge_patches
 from zoo.tasks.contrastive import TwoViewTask, _uniformity_metric
@@ -35,7 +36,7 @@ from zoo.tasks.momentum import MomentumSchedule, MomentumTask
 def _mlp(x, hidden, out, name):
     """Dense(hidden) → BatchNorm → ReLU → Dense(out) of `x` (BYOL's projector and predictor)."""
     x = keras.layers.Dense(hidden, name=f"{name}_hidden")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_norm")(x)
+    x = batch_norm(f"{name}_norm")(x)
     x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return keras.layers.Dense(out, name=f"{name}_out")(x)
 

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from zoo.data import harmonize
 from zoo.errors import UserError
-from zoo.layers import fc_residual_unit, patch_head
+from zoo.layers import batch_norm, fc_residual_unit, patch_head
 from zoo.tasks.base import merge_patches
 from zoo.tasks.classification import GlobalTask
 
@@ -150,7 +150,5 @@ class RelativePosition(GlobalTask):
         x = keras.layers.Dense(self.fc_width, name=f"{self.name}_fc_in")(pairs)
         for i in range(self.fc_units):
             x = fc_residual_unit(x, self.fc_bottleneck, name=f"{self.name}_fc{i + 1}")
-        x = keras.layers.ReLU(name=f"{self.name}_fc_relu")(
-            keras.layers.BatchNormalization(name=f"{self.name}_fc_bn")(x)
-        )
+        x = keras.layers.ReLU(name=f"{self.name}_fc_relu")(batch_norm(f"{self.name}_fc_bn")(x))
         return keras.layers.Dense(self.classes, name=f"{self.name}_logits")(x)
