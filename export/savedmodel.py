@@ -241,6 +241,8 @@ def export_trunk(trunk, path: str, harmonizer: str = "identity", overwrite: bool
     def run(images, training):
         def forward(images):
             outputs = trunk(harmonize(images), training=training)
+            # float32 at the signature, whatever precision the trunk computes in
+            outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
             named = {endpoint_key(k): v for k, v in outputs.items()}
             named["embedding"] = tf.reduce_mean(outputs[last], axis=[1, 2])
             return named

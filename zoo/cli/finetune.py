@@ -67,6 +67,12 @@ flags.DEFINE_string("name", None, "Model name under --export_base.")
 flags.DEFINE_multi_string("gin_file", [], "Gin files refining the run.")
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings refining the run.")
 flags.DEFINE_bool("overwrite", False, "Delete a run of another configuration in --model_dir.")
+flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ["float32", "mixed_float16", "mixed_bfloat16"],
+    "Training precision (zoo.experiment.train.precision); the export is float32 either way.",
+)
 flags.DEFINE_integer(
     "serve_version",
     None,
@@ -232,7 +238,8 @@ def finetune_config(
 
 
 def finetune_command(say=print):
-    """What zoo-finetune does after reading its flags; returns (results, export path)."""
+    """What zoo-finetune does after reading its flags; returns (results, export path),
+    (None, None) on a worker of a multi-worker run that is not the chief."""
     for flag in ("source", "data", "model_dir", "export_base", "name"):
         if not getattr(FLAGS, flag):
             raise app.UsageError(f"give --{flag}")
@@ -279,14 +286,21 @@ def finetune_command(say=print):
         with open(generated, "w") as f:
             f.write(text)
         what = f"{FLAGS.task} on {FLAGS.data} from {FLAGS.source} ({FLAGS.protocol})"
+        precision = (
+            [f'zoo.experiment.train.precision = "{FLAGS.precision}"']
+            if FLAGS.precision != "float32"
+            else []
+        )
         results = train_command(
             [generated, *FLAGS.gin_file],
-            FLAGS.gin_bindings,
+            [*precision, *FLAGS.gin_bindings],
             FLAGS.model_dir,
             FLAGS.overwrite,
             say,
             what=", ".join([what, *FLAGS.gin_file]),
         )
+    if results is None:  # a worker of a multi-worker run: the chief exports
+        return None, None
     record = os.path.join(FLAGS.model_dir, SERVING)
     path = None
     if os.path.exists(record):
@@ -315,6 +329,8 @@ def main(argv):
 
     with user_errors("zoo-finetune"):
         results, path = finetune_command()
+    if results is None:  # a worker of a multi-worker run that is not the chief
+        return
     from zoo import experiment
 
     print(experiment.format_report(results, FLAGS.model_dir))

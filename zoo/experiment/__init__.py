@@ -37,7 +37,9 @@ commands) stops a run after the step in progress, between stages otherwise, with
 The package's modules, one job each: `driver` (`train`, its stages and the report),
 `model_dir` (a run's folder), `checkpoints` (finding, verifying, loading; `restore`),
 `run_state` (progress.json, stop requests), `callbacks` (the run's own and
-`CostBudget`), `runtime` (strategy, seeds, determinism, serial ops).
+`CostBudget`), `runtime` (strategy, precision, seeds, determinism, serial ops),
+`cluster` (TF_CONFIG, the chief, a worker's folder) and `loop` (the multi-worker
+training loop).
 
 Gin files name Keras' optimizers, schedules and callbacks through `zoo.configurables`,
 which the binaries import (a program that parses gin files itself imports it too).
@@ -55,9 +57,16 @@ from zoo.experiment.checkpoints import (
 from zoo.experiment.driver import format_report, train
 from zoo.experiment.model_dir import prepare_model_dir
 from zoo.experiment.run_state import request_stop
-from zoo.experiment.runtime import STRATEGIES, epoch_lines, make_strategy, run_ops_one_at_a_time
+from zoo.experiment.runtime import (
+    PRECISIONS,
+    STRATEGIES,
+    epoch_lines,
+    make_strategy,
+    run_ops_one_at_a_time,
+)
 
 __all__ = [
+    "PRECISIONS",
     "STRATEGIES",
     "ConfigMismatch",
     "CostBudget",

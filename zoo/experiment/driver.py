@@ -19,7 +19,7 @@ from zoo.experiment.callbacks import (
 )
 from zoo.experiment.checkpoints import checkpoints, epoch_of, resume_point
 from zoo.experiment.run_state import Progress, check_stop
-from zoo.experiment.runtime import epoch_lines, runtime
+from zoo.experiment.runtime import epoch_lines, precision_policy, runtime
 from zoo.methods import Method
 from zoo.methods.base import serialize
 from zoo.version import code_version
@@ -38,6 +38,7 @@ def train(
     epochs: int = 5,
     steps_per_epoch: int = 50,
     strategy: str = "auto",
+    precision: str = "float32",
     seed: int = 0,
     callbacks=(),
     deterministic: bool = True,
@@ -72,6 +73,11 @@ def train(
             several, else the default), "default", "mirrored" (every GPU, or the CPU)
             or "multi_worker" (the machines of `TF_CONFIG`, through the zoo's own loop:
             docs/guides/scale-out.md). Defaults to "auto".
+        precision: str. "float32", "mixed_float16" (float16 compute, every player's
+            optimizer scaling its loss) or "mixed_bfloat16" (no loss scaling needed):
+            Keras' dtype policy while the method is built and trained. Variables,
+            BatchNorm statistics, head outputs, losses, metrics and exports stay
+            float32 (docs/guides/scale-out.md, "Mixed precision"). Defaults to "float32".
         seed: int. Seeds Keras, NumPy and TensorFlow. Defaults to 0.
         callbacks: list of keras callbacks added to the run's own (e.g.
             `@zoo.experiment.CostBudget()`); one with a `model_dir` attribute of None
@@ -115,6 +121,7 @@ def train(
     # one writer per model_dir (a worker that is not the chief writes a temporary copy);
     # a DataLossError of any pipeline becomes a DataError naming the damaged file
     with (
+        precision_policy(precision),
         cluster.writable_model_dir(model_dir, chief) as model_dir,
         files.exclusive(model_dir),
         tfrecord.damaged_files_named(),

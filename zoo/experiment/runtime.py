@@ -1,6 +1,7 @@
 """What a run sets before it builds anything: serial ops, seeds, determinism, the
 distribution strategy; and how Keras prints its progress."""
 
+import contextlib
 import sys
 
 import keras
@@ -11,6 +12,24 @@ from zoo.errors import UserError
 from zoo.experiment import cluster
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras' global dtype policy set to `precision` while the run builds and trains its
+    networks (restored after): "mixed_float16" / "mixed_bfloat16" compute in 16 bits
+    and keep variables in float32 (docs/guides/scale-out.md, "Mixed precision")."""
+    if precision not in PRECISIONS:
+        raise UserError(f"`precision` must be one of {PRECISIONS}. Received: {precision!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def run_ops_one_at_a_time(strategy: str = "auto") -> bool:

@@ -46,5 +46,6 @@ def patch_discriminator(feature_shape, widths=WIDTHS, name="discriminator"):
         # statistics of the global batch under tf.distribute, as on one device
         x = layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"{name}_lrelu{i + 1}")(x)
-    logits = layers.Conv2D(1, 1, name=f"{name}_logits")(x)
+    # float32 logits under a mixed-precision policy: the adversarial losses read them
+    logits = layers.Conv2D(1, 1, dtype="float32", name=f"{name}_logits")(x)
     return keras.Model(features, logits, name=name)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from zoo import checks
 from zoo.errors import UserError
+from zoo.methods.base import scaled_gradients
 
 LOSS_BALANCES = ("static", "grad_norm")
 
@@ -140,12 +141,16 @@ class LossBalancer(keras.layers.Layer):
         measuring, the same backward pass gives each task's gradient at its tap
         (`taps`: {task: FeatureTap output}) to `measure`."""
         tapped = [taps[n] for n in self.tasks] if self.measures else []
-        grads = tape.gradient(optimizer.scale_loss(total), list(variables) + tapped)
+        grads = scaled_gradients(optimizer, tape, total, list(variables) + tapped)
         optimizer.apply_gradients(
             [(g, v) for g, v in zip(grads[: len(variables)], variables) if g is not None]
         )
         if tapped:
-            self.measure(grads[len(variables) :])
+            measured = grads[len(variables) :]
+            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                # the loss was scaled for float16: the taps' gradients are too
+                measured = [g / tf.cast(optimizer.dynamic_scale, g.dtype) for g in measured]
+            self.measure(measured)
 
     def lambdas(self) -> dict:
         """{task: λ_t} now, as floats."""

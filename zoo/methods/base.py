@@ -189,7 +189,7 @@ class Method(keras.Model):
         """Applies the gradients of `loss` (recorded by `tape`) to `player`'s variables."""
         optimizer = self.player_optimizers[player]
         variables = self._player_variables.value[player]
-        grads = tape.gradient(optimizer.scale_loss(loss), variables)
+        grads = scaled_gradients(optimizer, tape, loss, variables)
         optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
 
     def alternate(self, data, phases: Sequence[Phase], shared: Callable | None = None) -> dict:
@@ -313,6 +313,14 @@ class Method(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def scaled_gradients(optimizer, tape, loss, sources) -> list:
+    """`tape`'s gradients of `optimizer.scale_loss(loss)` with respect to `sources`: the
+    loss scale of a float16 LossScaleOptimizer (1 for any other) enters as the seed of
+    the backward pass, so the tape need not have recorded the scaling (a loss computed
+    inside the tape's block and differentiated after it)."""
+    return tape.gradient(loss, sources, output_gradients=optimizer.scale_loss(tf.ones_like(loss)))
 
 
 class _Untracked:

@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 import keras
+import tensorflow as tf
 
 from zoo.errors import UserError
 from zoo.layers import LassoMix
@@ -153,7 +154,7 @@ def build_graph(
                 # the L1 penalty with the first row only: it covers the whole matrix
                 feature = lasso([features[k] for k in units], task=name, penalty=not outputs)
                 endpoint = f"lasso mix of {units[0].split('/')[0]}"
-            outputs[name] = head(by_name[name], endpoint, feature, input_size)
+            outputs[name] = _float32(head(by_name[name], endpoint, feature, input_size), name)
     return Graph(
         network=keras.Model(inputs, outputs, name="network"),
         inputs=inputs,
@@ -163,3 +164,16 @@ def build_graph(
         endpoints=endpoints,
         trunk_features=trunk_features,
     )
+
+
+def _float32(output, task):
+    """A head's output, cast to float32 when a mixed-precision policy computed it in
+    float16 / bfloat16: losses and metrics read float32 (Keras' mixed-precision rule)."""
+    leaves = tf.nest.flatten(output)
+    if all(leaf.dtype == "float32" for leaf in leaves):
+        return output
+    cast = [
+        keras.layers.Activation("linear", dtype="float32", name=f"{task}_float32_{i}")(leaf)
+        for i, leaf in enumerate(leaves)
+    ]
+    return tf.nest.pack_sequence_as(output, cast)

@@ -133,7 +133,8 @@ class MomentumEncoders(keras.layers.Layer):
             return self.key_heads[name](features[self.endpoints[name]], training=True)
 
         out = _shuffled_across_replicas(embed, task.key_view(inputs))
-        return tf.nest.map_structure(tf.stop_gradient, out)
+        # float32 under a mixed-precision policy: the similarities and the queues are
+        return tf.nest.map_structure(lambda t: tf.stop_gradient(tf.cast(t, tf.float32)), out)
 
     def targets(self, name, inputs):
         """{"key": key outputs, <queue>: [K, D], <queue>_filled: bool [K]} of task `name`."""

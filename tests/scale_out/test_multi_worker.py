@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import processes
 import pytest
-from distributed.configs import CONFIGS, MULTITASK
+from scale_out.configs import CONFIGS, MULTITASK
 
 from zoo import experiment
 from zoo.cli.launch_local import cluster_env, free_ports

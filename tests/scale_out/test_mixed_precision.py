@@ -1,0 +1,84 @@
+"""`precision = "mixed_float16" | "mixed_bfloat16"`: a few steps on the CPU with finite
+losses, float32 where the zoo keeps float32 (variables, BatchNorm statistics, head
+outputs, the queue) and a float32 export."""
+
+import json
+import os
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scale_out.configs import MOCO, MULTITASK
+
+from export import export_trunk
+from zoo import experiment
+from zoo.errors import UserError
+from zoo.experiment import runtime
+
+
+def _train(config, precision, model_dir):
+    gin.clear_config()
+    gin.parse_config(config)
+    gin.parse_config(f'zoo.experiment.train.precision = "{precision}"')
+    gin.parse_config("keras.optimizers.SGD.learning_rate = 0.01")
+    return experiment.train(str(model_dir), exporter=export_trunk)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_in_16_bits_and_exports_float32(precision, tmp_path):
+    results = _train(MULTITASK, precision, tmp_path / "run")
+    history = results["history"]
+    assert all(np.isfinite(v).all() for k, v in history.items() if k.endswith("loss"))
+    assert keras.config.dtype_policy().name == "float32"  # the policy is restored
+    with runtime.precision_policy(precision):  # the method as the run built it
+        model = gin.query_parameter("zoo.experiment.train.method").scoped_configurable_fn()
+        model.compile(keras.optimizers.SGD())
+    assert model.dtype_policy.name == precision
+    compute = "float16" if precision == "mixed_float16" else "bfloat16"
+    # the trunk computes in 16 bits; its variables and BatchNorm statistics are float32
+    assert model.trunk(tf.zeros([1, 32, 32, 3]))["block4"].dtype == compute
+    assert {v.dtype for v in model.weights if v.dtype != "int64"} == {"float32"}
+    norms = [
+        ly for ly in model._flatten_layers() if isinstance(ly, keras.layers.BatchNormalization)
+    ]
+    assert norms and all(ly.moving_variance.dtype == "float32" for ly in norms)
+    # heads, and so losses and metrics, in float32
+    inputs, _ = next(iter(model.datasets(2)))
+    assert {o.dtype for o in tf.nest.flatten(model(inputs))} == {tf.float32}
+    # every player's optimizer scales its loss, for float16 only
+    scaled = isinstance(model.player_optimizers["main"], keras.optimizers.LossScaleOptimizer)
+    assert scaled == (precision == "mixed_float16")
+    # the checkpoint holds float32 weights
+    restored, _ = experiment.restore(str(tmp_path / "run"))
+    assert {v.dtype for v in restored.trunk.weights} == {"float32"}
+    # the export's signature is float32 in and out
+    served = tf.saved_model.load(results["export"]).signatures["serving_default"]
+    assert served.structured_input_signature[1]["images"].dtype == tf.float32
+    out = served(images=tf.random.uniform([2, 32, 32, 3]))
+    assert {v.dtype for v in out.values()} == {tf.float32}
+    assert all(np.isfinite(v.numpy()).all() for v in out.values())
+
+
+@pytest.mark.slow
+def test_the_momentum_queue_stays_float32_under_float16(tmp_path):
+    results = _train(MOCO, "mixed_float16", tmp_path / "run")
+    assert np.isfinite(results["history"]["moco_loss"]).all()
+    with runtime.precision_policy("mixed_float16"):
+        model = gin.query_parameter("zoo.experiment.train.method").scoped_configurable_fn()
+    queues = model.momentum.queues
+    assert queues and all(q.dtype == "float32" for q in queues.values())
+    stored = json.load(open(os.path.join(tmp_path, "run", "progress.json")))
+    assert stored["epochs"]["1"]["logs"]["moco_queue_fill"] > 0
+
+
+def test_an_unknown_precision_is_refused_with_the_choices(tmp_path):
+    gin.parse_config(MULTITASK)
+    gin.parse_config('zoo.experiment.train.precision = "float16"')
+    with pytest.raises(
+        UserError,
+        match=r"`precision` must be one of \('float32', 'mixed_float16', 'mixed_bfloat16'\)",
+    ):
+        experiment.train(str(tmp_path / "run"))
