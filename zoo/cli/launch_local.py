@@ -4,11 +4,18 @@ Usage:
     zoo-launch-local --workers=2 -- --gin_file=gin_configs/quickstart.gin \
         --model_dir=runs/quickstart_2workers
     zoo-launch-local --workers=2 --command=zoo-finetune -- --data=... --source=... ...
+    zoo-launch-local --workers=2 --parameter_servers=1 -- \
+        --gin_file=gin_configs/doersch17/small.gin --gin_file=gin_configs/doersch17/async.gin ...
 
 Starts N processes of the command (zoo-train by default, or zoo-finetune) with the
 flags after `--`, each with a `TF_CONFIG` naming all N on free localhost ports and its
 own index, and `strategy = "multi_worker"` bound: worker 0 is the chief, which writes
-the run. Each worker gets its share of this machine's cores (`--cores_per_worker`).
+the run. With `--parameter_servers=P`, Doersch & Zisserman's asynchronous per-task
+training instead (`strategy = "parameter_server"`): a chief that drives the run, N
+workers that run the tasks' steps and P parameter servers that hold the variables; the
+workers and servers are stopped when the chief ends. Each multi-worker process gets its
+share of this machine's cores (`--cores_per_worker`; a parameter-server cluster is not
+pinned: with one core each its processes' thread pools deadlock).
 The chief's output is streamed here; the other workers' goes to log files named at the
 start. When a worker fails, every other worker is stopped and the failing worker's last
 lines are printed; Ctrl-C asks every worker to stop after the step in progress (they
@@ -30,6 +37,12 @@ import zoo.cli
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("workers", 2, "Worker processes to start (>= 1).")
 flags.DEFINE_enum("command", "zoo-train", ["zoo-train", "zoo-finetune"], "The training command.")
+flags.DEFINE_integer(
+    "parameter_servers",
+    0,
+    "Parameter servers (> 0: a chief, --workers workers and these, strategy "
+    '"parameter_server"; 0: --workers workers, strategy "multi_worker").',
+)
 flags.DEFINE_integer(
     "cores_per_worker",
     None,
@@ -58,14 +71,26 @@ def free_ports(count: int) -> list:
     return ports
 
 
-def cluster_env(ports: list, index: int) -> dict:
-    """The environment of worker `index` of a localhost cluster on `ports`."""
+def cluster_spec(workers: int, parameter_servers: int = 0) -> list:
+    """[(job, index)] of a localhost cluster, the chief first: N workers (worker 0 the
+    chief), or with parameter servers a chief, N workers and the servers."""
+    tasks = [("worker", i) for i in range(workers)]
+    if parameter_servers:
+        tasks = [("chief", 0), *tasks, *(("ps", i) for i in range(parameter_servers))]
+    return tasks
+
+
+def cluster_env(ports: list, index: int, tasks: list | None = None) -> dict:
+    """The environment of task `index` of a localhost cluster of `tasks` (default: as
+    many workers as ports) on `ports`."""
     import json
 
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    return {
-        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-    }
+    tasks = tasks or [("worker", i) for i in range(len(ports))]
+    cluster = {}
+    for (job, _), port in zip(tasks, ports):
+        cluster.setdefault(job, []).append(f"localhost:{port}")
+    job, number = tasks[index]
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": job, "index": number}})}
 
 
 def core_sets(workers: int, per_worker: int | None) -> list:
@@ -94,17 +119,24 @@ def _child_setup(cores):
     return setup
 
 
-def start(command: str, args: list, workers: int, per_worker: int | None, say=print):
-    """Starts the workers; returns [(name, Popen, log path or None)], the chief first."""
-    ports = free_ports(workers)
-    bindings = '--gin_bindings=zoo.experiment.train.strategy = "multi_worker"'
+def start(command, args, workers, per_worker, parameter_servers=0, say=print):
+    """Starts the cluster's processes; returns [(name, Popen, log path or None, log
+    file)], the chief first."""
+    tasks = cluster_spec(workers, parameter_servers)
+    ports = free_ports(len(tasks))
+    strategy = "parameter_server" if parameter_servers else "multi_worker"
+    bindings = f'--gin_bindings=zoo.experiment.train.strategy = "{strategy}"'
     logs = tempfile.mkdtemp(prefix="zoo-launch-local-")
     started = []
-    for index, cores in enumerate(core_sets(workers, per_worker)):
-        env = dict(os.environ, **cluster_env(ports, index))
+    # A parameter-server cluster is not pinned: with one core, its servers' and its
+    # chief's thread pools have one thread each and the run hangs (measured here).
+    cores_of = core_sets(len(tasks), 0 if parameter_servers else per_worker)
+    for index, cores in enumerate(cores_of):
+        env = dict(os.environ, **cluster_env(ports, index, tasks))
         argv = [sys.executable, "-m", _MODULES[command], *args, bindings]
-        log = None if index == 0 else os.path.join(logs, f"worker_{index}.log")
-        out = None if log is None else open(log, "w")  # noqa: SIM115 (closed in `stop`)
+        name = " ".join(map(str, tasks[index]))
+        log = None if index == 0 else os.path.join(logs, f"{name.replace(' ', '_')}.log")
+        out = None if log is None else open(log, "w")  # noqa: SIM115 (closed in `supervise`)
         process = subprocess.Popen(
             argv,
             env=env,
@@ -113,12 +145,10 @@ def start(command: str, args: list, workers: int, per_worker: int | None, say=pr
             start_new_session=True,  # Ctrl-C reaches the launcher, which forwards it
             preexec_fn=_child_setup(cores),
         )
-        started.append((f"worker {index}", process, log, out))
+        started.append((name, process, log, out))
         pinned = f" on cores {cores}" if cores else ""
         where = "output below" if log is None else f"log {log}"
-        say(
-            f"started worker {index} (pid {process.pid}, localhost:{ports[index]}){pinned}: {where}"
-        )
+        say(f"started {name} (pid {process.pid}, localhost:{ports[index]}){pinned}: {where}")
     return started
 
 
@@ -141,10 +171,11 @@ def _tail(path, lines=20):
         return "".join(f.readlines()[-lines:])
 
 
-def supervise(started, say=print) -> int:
-    """Waits for the workers: 0 when all succeed; when one fails, stops the others and
-    returns its exit status. Ctrl-C is forwarded (once: stop after the step in
-    progress; twice: at once)."""
+def supervise(started, say=print, servers=False) -> int:
+    """Waits for the processes: 0 when all succeed (`servers`: when the chief does, the
+    others serving it are then stopped); when one fails, stops the others and returns
+    its exit status. Ctrl-C is forwarded (once: stop after the step in progress; twice:
+    at once)."""
     interrupted = False
     try:
         while True:
@@ -159,6 +190,9 @@ def supervise(started, say=print) -> int:
                     stop(started)
                     return code
                 if all(c == 0 for c in codes):
+                    return 0
+                if servers and codes[0] == 0:  # the chief is done: stop what it drove
+                    stop(started)
                     return 0
                 time.sleep(0.2)
             except KeyboardInterrupt:
@@ -186,8 +220,14 @@ def main(argv):
             f"give {FLAGS.command}'s flags after `--`, e.g. zoo-launch-local --workers=2 -- "
             "--gin_file=gin_configs/quickstart.gin --model_dir=runs/quickstart_2workers"
         )
-    started = start(FLAGS.command, args, FLAGS.workers, FLAGS.cores_per_worker)
-    code = supervise(started)
+    if FLAGS.parameter_servers < 0:
+        raise app.UsageError(
+            f"--parameter_servers must be >= 0. Received: {FLAGS.parameter_servers}"
+        )
+    started = start(
+        FLAGS.command, args, FLAGS.workers, FLAGS.cores_per_worker, FLAGS.parameter_servers
+    )
+    code = supervise(started, servers=FLAGS.parameter_servers > 0)
     if code:
         raise SystemExit(code)
 

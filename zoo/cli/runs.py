@@ -54,14 +54,18 @@ def train_command(gin_files, gin_bindings, model_dir, overwrite=False, say=print
     strategy = _bound("strategy", "auto")
     if _bound("serial_ops", False):  # before TensorFlow runs its first op
         experiment.run_ops_one_at_a_time(strategy)
-    if strategy == "multi_worker":  # likewise (it configures collective ops)
-        experiment.make_strategy(strategy)
-    if strategy == "multi_worker" and not cluster.is_chief(cluster.require_cluster()):
-        # the chief checks the folder and writes the run; this worker trains with it
-        say(f"{cluster.task_name()}: training with the chief, which writes {model_dir}")
+    clustered = strategy in ("multi_worker", "parameter_server")
+    if clustered and not cluster.is_chief(cluster.require_cluster()):
+        # the chief checks the folder and writes the run; this process trains with it
+        # (multi_worker) or serves it (a parameter-server cluster's workers and servers)
+        say(f"{cluster.task_name()}: in the cluster of the chief, which writes {model_dir}")
+        if strategy == "multi_worker":
+            experiment.make_strategy(strategy)  # before TensorFlow runs its first op
         with stop_on_ctrl_c():
             experiment.train(model_dir, exporter=export_trunk)
         return None
+    if clustered:  # before TensorFlow runs its first op
+        experiment.make_strategy(strategy)
     with stop_on_ctrl_c(), files.exclusive(model_dir):
         state = experiment.prepare_model_dir(model_dir, config, overwrite)
         if state == "finished":

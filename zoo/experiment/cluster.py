@@ -49,14 +49,22 @@ def tf_config() -> dict | None:
     return config
 
 
-def require_cluster() -> dict:
-    """`tf_config()`, refusing a process started without one."""
+def require_cluster(jobs=None) -> dict:
+    """`tf_config()`, refusing a process started without one, or whose cluster lacks
+    one of `jobs` (e.g. ("chief", "worker", "ps") for the parameter-server strategy)."""
     config = tf_config()
     if config is None:
         raise UserError(
-            'strategy "multi_worker" reads the cluster from the TF_CONFIG environment '
-            f"variable, which is not set. Set it on every worker ({GUIDE}), or try it on "
-            "this machine with `zoo-launch-local --workers=2 -- <zoo-train flags>`."
+            "strategies 'multi_worker' and 'parameter_server' read the cluster from the "
+            f"TF_CONFIG environment variable, which is not set. Set it on every machine "
+            f"({GUIDE}), or try it on this one with `zoo-launch-local --workers=2 -- "
+            "<zoo-train flags>`."
+        )
+    missing = [job for job in jobs or () if not config["cluster"].get(job)]
+    if missing:
+        raise UserError(
+            f"TF_CONFIG's cluster has no {missing} task; this strategy needs {list(jobs)} "
+            f"(see {GUIDE}; zoo-launch-local --parameter_servers=1 starts them)."
         )
     return config
 

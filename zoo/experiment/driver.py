@@ -10,7 +10,7 @@ from absl import logging
 from zoo import checks, files
 from zoo.data import tfrecord
 from zoo.errors import UserError, UserTypeError
-from zoo.experiment import cluster, loop
+from zoo.experiment import cluster, loop, parameter_server
 from zoo.experiment.callbacks import (
     EpochCheckpoints,
     PreciseBatchNorm,
@@ -70,9 +70,11 @@ def train(
         steps_per_epoch: int. Steps between checkpoints: a resumed run redoes at most
             the steps of one epoch. Defaults to 50.
         strategy: str. "auto" (MirroredStrategy over the GPUs when there are
-            several, else the default), "default", "mirrored" (every GPU, or the CPU)
-            or "multi_worker" (the machines of `TF_CONFIG`, through the zoo's own loop:
-            docs/guides/scale-out.md). Defaults to "auto".
+            several, else the default), "default", "mirrored" (every GPU, or the CPU),
+            "multi_worker" (the machines of `TF_CONFIG`, through the zoo's own loop)
+            or "parameter_server" (Doersch & Zisserman's asynchronous per-task updates:
+            `zoo.experiment.parameter_server`); docs/guides/scale-out.md. Defaults to
+            "auto".
         precision: str. "float32", "mixed_float16" (float16 compute, every player's
             optimizer scaling its loss) or "mixed_bfloat16" (no loss scaling needed):
             Keras' dtype policy while the method is built and trained. Variables,
@@ -115,6 +117,10 @@ def train(
     """
     _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm)
     callbacks = list(callbacks or ())
+    if strategy == "parameter_server" and not cluster.is_chief(cluster.require_cluster()):
+        # a worker or parameter server: the chief drives it until the run ends
+        parameter_server.serve(cluster.tf_config())
+        return None
     distribution = runtime(strategy, seed, deterministic, serial_ops)
     chief = strategy != "multi_worker" or cluster.is_chief()
     verbose = verbose if chief else 0
@@ -240,10 +246,13 @@ def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
 
 def _fit(model, distribution, dataset_fn, batch_size, **fit):
     """Keras' `fit` on one machine; the zoo's loop (`zoo.experiment.loop`) on several,
-    where `fit` does not work."""
+    where `fit` does not work; per-task asynchronous steps on parameter servers
+    (`zoo.experiment.parameter_server`)."""
     if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
         data = loop.replica_batches(dataset_fn, batch_size, distribution)
         return loop.fit(model, data, distribution, **fit)
+    if isinstance(distribution, tf.distribute.ParameterServerStrategy):
+        return parameter_server.fit(model, distribution, batch_size=batch_size, **fit)
     with distribution.scope():
         data = dataset_fn(batch_size)
     return model.fit(data, shuffle=False, **fit)  # the pipelines shuffle

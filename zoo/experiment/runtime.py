@@ -9,9 +9,9 @@ import tensorflow as tf
 from absl import logging
 
 from zoo.errors import UserError
-from zoo.experiment import cluster
+from zoo.experiment import cluster, parameter_server
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "parameter_server")
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -47,7 +47,7 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
     Returns:
         True when ops now run one at a time.
     """
-    if strategy in ("mirrored", "multi_worker") or (
+    if strategy in ("mirrored", "multi_worker", "parameter_server") or (
         strategy == "auto" and len(tf.config.list_physical_devices("GPU")) > 1
     ):
         return False
@@ -67,36 +67,43 @@ def run_ops_one_at_a_time(strategy: str = "auto") -> bool:
 def make_strategy(name):
     """ "auto": MirroredStrategy over the GPUs when there are several, else the default;
     "multi_worker": MultiWorkerMirroredStrategy over the cluster of `TF_CONFIG`
-    (`zoo.experiment.cluster`), every worker's GPUs or else its CPU."""
+    (`zoo.experiment.cluster`), every worker's GPUs or else its CPU; "parameter_server":
+    the chief's ParameterServerStrategy (`zoo.experiment.parameter_server`)."""
     if name not in STRATEGIES:
         raise UserError(f"`strategy` must be one of {STRATEGIES}. Received: {name!r}")
-    if name == "multi_worker":
-        return _multi_worker()
+    if name in ("multi_worker", "parameter_server"):
+        return _cluster_strategy(name)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
 
 
-_MULTI_WORKER = []
+_CLUSTER_STRATEGY = {}
 
 
-def _multi_worker():
-    """The process's one MultiWorkerMirroredStrategy: it configures TensorFlow's
-    collective ops, which is possible only before TensorFlow runs its first op (the
-    training commands create it right after parsing their configuration)."""
-    if not _MULTI_WORKER:
-        cluster.require_cluster()
+def _cluster_strategy(name):
+    """The process's one strategy over its cluster: creating it configures TensorFlow's
+    runtime (collective ops, the connection to the cluster), which is possible only
+    before TensorFlow runs its first op (the training commands create it right after
+    parsing their configuration)."""
+    if name not in _CLUSTER_STRATEGY:
         try:
-            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+            if name == "multi_worker":
+                cluster.require_cluster()
+                made = tf.distribute.MultiWorkerMirroredStrategy()
+            else:
+                cluster.require_cluster(("chief", "worker", "ps"))
+                made = parameter_server.make_strategy()
         except RuntimeError as error:
             raise UserError(
-                'strategy "multi_worker" must be created before TensorFlow runs its first '
-                "op (a zoo-train process does so); from Python, call "
-                '`zoo.experiment.make_strategy("multi_worker")` at the start of the program. '
+                f"strategy {name!r} must be created before TensorFlow runs its first op (a "
+                "zoo-train process does so); from Python, call "
+                f"`zoo.experiment.make_strategy({name!r})` at the start of the program. "
                 f"TensorFlow: {error}"
             ) from None
-    return _MULTI_WORKER[0]
+        _CLUSTER_STRATEGY[name] = made
+    return _CLUSTER_STRATEGY[name]
 
 
 def runtime(strategy, seed, deterministic, serial_ops):

@@ -2,8 +2,10 @@
 
 import gin
 import keras
+import tensorflow as tf
 
 from zoo.errors import UserError
+from zoo.methods import groups
 from zoo.methods.base import Phase
 from zoo.methods.shared_trunk import SharedTrunk
 
@@ -91,6 +93,48 @@ class MultiTask(SharedTrunk):
             Phase(name, lambda d, p, n=name: p["objectives"][n], through_shared=True)
             for name in self.tasks
         ]
+
+    # -- one task at a time (asynchronous per-task training) --------------------------
+
+    def _check_async(self, task):
+        self._check_task(task)
+        if not self.per_task_optimizers or self.momentum is not None:
+            raise UserError(
+                "Training one task at a time (strategy 'parameter_server') needs "
+                "MultiTask(per_task_optimizers=True) and no momentum task (their keys "
+                "and queues follow the steps of every task); received "
+                f"per_task_optimizers={self.per_task_optimizers}, tasks {list(self.tasks)}."
+            )
+
+    def task_datasets(self, task: str, batch_size: int) -> tf.data.Dataset:
+        """Task `task`'s own training batches, (inputs, {task: targets}), streamed apart
+        from the other tasks' (`task_train_step`)."""
+        self._check_async(task)
+        name = self.input_names[task]
+        return groups.group_stream(
+            self.network, self.tasks, [task], name, "train", batch_size, self.input_size
+        )
+
+    def task_train_step(self, task: str, data) -> tf.Tensor:
+        """One step of task `task` alone on a batch of `task_datasets(task)`: its loss
+        (plus the model's regularization) through trunk and head, applied by its own
+        player; returns the loss. What each worker of Doersch & Zisserman's asynchronous
+        setup does (sec. 4): the other tasks' steps run meanwhile on other workers."""
+        self._check_async(task)
+        inputs, targets = data
+        model = self._task_models.setdefault(task, self.task_model(task))
+        with tf.GradientTape() as tape:
+            outputs = model(inputs, training=True)
+            per_example = self.tasks[task].loss(targets[task], outputs)
+            loss = tf.nn.compute_average_loss(per_example) + self._regularization()
+        self.apply(task, tape, loss)
+        return loss
+
+    @property
+    def _task_models(self):
+        if "_async_task_models" not in self.__dict__:
+            self.__dict__["_async_task_models"] = {}  # untracked: the layers are the network's
+        return self.__dict__["_async_task_models"]
 
     def get_config(self):
         return {
