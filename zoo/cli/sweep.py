@@ -16,6 +16,11 @@ re-running the same command skips finished cells, and a sweep_dir of another tra
 configuration, or of a method whose source now holds other weights, is refused. With variants, each
 variant has a sub-folder and "{variant}" in a method's source is replaced by it. Then
 `zoo-evaluate report --sweep_dir=...`.
+
+With --ray=auto (a local Ray cluster) or --ray=<address> (an existing one) the cells run
+in parallel, each holding --ray_cpus_per_cell CPUs (and --ray_gpus_per_cell GPUs), into
+the same results file; a failed cell is retried once, then named
+(zoo/evaluation/ray_cells.py).
 """
 
 from absl import app, flags
@@ -33,6 +38,14 @@ flags.DEFINE_multi_string("method", [], "name=source: a model_dir, checkpoint or
 flags.DEFINE_list("counts", None, "Label counts n (default: the gin config's).")
 flags.DEFINE_list("seeds", None, "Seeds per cell (default: the gin config's).")
 flags.DEFINE_list("variants", None, "Dataset variants, e.g. ----,T---,TCVL.")
+flags.DEFINE_string(
+    "ray",
+    None,
+    "Run the cells in parallel on Ray (pip install -e '.[ray]'): 'auto' starts a local "
+    "cluster on this machine, an address joins an existing one. Default: one by one.",
+)
+flags.DEFINE_integer("ray_cpus_per_cell", 1, "CPUs each cell holds on the Ray cluster.", 1)
+flags.DEFINE_float("ray_gpus_per_cell", 0.0, "GPUs each cell holds on the Ray cluster.", 0.0)
 flags.mark_flag_as_required("sweep_dir")
 
 
@@ -64,6 +77,12 @@ def main(argv):
                 overrides[name] = [int(v) for v in values]
         if FLAGS.variants:
             overrides["variants"] = FLAGS.variants
+        if FLAGS.ray:
+            from zoo.evaluation.ray_cells import RayCells
+
+            overrides["executor"] = RayCells(
+                FLAGS.ray, FLAGS.ray_cpus_per_cell, FLAGS.ray_gpus_per_cell
+            )
         run_sweep(FLAGS.sweep_dir, **overrides)
 
 

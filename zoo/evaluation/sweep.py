@@ -77,7 +77,9 @@ def _transfer_cell(source, n, seed, variant=None, like=None):
     return transfer(source, num_labels=n, seed=seed, **extra)
 
 
-@gin.configurable(module="zoo.evaluation", denylist=["sweep_dir", "run_cell", "progress"])
+@gin.configurable(
+    module="zoo.evaluation", denylist=["sweep_dir", "run_cell", "progress", "executor"]
+)
 def run_sweep(
     sweep_dir,
     methods=None,
@@ -87,6 +89,7 @@ def run_sweep(
     progress=print,
     variants=None,
     max_labels=10000,
+    executor=None,
 ):
     """Runs every missing (method, n, seed) cell and appends its result.
 
@@ -105,6 +108,9 @@ def run_sweep(
         variants: list of str or None. Dataset variants ("----" .. "TCVL"): each gets its
             own sub-folder of `sweep_dir` and is passed to `run_cell`.
         max_labels: int. Largest default count. Defaults to 10000.
+        executor: callable or None. How the missing cells run: `run_serially` (None,
+            the default) or `zoo.evaluation.ray_cells.RayCells(...)`, in parallel on a
+            Ray cluster; the results file is the same either way.
 
     Returns:
         All results of the sweep (of the last variant, with `variants`), old and new.
@@ -130,7 +136,7 @@ def run_sweep(
         pretrained = [s for m, s in sources.items() if m != SCRATCH]
         if run_cell is _transfer_cell and pretrained:
             cell = functools.partial(cell, like=pretrained[0])
-        results = _run_folder(folder, sources, counts, seeds, cell, progress)
+        results = _run_folder(folder, sources, counts, seeds, cell, progress, executor)
     return results
 
 
@@ -156,7 +162,7 @@ def _keep_settings(folder, settings):
     files.write_text(path, settings)
 
 
-def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress):
+def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress, executor):
     files.make_dirs(sweep_dir, "sweep folder")
     rows = load_results(sweep_dir)
     identity = {m: source_identity(source) for m, source in methods.items()}
@@ -180,21 +186,34 @@ def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress):
     if progress:
         progress(f"sweep {sweep_dir}: {len(cells) - len(todo)} of {len(cells)} cells done")
     path = os.path.join(sweep_dir, "results.jsonl")
-    for i, (method, n, seed) in enumerate(todo, start=1):
-        start = time.perf_counter()
-        result = run_cell(methods[method], n, seed)
-        seconds = time.perf_counter() - start
+    finished = []
+
+    def record(cell, result, seconds):
+        method, n, seed = cell
         rows.append(
             {"method": method, "n": n, "seed": seed, **result, "source_id": identity[method]}
         )
         # the whole file, renamed into place: a kill never leaves half a line
         files.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        finished.append(cell)
         if progress:
             progress(
-                f"  [{i}/{len(todo)}] {method} n={n} seed={seed}: "
+                f"  [{len(finished)}/{len(todo)}] {method} n={n} seed={seed}: "
                 f"{result['metric']} {result['value']:.4f} ({seconds:.0f} s)"
             )
+
+    (executor or run_serially)(run_cell, [(c, methods[c[0]], c[1], c[2]) for c in todo], record)
     return load_results(sweep_dir)
+
+
+def run_serially(run_cell, cells, record):
+    """Runs `run_cell(source, n, seed)` for each (key, source, n, seed) of `cells` in this
+    process, one after the other, calling `record(key, result, seconds)` after each
+    (a sweep's executor; `zoo.evaluation.ray_cells.RayCells` runs them in parallel)."""
+    for key, source, n, seed in cells:
+        start = time.perf_counter()
+        result = run_cell(source, n, seed)
+        record(key, result, time.perf_counter() - start)
 
 
 def summarize(results, higher_is_better=True):
