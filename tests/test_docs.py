@@ -122,6 +122,16 @@ def _check_command(argv, commands):
         return [f"no make target {t}" for t in argv[1:] if "=" not in t and t not in MAKE_TARGETS]
     if program not in commands:
         return [f"{program} is neither a zoo command nor checked: mark the block illustrative"]
+    if program == "zoo-launch-local" and "--" in argv:
+        # its own flags, then the launched command's after `--`
+        split = argv.index("--")
+        launched = next(
+            (a.split("=", 1)[1] for a in argv[1:split] if a.startswith("--command=")),
+            "zoo-train",
+        )
+        return _check_command(argv[:split], commands) + _check_command(
+            [launched, *argv[split + 1 :]], commands
+        )
     known = _flags(commands[program])
     problems, gin_files, bindings = [], [], []
     for arg in argv[1:]:
@@ -175,6 +185,9 @@ def test_the_check_catches_drift():
     assert _check_command(["python", "tools/nothing.py"], commands) == ["no tools/nothing.py"]
     assert _check_command(["make", "quickstart", "TF=gpu"], commands) == []
     assert _check_command(["make", "quikstart"], commands) == ["no make target quikstart"]
+    launched = ["zoo-launch-local", "--workers=2", "--", "--gin_file=gin_configs/quickstart.gin"]
+    assert _check_command(launched, commands) == []
+    assert _check_command([*launched, "--epochs=2"], commands) == ["zoo-train has no flag --epochs"]
     assert "mark the block illustrative" in _check_command(["docker", "run"], commands)[0]
 
 

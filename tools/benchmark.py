@@ -9,6 +9,7 @@ Usage:
     python tools/benchmark.py data [--quick]
     python tools/benchmark.py da [--steps=5 --rounds=3]
     python tools/benchmark.py contrastive [--steps=5 --rounds=3]
+    python tools/benchmark.py scale [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -62,6 +63,16 @@ about an hour for (3), whose shuffle buffers fill with 256 px scenes before the 
 batch. `--quick` (CI-sized, a few minutes): (1) over 250 and 5,000 scenes at 32 px (the
 same 20x range), (2), and no (3).
 
+`scale`: (1) the quickstart's training (global batch 16) in one process on 2 cores, on
+2 localhost workers of 1 core each (`strategy = "multi_worker"`), and in one process on
+1 core with half the batch (what one worker computes): steps/s and images/s of each,
+measured in fresh processes through the same loop (`zoo.experiment.loop`), and the share
+of a 2-worker step spent beyond its own computation (communication and waiting: 1 -
+half-batch step time / 2-worker step time). (2) a training step of the quickstart's trunk
+and heads in float32 next to mixed_bfloat16 and mixed_float16, alternating in one
+process, with the CPU's instructions that decide it (AVX-512 BF16, AMX: without them
+16-bit compute is emulated and slower).
+
 `determinism`: the quickstart's training (deterministic ops) with TensorFlow's inter-op
 parallelism at 1 (`zoo.experiment.train.serial_ops = True`) next to the default. The
 setting is fixed once a process has run an op, so each measurement is a fresh process
@@ -88,7 +99,7 @@ flags.DEFINE_integer("steps", 5, "Timed steps per model in each round.")
 flags.DEFINE_integer("rounds", 3, "Alternating rounds; the median round is reported.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps per model before the first round.")
 flags.DEFINE_integer("classes", 1000, "Width of the dense head.")
-flags.DEFINE_string("child", None, "determinism, data: internal, one measured process.")
+flags.DEFINE_string("child", None, "determinism, data, scale: internal, one measured process.")
 flags.DEFINE_bool("quick", False, "data: CI-sized (250 vs 5000 scenes at 32 px, no part 3).")
 flags.DEFINE_integer(
     "synthetic_images", 400, "Images rendered per single-mode setting (1/4 multi)."
@@ -769,7 +780,152 @@ def benchmark_data():
     print(f"\nbenchmark data took {taken / 60:.1f} min (estimated {estimate / 60:.1f} min)")
 
 
+SCALE_GLOBAL_BATCH = 16
+
+
+def _scale_child(kind):
+    """Steps/s of the quickstart's training in this process: `kind` "one" (global batch,
+    this process's cores), "half" (half the batch) or "worker" (a worker of TF_CONFIG's
+    cluster, the global batch shared); through the zoo's loop after a traced epoch."""
+    import keras
+    import tensorflow as tf
+
+    from zoo import experiment
+    from zoo.experiment import loop
+
+    strategy = experiment.make_strategy("multi_worker" if kind == "worker" else "default")
+    _parse("quickstart.gin")
+    import gin
+
+    keras.utils.set_random_seed(0)
+    batch = SCALE_GLOBAL_BATCH // (2 if kind == "half" else 1)
+    with strategy.scope():
+        model = gin.query_parameter("zoo.experiment.train.method").scoped_configurable_fn()
+        model.compile(keras.optimizers.SGD(0.01))
+    data = loop.replica_batches(model.datasets, batch, strategy)
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    steps = FLAGS.steps * 4
+    loop.fit(
+        model,
+        data,
+        strategy,
+        initial_epoch=0,
+        epochs=2,
+        steps_per_epoch=steps,
+        callbacks=[Timer()],
+        verbose=0,
+    )
+    del tf
+    print(f"RESULT {steps / times[-1]}")
+
+
+def _scale_processes():
+    """Median steps/s of each setting over FLAGS.rounds rounds of fresh processes."""
+    import subprocess
+    import sys
+
+    from zoo.cli.launch_local import cluster_env, free_ports
+
+    def child(kind, cores, env=None):
+        return subprocess.Popen(
+            [sys.executable, __file__, "scale", f"--child={kind}", f"--steps={FLAGS.steps}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, **(env or {})),
+            preexec_fn=lambda: os.sched_setaffinity(0, cores),
+        )
+
+    def rate(process):
+        out, err = process.communicate()
+        if process.returncode:
+            raise RuntimeError(err[-2000:])
+        return float(next(x for x in out.splitlines() if x.startswith("RESULT")).split()[1])
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    rates = {"one": [], "workers": [], "half": []}
+    for r in range(FLAGS.rounds):
+        rates["one"].append(rate(child("one", cores)))
+        ports = free_ports(2)
+        workers = [child("worker", [c], cluster_env(ports, i)) for i, c in enumerate(cores)]
+        rates["workers"].append(min(rate(w) for w in workers))
+        rates["half"].append(rate(child("half", cores[:1])))
+        print(
+            f"round {r + 1}/{FLAGS.rounds}: "
+            + ", ".join(f"{n} {v[-1]:.2f} steps/s" for n, v in rates.items()),
+            flush=True,
+        )
+    return {n: statistics.median(v) for n, v in rates.items()}, len(cores)
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags_line = next(line for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown (no /proc/cpuinfo)"
+    present = set(flags_line.split(":", 1)[1].split())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+    return ", ".join(f"{f} {'yes' if f in present else 'no'}" for f in wanted)
+
+
+def _precision_steps():
+    """Seconds per traced train step of the quickstart's method in each precision."""
+    import gin
+    import keras
+
+    from zoo.experiment.runtime import precision_policy
+
+    _parse("quickstart.gin")
+    feeds = {}
+    for precision in ("float32", "mixed_bfloat16", "mixed_float16"):
+        keras.utils.set_random_seed(0)
+        with precision_policy(precision):
+            model = gin.query_parameter("zoo.experiment.train.method").scoped_configurable_fn()
+            model.compile(keras.optimizers.SGD(0.01))
+            feeds[precision] = (model, next(iter(model.datasets(SCALE_GLOBAL_BATCH))))
+    return _step_times(feeds)
+
+
+def benchmark_scale():
+    if FLAGS.child:
+        return _scale_child(FLAGS.child)
+    rates, cores = _scale_processes()
+    print(
+        f"\nquickstart training, global batch {SCALE_GLOBAL_BATCH}, {FLAGS.steps * 4} timed "
+        f"steps per process, {FLAGS.rounds} rounds (median)"
+    )
+    labels = {
+        "one": f"one process, {cores} cores",
+        "workers": "2 workers x 1 core",
+        "half": "one process, 1 core, half batch",
+    }
+    for name, value in rates.items():
+        batch = SCALE_GLOBAL_BATCH // (2 if name == "half" else 1)
+        print(f"  {labels[name]:<32} {value:6.2f} steps/s {value * batch:8.1f} images/s")
+    print(f"  ratio 2 workers / one process: {rates['workers'] / rates['one']:.3f}")
+    share = 1 - rates["workers"] / rates["half"]
+    print(f"  share of a 2-worker step beyond its own computation: {share:.0%}")
+    best, median = _precision_steps()
+    print(f"\nCPU: {_cpu_flags()}")
+    print(f"quickstart train step, batch {SCALE_GLOBAL_BATCH} (best of {FLAGS.rounds} rounds)")
+    for name, seconds in best.items():
+        print(
+            f"  {name:<16} {seconds * 1000:8.1f} ms/step (median {median[name] * 1000:.1f})"
+            f"   x{seconds / best['float32']:.2f} of float32"
+        )
+
+
 BENCHMARKS = {
+    "scale": benchmark_scale,
     "data": benchmark_data,
     "da": benchmark_da,
     "contrastive": benchmark_contrastive,

@@ -20,7 +20,7 @@ variant has a sub-folder and "{variant}" in a method's source is replaced by it.
 With --ray=auto (a local Ray cluster) or --ray=<address> (an existing one) the cells run
 in parallel, each holding --ray_cpus_per_cell CPUs (and --ray_gpus_per_cell GPUs), into
 the same results file; a failed cell is retried once, then named
-(zoo/evaluation/ray_cells.py).
+(zoo/cli/ray_cells.py).
 """
 
 from absl import app, flags
@@ -78,7 +78,7 @@ def main(argv):
         if FLAGS.variants:
             overrides["variants"] = FLAGS.variants
         if FLAGS.ray:
-            from zoo.evaluation.ray_cells import RayCells
+            from zoo.cli.ray_cells import RayCells
 
             overrides["executor"] = RayCells(
                 FLAGS.ray, FLAGS.ray_cpus_per_cell, FLAGS.ray_gpus_per_cell

@@ -109,7 +109,7 @@ def run_sweep(
             own sub-folder of `sweep_dir` and is passed to `run_cell`.
         max_labels: int. Largest default count. Defaults to 10000.
         executor: callable or None. How the missing cells run: `run_serially` (None,
-            the default) or `zoo.evaluation.ray_cells.RayCells(...)`, in parallel on a
+            the default) or `zoo.cli.ray_cells.RayCells(...)`, in parallel on a
             Ray cluster; the results file is the same either way.
 
     Returns:
@@ -209,7 +209,7 @@ def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress, executor)
 def run_serially(run_cell, cells, record):
     """Runs `run_cell(source, n, seed)` for each (key, source, n, seed) of `cells` in this
     process, one after the other, calling `record(key, result, seconds)` after each
-    (a sweep's executor; `zoo.evaluation.ray_cells.RayCells` runs them in parallel)."""
+    (a sweep's executor; `zoo.cli.ray_cells.RayCells` runs them in parallel)."""
     for key, source, n, seed in cells:
         start = time.perf_counter()
         result = run_cell(source, n, seed)
