@@ -30,6 +30,7 @@ import zoo.evaluation.protocols
 import zoo.evaluation.sweep
 import zoo.evaluation.transfer
 import zoo.experiment
+import zoo.layers
 import zoo.methods
 import zoo.optimizers
 import zoo.tasks
@@ -273,8 +274,9 @@ TASK_BASE = {
 DENYLISTED = {
     "zoo.experiment.train": {"model_dir", "exporter"},
     "zoo.evaluation.transfer": {"source", "predictions_path"},
-    "zoo.evaluation.run_sweep": {"sweep_dir", "run_cell", "progress"},
+    "zoo.evaluation.run_sweep": {"sweep_dir", "run_cell", "progress", "executor"},
     "zoo.data.Synthetic": {"spec", "num"},
+    "zoo.layers.batch_norm": {"name"},
     "zoo.methods.MultiTask": {"name"},
     "zoo.methods.DomainAdversarial": {"name"},
     "zoo.methods.Transfer": {"name"},
@@ -471,7 +473,8 @@ OTHER = {
         "batch_size": "see ::test_train_writes_every_output",
         "epochs": "see ::test_train_writes_every_output",
         "steps_per_epoch": "see ::test_train_writes_every_output (snapshot count)",
-        "strategy": "see ::test_strategy_choices",
+        "strategy": "see ::test_strategy_choices and tests/scale_out/",
+        "precision": "see tests/scale_out/test_mixed_precision.py",
         "seed": "see ::test_seed_and_serial_ops_reach_the_run",
         "callbacks": "see ::test_train_writes_every_output (CostBudget bound)",
         "deterministic": "see tests/reliability/test_resume.py (bit-identical processes)",
@@ -486,6 +489,7 @@ OTHER = {
         "workers": "see tests/data/test_sources.py::test_render_on_the_fly_equals_the_cache",
     },
     "zoo.data.TFRecords": {"path": '"records2"'},
+    "zoo.layers.batch_norm": {"synchronized": "True"},
     # augmentations: applied to one image with 16 seeds
     "zoo.data.augment.Views": {
         "crop": "@zoo.data.augment.FixedOffsetCrops()",
@@ -624,7 +628,8 @@ def _configurables_in_source():
                 continue
             text = open(os.path.join(folder, file)).read()
             for module, obj in re.findall(
-                r'@gin\.configurable\(module="([\w.]+)"[^)]*\)\n(?:@[^\n]*\n)*(?:def|class) (\w+)',
+                r'@gin\.configurable\(\s*module="([\w.]+)"[^)]*\)\n'
+                r"(?:@[^\n]*\n)*(?:def|class) (\w+)",
                 text,
             ):
                 names.add(f"{module}.{obj}")
@@ -838,6 +843,13 @@ def test_every_other_parameter_changes_what_it_configures(
             gin.clear_config()
             gin.parse_config("\n".join(bindings))
             return _sweep_print(zoo.evaluation.sweep.run_sweep, tmp_path)
+
+    elif name == "zoo.layers.batch_norm":
+
+        def fingerprint(bindings):
+            gin.clear_config()
+            gin.parse_config("\n".join(bindings))
+            return zoo.layers.batch_norm("norm").get_config()
 
     else:
         raise AssertionError(name)

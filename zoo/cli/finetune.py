@@ -237,6 +237,14 @@ def finetune_config(
     return "\n".join(text) + "\n"
 
 
+def _precision_binding():
+    """--precision as a binding (none for float32: configurations of earlier runs stay the
+    same)."""
+    if FLAGS.precision == "float32":
+        return []
+    return [f'zoo.experiment.train.precision = "{FLAGS.precision}"']
+
+
 def finetune_command(say=print):
     """What zoo-finetune does after reading its flags; returns (results, export path),
     (None, None) on a worker of a multi-worker run that is not the chief."""
@@ -286,14 +294,9 @@ def finetune_command(say=print):
         with open(generated, "w") as f:
             f.write(text)
         what = f"{FLAGS.task} on {FLAGS.data} from {FLAGS.source} ({FLAGS.protocol})"
-        precision = (
-            [f'zoo.experiment.train.precision = "{FLAGS.precision}"']
-            if FLAGS.precision != "float32"
-            else []
-        )
         results = train_command(
             [generated, *FLAGS.gin_file],
-            [*precision, *FLAGS.gin_bindings],
+            [*_precision_binding(), *FLAGS.gin_bindings],
             FLAGS.model_dir,
             FLAGS.overwrite,
             say,

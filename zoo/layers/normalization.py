@@ -4,7 +4,7 @@ import gin
 import keras
 
 
-@gin.configurable(module="zoo.layers")
+@gin.configurable(module="zoo.layers", denylist=["name"])
 def batch_norm(name: str, synchronized: bool = False) -> keras.layers.BatchNormalization:
     """A BatchNormalization layer for a head's block (up-projection, residual units,
     projectors).

@@ -5,7 +5,10 @@ its *players* (each updated by its own optimizer on its own variables), and impl
 `train_step` / `test_step` over a batch structure of its own. Because the whole
 algorithm lives in `train_step`, Keras' `fit`, callbacks, progress bars,
 `BackupAndRestore`, TensorBoard and `tf.distribute` work unchanged, and the same
-`train_step` runs in a custom distributed loop (`strategy.run`).
+`train_step` runs in the zoo's multi-worker loop (`zoo.experiment.loop`: `strategy.run`
+where `fit` does not work). Under a mixed-precision policy `compile` wraps every
+player's optimizer for loss scaling (float16) and `apply` seeds the backward pass with
+the scale (`scaled_gradients`).
 
 Writing a method (see docs/guides/methods.md, "Adding a method"):
 
@@ -172,7 +175,7 @@ class Method(keras.Model):
         optimizers = {}
         for p in players:
             fresh = type(given[p]).from_config(given[p].get_config())
-            if self.dtype_policy.name == "mixed_float16":
+            if self.dtype_policy.name == "mixed_float16":  # bfloat16 needs no scaling
                 fresh = keras.optimizers.LossScaleOptimizer(fresh, name=f"{p}_loss_scale")
             fresh.build(variables[p])
             optimizers[p] = fresh
