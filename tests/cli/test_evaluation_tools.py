@@ -51,6 +51,7 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     assert all(r["steps"] == 2 and r["value"] == r[r["metric"]] for r in rows)
     again = tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}")
     assert "4 of 4 cells done" in again.stdout and "[1/" not in again.stdout
+    _the_same_sweep_on_ray(tool, config, sweep_dir, tmp_path / "ray")
     changed = tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}", "--task=pose")
     assert changed.returncode != 0 and "another transfer configuration" in changed.stderr
     assert "Traceback" not in changed.stderr
@@ -69,6 +70,39 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     assert zero.stderr.strip().splitlines()[-1] == (
         "zoo-evaluate: `num_labels` must be an int >= 1. Received: 0"
     )
+
+
+def _the_same_sweep_on_ray(tool, config, serial_dir, ray_dir):
+    """zoo-sweep --ray=auto (docs/guides/scale-out.md): the cells in parallel on a local
+    Ray cluster give the serial sweep's rows, with a method whose source does not exist
+    beside them: its two cells fail, run again, fail again and are named at the end; the
+    other rows are all written."""
+    broken = os.path.join(os.path.dirname(ray_dir), "no_such_run")
+    run = tool(
+        "sweep.py",
+        f"--sweep_dir={ray_dir}",
+        f"--gin_file={config}",
+        "--ray=auto",
+        f"--method=broken={broken}",
+    )
+    assert run.returncode != 0
+    message = run.stderr.strip().splitlines()[-1]
+    assert "2 cell(s) failed twice on the Ray cluster" in message, run.stderr[-3000:]
+    assert "('broken', 8, 0)" in message and "('broken', 16, 0)" in message
+
+    def rows(folder):
+        with open(os.path.join(folder, "results.jsonl")) as f:
+            return {(r["method"], r["n"], r["seed"]): r for r in map(json.loads, f)}
+
+    serial, parallel = rows(serial_dir), rows(ray_dir)
+    assert sorted(serial) == sorted(parallel)
+    for key, row in serial.items():
+        assert set(row) == set(parallel[key])
+        for name, value in row.items():
+            if isinstance(value, float):
+                assert parallel[key][name] == pytest.approx(value, rel=1e-5, abs=1e-6), (key, name)
+            else:
+                assert parallel[key][name] == value, (key, name)
 
 
 def test_views_picture(tool, tmp_path):

@@ -26,31 +26,40 @@ def _train(config, precision, model_dir):
     return experiment.train(str(model_dir), exporter=export_trunk)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_trains_in_16_bits_and_exports_float32(precision, tmp_path):
-    results = _train(MULTITASK, precision, tmp_path / "run")
-    history = results["history"]
-    assert all(np.isfinite(v).all() for k, v in history.items() if k.endswith("loss"))
-    assert keras.config.dtype_policy().name == "float32"  # the policy is restored
-    with runtime.precision_policy(precision):  # the method as the run built it
+def _method(precision):
+    """The method of the gin config built and compiled as the run builds it."""
+    with runtime.precision_policy(precision):
         model = gin.query_parameter("zoo.experiment.train.method").scoped_configurable_fn()
-        model.compile(keras.optimizers.SGD())
-    assert model.dtype_policy.name == precision
-    compute = "float16" if precision == "mixed_float16" else "bfloat16"
-    # the trunk computes in 16 bits; its variables and BatchNorm statistics are float32
+        model.compile(keras.optimizers.SGD(0.01))
+    return model
+
+
+def _check_float32_where_kept(model, compute):
+    """16-bit compute in the trunk; float32 variables, BatchNorm statistics and head
+    outputs (so losses and metrics)."""
     assert model.trunk(tf.zeros([1, 32, 32, 3]))["block4"].dtype == compute
     assert {v.dtype for v in model.weights if v.dtype != "int64"} == {"float32"}
     norms = [
         ly for ly in model._flatten_layers() if isinstance(ly, keras.layers.BatchNormalization)
     ]
     assert norms and all(ly.moving_variance.dtype == "float32" for ly in norms)
-    # heads, and so losses and metrics, in float32
     inputs, _ = next(iter(model.datasets(2)))
     assert {o.dtype for o in tf.nest.flatten(model(inputs))} == {tf.float32}
-    # every player's optimizer scales its loss, for float16 only
-    scaled = isinstance(model.player_optimizers["main"], keras.optimizers.LossScaleOptimizer)
-    assert scaled == (precision == "mixed_float16")
+
+
+@pytest.mark.slow
+def test_mixed_float16_trains_with_loss_scaling_and_exports_float32(tmp_path):
+    results = _train(MULTITASK, "mixed_float16", tmp_path / "run")
+    history = results["history"]
+    assert all(np.isfinite(v).all() for k, v in history.items() if k.endswith("loss"))
+    assert keras.config.dtype_policy().name == "float32"  # the policy is restored
+    model = _method("mixed_float16")
+    assert model.dtype_policy.name == "mixed_float16"
+    _check_float32_where_kept(model, "float16")
+    # every player's optimizer scales its loss
+    assert all(
+        isinstance(o, keras.optimizers.LossScaleOptimizer) for o in model.player_optimizers.values()
+    )
     # the checkpoint holds float32 weights
     restored, _ = experiment.restore(str(tmp_path / "run"))
     assert {v.dtype for v in restored.trunk.weights} == {"float32"}
@@ -62,13 +71,22 @@ def test_mixed_precision_trains_in_16_bits_and_exports_float32(precision, tmp_pa
     assert all(np.isfinite(v.numpy()).all() for v in out.values())
 
 
+def test_mixed_bfloat16_trains_without_loss_scaling():
+    gin.parse_config(MULTITASK)
+    model = _method("mixed_bfloat16")
+    _check_float32_where_kept(model, "bfloat16")
+    assert not any(
+        isinstance(o, keras.optimizers.LossScaleOptimizer) for o in model.player_optimizers.values()
+    )
+    history = model.fit(model.datasets(4), epochs=1, steps_per_epoch=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and np.isfinite(history["depth_loss"]).all()
+
+
 @pytest.mark.slow
 def test_the_momentum_queue_stays_float32_under_float16(tmp_path):
     results = _train(MOCO, "mixed_float16", tmp_path / "run")
     assert np.isfinite(results["history"]["moco_loss"]).all()
-    with runtime.precision_policy("mixed_float16"):
-        model = gin.query_parameter("zoo.experiment.train.method").scoped_configurable_fn()
-    queues = model.momentum.queues
+    queues = _method("mixed_float16").momentum.queues
     assert queues and all(q.dtype == "float32" for q in queues.values())
     stored = json.load(open(os.path.join(tmp_path, "run", "progress.json")))
     assert stored["epochs"]["1"]["logs"]["moco_queue_fill"] > 0
