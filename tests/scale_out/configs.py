@@ -92,35 +92,27 @@ zoo.methods.MultiTask.input_size = %SIZE
 zoo.experiment.train.method = @zoo.methods.MultiTask
 """
 
-MOCO = (
-    COMMON
-    + VIEWS
-    + """
-zoo.tasks.MoCo.source = %IMAGES
-zoo.tasks.MoCo.views = %VIEWS
-zoo.tasks.MoCo.num_examples = 16
-zoo.tasks.MoCo.eval_examples = 4
-zoo.tasks.MoCo.hidden = 16
-zoo.tasks.MoCo.projection = 8
-zoo.tasks.MoCo.queue_size = 8
-zoo.tasks.MoCo.momentum = 0.9
-zoo.methods.MultiTask.tasks = [@zoo.tasks.MoCo()]
-"""
-)
 
-SIMCLR = (
-    COMMON
-    + VIEWS
-    + """
-zoo.tasks.SimCLR.source = %IMAGES
-zoo.tasks.SimCLR.views = %VIEWS
-zoo.tasks.SimCLR.num_examples = 16
-zoo.tasks.SimCLR.eval_examples = 4
-zoo.tasks.SimCLR.hidden = 16
-zoo.tasks.SimCLR.projection = 8
-zoo.methods.MultiTask.tasks = [@zoo.tasks.SimCLR()]
+def _two_view(task, extra=""):
+    """VIEWS with one small two-view task `task` (zoo.tasks.<task>) as the method's."""
+    return (
+        COMMON
+        + VIEWS
+        + f"""
+zoo.tasks.{task}.source = %IMAGES
+zoo.tasks.{task}.views = %VIEWS
+zoo.tasks.{task}.num_examples = 16
+zoo.tasks.{task}.eval_examples = 4
+zoo.tasks.{task}.hidden = 16
+zoo.tasks.{task}.projection = 8
+zoo.methods.MultiTask.tasks = [@zoo.tasks.{task}()]
 """
-)
+        + extra
+    )
+
+
+MOCO = _two_view("MoCo", "zoo.tasks.MoCo.queue_size = 8\nzoo.tasks.MoCo.momentum = 0.9\n")
+SIMCLR = _two_view("SimCLR")
 
 CONFIGS = {
     "multitask": MULTITASK,
