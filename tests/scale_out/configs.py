@@ -74,8 +74,7 @@ zoo.experiment.train.method = @zoo.methods.DomainAdversarial
 """
 )
 
-VIEWS = """
-SIZE = 32
+OBJECTS = """
 IMAGES = @objects/zoo.data.synthetic.SceneSpec()
 objects/zoo.data.synthetic.SceneSpec.variant = "-C--"
 objects/zoo.data.synthetic.SceneSpec.mode = "single"
@@ -85,38 +84,52 @@ zoo.data.augment.Views.crop = @zoo.data.augment.RandomResizedCrop()
 zoo.data.augment.RandomResizedCrop.size = %SIZE
 zoo.data.augment.RandomResizedCrop.scale = (0.5, 1.0)
 zoo.data.augment.Views.steps = [@zoo.data.augment.HorizontalFlip()]
-zoo.trunks.resnet9.width_multiplier = 0.125
-zoo.trunks.resnet9.norm = "sync_batch"
-zoo.methods.MultiTask.trunk = @zoo.trunks.resnet9
-zoo.methods.MultiTask.input_size = %SIZE
-zoo.experiment.train.method = @zoo.methods.MultiTask
 """
 
 
-def _two_view(task, extra=""):
-    """VIEWS with one small two-view task `task` (zoo.tasks.<task>) as the method's."""
-    return (
-        COMMON
-        + VIEWS
-        + f"""
+def _two_view(task):
+    """One small two-view task `task` (zoo.tasks.<task>) on the OBJECTS' views."""
+    return f"""
 zoo.tasks.{task}.source = %IMAGES
 zoo.tasks.{task}.views = %VIEWS
 zoo.tasks.{task}.num_examples = 16
 zoo.tasks.{task}.eval_examples = 4
 zoo.tasks.{task}.hidden = 16
 zoo.tasks.{task}.projection = 8
-zoo.methods.MultiTask.tasks = [@zoo.tasks.{task}()]
 """
-        + extra
-    )
 
 
-MOCO = _two_view("MoCo", "zoo.tasks.MoCo.queue_size = 8\nzoo.tasks.MoCo.momentum = 0.9\n")
-SIMCLR = _two_view("SimCLR")
+_QUEUE = "zoo.tasks.MoCo.queue_size = 8\nzoo.tasks.MoCo.momentum = 0.9\n"
+
+MOCO = (
+    COMMON
+    + OBJECTS
+    + _two_view("MoCo")
+    + _QUEUE
+    + """
+SIZE = 32
+zoo.trunks.resnet9.width_multiplier = 0.125
+zoo.trunks.resnet9.norm = "sync_batch"
+zoo.methods.MultiTask.trunk = @zoo.trunks.resnet9
+zoo.methods.MultiTask.input_size = %SIZE
+zoo.methods.MultiTask.tasks = [@zoo.tasks.MoCo()]
+zoo.experiment.train.method = @zoo.methods.MultiTask
+"""
+)
+
+# MULTITASK's depth beside MoCo (key network and queue updated after the step:
+# `after_step`) and SimCLR (NT-Xent over the batch gathered from every replica), in
+# three input groups: one run covers the three kinds of step.
+CONTRASTIVE_BESIDE_DEPTH = (
+    MULTITASK
+    + OBJECTS
+    + _two_view("MoCo")
+    + _QUEUE
+    + _two_view("SimCLR")
+    + "zoo.methods.MultiTask.tasks = [@zoo.tasks.Depth(), @zoo.tasks.MoCo(), @zoo.tasks.SimCLR()]\n"
+)
 
 CONFIGS = {
-    "multitask": MULTITASK,
+    "depth_moco_simclr": CONTRASTIVE_BESIDE_DEPTH,
     "domain_adversarial": DOMAIN_ADVERSARIAL,
-    "moco": MOCO,
-    "simclr": SIMCLR,
 }

@@ -87,11 +87,11 @@ def files_of(model_dir):
 
 @pytest.mark.slow
 def test_two_workers_train_every_kind_of_method_as_one_process_does(tmp_path):
-    """MultiTask (two input groups), DomainAdversarial (two players, a discriminator),
-    MoCo (key network and queue updated after the step: `after_step`) and SimCLR (NT-Xent
-    over the batch gathered from every replica) on 2 workers x 1 CPU: the chief's
-    checkpoints (weights, optimizer state, queue) equal one process's, and its folder
-    holds the same files; the other worker leaves nothing behind."""
+    """A MultiTask of depth, MoCo (key network and queue updated after the step:
+    `after_step`) and SimCLR (NT-Xent over the batch gathered from every replica) in three
+    input groups, and DomainAdversarial (two players, a discriminator) on 2 workers x 1
+    CPU: the chief's checkpoints (weights, optimizer state, queue) equal one process's,
+    and its folder holds the same files; the other worker leaves nothing behind."""
     names = list(CONFIGS)
     temporary = tmp_path / "tmp"  # where the non-chief worker's copy of each run goes
     temporary.mkdir()
