@@ -70,6 +70,9 @@ def momentum_targets(task, key_outputs, seed=1):
     for queue, depth in task.queue_depth().items():
         targets[queue] = tf.constant(rng.normal(size=(task.queue_size, depth)), tf.float32)
         targets[f"{queue}_filled"] = tf.ones([task.queue_size], tf.bool)
+    if task.indexed_queues:  # a bank: the images' slots
+        rows = tf.shape(tf.nest.flatten(key_outputs)[0])[0]
+        targets["index"] = tf.range(tf.cast(rows, tf.int64)) % task.queue_size
     return targets
 
 

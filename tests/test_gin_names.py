@@ -149,11 +149,21 @@ def _sweep_print(run_sweep, tmp_path):
 # -- the table --------------------------------------------------------------------------
 # configurable -> (fingerprint(bindings) or None, {parameter: binding value | "see <test>"})
 
+_DENSE = {
+    "head_width": "8",
+    "head": '"linear"',
+    "augment": "@zoo.data.augment.ScaleCropFlip()",
+}
 MULTI_TASKS = {
-    "zoo.tasks.Depth": {"head_width": "8", "depth_loss": '"l1"'},
-    "zoo.tasks.Normals": {"head_width": "8"},
-    "zoo.tasks.Contours": {"head_width": "8"},
-    "zoo.tasks.SemanticSegmentation": {"head_width": "8", "classes": "13"},
+    "zoo.tasks.Depth": {**_DENSE, "depth_loss": '"l1"'},
+    "zoo.tasks.Normals": _DENSE,
+    "zoo.tasks.Contours": {**_DENSE, "positive_weight": "0.95"},
+    "zoo.tasks.SemanticSegmentation": {
+        **_DENSE,
+        "augment": (_DENSE["augment"], ["zoo.tasks.SemanticSegmentation.ignore_label = 255"]),
+        "classes": "13",
+        "ignore_label": "0",
+    },
     "zoo.tasks.Rotation": {},
     "zoo.tasks.Colorization": {
         "head_width": "8",
@@ -192,6 +202,7 @@ _CONTRASTIVE = {
 _MOMENTUM = {
     **_CONTRASTIVE,
     "queue_size": "9",
+    "negatives": '"bank"',
     "momentum": "see tests/methods/test_contrastive.py::"
     "test_key_network_starts_as_the_query_network_and_follows_the_moving_average",
 }
@@ -268,6 +279,7 @@ TASK_BASE = {
     "eval_examples": "5",
     "seed": "3",
     "name": '"renamed"',
+    "labelled_fraction": "0.5",
 }
 
 
@@ -422,6 +434,20 @@ OTHER = {
         "input_shape": "(None, None, 3)",
         "name": '"renamed"',
     },
+    "zoo.trunks.deeplab_v3_plus": {
+        "trunk": "see tests/methods/test_compl.py::"
+        "test_decoder_shapes_rates_and_groups_at_both_output_strides",
+        "input_shape": "(64, 64, 3)",
+        "aspp_endpoint": '"block3"',
+        "skip_endpoint": '"block2"',
+        "output_stride": "8",
+        "rates": "(1, 2, 3)",
+        "filters": "8",
+        "skip_filters": "4",
+        "groups": "4",
+        "skip_groups": "2",
+        "name": '"renamed"',
+    },
     "zoo.data.synthetic.SceneSpec": {
         "variant": '"TCVL"',
         "mode": '"single"',
@@ -440,6 +466,8 @@ OTHER = {
         "loss_balance": '"grad_norm"',  # the balanced weights and their statistics
         "balance_steps": "see tests/methods/test_domain_adaptation.py::"
         "test_grad_norm_balancing_equalises_the_tasks_gradients",
+        "one_pass": "see tests/methods/test_compl.py::"
+        "test_one_concatenated_pass_equals_a_pass_per_input_and_refuses_batch_norm",
     },
     "zoo.methods.DomainAdversarial": {
         p: f"see tests/methods/test_domain_adaptation.py::{test}"
@@ -523,6 +551,7 @@ OTHER = {
         "p": "0.0",
     },
     "zoo.data.augment.Grayscale": {"p": "1.0"},
+    "zoo.data.augment.ScaleCropFlip": {"scales": "(0.5, 1.5)"},
     "zoo.data.augment.GaussianBlur": {
         "sigma": "(3.0, 4.0)",
         # at 32 px MoCo's σ (0.1-2 px at 224 px) is below 0.3 px: keep σ in pixels
@@ -537,6 +566,15 @@ OTHER = {
         ),
         "fraction": "0.25",
         "part": '"eval"',
+        "seed": "5",
+    },
+    "zoo.data.LabelledFraction": {
+        "source": (
+            "@other/zoo.data.TFRecords()",
+            [],
+            ['other/zoo.data.TFRecords.path = "records2"'],
+        ),
+        "fraction": "0.25",
         "seed": "5",
     },
     "zoo.data.ImageFolder": {
@@ -728,7 +766,17 @@ def test_every_other_parameter_changes_what_it_configures(
         value, extra, *rest = value
         bound_extra = rest[0] if rest else []
     if name.startswith("zoo.trunks"):
-        base = [f"{name}.depth = 18"] if name == "zoo.trunks.resnet" else []
+        base = {
+            "zoo.trunks.resnet": [f"{name}.depth = 18"],
+            "zoo.trunks.deeplab_v3_plus": [
+                f"{name}.trunk = @zoo.trunks.resnet",
+                f"{name}.filters = 16",
+                f"{name}.skip_filters = 8",
+                "zoo.trunks.resnet.depth = 26",
+                "zoo.trunks.resnet.norm = 'group'",
+                "zoo.trunks.resnet.width_multiplier = 0.0625",
+            ],
+        }.get(name, [])
 
         def fingerprint(bindings):
             return _trunk_print(_build(name, [*base, *bindings]))
@@ -769,6 +817,11 @@ def test_every_other_parameter_changes_what_it_configures(
                 'zoo.data.TFRecords.path = "records"',
                 "zoo.data.Holdout.fraction = 0.5",
             ],
+            "zoo.data.LabelledFraction": [
+                "zoo.data.LabelledFraction.source = @zoo.data.TFRecords()",
+                'zoo.data.TFRecords.path = "records"',
+                "zoo.data.LabelledFraction.fraction = 0.5",
+            ],
             "zoo.data.ImageFolder": ['zoo.data.ImageFolder.path = "images"'],
             "zoo.data.Photos": [
                 'zoo.data.Photos.names = ["coffee", "camera"]',
@@ -803,10 +856,14 @@ def test_every_other_parameter_changes_what_it_configures(
             step = _build(name, [*base, *bindings])
             image = tf.constant(np.random.default_rng(0).random((32, 32, 3)), tf.float32)
             outputs = []
+            labels = tf.constant(np.random.default_rng(1).integers(0, 5, (32, 32)), tf.int32)
             for k in range(16):
                 seed = tf.constant([k, 1], tf.int64)
                 if hasattr(step, "crops"):
                     outputs.append(step.crops(image, tf.random.split(seed, 2)))
+                elif isinstance(step, zoo.data.augment.ScaleCropFlip):  # an example's maps
+                    out = step({"image": image, "semantics": labels}, seed)
+                    outputs.append(tf.cast(out["semantics"], tf.float32) + out["image"][..., 0])
                 else:
                     outputs.append(step(image, seed))
             return _hash(*outputs), tuple(outputs[0].shape)

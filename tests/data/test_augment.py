@@ -114,3 +114,75 @@ def test_views_in_a_dataset_and_config_round_trip():
         augment.Grayscale(1.5)
     with pytest.raises(ValueError, match="scale"):
         augment.RandomResizedCrop(scale=(0.5, 0.2))
+
+
+def _scene(size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "image": _image(size, seed),
+        "depth": tf.constant(rng.uniform(1, 5, (size, size)), tf.float32),
+        "semantics": tf.constant(rng.integers(0, 5, (size, size)), tf.int32),
+        "normals": tf.constant(rng.normal(size=(size, size, 3)), tf.float32),
+        "scene": tf.constant(3),
+    }
+
+
+def test_scale_crop_flip_moves_the_image_and_its_maps_alike():
+    scene = _scene()
+    same = augment.ScaleCropFlip(scales=(1.0,), flip=0.0)(scene, _seed(0))
+    for key in scene:
+        np.testing.assert_array_equal(same[key].numpy(), scene[key].numpy())
+    mirror = augment.ScaleCropFlip(scales=(1.0,), flip=1.0)(scene, _seed(0))
+    np.testing.assert_array_equal(mirror["semantics"].numpy(), scene["semantics"].numpy()[:, ::-1])
+    normals = scene["normals"].numpy()[:, ::-1] * [-1.0, 1.0, 1.0]  # x points the other way
+    np.testing.assert_array_equal(mirror["normals"].numpy(), normals)
+
+    # x2: a 16 px crop of the maps upsampled with the nearest pixel, one place for all
+    found = set()
+    for k in range(6):
+        out = augment.ScaleCropFlip(scales=(2.0,), flip=0.0)(scene, _seed(k))
+        big = {
+            key: np.repeat(np.repeat(scene[key].numpy(), 2, 0), 2, 1)
+            for key in ("depth", "semantics")
+        }
+        corners = [
+            (y, x)
+            for y in range(17)
+            for x in range(17)
+            if np.array_equal(out["semantics"].numpy(), big["semantics"][y : y + 16, x : x + 16])
+            and np.array_equal(out["depth"].numpy(), big["depth"][y : y + 16, x : x + 16])
+        ]
+        assert corners, k
+        found.add(corners[0])
+    assert len(found) > 1  # the place is random
+
+    # x0.5: the scaled scene at the top left, padded: image and depth with 0, labels 255
+    half = augment.ScaleCropFlip(scales=(0.5,), flip=0.0)(scene, _seed(0))
+    assert (half["semantics"].numpy()[8:] == 255).all() and (
+        half["depth"].numpy()[:, 8:] == 0
+    ).all()
+    assert (half["semantics"].numpy()[:8, :8] < 5).all() and half["depth"].numpy()[
+        :8, :8
+    ].min() >= 1
+    small = tf.image.resize(scene["image"], [8, 8], method="bilinear").numpy()
+    np.testing.assert_allclose(half["image"].numpy()[:8, :8], small, atol=1e-6)
+    assert int(half["scene"]) == 3
+
+
+def test_a_dense_task_augments_its_training_examples_only():
+    from zoo.data.synthetic import SceneSpec
+    from zoo.tasks import Depth
+
+    spec = SceneSpec(variant="----", mode="multi", resolution=32)
+    task = Depth(
+        spec,
+        num_examples=8,
+        eval_examples=4,
+        augment=augment.ScaleCropFlip(scales=(0.5,), flip=0.0),
+    )
+    train = next(iter(task.pipeline("train", 4)))[1].numpy()
+    held = next(iter(task.pipeline("eval", 4)))[1].numpy()
+    assert (train[:, 16:] == 0).all() and (train[:, :16, :16] > 0).mean() > 0.99
+    assert (held > 0).mean() > 0.99
+    again = type(task).from_config(task.get_config())
+    assert again.augment == task.augment

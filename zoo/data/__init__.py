@@ -11,6 +11,7 @@ _EXPORTS = {
     "harmonizer": "zoo.data.harmonize",
     "Holdout": "zoo.data.sources",
     "ImageFolder": "zoo.data.sources",
+    "LabelledFraction": "zoo.data.sources",
     "Photos": "zoo.data.sources",
     "Source": "zoo.data.sources",
     "Synthetic": "zoo.data.sources",

@@ -1,4 +1,5 @@
-"""Augmentations for contrastive learning: several random views of one image.
+"""Augmentations: several random views of one image (contrastive learning), and the
+scale-crop-flip of a dense task's image and label maps (`ScaleCropFlip`).
 
 A `Views` object makes `count` views of an image: a crop step gives the views' crops
 (`RandomResizedCrop`: each view its own crop; `FixedOffsetCrops`: CompL's crops of one
@@ -186,6 +187,75 @@ class FixedOffsetCrops(Step):
         views = tf.stack(out)
         views.set_shape([len(seeds), h, w, 3])
         return views
+
+
+# -- a dense task's image and maps together ---------------------------------------------
+
+# label maps: resized with the nearest pixel and padded with `pad_label`
+LABEL_MAPS = ("semantics", "instances")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class ScaleCropFlip(Step):
+    """DeepLab's training augmentation of a dense task (CompL's target images, sec. 4):
+    one random scale, crop and flip applied alike to the image and every map of the
+    example (depth, normals, semantics, contours, ...), so labels stay aligned.
+
+    The example is resized by a factor drawn from `scales` (the image bilinearly, maps
+    with the nearest pixel), padded at the bottom and right where it is smaller than the
+    output (the image and depth with 0 — depth 0 is "unknown" — label maps with
+    `pad_label`), cropped to the output size at a random place, and mirrored with
+    probability `flip` (normals' x component negated).
+
+    Args:
+        scales: sequence of floats > 0. Defaults to 0.5, 0.75, ..., 2.0.
+        flip: float. Probability of the mirror. Defaults to 0.5.
+        pad_label: int. Label of padded pixels in label maps; a segmentation task
+            should ignore it (`SemanticSegmentation.ignore_label`). Defaults to 255.
+    """
+
+    def __init__(self, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), flip=0.5, pad_label=255):
+        scales = tuple(float(x) for x in scales)
+        if not scales or min(scales) <= 0:
+            raise UserError(f"ScaleCropFlip: `scales` must be factors > 0. Received: {scales}")
+        self.scales, self.flip = scales, _probability("flip", flip)
+        checks.int_at_least(pad_label, 0, "pad_label", "ScaleCropFlip")
+        self.pad_label = pad_label
+        self._config = {"scales": list(scales), "flip": self.flip, "pad_label": pad_label}
+
+    def __call__(self, example: dict, seed) -> dict:
+        """The example with its image and maps ([H, W] or [H, W, C] of the image's H, W,
+        which must be static) augmented alike; other entries unchanged."""
+        height, width = example["image"].shape[:2]
+        if height is None or width is None:
+            raise UserError("ScaleCropFlip needs images of a static size (e.g. a sized source).")
+        draw, place, mirror = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        pick = tf.random.stateless_uniform([], draw, 0, len(self.scales), tf.int32)
+        scale = tf.gather(tf.constant(self.scales), pick)
+        size = tf.cast(tf.round(scale * tf.constant([height, width], tf.float32)), tf.int32)
+        room = tf.maximum(size, [height, width]) - [height, width]  # largest top, left
+        corner = tf.random.stateless_uniform([2], place, 0, tf.int32.max, tf.int32) % (room + 1)
+        flipped = _chance(mirror, self.flip)
+        out = dict(example)
+        for key, value in example.items():
+            if value.shape.rank not in (2, 3) or tuple(value.shape[:2]) != (height, width):
+                continue
+            x = value if value.shape.rank == 3 else value[..., tf.newaxis]
+            method = "bilinear" if key == "image" else "nearest"
+            x = tf.cast(tf.image.resize(x, size, method=method), x.dtype)
+            pad = tf.maximum([height, width] - size, 0)
+            fill = tf.cast(self.pad_label if key in LABEL_MAPS else 0, x.dtype)
+            x = tf.pad(x, [[0, pad[0]], [0, pad[1]], [0, 0]], constant_values=fill)
+            x = tf.slice(x, tf.concat([corner, [0]], 0), [height, width, -1])
+            if key == "normals":
+                mirrored = x[:, ::-1] * tf.constant([-1.0, 1.0, 1.0], x.dtype)
+            else:
+                mirrored = x[:, ::-1]
+            x = tf.where(flipped, mirrored, x)
+            x = tf.ensure_shape(x, [height, width, value.shape[-1] if value.shape.rank == 3 else 1])
+            out[key] = x if value.shape.rank == 3 else x[..., 0]
+        return out
 
 
 # -- photometric steps -------------------------------------------------------------------

@@ -13,7 +13,9 @@ the same examples can share them. Sources:
 * `ImageFolder(path)`: JPEG / PNG / BMP / GIF files, unlabelled, labelled by class
   sub-folder (`labels="folders"`), or with a parallel folder of masks or depth maps;
 * `Photos()`: the photographs installed with scikit-image, as an image folder;
-* `Holdout(source, fraction, seed, part)`: a seeded split of any source.
+* `Holdout(source, fraction, seed, part)`: a seeded split of any source;
+* `LabelledFraction(source, fraction, seed)`: a share of a source in a fixed seeded
+  order, nested across fractions (the labelled subsets of a label-fraction grid).
 
 Images are float32 RGB in [0, 1] (grayscale replicated, alpha dropped, 16-bit scaled).
 Memory does not grow with the dataset: files are read as they are needed, and the only
@@ -913,14 +915,26 @@ def real_crops(part: str, size: int, crops_per_image: int = 256) -> "Photos":
 # -- held-out splits ------------------------------------------------------------------
 
 
-def _in_holdout(index, fraction, seed):
-    """True for the examples (int64 position) a seeded hash puts in the held-out part."""
+def _hash(index, seed):
+    """A seeded 32-bit hash (int64 tensor) of example positions."""
     h = tf.bitwise.bitwise_xor(tf.cast(index, tf.int64), tf.constant(seed * 0x9E3779B1, tf.int64))
     h = tf.math.floormod(h * 0x85EBCA6B, 2**32)
     h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 13))
     h = tf.math.floormod(h * 0xC2B2AE35, 2**32)
-    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
-    return tf.cast(h, tf.float64) < fraction * 2.0**32
+    return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
+
+
+def _in_holdout(index, fraction, seed):
+    """True for the examples (int64 position) a seeded hash puts in the held-out part."""
+    return tf.cast(_hash(index, seed), tf.float64) < fraction * 2.0**32
+
+
+def _filtered(ds, mine):
+    """(position, example) pairs of the positions `mine` (bool [N]) keeps, each given
+    its place among them."""
+    place = tf.cumsum(tf.cast(mine, tf.int64)) - 1
+    ds = ds.filter(lambda i, e: tf.gather(mine, i))
+    return ds.map(lambda i, e: (tf.gather(place, i), e))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -971,12 +985,7 @@ class Holdout(Source):
     def shuffled(self, keys, seed):
         held = self.part == "eval"
         mine = _in_holdout(tf.range(len(self.source), dtype=tf.int64), self.fraction, self.seed)
-        mine = tf.equal(mine, held)
-        # a source position's place in this part's ordered stream
-        place = tf.cumsum(tf.cast(mine, tf.int64)) - 1
-        ds = self.source.shuffled(keys, seed)
-        ds = ds.filter(lambda i, e: tf.gather(mine, i))
-        return ds.map(lambda i, e: (tf.gather(place, i), e))
+        return _filtered(self.source.shuffled(keys, seed), tf.equal(mine, held))
 
     def __len__(self):
         n = len(self.source)
@@ -1023,6 +1032,64 @@ class First(Source):
 
     def __repr__(self):
         return f"First({self.source!r}, {self.num})"
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data")
+class LabelledFraction(Source):
+    """A share of a source's examples, chosen in a fixed seeded order: its examples are
+    the first round(fraction · N) of the source's positions sorted by a seeded hash, so
+    the subsets of one seed are nested (the 10 % holds the 5 %) and the same in every
+    process (CompL's label fractions: a fixed list of files per fraction).
+
+    Args:
+        source: Source. It must know its length.
+        fraction: float in (0, 1]. Share kept (at least one example).
+        seed: int. The order. Defaults to 0.
+    """
+
+    def __init__(self, source: Source, fraction: float, seed: int = 0):
+        checks.number_in(fraction, "fraction", 0, 1, "LabelledFraction", low_open=True)
+        self.source, self.fraction, self.seed = source, float(fraction), seed
+        self.label_names = source.label_names
+        try:
+            total = len(source)
+        except TypeError:
+            raise UserError(
+                f"LabelledFraction: {source} does not know how many examples it has."
+            ) from None
+        self.count = max(1, int(round(self.fraction * total)))
+        order = np.argsort(_hash(tf.range(total, dtype=tf.int64), seed).numpy(), kind="stable")
+        kept = np.zeros(total, bool)
+        kept[order[: self.count]] = True
+        self._kept = kept
+
+    def get_config(self):
+        return {"source": self.source, "fraction": self.fraction, "seed": self.seed}
+
+    def positions(self) -> np.ndarray:
+        """The kept positions of the source, in order."""
+        return np.flatnonzero(self._kept)
+
+    def signature(self):
+        return self.source.signature()
+
+    def prepare(self, keys):
+        self.source.prepare(keys)
+
+    def examples(self, keys):
+        kept = tf.constant(self._kept)
+        ds = self.source.examples(keys).enumerate()
+        return ds.filter(lambda i, e: tf.gather(kept, i)).map(lambda i, e: e)
+
+    def shuffled(self, keys, seed):
+        return _filtered(self.source.shuffled(keys, seed), tf.constant(self._kept))
+
+    def __len__(self):
+        return self.count
+
+    def __repr__(self):
+        return f"LabelledFraction({self.source!r}, {self.fraction}, seed={self.seed})"
 
 
 def split(source: Source, fraction: float, seed: int = 0) -> tuple:

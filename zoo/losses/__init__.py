@@ -25,6 +25,7 @@ from zoo.losses.dense import (
     masked_l1,
     negative_cosine_normals,
     scale_invariant_log_depth,
+    weighted_sigmoid_ce,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "masked_l1",
     "negative_cosine_normals",
     "scale_invariant_log_depth",
+    "weighted_sigmoid_ce",
 ]

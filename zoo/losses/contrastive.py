@@ -43,17 +43,33 @@ def info_nce(queries, keys, queue, temperature=0.2, queue_mask=None):
         keys: float [B, D]. The positive key of each query.
         queue: float [K, D]. Negative keys (K may be 0: the loss is then 0).
         temperature: float. τ. Defaults to 0.2 (MoCo v2).
-        queue_mask: bool [K] or None. Which queue rows hold keys (a queue that is not
-            full yet); masked rows are left out of the denominator. Defaults to all.
+        queue_mask: bool [K], [B, K] or None. Which queue rows are negatives (of every
+            query, or of each): rows without a key yet (a queue not full) or a memory
+            bank's slot of the query's own image; masked rows are left out of the
+            denominator. Defaults to all.
 
     Returns:
         float [B].
     """
-    logits = info_nce_logits(queries, keys, queue, temperature)
-    if queue_mask is not None:
-        keep = tf.concat([tf.ones([1], tf.bool), tf.cast(queue_mask, tf.bool)], axis=0)
-        logits = tf.where(keep[tf.newaxis], logits, tf.float32.min)
+    return masked_info_nce(info_nce_logits(queries, keys, queue, temperature), queue_mask)
+
+
+def masked_info_nce(logits, queue_mask=None):
+    """−log softmax of column 0 of [B, 1 + K] logits, the queue columns that
+    `queue_mask` ([K], [B, K] or None; as `info_nce`) leaves out excluded."""
+    logits = mask_negatives(logits, queue_mask)
     return tf.reduce_logsumexp(logits, axis=-1) - logits[:, 0]
+
+
+def mask_negatives(logits, queue_mask):
+    """[B, 1 + K] logits with the queue columns `queue_mask` leaves out at float32.min."""
+    if queue_mask is None:
+        return logits
+    mask = tf.cast(queue_mask, tf.bool)
+    if mask.shape.rank == 1:
+        mask = mask[tf.newaxis]
+    keep = tf.concat([tf.ones_like(mask[:, :1]), mask], axis=1)
+    return tf.where(keep, logits, tf.float32.min)
 
 
 def nt_xent(first, second, temperature=0.5, first_all=None, second_all=None, offset=0):
@@ -130,7 +146,8 @@ def dense_info_nce(
         key_features: float [B, S, C]. Backbone features of the key cells.
         queue: float [K, D]. Negative dense keys (pooled over cells of past keys).
         temperature: float. Defaults to 0.2.
-        queue_mask: bool [K] or None. As `info_nce`.
+        queue_mask: bool [K], [B, K] or None. As `info_nce` (a row per example:
+            every cell of the example uses it).
 
     Returns:
         float [B]: the mean over the cells of each example.
@@ -141,6 +158,10 @@ def dense_info_nce(
     depth = queries.shape[-1]
     flat_q = tf.reshape(queries, [-1, depth])
     flat_k = tf.reshape(positive_keys, [-1, depth])
+    if queue_mask is not None:
+        queue_mask = tf.cast(queue_mask, tf.bool)
+        if queue_mask.shape.rank == 2:
+            queue_mask = tf.repeat(queue_mask, cells, axis=0)  # example i's cells: rows S·i ..
     per_cell = info_nce(flat_q, flat_k, queue, temperature, queue_mask)
     return tf.reduce_mean(tf.reshape(per_cell, [batch, cells]), axis=-1)
 

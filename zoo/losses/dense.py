@@ -96,6 +96,28 @@ def class_balanced_sigmoid_ce(logits, labels):
     return tf.reduce_sum(per_pixel, axis=1) / n
 
 
+def weighted_sigmoid_ce(logits, labels, positive_weight):
+    """Sigmoid cross entropy with fixed class weights (CompL's boundaries, w = 0.95):
+
+    L = −(1/n) [w Σ_{i ∈ E₊} log σ(xᵢ) + (1 − w) Σ_{j ∈ E₋} log(1 − σ(xⱼ))],
+
+    averaged over the n pixels of each image (as `class_balanced_sigmoid_ce`, whose β
+    is computed per image instead).
+
+    Args:
+        logits: float [B, H, W] or [B, H, W, 1].
+        labels: {0, 1} tensor of the same shape.
+        positive_weight: float in (0, 1). w.
+
+    Returns:
+        float [B].
+    """
+    x, y = _flat(logits), _flat(labels)
+    w = float(positive_weight)
+    per_pixel = w * y * tf.nn.softplus(-x) + (1.0 - w) * (1.0 - y) * tf.nn.softplus(x)
+    return tf.reduce_mean(per_pixel, axis=1)
+
+
 def berhu(pred, true, mask=None):
     """Reverse Huber loss of Laina et al. (2016), used by Doersch & Zisserman for depth.
 

@@ -49,7 +49,7 @@ from zoo.errors import UserError
 from zoo.layers import patch_discriminator
 from zoo.layers.discriminator import WIDTHS
 from zoo.methods.base import Phase
-from zoo.methods.shared_trunk import SharedTrunk
+from zoo.methods.shared_trunk import SharedTrunk, graph_config
 from zoo.tasks.base import Task
 from zoo.trunks.alexnet import analogue
 
@@ -292,7 +292,7 @@ class DomainAdversarial(SharedTrunk):
     # -- configuration -------------------------------------------------------------
 
     def get_config(self):
-        config = {**super().get_config(), **self._graph_config()}
+        config = {**super().get_config(), **graph_config(self)}
         config.update(
             real=sources.source_config(self.real),
             adapt_at=self.adapt_at,

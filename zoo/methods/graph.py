@@ -9,7 +9,11 @@ LassoMix of one block's units):
 Tasks that read the same examples as they are (`Task.shares_images`, same source,
 harmonizer and seed: e.g. Ren & Lee's depth, normals and contours of one scene) share
 one input and one trunk pass; tasks with inputs of their own (rotated images, patch
-pairs, triplets, views) get theirs. The head is the method's choice (`head(task,
+pairs, triplets, views) get theirs. `one_pass_outputs` gives the same heads' outputs
+from one trunk pass per image size: the groups' batches concatenated, each group's
+features sliced back out (CompL's composite step: target and auxiliary images in one
+batch; exact with a trunk whose normalisation is per example, GroupNorm). The head is
+the method's choice (`head(task,
 endpoint, features, input_size)`), so that a transfer protocol's heads or a balancer's
 feature taps go in without another graph.
 """
@@ -20,6 +24,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from zoo import internals
 from zoo.errors import UserError
 from zoo.layers import LassoMix
 from zoo.methods.base import deserialize
@@ -39,6 +44,7 @@ class Graph:
         endpoints: {task: the trunk endpoint its head reads}.
         trunk_features: {input name: {endpoint: symbolic tensor}} (a method's own heads
             or discriminators read them).
+        head_features: {task: the symbolic features its head reads}.
     """
 
     network: keras.Model
@@ -48,6 +54,7 @@ class Graph:
     input_names: dict
     endpoints: dict
     trunk_features: dict
+    head_features: dict
 
 
 def resolve_trunk(trunk, tasks: Sequence[Task], input_size: int | None, who: str):
@@ -140,7 +147,7 @@ def build_graph(
             f"{sorted(trunk.output)}"
         )
     groups = input_groups(tasks, input_size)
-    inputs, outputs, trunk_features = {}, {}, {}
+    inputs, outputs, trunk_features, head_features = {}, {}, {}, {}
     for input_name, group in groups.items():
         first = by_name[group[0]]
         x = keras.Input(tuple(first.input_shape(input_size)), name=input_name)
@@ -154,6 +161,7 @@ def build_graph(
                 # the L1 penalty with the first row only: it covers the whole matrix
                 feature = lasso([features[k] for k in units], task=name, penalty=not outputs)
                 endpoint = f"lasso mix of {units[0].split('/')[0]}"
+            head_features[name] = feature
             outputs[name] = _float32(head(by_name[name], endpoint, feature, input_size), name)
     return Graph(
         network=keras.Model(inputs, outputs, name="network"),
@@ -163,7 +171,71 @@ def build_graph(
         input_names={n: i for i, group in groups.items() for n in group},
         endpoints=endpoints,
         trunk_features=trunk_features,
+        head_features=head_features,
     )
+
+
+def one_pass_outputs(built: Graph, trunk: keras.Model, tasks: Sequence[Task], taps: dict) -> dict:
+    """{task: head output} of `built`'s inputs through one trunk pass per image size:
+    the groups' trunk images of one size concatenated along the batch, each group's
+    endpoints sliced back out and read by the same heads (layers shared with
+    `built.network`, which keeps a pass per group for inference and export).
+
+    Refused for a trunk with BatchNormalization, whose statistics would mix the groups,
+    and for heads that read more than their endpoint: a lasso mix, or feature taps
+    (`taps`, a balancer's measurements on the pass per group).
+    """
+    mixed = [
+        t
+        for t, features in built.head_features.items()
+        if features is not built.trunk_features[built.input_names[t]][built.endpoints[t]]
+    ]
+    if taps or mixed:
+        raise UserError(
+            "one_pass slices each task's endpoint out of one trunk pass; a lasso mix or "
+            "loss_balance='grad_norm' reads more than that. Use one_pass=False with them."
+        )
+    if any(isinstance(x, keras.layers.BatchNormalization) for x in internals.all_layers(trunk)):
+        raise UserError(
+            "one_pass concatenates the inputs' batches into one trunk pass; the trunk "
+            f"{trunk.name!r} has BatchNormalization, whose statistics would mix them. Use "
+            "a trunk with per-example normalisation (e.g. resnet(..., norm='group')) or "
+            "one_pass=False."
+        )
+    by_name = {t.name: t for t in tasks}
+    images = {
+        name: by_name[group[0]].to_trunk(built.inputs[name]) for name, group in built.groups.items()
+    }
+    by_size = {}
+    for name, x in images.items():
+        by_size.setdefault(tuple(x.shape[1:]), []).append(name)
+    outputs = {}
+    for names in by_size.values():
+        parts = [images[n] for n in names]
+        joined = trunk(keras.ops.concatenate(parts, axis=0) if len(parts) > 1 else parts[0])
+        for task in (t for n in names for t in built.groups[n]):
+            endpoint = built.endpoints[task]
+            pieces = joined[endpoint]
+            if len(parts) > 1:
+                label = "_".join(names)
+                pieces = SliceRows(name=f"{task}_slice_{label}")(pieces, parts)
+                pieces = pieces[names.index(built.input_names[task])]
+            head = keras.Model(built.head_features[task], built.outputs[task], name=f"{task}_on")
+            outputs[task] = head(pieces)
+    return outputs
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SliceRows(keras.layers.Layer):
+    """The rows of a concatenated batch, split back into the batches it was made of
+    (`references`: the parts, whose row counts are known at run time)."""
+
+    def call(self, x, references):
+        counts = [tf.shape(r)[0] for r in references]
+        return tf.split(x, tf.stack(counts), axis=0, num=len(references))
+
+    def compute_output_shape(self, x_shape, references_shape):
+        return [(r[0], *x_shape[1:]) for r in references_shape]
 
 
 def _float32(output, task):

@@ -140,7 +140,8 @@ class TaskLosses:
         {task: targets}), updating the trackers and metrics."""
         if self.momentum is not None:  # the keys and queues are these tasks' targets
             batches = {n: inputs[self.input_names[n]] for n in self.momentum.tasks}
-            targets = {**targets, **self.momentum.step_targets(batches)}
+            given = {n: targets[n] for n in self.momentum.tasks}
+            targets = {**targets, **self.momentum.step_targets(batches, given)}
         losses = {}
         for name, task in self.tasks.items():
             per_example = task.loss(targets[name], outputs[name])

@@ -11,7 +11,8 @@ checkpoint and restored on resume.
 * `update(keys)`: after the optimizer step, k ← τ·k + (1 − τ)·q for every parameter of
   the key network (BatchNorm's moving statistics excluded: see below), τ from the
   tasks' schedule at this step, then the keys of the step, gathered from every replica
-  in replica order, are written at each queue's pointer (oldest first out).
+  in replica order, are written at each queue's pointer (oldest first out), or for a
+  memory bank (`MomentumTask.indexed_queues`) at their images' indices, gathered alike.
 
 BatchNorm: the key network normalises each key batch with that batch's own statistics,
 as MoCo's key encoder does (it runs in training mode); its moving statistics follow its
@@ -136,20 +137,31 @@ class MomentumEncoders(keras.layers.Layer):
         # float32 under a mixed-precision policy: the similarities and the queues are
         return tf.nest.map_structure(lambda t: tf.stop_gradient(tf.cast(t, tf.float32)), out)
 
-    def targets(self, name, inputs):
-        """{"key": key outputs, <queue>: [K, D], <queue>_filled: bool [K]} of task `name`."""
+    def targets(self, name, inputs, given=None):
+        """{"key": key outputs, <queue>: [K, D], <queue>_filled: bool [K]} of task `name`,
+        and for a memory bank "index": `given`, the task's targets from its data (the
+        images' indices)."""
+        task = self.tasks[name]
         out = {"key": self.keys(name, inputs)}
-        for queue in self.tasks[name].queue_depth():
+        for queue in task.queue_depth():
             key = f"{name}/{queue}"
             out[queue] = tf.convert_to_tensor(self.queues[key])
             out[f"{queue}_filled"] = tf.convert_to_tensor(self.filled[key]) > 0.5
+        if task.indexed_queues:
+            if given is None:
+                raise UserError(f"{name}: a memory bank needs the images' indices as targets.")
+            out["index"] = tf.cast(given, tf.int64)
         return out
 
-    def step_targets(self, inputs: dict) -> dict:
+    def step_targets(self, inputs: dict, given: dict | None = None) -> dict:
         """{task: `targets`} of every task for the step being traced ({task: its input
-        batch}); their keys are what `update` enqueues at the step's end."""
-        out = {name: self.targets(name, inputs[name]) for name in self.tasks}
-        self._step.value.keys = {name: targets["key"] for name, targets in out.items()}
+        batch}, {task: its targets from the data}); their keys (and a bank's indices)
+        are what `update` stores at the step's end."""
+        given = given or {}
+        out = {name: self.targets(name, inputs[name], given.get(name)) for name in self.tasks}
+        self._step.value.keys = {
+            name: (targets["key"], targets.get("index")) for name, targets in out.items()
+        }
         return out
 
     def update(self):
@@ -174,9 +186,23 @@ class MomentumEncoders(keras.layers.Layer):
             moving_average(tf.distribute.get_strategy())
         else:
             context.merge_call(moving_average)
-        for name, outputs in keys.items():
+        for name, (outputs, index) in keys.items():
             for queue, entries in self.tasks[name].queue_entries(outputs).items():
-                self._enqueue(f"{name}/{queue}", _gathered(entries))
+                if index is None:
+                    self._enqueue(f"{name}/{queue}", _gathered(entries))
+                else:
+                    self._write_slots(f"{name}/{queue}", _gathered(entries), _gathered(index))
+
+    def _write_slots(self, key, entries, index):
+        """A memory bank's update: each image's key written at its index."""
+        queue, filled = self.queues[key], self.filled[key]
+        rows = tf.cast(index, tf.int64)[:, tf.newaxis]
+        queue.assign(tf.tensor_scatter_nd_update(tf.convert_to_tensor(queue), rows, entries))
+        filled.assign(
+            tf.tensor_scatter_nd_update(
+                tf.convert_to_tensor(filled), rows, tf.ones(tf.shape(rows)[:1], filled.dtype)
+            )
+        )
 
     def _enqueue(self, key, entries):
         queue, filled, pointer = self.queues[key], self.filled[key], self.pointers[key]
@@ -226,6 +252,7 @@ def _shuffled_across_replicas(function, x):
     rows = tf.shape(x)[0]
     start = tf.cast(context.replica_id_in_sync_group, rows.dtype) * rows
     everything = context.all_gather(x, axis=0)
+    everything = tf.ensure_shape(everything, [None, *x.shape[1:]])  # for static-shape layers
     # every replica draws an order; the first replica's is the one all of them use
     order = tf.random.shuffle(tf.range(tf.shape(everything)[0]))
     order = context.all_gather(order[tf.newaxis], axis=0)[0]

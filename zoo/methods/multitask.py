@@ -7,7 +7,7 @@ import tensorflow as tf
 from zoo.errors import UserError
 from zoo.methods import groups
 from zoo.methods.base import Phase
-from zoo.methods.shared_trunk import SharedTrunk
+from zoo.methods.shared_trunk import SharedTrunk, graph_config
 
 
 class MultiTask(SharedTrunk):
@@ -32,6 +32,10 @@ class MultiTask(SharedTrunk):
         loss_balance: str. "static" or "grad_norm" (one optimizer): as SharedTrunk.
             Defaults to "static".
         balance_steps: int. K of grad_norm. Defaults to 50.
+        one_pass: bool. The inputs of all tasks whose trunk images have one size go
+            through the trunk as one concatenated batch, the losses computed on their
+            slices (CompL's composite step; needs a trunk without BatchNorm, e.g.
+            norm="group"). Defaults to False: a trunk pass per input.
     """
 
     players_share_variables = True  # per-task players all update the trunk
@@ -47,6 +51,7 @@ class MultiTask(SharedTrunk):
         per_task_optimizers: bool = False,
         loss_balance: str = "static",
         balance_steps: int = 50,
+        one_pass: bool = False,
         name: str | None = None,
     ):
         if per_task_optimizers and loss_balance == "grad_norm":
@@ -64,6 +69,7 @@ class MultiTask(SharedTrunk):
             balance_steps=balance_steps,
             lasso_block=lasso_block,
             lasso_l1=lasso_l1,
+            one_pass=one_pass,
             name=name,
         )
 
@@ -139,10 +145,11 @@ class MultiTask(SharedTrunk):
     def get_config(self):
         return {
             **super().get_config(),
-            **self._graph_config(),
+            **graph_config(self),
             "lasso_block": self.lasso_block,
             "lasso_l1": self.lasso_l1,
             "per_task_optimizers": self.per_task_optimizers,
+            "one_pass": self.one_pass,
         }
 
 

@@ -55,6 +55,8 @@ class SharedTrunk(Method):
         lasso_block: str or None. A LassoMix of this block's units, a row per task that
             its head reads instead of its endpoint (None: no lasso).
         lasso_l1: float. The LassoMix's L1 weight.
+        one_pass: bool. Training passes the groups' images of one size through the trunk
+            as one batch (`zoo.methods.graph.one_pass_outputs`).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class SharedTrunk(Method):
         balance_steps: int = 50,
         lasso_block: str | None = None,
         lasso_l1: float = 1e-3,
+        one_pass: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -86,11 +89,12 @@ class SharedTrunk(Method):
         self.network, self.groups, self.endpoints = built.network, built.groups, built.endpoints
         # {input name: {endpoint: symbolic tensor}}, for subclasses' own graphs
         self._trunk_features = _Untracked(built.trunk_features)
-        # the network with what training reads besides the heads' outputs: the
-        # FeatureTap of each task (grad_norm; else empty)
-        taps = dict(self._taps.value)
+        # what training reads: the heads' outputs (with one_pass, from one trunk pass per
+        # image size) and the FeatureTap of each task (grad_norm; else empty)
+        taps, self.one_pass = dict(self._taps.value), bool(one_pass)
+        outputs = graph.one_pass_outputs(built, trunk, tasks, taps) if one_pass else built.outputs
         self.train_network = keras.Model(
-            built.inputs, {"tasks": built.outputs, "taps": taps}, name="train_network"
+            built.inputs, {"tasks": outputs, "taps": taps}, name="train_network"
         )
         self.input_names = built.input_names
         self.momentum = encoders_for(tasks, self.trunk, self.network, self.endpoints, self.lasso)
@@ -276,14 +280,15 @@ class SharedTrunk(Method):
         chosen = [self.tasks[task]] if task is not None else self.tasks.values()
         return harmonize.served(t.harmonizer for t in chosen)
 
-    def _graph_config(self):
-        """This base's arguments, for the config of a subclass that takes them as its own
-        (a base of several methods stores none itself: Transfer takes one task)."""
-        return {
-            "trunk": serialize(self.trunk),
-            "tasks": [serialize(t) for t in self.tasks.values()],
-            "input_size": self.input_size,
-            "loss_weights": self.loss_weights,
-            "loss_balance": self.loss_balance,
-            "balance_steps": self.balancer.steps,
-        }
+
+def graph_config(method: SharedTrunk) -> dict:
+    """A SharedTrunk's own arguments, for the config of a subclass that takes them as
+    its own (a base of several methods stores none itself: Transfer takes one task)."""
+    return {
+        "trunk": serialize(method.trunk),
+        "tasks": [serialize(t) for t in method.tasks.values()],
+        "input_size": method.input_size,
+        "loss_weights": method.loss_weights,
+        "loss_balance": method.loss_balance,
+        "balance_steps": method.balancer.steps,
+    }

@@ -34,6 +34,9 @@ from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
 
 DIRECTIONS = ("higher", "lower", "neither")
+# the entry `prepare` finds an example's position in its source under (a memory bank's
+# slot); a name no source gives
+POSITION = "source_position"
 
 
 def _source_config(source):
@@ -65,6 +68,10 @@ class Task(abc.ABC):
         eval_examples: int. Synthetic held-out scenes. Defaults to 256.
         seed: int. Seed of shuffling and of random inputs. Defaults to 0.
         name: str or None. Defaults to the task's own name.
+        labelled_fraction: float in (0, 1]. The share of the training examples the task
+            reads (`zoo.data.LabelledFraction`, in one fixed order whatever the seed, so
+            a smaller share is part of a larger one: CompL's label fractions).
+            Defaults to 1.0 (all).
     """
 
     name: str = None
@@ -83,6 +90,7 @@ class Task(abc.ABC):
         eval_examples: int = 256,
         seed: int = 0,
         name: str | None = None,
+        labelled_fraction: float = 1.0,
     ):
         self.name = name or self.name
         for key, value in (("num_examples", num_examples), ("eval_examples", eval_examples)):
@@ -107,6 +115,10 @@ class Task(abc.ABC):
                 held = sources.Synthetic(eval_source, eval_examples)
             else:
                 held = sources.as_source(eval_source, eval_examples, who)
+        checks.number_in(labelled_fraction, "labelled_fraction", 0, 1, who, low_open=True)
+        self.labelled_fraction = float(labelled_fraction)
+        if self.labelled_fraction < 1.0:
+            train = sources.LabelledFraction(train, self.labelled_fraction)
         train.check(self.required, f"Task {self.name!r}")
         held.check(self.required, f"Task {self.name!r} (held-out data)")
         self._sources = {"train": train, "eval": held}
@@ -159,11 +171,6 @@ class Task(abc.ABC):
         """Raw examples (dicts with `keys`, default `required`) of "train" or "eval"."""
         return self._sources[split].examples(list(keys or self.required))
 
-    def shuffled_examples(self, split: str, keys: Sequence[str] | None = None) -> tf.data.Dataset:
-        """`examples` in a random order seeded by `seed`, a new one on every pass."""
-        ds = self._sources[split].shuffled(list(keys or self.required), self.seed)
-        return ds.map(lambda position, example: example)
-
     def stream_key(self) -> tuple:
         """What identifies the examples a task reads: tasks with equal keys read the same."""
         return (
@@ -171,6 +178,7 @@ class Task(abc.ABC):
             self._sources["eval"].identity(),
             self.harmonizer,
             self.seed,
+            repr(self.example_augmentation()),
         )
 
     @abc.abstractmethod
@@ -182,6 +190,12 @@ class Task(abc.ABC):
         return pipeline([self], split, batch_size, repeat).map(
             lambda inputs, targets: (inputs, targets[self.name])
         )
+
+    def example_augmentation(self):
+        """A callable (example dict, seed) -> example applied to training examples
+        before harmonization and `prepare` (the first task's, for tasks sharing a
+        pipeline), or None. Defaults to None."""
+        return None
 
     def resize_targets(self, targets):
         """One example's targets as the head predicts them. Defaults to no change."""
@@ -238,6 +252,9 @@ class Task(abc.ABC):
         return f"{type(self).__name__}(name={self.name!r}, source={self.source!r})"
 
 
+HEADS = ("deconvolution", "linear")
+
+
 class DenseTask(Task):
     """A task predicting a map with Ren & Lee's deconvolution head (at the input
     resolution), or at a coarser stride (`target_stride`: Newell & Deng supervise dense
@@ -248,19 +265,52 @@ class DenseTask(Task):
         target_stride: int. A power of two: targets are brought down to input_size /
             target_stride (`target_resize`: area averages for continuous maps, the
             nearest pixel for labels) and the head predicts at that size. Defaults to 1.
+        head: str. "deconvolution" (`dense_decoder`) or "linear": a 1x1 convolution with
+            bias, resized bilinearly to the target size (DeepLab's classifier on a
+            decoder map: CompL's target heads). Defaults to "deconvolution".
+        augment: zoo.data.augment.ScaleCropFlip or None. Training examples' image and
+            maps scaled, cropped and flipped alike (CompL's target images). Tasks that
+            share a pipeline share it. Defaults to None.
     """
 
     out_channels: int = None
     # how a target map is brought down to a coarser stride: "area" or "nearest"
     target_resize: str = "area"
 
-    def __init__(self, source, head_width: int = 256, target_stride: int = 1, **kwargs):
+    def __init__(
+        self,
+        source,
+        head_width: int = 256,
+        target_stride: int = 1,
+        head: str = "deconvolution",
+        augment=None,
+        **kwargs,
+    ):
         super().__init__(source, **kwargs)
+        if isinstance(augment, dict):
+            augment = keras.saving.deserialize_keras_object(augment)
+        if augment is not None and not callable(augment):
+            raise UserError(
+                f"{self.name}: `augment` must be a zoo.data.augment.ScaleCropFlip or None. "
+                f"Received: {augment!r}"
+            )
+        self.augment = augment
         checks.int_at_least(target_stride, 1, "target_stride")
         if target_stride & (target_stride - 1):
             raise UserError(f"`target_stride` must be a power of two. Received: {target_stride}")
+        if head not in HEADS:
+            raise UserError(f"{self.name}: `head` must be one of {HEADS}. Received: {head!r}")
         self.head_width = head_width
         self.target_stride = target_stride
+        self.head = head
+
+    def get_config(self):
+        config = super().get_config()
+        config["augment"] = keras.saving.serialize_keras_object(self.augment)
+        return config
+
+    def example_augmentation(self):
+        return self.augment
 
     def resize_targets(self, targets):
         if self.target_stride == 1:
@@ -286,6 +336,10 @@ class DenseTask(Task):
             )
 
     def build_head(self, features, input_size):
+        if self.head == "linear":
+            return linear_dense_head(
+                features, input_size // self.target_stride, self.out_channels, self.name
+            )
         return dense_decoder(
             features,
             input_size // self.target_stride,
@@ -322,7 +376,13 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
     checks.int_at_least(batch_size, 1, "batch_size")
     training = split == "train"
     required = list(dict.fromkeys(k for t in tasks for k in t.required))
-    ds = first.shuffled_examples(split, required) if training else first.examples(split, required)
+    source = first.data_source(split)
+    # (position in the source, example): a task may read the position (a memory bank)
+    if training:
+        ds = source.shuffled(required, first.seed)
+    else:
+        ds = source.examples(required).enumerate()
+    augmentation = first.example_augmentation() if training else None
     seeds = tf.data.Dataset.random(seed=first.seed + (0 if training else 1)).batch(2)
     if training if repeat is None else repeat:
         ds = ds.repeat()
@@ -331,9 +391,13 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
     # Plain graph code: AutoGraph has nothing to convert (and, for a closure named
     # like a method, fails to with a warning).
     @tf.autograph.experimental.do_not_convert
-    def to_inputs_and_targets(example, seed):
+    def to_inputs_and_targets(indexed, seed):
+        position, example = indexed
         image_seed, task_seed = tf.unstack(tf.random.split(seed, 2))
         example = dict(example)
+        if augmentation is not None:
+            example = augmentation(example, tf.random.experimental.stateless_fold_in(seed, 1))
+        example[POSITION] = position  # the example's place in its source
         example["rgb"] = example["image"]  # before harmonization (colour targets)
         example["image"] = first.harmonize(example["image"], image_seed)
         task_seeds = (
@@ -405,6 +469,15 @@ def dense_decoder(features, input_size, out_channels, width, name):
     if x.shape[1] != input_size:
         x = keras.layers.Resizing(input_size, input_size, name=f"{name}_resize")(x)
     return keras.layers.Conv2D(out_channels, 3, padding="same", name=f"{name}_out")(x)
+
+
+def linear_dense_head(features, size, out_channels, name):
+    """A 1x1 convolution with bias to `out_channels`, resized bilinearly to size x size
+    (DeepLab's classifier; CompL computes the loss at the input resolution)."""
+    x = keras.layers.Conv2D(out_channels, 1, name=f"{name}_out")(features)
+    if x.shape[1] != size or x.shape[2] != size:
+        x = keras.layers.Resizing(size, size, interpolation="bilinear", name=f"{name}_resize")(x)
+    return x
 
 
 def global_head(features, classes, name):

@@ -34,8 +34,23 @@ from zoo import checks
 from zoo.data import augment
 from zoo.errors import UserError
 from zoo.losses import contrastive
-from zoo.tasks.base import Task, merge_patches
+from zoo.tasks.base import POSITION, Task, merge_patches
 from zoo.tasks.momentum import MomentumTask
+
+NEGATIVES = ("queue", "bank")
+DEFAULT_QUEUE = 65536
+
+
+def _training_images(task) -> int:
+    source = task.data_source("train")
+    try:
+        return len(source)
+    except TypeError:
+        raise UserError(
+            f"{task.name}: a bank has a slot per training image, but {source} does not "
+            "know how many images it has; use negatives='queue'."
+        ) from None
+
 
 # -- the global batch --------------------------------------------------------------------
 
@@ -245,19 +260,54 @@ class MoCo(ContrastiveTask, MomentumTask):
     embedding of the other view) and a queue of past keys (module docstring).
 
     Args (besides ContrastiveTask's):
-        queue_size: int >= 1. Keys kept as negatives. Defaults to 65,536 (CompL: the
-            number of training images).
+        queue_size: int >= 1 or None. Keys kept as negatives. Defaults to 65,536 for a
+            queue, the number of training images for a bank.
         momentum: float in [0, 1). m of the key network's update
             k ← m·k + (1 − m)·q. Defaults to 0.999.
+        negatives: str. "queue": MoCo's FIFO queue of the last `queue_size` keys.
+            "bank": CompL's code — one slot per training image holding its latest key,
+            written at the image's index, the image's own slot left out of its
+            negatives (a queue as long as the data would keep each image's own older
+            key as a negative). Defaults to "queue" (MoCo; CompL's paper says "queue",
+            sized to the training set, Supp. D.2).
     """
 
     name = "moco"
 
-    def __init__(self, source, queue_size: int = 65536, momentum: float = 0.999, **kwargs):
+    def __init__(
+        self,
+        source,
+        queue_size: int | None = None,
+        momentum: float = 0.999,
+        negatives: str = "queue",
+        **kwargs,
+    ):
         super().__init__(source, **kwargs)
+        if negatives not in NEGATIVES:
+            raise UserError(
+                f"{self.name}: `negatives` must be one of {NEGATIVES}. Received: {negatives!r}"
+            )
+        if negatives == "bank":
+            images = _training_images(self)
+            if queue_size is not None and queue_size != images:
+                raise UserError(
+                    f"{self.name}: a bank has one slot per training image ({images}); "
+                    f"queue_size={queue_size} differs. Leave queue_size unset (None)."
+                )
+            queue_size = images
+        queue_size = DEFAULT_QUEUE if queue_size is None else queue_size
         checks.int_at_least(queue_size, 1, "queue_size", self.name)
         checks.number_in(momentum, "momentum", 0, 1, self.name, high_open=True)
         self.queue_size, self.momentum = queue_size, float(momentum)
+        self.negatives = negatives
+
+    @property
+    def indexed_queues(self):
+        return self.negatives == "bank"
+
+    def prepare(self, example, seed):
+        views, target = super().prepare(example, seed)
+        return views, (example[POSITION] if self.indexed_queues else target)
 
     def to_trunk(self, inputs):
         return inputs[:, 0]  # the query view; the key network reads `key_view`
@@ -276,16 +326,24 @@ class MoCo(ContrastiveTask, MomentumTask):
     def queue_depth(self) -> dict:
         return {"keys": self.projection}
 
+    def negatives_mask(self, targets, queue="keys"):
+        """bool [K] (a queue: its filled rows) or [B, K] (a bank: its filled slots but
+        each image's own) of the negatives of `queue`."""
+        filled = targets[f"{queue}_filled"]
+        if not self.indexed_queues:
+            return filled
+        slots = tf.range(tf.shape(filled, out_type=tf.int64)[0])
+        own = tf.equal(slots[tf.newaxis], tf.reshape(targets["index"], [-1, 1]))
+        return tf.logical_and(filled[tf.newaxis], tf.logical_not(own))
+
     def _logits(self, targets, outputs):
         logits = contrastive.info_nce_logits(
             _global(outputs), _global(targets["key"]), targets["keys"], self.temperature
         )
-        keep = tf.concat([tf.ones([1], tf.bool), targets["keys_filled"]], axis=0)
-        return tf.where(keep[tf.newaxis], logits, tf.float32.min)
+        return contrastive.mask_negatives(logits, self.negatives_mask(targets))
 
     def loss(self, targets, outputs):
-        logits = self._logits(targets, outputs)
-        return tf.reduce_logsumexp(logits, axis=-1) - logits[:, 0]
+        return contrastive.masked_info_nce(self._logits(targets, outputs))
 
     def keras_metrics(self):
         return [
@@ -358,7 +416,7 @@ class DenseCL(MoCo):
             key["backbone"],
             targets["dense_keys"],
             self.temperature,
-            targets["dense_keys_filled"],
+            self.negatives_mask(targets, "dense_keys"),
         )
 
     def loss(self, targets, outputs):

@@ -12,10 +12,13 @@ needs; the method builds that part for exactly the tasks that are `MomentumTask`
   (`MomentumSchedule`: constant for MoCo, BYOL's cosine increase to 1).
 * `queue_size`, `queue_depth()`, `queue_entries(keys)`: FIFO queues of past keys
   (MoCo's negatives); none by default.
+* `indexed_queues`: True for a memory bank instead — one slot per training image,
+  written at the image's index, which the task's own targets are (CompL's key bank).
 
 The method gives the task, as its targets, {"key": the key network's outputs for
 `key_view(inputs)`, <queue>: [queue_size, depth] past keys, <queue>_filled: [queue_size]
-bool} (no gradient flows into any of them).
+bool} (no gradient flows into any of them), and with `indexed_queues` "index": the
+images' indices (the task's targets from its data).
 """
 
 import abc
@@ -68,6 +71,9 @@ class MomentumTask(Task):
 
     momentum: float = None
     queue_size: int = 0
+    # queues with a slot per training image, written at the image's index (the task's
+    # targets), instead of first in, first out
+    indexed_queues: bool = False
 
     @abc.abstractmethod
     def key_view(self, inputs):

@@ -1,0 +1,219 @@
+"""CompL's parts: the DeepLabv3+ decoder, the composite step (target and auxiliary
+images in one concatenated pass, losses weighed by λ), labelled fractions, the key bank
+and the export without the auxiliary heads."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import check_method_contract
+
+from zoo.data import LabelledFraction, Synthetic
+from zoo.data.synthetic import SceneSpec
+from zoo.errors import UserError
+from zoo.methods import MultiTask
+from zoo.tasks import DenseCL, Depth, MoCo, Rotation
+from zoo.trunks import deeplab_v3_plus, resnet
+
+SPEC = SceneSpec(variant="----", mode="multi", resolution=32)
+STAGES = ("block3", "block4")
+
+
+def _resnet(**kwargs):
+    return resnet(26, version=1, norm="group", width_multiplier=0.0625, **kwargs)
+
+
+def _deeplab(input_shape=(32, 32, 3), seed=0, **kwargs):
+    keras.utils.set_random_seed(seed)
+    kwargs = {"filters": 16, "skip_filters": 8, "rates": (1, 2, 3), **kwargs}
+    return deeplab_v3_plus(_resnet, input_shape=input_shape, **kwargs)
+
+
+def _tasks(negatives="bank", examples=16):
+    common = {"num_examples": examples, "eval_examples": 8, "endpoint": "decoder"}
+    return [
+        Depth(SPEC, head="linear", depth_loss="l1", **common),
+        DenseCL(SPEC, hidden=16, projection=8, grid=2, negatives=negatives, **common),
+        Rotation(SPEC, **common),
+    ]
+
+
+def _composite(one_pass=True, seed=0, **kwargs):
+    keras.utils.set_random_seed(seed)
+    model = MultiTask(
+        lambda **k: _deeplab(seed=seed, **k),
+        _tasks(**kwargs),
+        input_size=32,
+        loss_weights={"densecl": 0.2, "rotation": 0.05},
+        one_pass=one_pass,
+    )
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9))
+    return model
+
+
+def test_decoder_shapes_rates_and_groups_at_both_output_strides():
+    for stride, rates in ((16, (6, 12, 18)), (8, (12, 24, 36))):
+        model = deeplab_v3_plus(_resnet, input_shape=(64, 64, 3), output_stride=stride, filters=32)
+        out = model(np.zeros((2, 64, 64, 3), "float32"))
+        assert tuple(out["block4"].shape) == (2, 64 // stride, 64 // stride, 128)
+        assert tuple(out["aspp"].shape) == (2, 64 // stride, 64 // stride, 32)
+        assert tuple(out["decoder"].shape) == (2, 16, 16, 32)  # block 1's stride 4
+        got = tuple(model.get_layer(f"aspp_rate{i}_conv").dilation_rate[0] for i in (1, 2, 3))
+        assert got == rates
+        groups = {
+            layer.name: layer.groups
+            for layer in model.layers
+            if isinstance(layer, keras.layers.GroupNormalization)
+        }
+        assert groups["decoder_skip_gn"] == 24 and groups["decoder_conv2_gn"] == 32
+        assert groups["aspp_pool_gn"] == 32 and len(groups) == 9
+        # the trunk dilates block 4 at stride 16, blocks 3 and 4 at stride 8 (the first
+        # unit's 3x3 convolution at the rate before, as torchvision and TF-Slim do)
+        trunk = model.get_layer("resnet26_v1")
+        dilation = {n: trunk.get_layer(f"{n}_unit_2_2_conv").dilation_rate[0] for n in STAGES}
+        wanted = {"block3": 1, "block4": 2} if stride == 16 else {"block3": 2, "block4": 4}
+        assert dilation == wanted
+    with pytest.raises(UserError, match="no endpoint"):
+        deeplab_v3_plus(_resnet, skip_endpoint="block0")
+
+
+def test_one_concatenated_pass_equals_a_pass_per_input_and_refuses_batch_norm():
+    joined, separate = _composite(one_pass=True), _composite(one_pass=False)
+    separate.set_weights(joined.get_weights())
+
+    def slices(network):
+        return [x for x in network.layers if type(x).__name__ == "SliceRows"]
+
+    # the three inputs are 32 px images: one trunk pass in training, inference unchanged
+    assert len(slices(joined.train_network)) == 3 and not slices(joined.network)
+    assert not slices(separate.train_network)
+    inputs = next(iter(joined.datasets(4)))[0]
+    a = joined.train_network(inputs, training=True)["tasks"]
+    b = separate.train_network(inputs, training=True)["tasks"]
+    for task in a:
+        for x, y in zip(tf.nest.flatten(a[task]), tf.nest.flatten(b[task])):
+            np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-5, err_msg=task)
+
+    def batch_norm_resnet(**kwargs):
+        return resnet(26, version=1, width_multiplier=0.0625, **kwargs)
+
+    batch_norm = deeplab_v3_plus(batch_norm_resnet, input_shape=(32, 32, 3), filters=16)
+    with pytest.raises(UserError, match="BatchNormalization"):
+        MultiTask(batch_norm, _tasks(negatives="queue"), one_pass=True)
+
+
+def test_the_logged_loss_is_the_target_plus_lambda_times_the_auxiliaries():
+    model = _composite()
+    history = model.fit(model.datasets(4), epochs=2, steps_per_epoch=1, verbose=0).history
+    for step in range(2):
+        total = (
+            history["depth_loss"][step]
+            + 0.2 * history["densecl_loss"][step]
+            + 0.05 * history["rotation_loss"][step]
+        )
+        assert history["loss"][step] == pytest.approx(total, rel=1e-5)
+    assert history["densecl_loss"][1] > 0  # the bank holds the first step's keys
+
+
+def test_labelled_fractions_are_nested_exact_and_read_their_examples():
+    source = Synthetic(SPEC, 40)
+    kept = {f: set(LabelledFraction(source, f, seed=3).positions()) for f in (0.1, 0.25, 0.5, 1.0)}
+    assert [len(k) for k in kept.values()] == [4, 10, 20, 40]
+    assert kept[0.1] < kept[0.25] < kept[0.5] < kept[1.0]
+    assert set(LabelledFraction(source, 0.25, seed=4).positions()) != kept[0.25]
+    part = LabelledFraction(source, 0.1, seed=3)
+    images = [e["image"] for e in source.examples(["image"]).as_numpy_iterator()]
+    wanted = [images[p] for p in sorted(kept[0.1])]
+    got = [e["image"] for e in part.examples(["image"]).as_numpy_iterator()]
+    np.testing.assert_array_equal(np.stack(got), np.stack(wanted))
+    places = sorted(int(i) for i, _ in part.shuffled(["image"], seed=0).as_numpy_iterator())
+    assert places == [0, 1, 2, 3]
+    with pytest.raises(UserError, match="fraction"):
+        LabelledFraction(source, 0.0)
+    # a task's labelled_fraction: the same order whatever the task's seed
+    for seed in (0, 7):
+        task = Depth(SPEC, num_examples=40, labelled_fraction=0.25, seed=seed)
+        assert set(task.data_source("train").positions()) == set(
+            LabelledFraction(source, 0.25).positions()
+        )
+
+
+def _bank_model(strategy=None):
+    with (strategy or tf.distribute.get_strategy()).scope():
+        keras.utils.set_random_seed(0)
+        task = MoCo(
+            SPEC,
+            num_examples=16,
+            eval_examples=8,
+            hidden=16,
+            projection=8,
+            negatives="bank",
+            endpoint="decoder",
+            temperature=0.4,
+        )
+        model = MultiTask(lambda **k: _deeplab(**k), [task], input_size=32)
+        model.compile(keras.optimizers.SGD(0.01))
+    return model
+
+
+def test_the_bank_masks_the_own_slot_and_writes_each_key_at_its_image_index():
+    model = _bank_model()
+    task, encoders = model.tasks["moco"], model.momentum
+    assert task.queue_size == 16  # a slot per training image
+    bank, filled = encoders.queues["moco/keys"], encoders.filled["moco/keys"]
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(16, 8)).astype("float32")
+    start /= np.linalg.norm(start, axis=1, keepdims=True)
+    bank.assign(start)
+    filled.assign(np.r_[np.ones(12), np.zeros(4)].astype("float32"))  # slots 12-15 empty
+    inputs, targets = next(iter(model.datasets(4)))
+    index = targets["moco"].numpy()
+    assert targets["moco"].dtype == tf.int64 and len(set(index)) == 4
+
+    # the loss against numpy: the own slot and the empty ones are not negatives
+    out = model(inputs, training=True)["moco"]
+    given = encoders.targets("moco", inputs["moco"], targets["moco"])
+    loss = task.loss(given, out).numpy()
+    q = out.numpy() / np.linalg.norm(out.numpy(), axis=1, keepdims=True)
+    k = given["key"].numpy() / np.linalg.norm(given["key"].numpy(), axis=1, keepdims=True)
+    expected = []
+    for b in range(4):
+        negatives = [j for j in range(12) if j != index[b]]
+        logits = np.r_[q[b] @ k[b], start[negatives] @ q[b]] / 0.4
+        expected.append(np.log(np.exp(logits).sum()) - logits[0])
+    np.testing.assert_allclose(loss, expected, rtol=1e-4, atol=1e-5)
+
+    # one step writes the step's keys (the key network's before its update) at the indices
+    keys = tf.math.l2_normalize(encoders.keys("moco", inputs["moco"]), axis=-1).numpy()
+    model.fit(tf.data.Dataset.from_tensors((inputs, targets)), epochs=1, verbose=0)
+    after = bank.numpy()
+    np.testing.assert_allclose(after[index], keys, atol=1e-5)
+    untouched = [j for j in range(16) if j not in index]
+    np.testing.assert_array_equal(after[untouched], start[untouched])
+    assert filled.numpy()[index].tolist() == [1.0] * 4
+
+
+def test_contract_and_an_export_without_the_auxiliary_heads(mirrored, tmp_path):
+    from export import export_model
+
+    model = _composite()
+    batch = next(iter(model.datasets(4)))
+    kwargs = {
+        "trunk": lambda **k: _deeplab(**k),
+        "tasks": _tasks(),
+        "input_size": 32,
+        "loss_weights": {"densecl": 0.2, "rotation": 0.05},
+        "one_pass": True,
+    }
+    # on two replicas the first step equals one device's, the bank included: each
+    # replica writes the slots of the whole global batch
+    trained = check_method_contract(MultiTask, kwargs, batch, strategy=mirrored)
+    assert trained.momentum.filled["densecl/keys"].numpy().sum() == 4
+    path = export_model(trained, "depth", str(tmp_path), "depth")
+    loaded = tf.saved_model.load(path)
+    names = [v.name for v in loaded.variables]
+    assert names and not [n for n in names if "densecl" in n or "rotation" in n]
+    assert any("decoder_conv2" in n for n in names)
+    assert os.path.exists(os.path.join(path, "zoo_export.json"))
