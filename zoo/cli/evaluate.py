@@ -10,6 +10,9 @@ Usage:
     zoo-evaluate layer_probes --model_dir=runs/rl18_da_conv5 [--num_labels=500]
     zoo-evaluate adaptation --out=sweeps/ren_lee18 [--rows=3tasks,da_conv5,...]
         [--seeds=0,1,2] [--gin_file=gin_configs/ren_lee18/small.gin] [--num_labels=500]
+    zoo-evaluate compl --out=sweeps/compl22 [--targets=semseg,depth] \
+        [--auxiliaries=none,rot,moco,densecl] [--fractions=0.05,0.1,0.25,0.5,1.0] \
+        [--seeds=0,1,2] [--gin_file=gin_configs/compl22/small.gin]
     zoo-evaluate claims [--paper=ren_lee18] [--claim=conv5_beats_none] [--root=claims]
         [--run] [--pages=docs/results]
     zoo-evaluate results --runs=runs/a,runs/b --out=docs/results/quickstart.md
@@ -34,6 +37,12 @@ telling held-out synthetic scenes from held-out real photo crops (0.5: indisting
 every seed, measures each (domain gap, zero-shot on P, finetuned transfer to P
 classification and segmentation) and prints mean ± std beside the paper's numbers and
 a line per row; resumable, results in <out>/results.jsonl and report.md.
+
+`compl`: CompL's label-fraction grid (`zoo.evaluation.compl`): each target x auxiliary x
+labelled fraction x seed a zoo-train run of gin_configs/compl22/<row>.gin + --gin_file
+(small.gin by default), equal steps per cell, measured in domain and zero-shot on the
+TCVL and P variants; prints mean ± std per cell and the gain over the target alone per
+fraction; resumable, results in <out>/results.jsonl, report.md and gains.png.
 
 `claims`: the papers' claims that the zoo tests (`zoo.evaluation.claims`), judged on the
 runs under --root: prints the paper's numbers beside the zoo's with a verdict (holds,
@@ -65,10 +74,15 @@ flags.DEFINE_multi_string(
 )
 flags.DEFINE_multi_string("gin_bindings", [], "transfer, adaptation: gin bindings.")
 flags.DEFINE_string("model_dir", None, "domain_gap, zero_shot, layer_probes: a zoo-train run.")
-flags.DEFINE_integer("num", None, "domain_gap, zero_shot: held-out images of each domain.")
-flags.DEFINE_string("out", None, "adaptation: the comparison's folder; results: the page.")
+flags.DEFINE_integer("num", None, "domain_gap, zero_shot, compl: held-out images of each domain.")
+flags.DEFINE_string("out", None, "adaptation, compl: the comparison's folder; results: the page.")
 flags.DEFINE_list("rows", None, "adaptation: rows of Table 3 (default: all seven).")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation: training seeds.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation, compl: training seeds.")
+flags.DEFINE_list("targets", ["semseg", "depth"], "compl: semseg, depth, boundaries.")
+flags.DEFINE_list(
+    "auxiliaries", ["none", "rot", "moco", "densecl"], "compl: auxiliaries (none: alone)."
+)
+flags.DEFINE_list("fractions", ["0.05", "0.1", "0.25", "0.5", "1.0"], "compl: labelled fractions.")
 flags.DEFINE_string("paper", None, "claims: one paper (doersch17, ren_lee18, newell20, ...).")
 flags.DEFINE_string("claim", None, "claims: one claim, by id (paper/name) or name.")
 flags.DEFINE_string("root", "claims", "claims: the folder of the claims' runs.")
@@ -205,6 +219,33 @@ def adaptation():
     print("folder holding ren_lee18/results.jsonl>")
 
 
+def compl():
+    from zoo import files
+    from zoo.cli import user_errors
+    from zoo.evaluation import compl as grid
+
+    if not FLAGS.out:
+        raise app.UsageError("compl needs --out (the grid's folder)")
+    with user_errors("zoo-evaluate"):
+        records = grid.grid(
+            FLAGS.targets,
+            FLAGS.auxiliaries,
+            [float(f) for f in FLAGS.fractions],
+            [int(s) for s in FLAGS.seeds],
+            FLAGS.out,
+            gin_files=FLAGS.gin_file or None,
+            gin_bindings=FLAGS.gin_bindings,
+            num=FLAGS.num or 128,
+        )
+        text = grid.report(records)
+        path = files.write_text(os.path.join(FLAGS.out, "report.md"), text + "\n")
+        picture = grid.plot_gains(records, os.path.join(FLAGS.out, "gains.png"))
+    print(text)
+    print(f"wrote {path} and {picture}")
+    print("the paper's claims on these runs: zoo-evaluate claims --paper=compl22 --root=<the")
+    print("folder holding compl22/results.jsonl>")
+
+
 def claims():
     from zoo.cli import user_errors
     from zoo.evaluation import claims as registry
@@ -265,6 +306,7 @@ COMMANDS = {
     "zero_shot": zero_shot,
     "layer_probes": layer_probes,
     "adaptation": adaptation,
+    "compl": compl,
     "claims": claims,
     "results": results_page,
 }

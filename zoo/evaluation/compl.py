@@ -1,0 +1,290 @@
+"""CompL's label-fraction grids (Kanakis et al. 2022, Tables 1-3, S.7/S.8).
+
+A cell is one target task (`TARGETS`), one auxiliary (`AUXILIARIES`: none, rotation,
+MoCo, DenseCL), one labelled fraction and one seed: a zoo-train run of the row
+`gin_configs/compl22/<target><suffix>.gin` plus the grid's gin files (small.gin by
+default) with `FRACTION` and the seed bound, every cell the same number of steps. Each
+cell is measured on the target's held-out scenes (in domain) and, zero-shot, on
+shifted domains (`SHIFTS`: another synthetic variant and the photo-textured "P"), as
+Tables S.7/S.8 evaluate a VOC-trained model on BDD100K and COCO.
+
+`grid` runs the cells that `<out>/results.jsonl` lacks (resumable: a finished cell is
+never run again; an interrupted run resumes from its checkpoint); `report` gives mean ±
+std per cell and the gain of each auxiliary over the target alone per fraction, and
+`plot_gains` draws the gain against the fraction. `zoo.evaluation.claims` judges the
+paper's claims on the records.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+from zoo import experiment, files
+from zoo.data.synthetic import SceneSpec
+from zoo.errors import UserError
+from zoo.progress import Progress
+from zoo.tasks.base import pipeline
+
+# target -> (row prefix, task name, metric, higher is better, the paper's table)
+TARGETS = {
+    "semseg": ("semseg", "semantic_segmentation", "miou", True, "Table 2 mIoU"),
+    "depth": ("depth", "depth", "rmse", False, "Table 1 RMSE"),
+    "boundaries": ("boundaries", "contours", "ods_f_score", True, "Table 3 ODS F"),
+}
+# auxiliary -> row suffix
+AUXILIARIES = {"none": "", "rot": "_rot", "moco": "_moco", "densecl": "_densecl"}
+DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
+# zero-shot domains: name -> how the training spec's variant becomes it
+SHIFTS = {"TCVL": lambda v: "TCVL", "P": lambda v: v[:4] + "P"}
+CONFIG_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "gin_configs",
+    "compl22",
+)
+
+
+def row_file(target: str, auxiliary: str) -> str:
+    """The gin file of one (target, auxiliary) row."""
+    return os.path.join(CONFIG_DIR, TARGETS[target][0] + AUXILIARIES[auxiliary] + ".gin")
+
+
+def shifted(model, task_name: str, num: int = 128, batch_size: int = 32) -> dict:
+    """{domain: metrics} of the trained target task on the held-out scenes of each
+    `SHIFTS` domain, zero-shot (the same scene indices as its own test split)."""
+    task = model.tasks[task_name]
+    spec = task.source
+    if not isinstance(spec, SceneSpec):
+        raise UserError(f"shifted: {task_name!r} was trained on {spec!r}, not synthetic scenes.")
+    head = model.task_model(task_name)
+    out = {}
+    for domain, variant in SHIFTS.items():
+        config = dict(task.get_config(), eval_examples=num, labelled_fraction=1.0)
+        config["eval_source"] = dataclasses.replace(
+            spec, variant=variant(spec.variant), split="test"
+        )
+        probe = type(task).from_config(config)
+        truth, predicted = [], []
+        for x, y in pipeline([probe], "eval", batch_size):
+            predicted.append(keras.ops.convert_to_numpy(head(x, training=False)))
+            truth.append(y[task_name].numpy())
+        out[domain] = probe.evaluate(np.concatenate(truth), np.concatenate(predicted))
+    return out
+
+
+def measure(model_dir: str, target: str, num: int = 128) -> dict:
+    """{"value": the target's metric in domain, "metrics": its held-out metrics,
+    "shifted": {domain: metrics}, "value_<domain>": the metric on each shifted domain}
+    of a finished run."""
+    _, task_name, metric, _, _ = TARGETS[target]
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        heldout = json.load(f)["trained"][task_name]
+    model, _ = experiment.restore(model_dir)
+    moved = shifted(model, task_name, num)
+    out = {"value": heldout[metric], "metrics": heldout, "shifted": moved}
+    out.update({f"value_{domain}": moved[domain][metric] for domain in moved})
+    return out
+
+
+def _key(record):
+    return record["target"], record["auxiliary"], record["fraction"], record["seed"]
+
+
+def load(out_dir: str) -> list:
+    path = os.path.join(out_dir, "results.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _check(targets, auxiliaries, fractions):
+    for name, given, known in (
+        ("targets", targets, TARGETS),
+        ("auxiliaries", auxiliaries, AUXILIARIES),
+    ):
+        unknown = [g for g in given if g not in known]
+        if unknown:
+            raise UserError(f"unknown {name} {unknown}; {name}: {list(known)}")
+    bad = [f for f in fractions if not 0.0 < f <= 1.0]
+    if bad:
+        raise UserError(f"fractions must be in (0, 1]. Received: {bad}")
+
+
+def grid(
+    targets,
+    auxiliaries,
+    fractions,
+    seeds,
+    out_dir: str,
+    gin_files=None,
+    gin_bindings=(),
+    num: int = 128,
+    say=print,
+) -> list:
+    """Trains and measures every missing cell (module docstring); returns all records.
+
+    Each cell is a zoo-train process in `out_dir/<target>_<auxiliary>/f<fraction>/seed_<k>`
+    with `FRACTION` and `zoo.experiment.train.seed` bound; its record (`measure`) joins
+    `out_dir/results.jsonl`, rewritten whole after each cell so a kill never leaves half
+    a line. `gin_files` come after the row's file (default: small.gin).
+    """
+    _check(targets, auxiliaries, fractions)
+    gin_files = [os.path.join(CONFIG_DIR, "small.gin")] if gin_files is None else gin_files
+    results = os.path.join(out_dir, "results.jsonl")
+    done = {_key(r): r for r in load(out_dir)}
+    cells = [
+        (t, a, float(f), int(s))
+        for t in targets
+        for f in fractions
+        for a in auxiliaries
+        for s in seeds
+        if (t, a, float(f), int(s)) not in done
+    ]
+    progress = Progress(len(cells), "grid cells trained and measured") if cells else None
+    for i, (target, auxiliary, fraction, seed) in enumerate(cells, start=1):
+        model_dir = os.path.join(out_dir, f"{target}_{auxiliary}", f"f{fraction:g}", f"seed_{seed}")
+        command = [
+            sys.executable,
+            "-m",
+            "zoo.cli.train",
+            f"--gin_file={row_file(target, auxiliary)}",
+            *(f"--gin_file={f}" for f in gin_files),
+            f"--gin_bindings=FRACTION = {fraction}",
+            f"--gin_bindings=zoo.experiment.train.seed = {seed}",
+            *(f"--gin_bindings={b}" for b in gin_bindings),
+            "--gin_bindings=zoo.experiment.train.verbose = 0",
+            f"--model_dir={model_dir}",
+        ]
+        say(f"training {target} + {auxiliary} on {fraction:g} of the labels (seed {seed})")
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise UserError(
+                f"training {target} + {auxiliary}, fraction {fraction:g}, seed {seed} failed "
+                f"({model_dir}):\n{finished.stderr[-3000:]}"
+            )
+        record = {"target": target, "auxiliary": auxiliary, "fraction": fraction, "seed": seed}
+        record["model_dir"] = model_dir
+        record.update(measure(model_dir, target, num))
+        done[_key(record)] = record
+        files.write_text(results, "".join(json.dumps(r) + "\n" for r in done.values()))
+        progress.update(i)
+    return list(done.values())
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def _values(records, target, auxiliary, fraction, domain=None):
+    """{seed: value} of one cell, in domain or on a shifted domain."""
+    metric = TARGETS[target][2]
+    out = {}
+    for r in records:
+        if (r["target"], r["auxiliary"], r["fraction"]) == (target, auxiliary, fraction):
+            value = r["value"] if domain is None else r["shifted"][domain][metric]
+            out[r["seed"]] = float(value)
+    return out
+
+
+def _mean_std(values):
+    values = list(values)
+    if not values:
+        return math.nan, math.nan
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def gains(records, target, auxiliary, domain=None) -> dict:
+    """{fraction: (mean, std, seeds)} of the seed-wise gain of `auxiliary` over the
+    target alone (positive = better, whichever way the metric goes)."""
+    sign = 1.0 if TARGETS[target][3] else -1.0
+    out = {}
+    fractions = sorted({r["fraction"] for r in records if r["target"] == target})
+    for fraction in fractions:
+        base = _values(records, target, "none", fraction, domain)
+        mine = _values(records, target, auxiliary, fraction, domain)
+        diffs = [sign * (mine[s] - base[s]) for s in mine if s in base]
+        if diffs:
+            out[fraction] = (*_mean_std(diffs), len(diffs))
+    return out
+
+
+def report(records) -> str:
+    """Markdown: per target, a table of mean ± std per (auxiliary, fraction) in domain and
+    on each shifted domain, then the gain over the target alone per fraction."""
+    lines = []
+    for target in (t for t in TARGETS if any(r["target"] == t for r in records)):
+        mine = [r for r in records if r["target"] == target]
+        fractions = sorted({r["fraction"] for r in mine})
+        auxiliaries = [a for a in AUXILIARIES if any(r["auxiliary"] == a for r in mine)]
+        _, _, metric, higher, table = TARGETS[target]
+        direction = "higher" if higher else "lower"
+        lines.append(f"### {target} ({metric}, {direction} is better; the paper's {table})\n")
+        for domain in (None, *SHIFTS):
+            where = "in domain" if domain is None else f"zero-shot on {domain}"
+            lines.append(f"{where}:\n")
+            header = ["auxiliary", *(f"{f:g}" for f in fractions)]
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for auxiliary in auxiliaries:
+                cells = [auxiliary]
+                for fraction in fractions:
+                    values = _values(mine, target, auxiliary, fraction, domain).values()
+                    mean, std = _mean_std(values)
+                    cells.append(
+                        "—" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f} ({len(values)})"
+                    )
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+        lines.append("gain over the target alone (seed-wise, positive = better):\n")
+        header = ["auxiliary", *(f"{f:g}" for f in fractions)]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for auxiliary in (a for a in auxiliaries if a != "none"):
+            found = gains(mine, target, auxiliary)
+            cells = [auxiliary]
+            for fraction in fractions:
+                mean, std, _ = found.get(fraction, (math.nan, math.nan, 0))
+                cells.append("—" if math.isnan(mean) else f"{mean:+.3f} ± {std:.3f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_gains(records, path: str) -> str:
+    """A PNG of each auxiliary's gain over the target alone against the labelled
+    fraction (log scale), one panel per target, error bars of one standard deviation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = [t for t in TARGETS if any(r["target"] == t for r in records)]
+    if not targets:
+        raise UserError("plot_gains: no records.")
+    figure, axes = plt.subplots(1, len(targets), figsize=(4.5 * len(targets), 3.4), squeeze=False)
+    for axis, target in zip(axes[0], targets):
+        for auxiliary in (a for a in AUXILIARIES if a != "none"):
+            found = gains(records, target, auxiliary)
+            if found:
+                xs = sorted(found)
+                axis.errorbar(
+                    xs,
+                    [found[x][0] for x in xs],
+                    yerr=[found[x][1] for x in xs],
+                    marker="o",
+                    capsize=3,
+                    label=auxiliary,
+                )
+        axis.axhline(0.0, color="grey", lw=0.8)
+        axis.set_xscale("log")
+        axis.set_xlabel("labelled fraction")
+        axis.set_ylabel(f"gain in {TARGETS[target][2]} over {target} alone")
+        axis.set_title(target)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    files.write_file(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
+    plt.close(figure)
+    return path
