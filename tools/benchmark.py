@@ -10,6 +10,7 @@ Usage:
     python tools/benchmark.py da [--steps=5 --rounds=3]
     python tools/benchmark.py contrastive [--steps=5 --rounds=3]
     python tools/benchmark.py scale [--steps=5 --rounds=3]
+    python tools/benchmark.py compl [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -43,6 +44,12 @@ pass has no backward pass), SimCLR <= 2.2x (two views through the trunk). BYOL's
 network) next to the supervised step on as many images (twice the batch): target <= 1.6x;
 its ratio to the supervised step of one view is printed beside it. The same again with
 ResNet-50 v1 at quarter width (128 px, batch 16).
+
+`compl`: CompL's composite step (gin_configs/compl22/semseg_rot.gin and
+semseg_densecl.gin with small.gin: the target and the auxiliary batches of 8, the images
+of one size in one trunk pass) next to a step of the target alone and a step of the
+auxiliary alone on the same batches; target: composite <= 1.15x their sum. The composite
+step with a trunk pass per input (one_pass = False) is printed beside it.
 
 `doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
@@ -495,6 +502,33 @@ def benchmark_doersch():
     print(f"  ratio joint / sum: {best['joint'] / single:.3f} (target <= 1.1)")
 
 
+def benchmark_compl():
+    import gin
+
+    for row in ("semseg_rot", "semseg_densecl"):
+        _parse(f"compl22/{row}.gin", "compl22/small.gin")
+        tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+        batch = gin.get_bindings("zoo.experiment.train")["batch_size"]  # a macro, resolved
+        joint = _build(tasks)
+        data = next(iter(joint.datasets(batch)))
+        feeds = {"composite": (joint, data), "two passes": (_build(tasks, one_pass=False), data)}
+        for t in tasks:
+            single = _build([t], loss_weights={})
+            x = {name: data[0][joint.input_names[t.name]] for name in single.groups}
+            feeds[t.name] = (single, (x, {t.name: data[1][t.name]}))
+        best, median = _step_times(feeds)
+        alone = sum(best[t.name] for t in tasks)
+        print(
+            f"compl22 {row}.gin + small.gin, {batch} + {batch} images (best of "
+            f"{FLAGS.rounds} alternating rounds x {FLAGS.steps * 2} steps)"
+        )
+        for name, value in best.items():
+            print(f"  {name:<24} {1000 * value:8.1f} ms/step (median {1000 * median[name]:.1f})")
+        print(f"  sum of the single-task steps {1000 * alone:8.1f} ms")
+        print(f"  ratio composite / sum: {best['composite'] / alone:.3f} (target <= 1.15)")
+        print(f"  ratio composite / two passes: {best['composite'] / best['two passes']:.3f}")
+
+
 def _determinism_child(serial):
     import hashlib
 
@@ -933,6 +967,7 @@ BENCHMARKS = {
     "synthetic": benchmark_synthetic,
     "multitask": benchmark_multitask,
     "doersch": benchmark_doersch,
+    "compl": benchmark_compl,
     "determinism": benchmark_determinism,
 }
 
