@@ -217,3 +217,47 @@ def test_contract_and_an_export_without_the_auxiliary_heads(mirrored, tmp_path):
     assert names and not [n for n in names if "densecl" in n or "rotation" in n]
     assert any("decoder_conv2" in n for n in names)
     assert os.path.exists(os.path.join(path, "zoo_export.json"))
+
+
+TINY_ROW = [
+    "INPUT_SIZE = 32",
+    "NUM_SCENES = 16",
+    "zoo.tasks.DenseCL.eval_examples = 8",
+    "zoo.tasks.SemanticSegmentation.eval_examples = 8",
+    "zoo.trunks.resnet.width_multiplier = 0.0625",
+    "zoo.trunks.deeplab_v3_plus.filters = 8",
+    "zoo.trunks.deeplab_v3_plus.skip_filters = 8",
+    "zoo.data.augment.FixedOffsetCrops.size = 24",
+    "zoo.tasks.DenseCL.grid = 2",
+    "BATCH = 4",
+    "STEPS = 1",
+    "STEPS_PER_EPOCH = 1",
+    "zoo.experiment.train.epochs = 1",
+    "zoo.experiment.train.verbose = 0",
+]
+
+
+def test_a_row_starts_from_the_whole_network_of_a_pretrained_run(tmp_path):
+    """Tables 1-2's "A -> A + T": DenseCL alone trained first (densecl.gin), then the
+    row's network starts from its trunk and decoder (from_run.gin)."""
+    import gin
+
+    from zoo import experiment
+    from zoo.cli import gin_setup
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "gin_configs")
+    small = os.path.join(root, "compl22", "small.gin")
+    gin_setup.parse([os.path.join(root, "compl22", "densecl.gin"), small], TINY_ROW)
+    pretrained = str(tmp_path / "densecl")
+    experiment.train(pretrained)
+    source, _ = experiment.restore(pretrained)
+    gin.clear_config()
+    files = [os.path.join(root, "compl22", f) for f in ("semseg_densecl.gin", "small.gin")]
+    files.append(os.path.join(root, "compl22", "from_run.gin"))
+    gin_setup.parse(files, [*TINY_ROW, f'PRETRAINED_RUN = "{pretrained}"'])
+    method = gin.get_bindings("zoo.experiment.train")["method"]()
+    assert "decoder" in method.trunk.output and method.trunk.input.shape[1] is None
+    start = {w.path: w.numpy() for w in source.trunk.weights}
+    assert len(start) == len(method.trunk.weights) > 50
+    for weight in method.trunk.weights:
+        np.testing.assert_array_equal(weight.numpy(), start[weight.path], err_msg=weight.path)
