@@ -77,6 +77,10 @@ def test_decoder_shapes_rates_and_groups_at_both_output_strides():
         assert dilation == wanted
     with pytest.raises(UserError, match="no endpoint"):
         deeplab_v3_plus(_resnet, skip_endpoint="block0")
+    # a built trunk (from_supervised.gin's): the decoder on it, its weights shared
+    trunk = _resnet(output_stride=16)
+    wrapped = deeplab_v3_plus(trunk, filters=16)
+    assert wrapped.get_layer(trunk.name) is trunk and wrapped.input.shape[1] is None
 
 
 def test_one_concatenated_pass_equals_a_pass_per_input_and_refuses_batch_norm():
@@ -138,6 +142,27 @@ def test_labelled_fractions_are_nested_exact_and_read_their_examples():
         assert set(task.data_source("train").positions()) == set(
             LabelledFraction(source, 0.25).positions()
         )
+
+
+def test_target_and_auxiliary_images_are_drawn_apart():
+    """The target reads its labelled quarter, the auxiliary every image, each from a
+    stream of its own: a step's two batches are different images."""
+    depth = Depth(SPEC, num_examples=16, eval_examples=8, labelled_fraction=0.25)
+    aux = MoCo(SPEC, num_examples=16, eval_examples=8, negatives="bank", hidden=8, projection=4)
+    model = MultiTask(lambda **k: _deeplab(**k), [depth, aux], input_size=32)
+    source = Synthetic(SPEC, 16)
+    images = np.stack([e["image"] for e in source.examples(["image"]).as_numpy_iterator()])
+    kept = set(depth.data_source("train").positions())
+    seen_target, seen_aux, same = [], [], 0
+    for inputs, targets in model.datasets(4).take(6):
+        for image in inputs["images"].numpy():  # the target's images: only its quarter
+            (match,) = np.flatnonzero(np.abs(images - image).max(axis=(1, 2, 3)) < 1e-6)
+            seen_target.append(int(match))
+        step = targets["moco"].numpy().tolist()  # the auxiliary's images: their indices
+        seen_aux += step
+        same += sorted(step) == sorted(seen_target[-4:])
+    assert set(seen_target) == kept and len(kept) == 4
+    assert len(set(seen_aux)) >= 12 and same < 6
 
 
 def _bank_model(strategy=None):

@@ -12,7 +12,7 @@ Usage:
         [--seeds=0,1,2] [--gin_file=gin_configs/ren_lee18/small.gin] [--num_labels=500]
     zoo-evaluate compl --out=sweeps/compl22 [--targets=semseg,depth] \
         [--auxiliaries=none,rot,moco,densecl] [--fractions=0.05,0.1,0.25,0.5,1.0] \
-        [--seeds=0,1,2] [--gin_file=gin_configs/compl22/small.gin]
+        [--seeds=0,1,2] [--gin_file=gin_configs/compl22/small.gin] [--ray=auto]
     zoo-evaluate claims [--paper=ren_lee18] [--claim=conv5_beats_none] [--root=claims]
         [--run] [--pages=docs/results]
     zoo-evaluate results --runs=runs/a,runs/b --out=docs/results/quickstart.md
@@ -42,7 +42,8 @@ a line per row; resumable, results in <out>/results.jsonl and report.md.
 labelled fraction x seed a zoo-train run of gin_configs/compl22/<row>.gin + --gin_file
 (small.gin by default), equal steps per cell, measured in domain and zero-shot on the
 TCVL and P variants; prints mean ± std per cell and the gain over the target alone per
-fraction; resumable, results in <out>/results.jsonl, report.md and gains.png.
+fraction; resumable, results in <out>/results.jsonl, report.md and gains.png. --ray runs
+the cells in parallel on a Ray cluster, each holding --ray_cpus_per_cell CPUs.
 
 `claims`: the papers' claims that the zoo tests (`zoo.evaluation.claims`), judged on the
 runs under --root: prints the paper's numbers beside the zoo's with a verdict (holds,
@@ -78,6 +79,11 @@ flags.DEFINE_integer("num", None, "domain_gap, zero_shot, compl: held-out images
 flags.DEFINE_string("out", None, "adaptation, compl: the comparison's folder; results: the page.")
 flags.DEFINE_list("rows", None, "adaptation: rows of Table 3 (default: all seven).")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation, compl: training seeds.")
+flags.DEFINE_string(
+    "ray", None, "compl: run the cells in parallel on Ray ('auto' or a cluster's address)."
+)
+flags.DEFINE_integer("ray_cpus_per_cell", 1, "compl: CPUs each cell holds on Ray.", 1)
+flags.DEFINE_float("ray_gpus_per_cell", 0.0, "compl: GPUs each cell holds on Ray.", 0.0)
 flags.DEFINE_list("targets", ["semseg", "depth"], "compl: semseg, depth, boundaries.")
 flags.DEFINE_list(
     "auxiliaries", ["none", "rot", "moco", "densecl"], "compl: auxiliaries (none: alone)."
@@ -219,6 +225,15 @@ def adaptation():
     print("folder holding ren_lee18/results.jsonl>")
 
 
+def _executor():
+    """RayCells for --ray, else None (the cells one after the other)."""
+    if not FLAGS.ray:
+        return None
+    from zoo.cli.ray_cells import RayCells
+
+    return RayCells(FLAGS.ray, FLAGS.ray_cpus_per_cell, FLAGS.ray_gpus_per_cell)
+
+
 def compl():
     from zoo import files
     from zoo.cli import user_errors
@@ -236,6 +251,7 @@ def compl():
             gin_files=FLAGS.gin_file or None,
             gin_bindings=FLAGS.gin_bindings,
             num=FLAGS.num or 128,
+            executor=_executor(),
         )
         text = grid.report(records)
         path = files.write_text(os.path.join(FLAGS.out, "report.md"), text + "\n")

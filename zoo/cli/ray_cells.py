@@ -38,6 +38,8 @@ def _cell_task(config: str, threads: int, run_cell, source, n, seed):
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # the cell's own processes (a grid's zoo-train runs) hold to its CPUs too
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
     import tensorflow as tf
 
     import zoo.configurables  # noqa: F401  (every name the configuration uses)

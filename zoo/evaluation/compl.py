@@ -16,6 +16,7 @@ paper's claims on the records.
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import numpy as np
 from zoo import experiment, files
 from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
+from zoo.evaluation import sweep
 from zoo.progress import Progress
 from zoo.tasks.base import pipeline
 
@@ -125,21 +127,24 @@ def grid(
     gin_files=None,
     gin_bindings=(),
     num: int = 128,
+    executor=None,
     say=print,
 ) -> list:
     """Trains and measures every missing cell (module docstring); returns all records.
 
     Each cell is a zoo-train process in `out_dir/<target>_<auxiliary>/f<fraction>/seed_<k>`
-    with `FRACTION` and `zoo.experiment.train.seed` bound; its record (`measure`) joins
+    with `FRACTION` and `zoo.experiment.train.seed` bound (`run_cell`); its record joins
     `out_dir/results.jsonl`, rewritten whole after each cell so a kill never leaves half
-    a line. `gin_files` come after the row's file (default: small.gin).
+    a line. `gin_files` come after the row's file (default: small.gin). `executor` runs
+    the cells: `zoo.evaluation.sweep.run_serially` (default) or, in parallel on a Ray
+    cluster, `zoo.cli.ray_cells.RayCells`.
     """
     _check(targets, auxiliaries, fractions)
     gin_files = [os.path.join(CONFIG_DIR, "small.gin")] if gin_files is None else gin_files
     results = os.path.join(out_dir, "results.jsonl")
     done = {_key(r): r for r in load(out_dir)}
     cells = [
-        (t, a, float(f), int(s))
+        ((t, a, float(f), int(s)), (t, a), float(f), int(s))
         for t in targets
         for f in fractions
         for a in auxiliaries
@@ -147,34 +152,51 @@ def grid(
         if (t, a, float(f), int(s)) not in done
     ]
     progress = Progress(len(cells), "grid cells trained and measured") if cells else None
-    for i, (target, auxiliary, fraction, seed) in enumerate(cells, start=1):
-        model_dir = os.path.join(out_dir, f"{target}_{auxiliary}", f"f{fraction:g}", f"seed_{seed}")
-        command = [
-            sys.executable,
-            "-m",
-            "zoo.cli.train",
-            f"--gin_file={row_file(target, auxiliary)}",
-            *(f"--gin_file={f}" for f in gin_files),
-            f"--gin_bindings=FRACTION = {fraction}",
-            f"--gin_bindings=zoo.experiment.train.seed = {seed}",
-            *(f"--gin_bindings={b}" for b in gin_bindings),
-            "--gin_bindings=zoo.experiment.train.verbose = 0",
-            f"--model_dir={model_dir}",
-        ]
-        say(f"training {target} + {auxiliary} on {fraction:g} of the labels (seed {seed})")
-        finished = subprocess.run(command, capture_output=True, text=True)
-        if finished.returncode != 0:
-            raise UserError(
-                f"training {target} + {auxiliary}, fraction {fraction:g}, seed {seed} failed "
-                f"({model_dir}):\n{finished.stderr[-3000:]}"
-            )
-        record = {"target": target, "auxiliary": auxiliary, "fraction": fraction, "seed": seed}
-        record["model_dir"] = model_dir
-        record.update(measure(model_dir, target, num))
-        done[_key(record)] = record
+    finished = []
+
+    def record(key, result, seconds):
+        done[key] = result
         files.write_text(results, "".join(json.dumps(r) + "\n" for r in done.values()))
-        progress.update(i)
+        finished.append(key)
+        target, auxiliary, fraction, seed = key
+        say(
+            f"{target} + {auxiliary}, {fraction:g} of the labels, seed {seed}: "
+            f"{TARGETS[target][2]} {result['value']:.4f} ({seconds:.0f} s)"
+        )
+        progress.update(len(finished))
+
+    run = functools.partial(run_cell, out_dir, tuple(gin_files), tuple(gin_bindings), num)
+    (executor or sweep.run_serially)(run, cells, record)
     return list(done.values())
+
+
+def run_cell(out_dir, gin_files, gin_bindings, num, row, fraction, seed) -> dict:
+    """Trains one cell (`row` = (target, auxiliary)) in a zoo-train process and returns
+    its record (`measure`)."""
+    target, auxiliary = row
+    model_dir = os.path.join(out_dir, f"{target}_{auxiliary}", f"f{fraction:g}", f"seed_{seed}")
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli.train",
+        f"--gin_file={row_file(target, auxiliary)}",
+        *(f"--gin_file={f}" for f in gin_files),
+        f"--gin_bindings=FRACTION = {fraction}",
+        f"--gin_bindings=zoo.experiment.train.seed = {seed}",
+        *(f"--gin_bindings={b}" for b in gin_bindings),
+        "--gin_bindings=zoo.experiment.train.verbose = 0",
+        f"--model_dir={model_dir}",
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise UserError(
+            f"training {target} + {auxiliary}, fraction {fraction:g}, seed {seed} failed "
+            f"({model_dir}):\n{finished.stderr[-3000:]}"
+        )
+    record = {"target": target, "auxiliary": auxiliary, "fraction": fraction, "seed": seed}
+    record["model_dir"] = model_dir
+    record.update(measure(model_dir, target, num))
+    return record
 
 
 # -- the report ---------------------------------------------------------------------------
