@@ -85,7 +85,11 @@ def test_a_cell_is_trained_measured_and_not_run_again(tmp_path):
     with open(os.path.join(record["model_dir"], "operative_config.gin")) as f:
         config = f.read()
     assert "FRACTION = 0.5" in config and "labelled_fraction = %FRACTION" in config
-    again = compl.grid(["semseg"], ["none"], [0.5], [0], str(tmp_path), say=said.append)
+    again = compl.grid(
+        ["semseg"], ["none"], [0.5], [0], str(tmp_path), gin_bindings=tiny, num=8, say=said.append
+    )
     assert again == records and len(said) == 1  # nothing trained the second time
+    with pytest.raises(UserError, match="other settings"):
+        compl.grid(["semseg"], ["none"], [0.5], [0], str(tmp_path), gin_bindings=tiny, num=9)
     with pytest.raises(UserError, match="unknown auxiliaries"):
         compl.grid(["semseg"], ["jigsaw"], [0.5], [0], str(tmp_path))

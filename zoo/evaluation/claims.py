@@ -339,7 +339,7 @@ DOERSCH17 = (
 
 
 _CL = "compl22/results.jsonl"
-_CL_FRACTIONS = "0.05,0.25,1.0"
+_CL_FRACTIONS = "0.05,1.0"
 _CL_RUN = (
     "zoo-evaluate compl --out={root}/compl22 --targets=semseg,depth "
     f"--auxiliaries=none,rot,moco,densecl --fractions={_CL_FRACTIONS} --seeds=0,1,2",

@@ -135,20 +135,22 @@ def grid(
     Each cell is a zoo-train process in `out_dir/<target>_<auxiliary>/f<fraction>/seed_<k>`
     with `FRACTION` and `zoo.experiment.train.seed` bound (`run_cell`); its record joins
     `out_dir/results.jsonl`, rewritten whole after each cell so a kill never leaves half
-    a line. `gin_files` come after the row's file (default: small.gin). `executor` runs
+    a line. `gin_files` come after the row's file (default: small.gin); a folder keeps
+    the settings of its first grid (`settings.json`) and refuses others. `executor` runs
     the cells: `zoo.evaluation.sweep.run_serially` (default) or, in parallel on a Ray
     cluster, `zoo.cli.ray_cells.RayCells`.
     """
     _check(targets, auxiliaries, fractions)
     gin_files = [os.path.join(CONFIG_DIR, "small.gin")] if gin_files is None else gin_files
+    _keep_settings(out_dir, gin_files, gin_bindings, num)
     results = os.path.join(out_dir, "results.jsonl")
     done = {_key(r): r for r in load(out_dir)}
-    cells = [
+    cells = [  # seed by seed: an interrupted grid holds whole seeds
         ((t, a, float(f), int(s)), (t, a), float(f), int(s))
+        for s in seeds
         for t in targets
         for f in fractions
         for a in auxiliaries
-        for s in seeds
         if (t, a, float(f), int(s)) not in done
     ]
     progress = Progress(len(cells), "grid cells trained and measured") if cells else None
@@ -168,6 +170,28 @@ def grid(
     run = functools.partial(run_cell, out_dir, tuple(gin_files), tuple(gin_bindings), num)
     (executor or sweep.run_serially)(run, cells, record)
     return list(done.values())
+
+
+def _keep_settings(out_dir, gin_files, gin_bindings, num):
+    """Stores what every cell is trained with (the extra gin files' text, the bindings,
+    the held-out count) in `out_dir/settings.json`; refuses a grid that differs, whose
+    cells could not be compared with the ones already there."""
+    settings = {"gin_bindings": list(gin_bindings), "num": num, "gin_files": {}}
+    for path in gin_files:
+        with open(path) as f:
+            settings["gin_files"][os.path.basename(path)] = f.read()
+    path = os.path.join(out_dir, "settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f) != settings:
+                raise UserError(
+                    f"{out_dir} holds cells trained with other settings (see {path}: the "
+                    "gin files after the rows, the bindings, --num); use another --out, or "
+                    "the same settings to resume."
+                )
+        return
+    files.make_dirs(out_dir, "grid folder")
+    files.write_json(path, settings)
 
 
 def run_cell(out_dir, gin_files, gin_bindings, num, row, fraction, seed) -> dict:

@@ -11,7 +11,8 @@ its inputs are [B, 2, h, w, 3].
 * **MoCo v2**: the first view is the query (trunk + MLP head, trained); the second
   goes through the *key network*, an exponential moving average (m = 0.999) of the
   query network that the method owns (`zoo.methods.momentum`), and is compared with a
-  FIFO queue of past keys (65,536 by default). The method fills the task's targets
+  FIFO queue of past keys (65,536 by default), or with CompL's bank of one key per
+  training image (`negatives="bank"`). The method fills the task's targets
   with the keys and the queue before the loss; after each optimizer step it updates
   the key network and enqueues the keys gathered from every replica.
 * **DenseCL**: MoCo v2 plus a dense branch on the backbone map, average-pooled to a
