@@ -155,7 +155,11 @@ _DENSE = {
     "augment": "@zoo.data.augment.ScaleCropFlip()",
 }
 MULTI_TASKS = {
-    "zoo.tasks.Depth": {**_DENSE, "depth_loss": '"l1"'},
+    "zoo.tasks.Depth": {
+        **_DENSE,
+        "depth_loss": '"l1"',
+        "output": ('"linear"', ['zoo.tasks.Depth.depth_loss = "l1"']),
+    },
     "zoo.tasks.Normals": _DENSE,
     "zoo.tasks.Contours": {**_DENSE, "positive_weight": "0.95"},
     "zoo.tasks.SemanticSegmentation": {

@@ -289,3 +289,20 @@ def test_a_row_starts_from_the_whole_network_of_a_pretrained_run(tmp_path):
     assert len(start) == len(method.trunk.weights) > 50
     for weight in method.trunk.weights:
         np.testing.assert_array_equal(weight.numpy(), start[weight.path], err_msg=weight.path)
+
+
+def test_linear_depth_outputs_take_an_l1_loss_on_the_depth_itself():
+    """CompL's depth head predicts the depth: the L1 loss and the metrics read it as it
+    is (the log output's exp would make a far-too-small prediction's gradient vanish)."""
+    task = Depth(SPEC, num_examples=4, eval_examples=4, depth_loss="l1", output="linear")
+    truth = np.array([[[[2.0], [0.0]], [[4.0], [1.0]]]], "float32")  # one unknown pixel
+    predicted = np.array([[[[1.0], [9.0]], [[4.5], [-1.0]]]], "float32")
+    expected = (1.0 + 0.5 + 2.0) / 3  # the unknown pixel left out
+    assert task.loss(tf.constant(truth), tf.constant(predicted)).numpy()[0] == pytest.approx(
+        expected
+    )
+    assert task.serving_outputs(tf.constant(predicted))["depth"].numpy()[0, 1, 0, 0] == 4.5
+    log = Depth(SPEC, num_examples=4, eval_examples=4, depth_loss="l1")
+    assert log.loss(tf.constant(truth), tf.constant(np.log(truth + 1e-9))).numpy()[0] < 1e-5
+    with pytest.raises(UserError, match="scale-invariant"):
+        Depth(SPEC, num_examples=4, eval_examples=4, output="linear")

@@ -259,4 +259,5 @@ def _plot(path, model, task, source, protocol):
         panel = (task.name, "labels", truth, outputs.argmax(-1))
         plots.plot_predictions(images, [panel], path, title)
     else:
-        plots.plot_predictions(images, [(task.name, "depth", truth, np.exp(outputs))], path, title)
+        depth = np.asarray(task.depth(outputs))
+        plots.plot_predictions(images, [(task.name, "depth", truth, depth)], path, title)

@@ -2,6 +2,7 @@
 
 import gin
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo import metrics
@@ -10,18 +11,25 @@ from zoo.losses import berhu, masked_l1, scale_invariant_log_depth
 from zoo.tasks.base import DenseTask
 
 LOSSES = ("scale_invariant", "l1", "berhu")
+OUTPUTS = ("log", "linear")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.tasks")
 class Depth(DenseTask):
-    """Predicts log depth per pixel; the target is the depth in metres (0: unknown).
+    """Predicts depth per pixel, as its logarithm or as it is; the target is the depth in
+    metres (0: unknown).
 
     Args (besides DenseTask's):
         depth_loss: str. "scale_invariant" (Eigen et al.'s scale-invariant log loss, Ren & Lee),
-            "l1" (Newell & Deng's transfer) or "berhu" (reverse Huber, Laina et al.; Doersch
-            & Zisserman's depth evaluation), the last two on the predicted depth.
+            "l1" (Newell & Deng's transfer; CompL) or "berhu" (reverse Huber, Laina et al.;
+            Doersch & Zisserman's depth evaluation), the last two on the predicted depth.
             Defaults to "scale_invariant".
+        output: str. "log": the head predicts log depth (depth = exp(output)). "linear":
+            it predicts the depth itself, as CompL's code does; an L1 loss then has the
+            same gradient at any prediction, where through exp a prediction pushed far
+            below the truth gets a vanishing one and can stay there. "linear" takes the
+            "l1" or "berhu" loss. Defaults to "log".
     """
 
     name = "depth"
@@ -36,13 +44,24 @@ class Depth(DenseTask):
         "mae": ("lower", "mean absolute depth error (m)"),
     }
 
-    def __init__(self, source, depth_loss: str = "scale_invariant", **kwargs):
+    def __init__(self, source, depth_loss: str = "scale_invariant", output: str = "log", **kwargs):
         super().__init__(source, **kwargs)
         if depth_loss not in LOSSES:
             raise UserError(
                 f"Depth: `depth_loss` must be one of {LOSSES}. Received: {depth_loss!r}"
             )
-        self.depth_loss = depth_loss
+        if output not in OUTPUTS:
+            raise UserError(f"Depth: `output` must be one of {OUTPUTS}. Received: {output!r}")
+        if output == "linear" and depth_loss == "scale_invariant":
+            raise UserError(
+                "Depth: the scale-invariant loss compares log depths; output='linear' takes "
+                "depth_loss='l1' or 'berhu'."
+            )
+        self.depth_loss, self.output = depth_loss, output
+
+    def depth(self, outputs):
+        """The predicted depth in metres from the head's outputs."""
+        return tf.exp(outputs) if self.output == "log" else outputs
 
     def prepare(self, example, seed):
         return example["image"], example["depth"][..., tf.newaxis]
@@ -50,14 +69,14 @@ class Depth(DenseTask):
     def loss(self, targets, outputs):
         valid = targets > 0
         if self.depth_loss == "l1":
-            return masked_l1(tf.exp(outputs), targets, valid)
+            return masked_l1(self.depth(outputs), targets, valid)
         if self.depth_loss == "berhu":
-            return berhu(tf.exp(outputs), targets, valid)
+            return berhu(self.depth(outputs), targets, valid)
         true_log = tf.math.log(tf.where(valid, targets, 1.0))
         return scale_invariant_log_depth(outputs, true_log, valid)
 
     def evaluate(self, targets, outputs):
-        return metrics.depth_metrics(tf.exp(outputs).numpy(), targets)
+        return metrics.depth_metrics(np.asarray(self.depth(tf.constant(outputs))), targets)
 
     def serving_outputs(self, outputs):
-        return {"depth": tf.exp(outputs)}
+        return {"depth": self.depth(outputs)}
