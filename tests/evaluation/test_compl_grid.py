@@ -61,6 +61,7 @@ def test_gains_report_plot_and_claims_on_known_records(tmp_path):
     assert verdicts["densecl_helps_depth"] == "no runs"
 
 
+@pytest.mark.slow
 def test_a_cell_is_trained_measured_and_not_run_again(tmp_path):
     tiny = [
         "INPUT_SIZE = 32",

@@ -220,6 +220,7 @@ def test_the_bank_masks_the_own_slot_and_writes_each_key_at_its_image_index():
     assert filled.numpy()[index].tolist() == [1.0] * 4
 
 
+@pytest.mark.slow
 def test_contract_and_an_export_without_the_auxiliary_heads(mirrored, tmp_path):
     from export import export_model
     from zoo.methods import groups
