@@ -477,8 +477,8 @@ PAPERS = {
         Paper(
             "compl22",
             "CompL 2022",
-            "built: the network, composite training, the key bank, fractions, the grid; "
-            "initialisations from a checkpoint not yet",
+            "built: the network, composite training, the key bank, label fractions, the "
+            "starts, the grid; non-square inputs (425x560 depth) not yet",
             COMPL22,
         ),
         Paper("mgm22", "MGM 2022", "not built yet"),
