@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from zoo.errors import UserError
 from zoo.evaluation import claims, compl
@@ -83,6 +84,8 @@ def test_a_cell_is_trained_measured_and_not_run_again(tmp_path):
     assert (record["target"], record["auxiliary"], record["fraction"]) == ("semseg", "none", 0.5)
     assert set(record["shifted"]) == {"TCVL", "P"} and 0 <= record["value_P"] <= 1
     assert record["value"] == record["metrics"]["miou"]
+    picture = compl.plot_shifted(record["model_dir"], str(tmp_path / "shifted.png"), num=2)
+    assert Image.open(picture).size[1] > 6 * 100  # six rows: two scenes x three domains
     with open(os.path.join(record["model_dir"], "operative_config.gin")) as f:
         config = f.read()
     assert "FRACTION = 0.5" in config and "labelled_fraction = %FRACTION" in config

@@ -10,6 +10,7 @@ Usage:
     zoo-visualize neighbours --runs=runs/rl18_3tasks,runs/rl18_da_conv5 --out=nn.png
     zoo-visualize filters --model_dir=runs/rl18_da_conv5 --out=conv1.png
     zoo-visualize real --model_dir=runs/rl18_da_conv5 --out=real.png
+    zoo-visualize shifted --model_dir=runs/compl_semseg_densecl --out=shifted.png
     zoo-visualize views --augmentation=moco_v2 --variant=TCVL --mode=single --out=views.png
     zoo-visualize views --model_dir=runs/contrastive_moco_v2 --out=views.png
 
@@ -27,6 +28,9 @@ next to their inputs, of a run's held-out data (written in the model_dir).
 photos in conv5 feature space, for a random trunk and each run (Ren & Lee Fig. 3).
 `filters`: the first convolution's filters of a run's trunk (Ren & Lee Fig. 4).
 `real`: a run's dense predictions on held-out photographs, next to the input.
+`shifted`: a run's first dense task on `--num` held-out scenes of its own variant, then
+the same scenes in TCVL and photo-textured P, truth next to prediction (CompL's
+zero-shot robustness, Tables S.7 / S.8).
 `views`: `--num` images, each next to `--views` augmented views: a contrastive run's
 augmentation on its held-out images (`--model_dir`), or MoCo v2's / SimCLR's / BYOL's
 (`--augmentation`) on synthetic scenes of the scene flags.
@@ -157,6 +161,15 @@ def real():
     return plot_real_predictions(FLAGS.model_dir, out, num=FLAGS.num)
 
 
+def shifted():
+    from zoo.evaluation.compl import plot_shifted
+
+    if not FLAGS.model_dir:
+        raise app.UsageError("give --model_dir")
+    out = FLAGS.out or os.path.join(FLAGS.model_dir, "shifted_predictions.png")
+    return plot_shifted(FLAGS.model_dir, out, num=FLAGS.num)
+
+
 def views():
     import dataclasses
 
@@ -209,6 +222,7 @@ COMMANDS = {
     "neighbours": neighbours,
     "filters": filters,
     "real": real,
+    "shifted": shifted,
     "views": views,
 }
 

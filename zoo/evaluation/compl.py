@@ -79,6 +79,60 @@ def shifted(model, task_name: str, num: int = 128, batch_size: int = 32) -> dict
     return out
 
 
+def plot_shifted(model_dir: str, path: str, num: int = 3) -> str:
+    """A PNG of a run's dense tasks on `num` held-out scenes in its own domain and in
+    each `SHIFTS` domain (the same scenes, other textures and cameras): a row per scene
+    and domain, the truth next to the prediction (the robustness of Tables S.7 / S.8,
+    seen)."""
+    from zoo.evaluation import plots
+
+    model, _ = experiment.restore(model_dir)
+    tasks = {n: t for n, t in model.tasks.items() if hasattr(t, "out_channels")}
+    if not tasks:
+        raise UserError(f"{model_dir} has no dense task to draw: {sorted(model.tasks)}")
+    name, task = next(iter(tasks.items()))
+    spec = task.source
+    if not isinstance(spec, SceneSpec):
+        raise UserError(f"plot_shifted: {name!r} was trained on {spec!r}, not synthetic scenes.")
+    domains = {spec.variant: spec.variant, **{d: f(spec.variant) for d, f in SHIFTS.items()}}
+    images, truths, predictions = [], [], []
+    head = model.task_model(name)
+    for variant in domains.values():
+        config = dict(task.get_config(), eval_examples=num, labelled_fraction=1.0)
+        config["eval_source"] = dataclasses.replace(spec, variant=variant, split="test")
+        probe = type(task).from_config(config)
+        x, y = next(iter(pipeline([probe], "eval", num)))
+        outputs = probe.serving_outputs(head(x, training=False))
+        key = next(k for k in plots.SERVING_KINDS if k in outputs)
+        kind = plots.SERVING_KINDS[key]
+        truth = y[name].numpy()
+        truths.append(truth[..., 0] if kind != "normals" and truth.ndim == 4 else truth)
+        predicted = keras.ops.convert_to_numpy(outputs[key])
+        predictions.append(
+            predicted[..., 0] if predicted.ndim == 4 and kind != "normals" else predicted
+        )
+        images.append(
+            np.stack(
+                [
+                    e["image"]
+                    for e in probe.data_source("eval")
+                    .examples(["image"])
+                    .take(num)
+                    .as_numpy_iterator()
+                ]
+            )
+        )
+    title = f"{os.path.basename(os.path.normpath(model_dir))}: {name}\n{num} scenes each in "
+    title += ", ".join(domains)
+    plots.plot_predictions(
+        np.concatenate(images),
+        [(name, kind, np.concatenate(truths), np.concatenate(predictions))],
+        path,
+        title=title,
+    )
+    return path
+
+
 def measure(model_dir: str, target: str, num: int = 128) -> dict:
     """{"value": the target's metric in domain, "metrics": its held-out metrics,
     "shifted": {domain: metrics}, "value_<domain>": the metric on each shifted domain}
