@@ -56,6 +56,13 @@ def row_file(target: str, auxiliary: str) -> str:
     return os.path.join(CONFIG_DIR, TARGETS[target][0] + AUXILIARIES[auxiliary] + ".gin")
 
 
+def _probe(task, variant: str, num: int):
+    """The task with `num` held-out scenes of its spec in `variant` (test split)."""
+    config = dict(task.get_config(), eval_examples=num, labelled_fraction=1.0)
+    config["eval_source"] = dataclasses.replace(task.source, variant=variant, split="test")
+    return type(task).from_config(config)
+
+
 def shifted(model, task_name: str, num: int = 128, batch_size: int = 32) -> dict:
     """{domain: metrics} of the trained target task on the held-out scenes of each
     `SHIFTS` domain, zero-shot (the same scene indices as its own test split)."""
@@ -66,11 +73,7 @@ def shifted(model, task_name: str, num: int = 128, batch_size: int = 32) -> dict
     head = model.task_model(task_name)
     out = {}
     for domain, variant in SHIFTS.items():
-        config = dict(task.get_config(), eval_examples=num, labelled_fraction=1.0)
-        config["eval_source"] = dataclasses.replace(
-            spec, variant=variant(spec.variant), split="test"
-        )
-        probe = type(task).from_config(config)
+        probe = _probe(task, variant(spec.variant), num)
         truth, predicted = [], []
         for x, y in pipeline([probe], "eval", batch_size):
             predicted.append(keras.ops.convert_to_numpy(head(x, training=False)))
@@ -98,9 +101,7 @@ def plot_shifted(model_dir: str, path: str, num: int = 3) -> str:
     images, truths, predictions = [], [], []
     head = model.task_model(name)
     for variant in domains.values():
-        config = dict(task.get_config(), eval_examples=num, labelled_fraction=1.0)
-        config["eval_source"] = dataclasses.replace(spec, variant=variant, split="test")
-        probe = type(task).from_config(config)
+        probe = _probe(task, variant, num)
         x, y = next(iter(pipeline([probe], "eval", num)))
         outputs = probe.serving_outputs(head(x, training=False))
         key = next(k for k in plots.SERVING_KINDS if k in outputs)
