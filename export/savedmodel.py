@@ -430,10 +430,16 @@ def warmup_record(model_name, signature, inputs):
     return _field(6, _field(1, request))
 
 
+def _px(size) -> str:
+    height, width = checks.image_size(size)
+    return f"{height}px" if height == width else f"{height}x{width}px"
+
+
 def _warmup_image(size):
     """A small PNG of a smooth colour ramp (any image warms the graph up)."""
-    ramp = tf.linspace(0.0, 1.0, size)
-    image = tf.stack(tf.meshgrid(ramp, ramp) + [tf.fill([size, size], 0.5)], axis=-1)
+    height, width = checks.image_size(size)
+    ramps = tf.meshgrid(tf.linspace(0.0, 1.0, width), tf.linspace(0.0, 1.0, height))
+    image = tf.stack(ramps + [tf.fill([height, width], 0.5)], axis=-1)
     return image, tf.io.encode_png(tf.image.convert_image_dtype(image, tf.uint8)).numpy()
 
 
@@ -500,7 +506,7 @@ def export_model(
         raise UserError(f"export_model: unknown task {task!r}; tasks: {sorted(model.tasks)}")
     if task not in model.image_tasks():
         raise UserError(
-            f"export_model: task {task!r} does not read whole {model.input_size}px images (it "
+            f"export_model: task {task!r} does not read whole {_px(model.input_size)} images (it "
             f"takes {model.task_model(task).input.shape[1:]}); serve an image task "
             f"{model.image_tasks()} or export the trunk."
         )
@@ -515,14 +521,15 @@ def export_model(
     harmonize = _serving_harmonizer(harmonizer or model.serving_harmonizer(task))
     network = model.task_model(task)
     size = model.input_size
+    height, width = checks.image_size(size)
     task_object = model.tasks[task]
     names = _class_names(task_object)
-    input_shape = (None, size, size, 3)
+    input_shape = (None, height, width, 3)
 
     def outputs_of(images):
         raw = network(harmonize(images), training=False)
-        if raw.shape.rank == 4 and tuple(raw.shape[1:3]) != (size, size):
-            raw = tf.image.resize(raw, [size, size], method="bilinear")
+        if raw.shape.rank == 4 and tuple(raw.shape[1:3]) != (height, width):
+            raw = tf.image.resize(raw, [height, width], method="bilinear")
         out = dict(task_object.serving_outputs(raw))
         if names:
             table = tf.constant(names)
@@ -536,7 +543,8 @@ def export_model(
 
     def decode(encoded):
         # the training pipeline's rule (zoo.data.ImageFolder with `size`): the shorter
-        # side resized to S (antialiased), the centre S x S square kept
+        # side resized to S (antialiased), the centre S x S square kept (for H x W: the
+        # smallest resize covering it, its centre kept)
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image = tf.image.convert_image_dtype(image, tf.float32)
         image.set_shape([None, None, 3])
@@ -547,14 +555,14 @@ def export_model(
         images = tf.map_fn(
             decode,
             _within(_image_files(encoded), max_pixels),
-            fn_output_signature=tf.TensorSpec([size, size, 3]),
+            fn_output_signature=tf.TensorSpec([height, width, 3]),
         )
         return predict(images)
 
-    outputs = sorted(outputs_of(tf.zeros((1, size, size, 3))))
+    outputs = sorted(outputs_of(tf.zeros((1, height, width, 3))))
     info = {
         "task": task,
-        "input_size": size,
+        "input_size": size if height == width else [height, width],  # as JSON keeps it
         "outputs": outputs,
         "class_names": names,
         "max_pixels": max_pixels,

@@ -37,3 +37,15 @@ def test_number_in():
 def test_a_boolean_count_is_refused_where_it_was_taken_before():
     with pytest.raises(UserTypeError, match="Rotation: `num_examples` must be an int >= 1"):
         Rotation(SceneSpec(resolution=32), num_examples=True)
+
+
+def test_image_size():
+    assert checks.image_size(64) == (64, 64)
+    assert checks.image_size((425, 560)) == checks.image_size([425, 560]) == (425, 560)
+    assert checks.image_size(None, none=True) is None
+    for bad in ((0, 4), -1):
+        with pytest.raises(UserError, match=r"`input_size` must be an int or \(height, width\)"):
+            checks.image_size(bad)
+    for bad in ((4,), (4, 4, 3), "64", (True, 4), 6.0, None):
+        with pytest.raises(UserTypeError, match=r"Received: "):
+            checks.image_size(bad, who="MultiTask")

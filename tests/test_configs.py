@@ -70,6 +70,8 @@ def test_experiment_builds_its_method(name):
     papers = {"doersch17": 256, "ren_lee18": 227, "contrastive": 224, "compl22": 512}
     if name.startswith("compl22/boundaries"):
         expected_size[name] = 481  # BSDS500
+    if name.startswith("compl22/depth"):
+        expected_size[name] = (425, 560)  # NYUD's crops
     expected_size["compl22/supervised.gin"] = 224  # the ImageNet stand-in
     size = expected_size.get(name, papers.get(name.split("/")[0], 128))
     assert method.input_size == size  # the paper's (or the file's) input size

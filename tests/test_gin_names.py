@@ -168,7 +168,7 @@ MULTI_TASKS = {
         "classes": "13",
         "ignore_label": "0",
     },
-    "zoo.tasks.Rotation": {},
+    "zoo.tasks.Rotation": {"size": "16"},
     "zoo.tasks.Colorization": {
         "head_width": "8",
         "stride": "4",
@@ -555,7 +555,7 @@ OTHER = {
         "p": "0.0",
     },
     "zoo.data.augment.Grayscale": {"p": "1.0"},
-    "zoo.data.augment.ScaleCropFlip": {"scales": "(0.5, 1.5)"},
+    "zoo.data.augment.ScaleCropFlip": {"scales": "(0.5, 1.5)", "size": "(16, 24)"},
     "zoo.data.augment.GaussianBlur": {
         "sigma": "(3.0, 4.0)",
         # at 32 px MoCo's σ (0.1-2 px at 224 px) is below 0.3 px: keep σ in pixels

@@ -77,3 +77,27 @@ def one_of(value, allowed, name: str, who: str | None = None):
             f"{_prefix(who)}`{name}` must be one of {list(allowed)}. Received: {value!r}"
         )
     return value
+
+
+def image_size(value, name: str = "input_size", who: str | None = None, none: bool = False):
+    """`value` as (height, width): an int is a square's side, a pair of ints >= 1 is
+    (height, width) (a list, as a JSON file gives it back, too); None when `none`."""
+    if none and value is None:
+        return None
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    if not (
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in pair)
+    ):
+        raise UserTypeError(
+            f"{_prefix(who)}`{name}` must be an int or (height, width) of ints >= 1"
+            + (" or None" if none else "")
+            + f". Received: {value!r}"
+        )
+    if min(pair) < 1:
+        raise UserError(
+            f"{_prefix(who)}`{name}` must be an int or (height, width) of ints >= 1. "
+            f"Received: {value!r}"
+        )
+    return int(pair[0]), int(pair[1])

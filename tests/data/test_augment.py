@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.data import augment
+from zoo.errors import UserError
 
 
 def _image(size=32, seed=0):
@@ -167,6 +168,39 @@ def test_scale_crop_flip_moves_the_image_and_its_maps_alike():
     small = tf.image.resize(scene["image"], [8, 8], method="bilinear").numpy()
     np.testing.assert_allclose(half["image"].numpy()[:8, :8], small, atol=1e-6)
     assert int(half["scene"]) == 3
+
+
+def test_scale_crop_flip_to_a_size_and_the_held_out_centre():
+    """With a (height, width) `size`: training crops of that size from the scaled scene,
+    held-out examples cropped at their centre (NYUD's 425x560 of 480x640), padded where
+    the size is larger."""
+    scene = _scene()  # 16 x 16
+    step = augment.ScaleCropFlip(scales=(1.0,), flip=0.0, size=(10, 16))
+    corners = set()
+    for k in range(8):
+        out = step(scene, _seed(k))
+        assert out["image"].shape == (10, 16, 3) and out["normals"].shape == (10, 16, 3)
+        rows = [
+            y
+            for y in range(7)
+            if np.array_equal(out["semantics"].numpy(), scene["semantics"].numpy()[y : y + 10])
+            and np.array_equal(out["depth"].numpy(), scene["depth"].numpy()[y : y + 10])
+        ]
+        assert rows, k
+        corners.add(rows[0])
+    assert len(corners) > 1
+    held = step.heldout(scene)
+    for key in ("image", "depth", "semantics", "normals"):
+        np.testing.assert_array_equal(held[key].numpy(), scene[key].numpy()[3:13])
+    assert int(held["scene"]) == 3
+    larger = augment.ScaleCropFlip(size=(20, 16)).heldout(scene)
+    np.testing.assert_array_equal(larger["depth"].numpy()[:16], scene["depth"].numpy())
+    assert (larger["semantics"].numpy()[16:] == 255).all() and (
+        larger["depth"].numpy()[16:] == 0
+    ).all()
+    assert augment.ScaleCropFlip().heldout(scene) is scene  # no size: unchanged
+    with pytest.raises(UserError, match=r"\(height, width\)"):
+        augment.ScaleCropFlip(size=(10, 0))
 
 
 def test_a_dense_task_augments_its_training_examples_only():

@@ -2,6 +2,7 @@
 images in one concatenated pass, losses weighed by λ), labelled fractions, the key bank
 and the export without the auxiliary heads."""
 
+import json
 import os
 
 import keras
@@ -307,3 +308,56 @@ def test_linear_depth_outputs_take_an_l1_loss_on_the_depth_itself():
     assert log.loss(tf.constant(truth), tf.constant(np.log(truth + 1e-9))).numpy()[0] < 1e-5
     with pytest.raises(UserError, match="scale-invariant"):
         Depth(SPEC, num_examples=4, eval_examples=4, output="linear")
+
+
+def test_a_non_square_depth_row_trains_measures_and_serves_its_size(tmp_path):
+    """The paper's depth rows take 425x560 crops (here 24x32 of 32 px scenes): the
+    target's augmentation crops training scenes to that size and held-out ones at their
+    centre, rotation turns a 24 px square, and the export serves 24x32 images (files of
+    any size resized to cover it and cropped at the centre)."""
+    import gin
+
+    from export import export_model
+    from zoo import experiment
+    from zoo.cli import gin_setup
+    from zoo.tasks.base import pipeline
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "gin_configs")
+    files = [os.path.join(root, "compl22", f) for f in ("depth_rot.gin", "small.gin")]
+    gin_setup.parse(
+        files,
+        [
+            *TINY_ROW,
+            "INPUT_SIZE = (24, 32)",
+            "RENDER_SIZE = 32",
+            "zoo.tasks.Rotation.size = 24",
+            "zoo.tasks.Depth.eval_examples = 8",
+            "zoo.tasks.Rotation.eval_examples = 8",
+        ],
+    )
+    experiment.train(str(tmp_path / "run"))
+    gin.clear_config()
+    model, _ = experiment.restore(str(tmp_path / "run"))
+    assert model.input_size == (24, 32)
+    assert tuple(model.task_model("depth").input.shape) == (None, 24, 32, 3)
+    assert tuple(model.task_model("rotation").input.shape) == (None, 24, 24, 3)
+    depth, rotation = model.tasks["depth"], model.tasks["rotation"]
+    for task, shape in ((depth, (24, 32, 3)), (rotation, (24, 24, 3))):
+        for split in ("train", "eval"):
+            inputs, _ = next(iter(pipeline([task], split, 2)))
+            assert tuple(inputs.shape[1:]) == shape, (task.name, split)
+    # held out: the centre 24 rows of the 32 px scene, unscaled
+    held, truth = next(iter(pipeline([depth], "eval", 1)))
+    scene = next(iter(depth.data_source("eval").examples(["depth"])))
+    np.testing.assert_array_equal(truth["depth"][0, ..., 0], scene["depth"][4:28])
+    with open(tmp_path / "run" / "metrics.json") as f:
+        trained = json.load(f)["trained"]
+    assert np.isfinite(trained["depth"]["rmse"]) and 0 <= trained["rotation"]["accuracy"] <= 1
+
+    path = export_model(model, "depth", str(tmp_path / "serving"), "depth")
+    loaded = tf.saved_model.load(path)
+    predicted = loaded.signatures["serving_default"](images=held)
+    assert tuple(next(iter(predicted.values())).shape) == (1, 24, 32, 1)
+    png = tf.io.encode_png(tf.zeros((48, 40, 3), tf.uint8))
+    served = loaded.signatures["serve_bytes"](encoded=tf.stack([png]))
+    assert tuple(next(iter(served.values())).shape) == (1, 24, 32, 1)

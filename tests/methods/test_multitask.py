@@ -152,7 +152,7 @@ def test_the_default_endpoint_is_the_trunks_last_and_geometry_is_checked():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="fixed square input_shape"):
+    with pytest.raises(ValueError, match="fixed input_shape"):
         MultiTask(tiny_trunk(input_shape=(None, None, 3)), _tasks())
     with pytest.raises(ValueError, match="unknown tasks"):
         _model(loss_weights={"segmentation": 1.0})

@@ -104,6 +104,7 @@ def _input_size(source, like):
     """The input size of the source: a run's, an exported trunk's signature's, else 224
     (ImageNet's)."""
     from zoo import experiment
+    from zoo.errors import UserError
 
     for candidate in (source, like):
         if not candidate:
@@ -120,6 +121,11 @@ def _input_size(source, like):
             run = os.path.dirname(os.path.dirname(os.path.abspath(candidate)))
         if os.path.exists(os.path.join(run, "method.json")):
             size = experiment.method_config(run)["config"].get("input_size")
+            if isinstance(size, list):  # (height, width): zoo-finetune's images are square
+                raise UserError(
+                    f"{candidate} was trained on {size[0]}x{size[1]} images; zoo-finetune "
+                    "resizes and crops images to a square: give its side, --input_size=S."
+                )
             if size:
                 return int(size)
     return 224

@@ -83,20 +83,6 @@ class Step:
 # -- crops -----------------------------------------------------------------------------
 
 
-def _as_size(name, size):
-    if size is None:
-        return None
-    if isinstance(size, int):
-        size = (size, size)
-    if not (
-        isinstance(size, (tuple, list))
-        and len(size) == 2
-        and all(isinstance(s, int) and s >= 1 for s in size)
-    ):
-        raise UserError(f"`{name}` must be an int or (height, width) >= 1. Received: {size!r}")
-    return tuple(size)
-
-
 @keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data.augment")
 class RandomResizedCrop(Step):
@@ -110,7 +96,7 @@ class RandomResizedCrop(Step):
     """
 
     def __init__(self, size=None, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
-        self.size = _as_size("size", size)
+        self.size = checks.image_size(size, "size", none=True)
         self.scale = _range("scale", scale, 1e-6, 1.0)
         self.ratio = _range("ratio", ratio, 1e-3, 1e3)
         self._config = {"size": size, "scale": list(self.scale), "ratio": list(self.ratio)}
@@ -159,7 +145,7 @@ class FixedOffsetCrops(Step):
     def __init__(self, size=gin.REQUIRED, offset: int = 32):
         if size is gin.REQUIRED:
             raise UserError("FixedOffsetCrops needs `size` (an int or (height, width)).")
-        self.size = _as_size("size", size)
+        self.size = checks.image_size(size, "size", none=True)
         checks.int_at_least(offset, 0, "offset")
         self.offset = offset
         self._config = {"size": size, "offset": offset}
@@ -206,37 +192,61 @@ class ScaleCropFlip(Step):
     with the nearest pixel), padded at the bottom and right where it is smaller than the
     output (the image and depth with 0 — depth 0 is "unknown" — label maps with
     `pad_label`), cropped to the output size at a random place, and mirrored with
-    probability `flip` (normals' x component negated).
+    probability `flip` (normals' x component negated). The output size is `size`, or
+    the example's own; with a `size`, held-out examples are cropped (and padded) to it
+    at their centre, unscaled and unmirrored (`heldout`): NYUD's 425x560 crops of
+    480x640 images, or of a square synthetic render.
 
     Args:
         scales: sequence of floats > 0. Defaults to 0.5, 0.75, ..., 2.0.
         flip: float. Probability of the mirror. Defaults to 0.5.
         pad_label: int. Label of padded pixels in label maps; a segmentation task
             should ignore it (`SemanticSegmentation.ignore_label`). Defaults to 255.
+        size: int, (height, width) or None. The output's size. Defaults to None: the
+            example's.
     """
 
-    def __init__(self, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), flip=0.5, pad_label=255):
+    def __init__(
+        self, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), flip=0.5, pad_label=255, size=None
+    ):
         scales = tuple(float(x) for x in scales)
         if not scales or min(scales) <= 0:
             raise UserError(f"ScaleCropFlip: `scales` must be factors > 0. Received: {scales}")
         self.scales, self.flip = scales, _probability("flip", flip)
         checks.int_at_least(pad_label, 0, "pad_label", "ScaleCropFlip")
         self.pad_label = pad_label
+        self.size = checks.image_size(size, "size", "ScaleCropFlip", none=True)
         self._config = {"scales": list(scales), "flip": self.flip, "pad_label": pad_label}
+        if self.size is not None:  # absent otherwise: earlier configs stay as they were
+            self._config["size"] = list(self.size)
 
     def __call__(self, example: dict, seed) -> dict:
         """The example with its image and maps ([H, W] or [H, W, C] of the image's H, W,
         which must be static) augmented alike; other entries unchanged."""
-        height, width = example["image"].shape[:2]
-        if height is None or width is None:
-            raise UserError("ScaleCropFlip needs images of a static size (e.g. a sized source).")
+        height, width = _static_size(example)
         draw, place, mirror = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
         pick = tf.random.stateless_uniform([], draw, 0, len(self.scales), tf.int32)
         scale = tf.gather(tf.constant(self.scales), pick)
         size = tf.cast(tf.round(scale * tf.constant([height, width], tf.float32)), tf.int32)
-        room = tf.maximum(size, [height, width]) - [height, width]  # largest top, left
+        out_size = self.size or (height, width)
+        room = tf.maximum(size, out_size) - out_size  # largest top, left
         corner = tf.random.stateless_uniform([2], place, 0, tf.int32.max, tf.int32) % (room + 1)
-        flipped = _chance(mirror, self.flip)
+        return self._each_map(example, size, corner, _chance(mirror, self.flip))
+
+    def heldout(self, example: dict) -> dict:
+        """A held-out example cropped and padded to `size` at its centre (unchanged
+        without a `size`)."""
+        height, width = _static_size(example)
+        if self.size is None or self.size == (height, width):
+            return example
+        corner = tf.maximum([(height - self.size[0]) // 2, (width - self.size[1]) // 2], 0)
+        return self._each_map(example, [height, width], corner, tf.constant(False))
+
+    def _each_map(self, example, size, corner, flipped):
+        """The image and every map of its size resized to `size`, padded to the output
+        size, cropped there at `corner` and mirrored where `flipped`."""
+        height, width = _static_size(example)
+        out_h, out_w = self.size or (height, width)
         out = dict(example)
         for key, value in example.items():
             if value.shape.rank not in (2, 3) or tuple(value.shape[:2]) != (height, width):
@@ -244,18 +254,25 @@ class ScaleCropFlip(Step):
             x = value if value.shape.rank == 3 else value[..., tf.newaxis]
             method = "bilinear" if key == "image" else "nearest"
             x = tf.cast(tf.image.resize(x, size, method=method), x.dtype)
-            pad = tf.maximum([height, width] - size, 0)
+            pad = tf.maximum([out_h, out_w] - tf.shape(x)[:2], 0)
             fill = tf.cast(self.pad_label if key in LABEL_MAPS else 0, x.dtype)
             x = tf.pad(x, [[0, pad[0]], [0, pad[1]], [0, 0]], constant_values=fill)
-            x = tf.slice(x, tf.concat([corner, [0]], 0), [height, width, -1])
+            x = tf.slice(x, tf.concat([corner, [0]], 0), [out_h, out_w, -1])
             if key == "normals":
                 mirrored = x[:, ::-1] * tf.constant([-1.0, 1.0, 1.0], x.dtype)
             else:
                 mirrored = x[:, ::-1]
             x = tf.where(flipped, mirrored, x)
-            x = tf.ensure_shape(x, [height, width, value.shape[-1] if value.shape.rank == 3 else 1])
+            x = tf.ensure_shape(x, [out_h, out_w, value.shape[-1] if value.shape.rank == 3 else 1])
             out[key] = x if value.shape.rank == 3 else x[..., 0]
         return out
+
+
+def _static_size(example):
+    height, width = example["image"].shape[:2]
+    if height is None or width is None:
+        raise UserError("ScaleCropFlip needs images of a static size (e.g. a sized source).")
+    return height, width
 
 
 # -- photometric steps -------------------------------------------------------------------
@@ -479,10 +496,10 @@ class Views(Step):
                 [keras.saving.serialize_keras_object(s) for s in own] for own in per_view
             ]
 
-    def output_size(self, input_size: int) -> tuple:
-        """(height, width) of a view of an input_size x input_size image."""
+    def output_size(self, input_size) -> tuple:
+        """(height, width) of a view of an `input_size` image (an int or (height, width))."""
         size = getattr(self.crop, "size", None)
-        return tuple(size) if size else (input_size, input_size)
+        return tuple(size) if size else checks.image_size(input_size)
 
     def __call__(self, image, seed):
         """[count, h, w, 3] views of `image` [H, W, 3]."""

@@ -396,19 +396,22 @@ def _shown(paths, limit=3):
 
 
 def resize_and_center_crop(image, size, method="bilinear"):
-    """Resizes the shorter side of `image` [H, W, C] to `size` and crops the centre square."""
+    """Resizes `image` [H, W, C] to the smallest size covering `size` (an int: a square;
+    or (height, width)), keeping its aspect, and crops the centre: a square's shorter
+    side becomes `size`."""
+    out_h, out_w = checks.image_size(size, "size")
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    scale = size / tf.minimum(h, w)
-    new_h = tf.maximum(size, tf.cast(tf.round(h * scale), tf.int32))
-    new_w = tf.maximum(size, tf.cast(tf.round(w * scale), tf.int32))
+    scale = tf.maximum(out_h / h, out_w / w)
+    new_h = tf.maximum(out_h, tf.cast(tf.round(h * scale), tf.int32))
+    new_w = tf.maximum(out_w, tf.cast(tf.round(w * scale), tf.int32))
     smooth = method == "bilinear"
     resized = tf.image.resize(image, [new_h, new_w], method=method, antialias=smooth)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    resized = resized[top : top + size, left : left + size]
+    top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
+    resized = resized[top : top + out_h, left : left + out_w]
     if smooth:
         resized = tf.clip_by_value(resized, 0.0, 1.0)
-    return tf.ensure_shape(tf.cast(resized, image.dtype), [size, size, None])
+    return tf.ensure_shape(tf.cast(resized, image.dtype), [out_h, out_w, None])
 
 
 def resize_shorter_side(image, size):

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from zoo import internals
+from zoo import checks, internals
 from zoo.errors import UserError
 from zoo.layers import LassoMix
 from zoo.methods.base import deserialize
@@ -57,25 +57,31 @@ class Graph:
     head_features: dict
 
 
-def resolve_trunk(trunk, tasks: Sequence[Task], input_size: int | None, who: str):
+def resolve_trunk(trunk, tasks: Sequence[Task], input_size, who: str):
     """(trunk model, input size) from a trunk, its config or a builder called with
-    `input_shape=` (square when every task reads whole images, any size otherwise)."""
+    `input_shape=` (the images' when every task reads whole images, any size otherwise).
+    The input size is an int (square images) or (height, width)."""
     if isinstance(trunk, dict):
         trunk = deserialize(trunk)
     if not isinstance(trunk, keras.Model):
         if input_size is None:
             raise UserError(f"{who}: a trunk builder needs `input_size`.")
-        square = (input_size, input_size, 3)
-        same = all(tuple(t.input_shape(input_size)) == square for t in tasks)
-        trunk = trunk(input_shape=square if same else (None, None, 3))
+        whole = image_shape(input_size)
+        same = all(tuple(t.input_shape(input_size)) == whole for t in tasks)
+        trunk = trunk(input_shape=whole if same else (None, None, 3))
     shape = trunk.input.shape
-    fixed = shape[1] is not None and shape[1] == shape[2]
-    if input_size is None and not fixed:
+    if input_size is None and (shape[1] is None or shape[2] is None):
         raise UserError(
-            f"{who} needs `input_size` or a trunk built with a fixed square input_shape, "
+            f"{who} needs `input_size` or a trunk built with a fixed input_shape, "
             f"e.g. resnet(..., input_shape=(64, 64, 3)). Received input shape {shape}."
         )
-    return trunk, int(input_size or shape[1])
+    height, width = checks.image_size(input_size or tuple(shape[1:3]), "input_size", who)
+    return trunk, height if height == width else (height, width)
+
+
+def image_shape(input_size) -> tuple:
+    """(height, width, 3) of the whole images of `input_size` (an int or a pair)."""
+    return (*checks.image_size(input_size), 3)
 
 
 def resolve_tasks(tasks, who: str) -> list:
@@ -101,13 +107,13 @@ def lasso_part(trunk: keras.Model, names: Sequence[str], block: str | None, l1: 
     return LassoMix(names, l1=l1, name="lasso"), units
 
 
-def input_groups(tasks: Sequence[Task], input_size: int) -> dict:
+def input_groups(tasks: Sequence[Task], input_size) -> dict:
     """{input name: [task names]}: tasks that read the same whole images as they are
     share one input ("images", "images_2", ...); every other task has its own."""
     groups, keys = {}, {}
-    square = (input_size, input_size, 3)
+    whole = image_shape(input_size)
     for t in tasks:
-        if t.shares_images and tuple(t.input_shape(input_size)) == square:
+        if t.shares_images and tuple(t.input_shape(input_size)) == whole:
             key = t.stream_key()
             if key not in keys:
                 keys[key] = "images" if not keys else f"images_{len(keys) + 1}"
@@ -131,7 +137,7 @@ def build_graph(
     Args:
         trunk: keras.Model. A zoo trunk (dict of endpoints).
         tasks: the tasks, with distinct names.
-        input_size: int. Square size of whole-image inputs.
+        input_size: int or (height, width). Size of whole-image inputs.
         head: callable. `head(task, endpoint, features, input_size)` -> head output.
         lasso: a zoo.layers.LassoMix or None. If set, each head reads its task's row of
             the mix of `units` (the penalty added once) instead of its endpoint.

@@ -25,7 +25,7 @@ def group_stream(network, tasks, group, name, split, batch_size, input_size):
         name: str. The input.
         split: "train" (shuffled, repeated) or "eval" (in order, once).
         batch_size: int.
-        input_size: int. Named in the message.
+        input_size: int or (height, width). Named in the message.
     """
     stream = pipeline([tasks[t] for t in group], split, batch_size)
     given = tuple(stream.element_spec[0].shape[1:])
@@ -37,7 +37,8 @@ def group_stream(network, tasks, group, name, split, batch_size, input_size):
         raise UserError(
             f"the {split} data of {group} are {given} per example but the method takes "
             f"{wanted} (input_size={input_size}); set input_size to the data's size, or "
-            "render or resize the source to the input size (e.g. SceneSpec.resolution)."
+            "render or resize the source to the input size (e.g. SceneSpec.resolution), "
+            "or crop it (e.g. ScaleCropFlip.size)."
         )
     return stream
 

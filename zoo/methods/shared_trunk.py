@@ -47,8 +47,8 @@ class SharedTrunk(Method):
             called with `input_shape=` (e.g. gin's `@zoo.trunks.resnet`): it is built
             for `input_size` images, or for any size when a task reads patches.
         tasks: list of zoo.tasks.Task with distinct names.
-        input_size: int or None. Square size of whole-image inputs. Defaults to the
-            trunk's fixed input size.
+        input_size: int, (height, width) or None. Size of whole-image inputs (an int:
+            square). Defaults to the trunk's fixed input size.
         loss_weights: dict. `zoo.methods.balance.LossBalancer`'s weights.
         loss_balance: str. Its mode, "static" or "grad_norm".
         balance_steps: int. The steps it measures over (grad_norm).
@@ -131,8 +131,8 @@ class SharedTrunk(Method):
 
     def image_tasks(self) -> list:
         """Tasks whose input is a whole input_size image (what a served model takes)."""
-        square = (self.input_size, self.input_size, 3)
-        return [n for n, t in self.tasks.items() if tuple(t.input_shape(self.input_size)) == square]
+        whole = graph.image_shape(self.input_size)
+        return [n for n, t in self.tasks.items() if tuple(t.input_shape(self.input_size)) == whole]
 
     # -- players -------------------------------------------------------------------
 

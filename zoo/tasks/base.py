@@ -194,7 +194,8 @@ class Task(abc.ABC):
     def example_augmentation(self):
         """A callable (example dict, seed) -> example applied to training examples
         before harmonization and `prepare` (the first task's, for tasks sharing a
-        pipeline), or None. Defaults to None."""
+        pipeline), or None; held-out examples go through its `heldout(example)` where it
+        has one (a crop to the training size). Defaults to None."""
         return None
 
     def resize_targets(self, targets):
@@ -208,10 +209,10 @@ class Task(abc.ABC):
 
     # -- model ---------------------------------------------------------------------
 
-    def input_shape(self, input_size: int) -> tuple:
-        """Shape of one example's inputs. Defaults to an input_size x input_size RGB image;
-        tasks on patches or on other image sizes override it."""
-        return (input_size, input_size, 3)
+    def input_shape(self, input_size) -> tuple:
+        """Shape of one example's inputs. Defaults to an RGB image of `input_size` (an int:
+        square; or (height, width)); tasks on patches or on other image sizes override it."""
+        return (*checks.image_size(input_size), 3)
 
     def to_trunk(self, inputs):
         """The batch of images the trunk sees, from a batch of the task's inputs (a pure
@@ -325,28 +326,24 @@ class DenseTask(Task):
             x = tf.image.resize(x, size, method="nearest")
         return x[..., 0] if squeeze else x
 
+    def target_size(self, input_size) -> tuple:
+        """(height, width) of the predicted map: the input's / target_stride."""
+        return tuple(s // self.target_stride for s in checks.image_size(input_size))
+
     def check_geometry(self, endpoint, feature_shape, input_size):
-        size = feature_shape[1]
-        wanted = input_size // self.target_stride
-        if not size or size > wanted:
+        size, wanted = tuple(feature_shape[1:3]), self.target_size(input_size)
+        if None in size or size[0] > wanted[0] or size[1] > wanted[1]:
             raise UserError(
-                f"{self.name}: the head upsamples the endpoint's map to {wanted} px (input "
-                f"{input_size} px / target_stride {self.target_stride}); endpoint {endpoint!r} "
-                f"is {size}x{size}, larger than that."
+                f"{self.name}: the head upsamples the endpoint's map to {_px(wanted)} (input "
+                f"{_px(input_size)} / target_stride {self.target_stride}); endpoint "
+                f"{endpoint!r} is {size[0]}x{size[1]}, larger than that."
             )
 
     def build_head(self, features, input_size):
+        size = self.target_size(input_size)
         if self.head == "linear":
-            return linear_dense_head(
-                features, input_size // self.target_stride, self.out_channels, self.name
-            )
-        return dense_decoder(
-            features,
-            input_size // self.target_stride,
-            self.out_channels,
-            self.head_width,
-            self.name,
-        )
+            return linear_dense_head(features, size, self.out_channels, self.name)
+        return dense_decoder(features, size, self.out_channels, self.head_width, self.name)
 
 
 def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | None = None):
@@ -382,7 +379,10 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         ds = source.shuffled(required, first.seed)
     else:
         ds = source.examples(required).enumerate()
-    augmentation = first.example_augmentation() if training else None
+    augmentation = first.example_augmentation()
+    if not training:  # held-out examples: the augmentation's deterministic part, if any
+        heldout = getattr(augmentation, "heldout", None)
+        augmentation = heldout and (lambda example, _: heldout(example))
     seeds = tf.data.Dataset.random(seed=first.seed + (0 if training else 1)).batch(2)
     if training if repeat is None else repeat:
         ds = ds.repeat()
@@ -423,15 +423,23 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _px(input_size) -> str:
+    """ "64 px" for a square size, "425x560 px" for (height, width)."""
+    height, width = checks.image_size(input_size)
+    return f"{height} px" if height == width else f"{height}x{width} px"
+
+
 def check_stride(name, stride, endpoint, feature_shape, input_size):
     """Raises ValueError when an endpoint's [B, h, w, C] features are not at `stride`."""
+    height, width = checks.image_size(input_size)
     size = feature_shape[1]
-    if size is None or size * stride != input_size:
-        actual = f"stride {input_size / size:g}" if size else "an unknown stride"
+    if size is None or size * stride != height or feature_shape[2] * stride != width:
+        actual = f"stride {height / size:g}" if size else "an unknown stride"
         raise UserError(
             f"{name} targets are at stride {stride}; endpoint {endpoint!r} is at {actual} "
-            f"({size}x{size} features of {input_size} px inputs). Choose an endpoint at stride "
-            f"{stride} (e.g. a trunk with output_stride={stride}) or set the task's stride."
+            f"({size}x{feature_shape[2]} features of {_px(input_size)} inputs). Choose an "
+            f"endpoint at stride {stride} (e.g. a trunk with output_stride={stride}) or set "
+            "the task's stride."
         )
 
 
@@ -444,21 +452,23 @@ def merge_patches(inputs):
 def dense_decoder(features, input_size, out_channels, width, name):
     """Ren & Lee's task head: stride-2 deconvolutions, each followed by ReLU and BatchNorm.
 
-    As many deconvolutions as bring the map closest to `input_size` (log2 of the ratio,
-    rounded; the widths halve from `width`, down to 32), a bilinear resize to exactly
-    `input_size` when the ratio is not a power of two (AlexNet's 13x13 at 227 px: 13 ->
-    26 -> 52 -> 104 -> 208 -> 227; the authors' code reaches 227 with unpadded
-    deconvolutions of kernels 3, 3, 5, 3 from 4096 channels), then a 3x3 convolution to
-    `out_channels`.
+    As many deconvolutions as bring the map's height closest to `input_size`'s (an int or
+    (height, width); log2 of the ratio, rounded; the widths halve from `width`, down to
+    32), a bilinear resize to exactly `input_size` when the ratio is not a power of two
+    (AlexNet's 13x13 at 227 px: 13 -> 26 -> 52 -> 104 -> 208 -> 227; the authors' code
+    reaches 227 with unpadded deconvolutions of kernels 3, 3, 5, 3 from 4096 channels),
+    then a 3x3 convolution to `out_channels`.
     """
+    height, width_px = checks.image_size(input_size)
     size = features.shape[1]
-    if not size or size > input_size:
+    if not size or size > height or not features.shape[2] or features.shape[2] > width_px:
         raise UserError(
-            f"{name}: the endpoint's resolution {size} must be at most the input size {input_size}."
+            f"{name}: the endpoint's resolution {size}x{features.shape[2]} must be at most "
+            f"the input size {_px(input_size)}."
         )
     x = features
     filters = width
-    for i in range(int(round(np.log2(input_size / size)))):
+    for i in range(int(round(np.log2(height / size)))):
         x = keras.layers.Conv2DTranspose(
             filters, 4, strides=2, padding="same", name=f"{name}_deconv{i + 1}"
         )(x)
@@ -466,17 +476,19 @@ def dense_decoder(features, input_size, out_channels, width, name):
         # statistics of the global batch under tf.distribute, as on one device
         x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i + 1}")(x)
         filters = max(32, filters // 2)
-    if x.shape[1] != input_size:
-        x = keras.layers.Resizing(input_size, input_size, name=f"{name}_resize")(x)
+    if tuple(x.shape[1:3]) != (height, width_px):
+        x = keras.layers.Resizing(height, width_px, name=f"{name}_resize")(x)
     return keras.layers.Conv2D(out_channels, 3, padding="same", name=f"{name}_out")(x)
 
 
 def linear_dense_head(features, size, out_channels, name):
-    """A 1x1 convolution with bias to `out_channels`, resized bilinearly to size x size
-    (DeepLab's classifier; CompL computes the loss at the input resolution)."""
+    """A 1x1 convolution with bias to `out_channels`, resized bilinearly to `size` (an
+    int or (height, width)) (DeepLab's classifier; CompL computes the loss at the input
+    resolution)."""
+    height, width = checks.image_size(size)
     x = keras.layers.Conv2D(out_channels, 1, name=f"{name}_out")(features)
-    if x.shape[1] != size or x.shape[2] != size:
-        x = keras.layers.Resizing(size, size, interpolation="bilinear", name=f"{name}_resize")(x)
+    if tuple(x.shape[1:3]) != (height, width):
+        x = keras.layers.Resizing(height, width, interpolation="bilinear", name=f"{name}_resize")(x)
     return x
 
 

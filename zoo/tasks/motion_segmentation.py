@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import checks
 from zoo.tasks.base import Task, check_stride
 
 
@@ -46,11 +47,11 @@ class MotionSegmentation(Task):
         return self.image_shape is None  # frames of another shape are resized
 
     def check_geometry(self, endpoint, feature_shape, input_size):
-        height = self.image_shape[0] if self.image_shape else input_size
-        check_stride(self.name, self.stride, endpoint, feature_shape, height)
+        size = self.image_shape or input_size
+        check_stride(self.name, self.stride, endpoint, feature_shape, size)
 
     def input_shape(self, input_size):
-        height, width = self.image_shape or (input_size, input_size)
+        height, width = self.image_shape or checks.image_size(input_size)
         return (height, width, 3)
 
     def prepare(self, example, seed):
