@@ -43,9 +43,9 @@ def _serving_harmonizer(name):
         )
     if name == "identity":
         return lambda images: images
-    from zoo.data.harmonize import lab_l3
+    from zoo.data.harmonize import harmonizer
 
-    return lambda images: lab_l3(images)
+    return harmonizer(name)
 
 
 def _image_spec(input_shape, name="images"):
@@ -229,7 +229,7 @@ def export_trunk(trunk, path: str, harmonizer: str = "identity", overwrite: bool
     Args:
         trunk: keras.Model. A zoo trunk (dict of endpoints).
         path: str. Output folder.
-        harmonizer: str. "identity" or "lab_l3", applied inside the graph.
+        harmonizer: str. "identity", "lab_l3" or "lab", applied inside the graph.
             Defaults to "identity".
         overwrite: bool. Replace an existing export. Defaults to False.
     """
@@ -494,7 +494,7 @@ def export_model(
         base_dir: str. Model base folder of TF Serving.
         name: str. Model name.
         version: int or None. Version folder. Defaults to the next free one.
-        harmonizer: str or None. "identity" or "lab_l3". Defaults to the task's.
+        harmonizer: str or None. "identity", "lab_l3" or "lab". Defaults to the task's.
         overwrite: bool. Replace an existing version. Defaults to False.
         max_pixels: int or None. Largest image `serve_bytes` decodes, in pixels
             (recorded in `zoo_export.json`). Defaults to MAX_PIXELS (40 million).

@@ -42,6 +42,13 @@ def test_lab_l3_is_lightness_on_three_equal_channels():
     )
 
 
+def test_lab_is_every_channel_scaled_as_newell_and_deng_do():
+    x = _images(seed=2)
+    expected = color.rgb2lab(x.astype("float64")) / [100.0, 110.0, 110.0]
+    np.testing.assert_allclose(h.lab(x).numpy(), expected, atol=1e-5)
+    assert h.harmonizer("lab") is h.lab and h.served(["lab", "lab"]) == "lab"
+
+
 def test_drop_color_keeps_one_channel_and_fills_others_with_small_noise():
     x = _images(shape=(64, 24, 24, 3), seed=2)
     out = h.drop_color(x, tf.constant([4, 2])).numpy()

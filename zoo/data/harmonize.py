@@ -7,6 +7,8 @@ A harmonizer removes that difference by giving every task the same kind of input
 * `identity`: RGB unchanged;
 * `lab_l3`: the CIE Lab lightness L / 100, replicated to three channels (the
   colorization input, also used by harmonized relative position);
+* `lab`: the whole CIE Lab image as (L / 100, a / 110, b / 110) (Newell & Deng 2020,
+  App. A: every method's input, so that CMC's L and ab halves are plain channels);
 * `drop_color`: one random channel kept, the other two replaced by Gaussian noise
   (Doersch et al. 2015's "color dropping" for relative position);
 * `replicate_channel`: one random RGB channel copied to all three (Ren & Lee 2018,
@@ -101,6 +103,21 @@ def lab_l3(rgb, seed=None):
     return tf.concat([lightness] * 3, axis=-1)
 
 
+LAB_SCALE = (100.0, 110.0, 110.0)
+
+
+def lab(rgb, seed=None):
+    """CIE Lab (D65) scaled per channel: L / 100 in [0, 1], a / 110 and b / 110 in
+    about [-1, 1].
+
+    Args:
+        rgb: float tensor [..., 3], sRGB in [0, 1].
+        seed: unused; accepted so that every harmonizer has the same signature.
+    """
+    del seed
+    return rgb_to_lab(rgb) / tf.constant(LAB_SCALE, tf.float32)
+
+
 def identity(rgb, seed=None):
     """Returns the image unchanged (as float32)."""
     del seed
@@ -164,12 +181,13 @@ def replicate_channel(rgb, seed):
 HARMONIZERS = {
     "identity": identity,
     "lab_l3": lab_l3,
+    "lab": lab,
     "drop_color": drop_color,
     "replicate_channel": replicate_channel,
 }
 # the deterministic ones, which a serving graph can apply (the random ones are training
 # augmentations; served models see the plain image)
-SERVING_HARMONIZERS = ("identity", "lab_l3")
+SERVING_HARMONIZERS = ("identity", "lab_l3", "lab")
 
 
 def served(harmonizers) -> str:
@@ -186,7 +204,8 @@ def harmonizer(method="identity"):
     `zoo.tasks.Depth.harmonizer = "lab_l3"`, or one macro for every task).
 
     Args:
-        method: str. One of "identity", "lab_l3", "drop_color", "replicate_channel".
+        method: str. One of "identity", "lab_l3", "lab", "drop_color",
+            "replicate_channel".
             Defaults to "identity".
     """
     if method not in HARMONIZERS:
