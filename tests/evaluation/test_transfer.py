@@ -89,3 +89,15 @@ def test_a_task_object_with_the_up_projection_head_and_reverse_huber(tmp_path):
     assert Image.open(path).size[1] > 6 * 100  # six rows of input / truth / prediction
     with pytest.raises(ValueError, match="depth_loss"):
         Depth(spec, depth_loss="l2")
+
+
+def test_knn_classifies_held_out_images_without_training():
+    """Protocol "knn": weighted kNN (k = 20, T = 0.07) on the pooled features of the n
+    labelled images; even an untrained trunk's features sort the easiest variant's
+    objects above chance."""
+    result = _scratch("classification", "knn", 128, 64)
+    assert result["steps"] == 0 and result["eval_examples"] == 64
+    assert result["metric"] == "accuracy" and result["value"] == result["accuracy"]
+    assert result["value"] > 0.2  # ten classes: chance is 0.1 (0.30 measured)
+    with pytest.raises(ValueError, match="protocol 'knn' classifies images"):
+        _scratch("depth", "knn", 8, 8)

@@ -67,7 +67,7 @@ flags.DEFINE_string("sweep_dir", None, "report: a sweep directory written by too
 flags.DEFINE_bool("lower_is_better", False, "report: the sweep's metric is an error (RMSE).")
 flags.DEFINE_string("source", None, "transfer: random, a model_dir, a checkpoint or an export.")
 flags.DEFINE_string("task", None, "transfer: classification, pose, segmentation or depth.")
-flags.DEFINE_string("protocol", None, "transfer: linear, lasso_linear, finetune or frozen_k.")
+flags.DEFINE_string("protocol", None, "transfer: linear, lasso_linear, finetune, frozen_k or knn.")
 flags.DEFINE_integer("num_labels", None, "transfer: labelled examples.")
 flags.DEFINE_string("predictions", None, "transfer: PNG of held-out predictions.")
 flags.DEFINE_multi_string(

@@ -2,7 +2,9 @@
 
 `transfer(...)` trains `zoo.methods.Transfer` (the trunk, the task's data, loss and
 metrics, the protocol's trainability and head) on the first `num_labels` examples of the
-task's training source and returns its held-out metrics. A task given by name is built
+task's training source and returns its held-out metrics; protocol "knn" trains nothing
+and classifies the held-out images by their pooled features' weighted nearest neighbours
+among the n labelled ones (`zoo.evaluation.knn`). A task given by name is built
 on the synthetic benchmark (Newell & Deng 2020) for any variant "----" .. "TCVL":
 "classification" and "pose" on `single` scenes, "semantic_segmentation" (or
 "segmentation") and "depth" on `multi` scenes; any other `zoo.tasks` task (on any
@@ -24,11 +26,12 @@ from zoo.data.synthetic.io import output_signature
 from zoo.data.synthetic.objects import CLASSES as OBJECT_CLASSES
 from zoo.data.synthetic.scene import MODES, POSE_BINS
 from zoo.errors import UserError
-from zoo.evaluation import plots
+from zoo.evaluation import knn, plots
 from zoo.evaluation.protocols import source_harmonizer, source_trunk
 from zoo.methods.transfer import Transfer
 from zoo.tasks.base import DenseTask, Task, pipeline
 from zoo.tasks.classification import GlobalTask
+from zoo.trunks.protocols import pool
 
 # names of the synthetic downstream tasks (zoo.tasks names; "segmentation" is the short one)
 ALIASES = {"segmentation": "semantic_segmentation"}
@@ -113,7 +116,9 @@ def transfer(
         task: str or zoo.tasks.Task. A synthetic downstream task by name (see the module
             docstring), or a task object on any source (`num_labels` of its training
             examples are used, `eval_examples` and `variant` do not apply).
-        protocol: str. "linear", "lasso_linear", "finetune" or "frozen_k".
+        protocol: str. "linear", "lasso_linear", "finetune", "frozen_k" or "knn"
+            (global tasks: weighted kNN on the pooled endpoint, k = 20, T = 0.07,
+            nothing trained).
         num_labels: int. Labelled training examples (the first n of the train split).
         variant: str. Factors of the synthetic data. Defaults to "TCVL".
         builder: callable or None. Trunk builder of the scratch baseline ("random").
@@ -166,6 +171,8 @@ def transfer(
         endpoint=endpoint,
         harmonizer=harmonizer,
     )
+    if protocol == "knn":
+        return _knn(trunk, task, pooling, batch_size)
     model = Transfer(
         trunk,
         task,
@@ -192,6 +199,40 @@ def transfer(
         task=task.name,
         trunk_params=int(model.trunk.count_params()),
         eval_examples=model.heldout_examples()[task.name],
+    )
+
+
+def _knn(trunk, task, pooling, batch_size) -> dict:
+    """`transfer`'s result for protocol "knn": the held-out accuracy of weighted kNN on
+    the pooled endpoint features of the task's labelled training examples."""
+    if not isinstance(task, GlobalTask):
+        raise UserError(
+            f"protocol 'knn' classifies images: a global task (classification, pose). "
+            f"Received {task.name!r}."
+        )
+    features = trunk.output[task.endpoint or list(trunk.output)[-1]]
+    embed = keras.Model(trunk.input, pool(features, pooling, "knn"))
+
+    def embedded(split):
+        xs, ys = [], []
+        for x, y in pipeline([task], split, batch_size, repeat=False):
+            xs.append(keras.ops.convert_to_numpy(embed(x, training=False)))
+            ys.append(y[task.name].numpy())
+        return np.concatenate(xs), np.concatenate(ys)
+
+    bank, labels = embedded("train")
+    queries, truth = embedded("eval")
+    scores = knn.knn_scores(bank, labels, queries, task.classes)
+    result = task.evaluate(truth, scores.astype("float32"))
+    metric = next(iter(task.metric_info))
+    return dict(
+        result,
+        metric=metric,
+        value=result[metric],
+        steps=0,
+        task=task.name,
+        trunk_params=int(trunk.count_params()),
+        eval_examples=len(truth),
     )
 
 
