@@ -169,6 +169,7 @@ MULTI_TASKS = {
         "ignore_label": "0",
     },
     "zoo.tasks.Rotation": {"size": "16"},
+    "zoo.tasks.VAE": {"beta": "0.5", "output_size": "16", "kl_over_batch": "False"},
     "zoo.tasks.Colorization": {
         "head_width": "8",
         "stride": "4",

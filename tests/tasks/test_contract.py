@@ -41,6 +41,7 @@ TASKS = {
         MULTI, hidden=8, projection=4, queue_size=6, grid=2, **SMALL
     ),
     "BYOL": lambda: zoo.tasks.BYOL(MULTI, hidden=8, projection=4, momentum_steps=10, **SMALL),
+    "VAE": lambda: zoo.tasks.VAE(SINGLE, harmonizer="lab", output_size=16, **SMALL),
     "Exemplar": lambda: zoo.tasks.Exemplar(
         SINGLE, image_size=32, patch_size=16, head_widths=(8, 4), head_bottleneck=2, **SMALL
     ),

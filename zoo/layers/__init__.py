@@ -4,9 +4,11 @@ from zoo.layers.discriminator import patch_discriminator
 from zoo.layers.lasso_mix import LassoMix
 from zoo.layers.normalization import batch_norm
 from zoo.layers.residual import bottleneck_unit, fc_residual_unit, patch_head
+from zoo.layers.sampling import GaussianSample
 from zoo.layers.up_projection import Unpool2D, up_projection, up_projection_decoder
 
 __all__ = [
+    "GaussianSample",
     "LassoMix",
     "Unpool2D",
     "batch_norm",

@@ -15,6 +15,7 @@ from zoo.tasks.pose import Pose
 from zoo.tasks.relative_position import RelativePosition
 from zoo.tasks.rotation import Rotation
 from zoo.tasks.semantic_segmentation import SemanticSegmentation
+from zoo.tasks.vae import VAE
 
 __all__ = [
     "BYOL",
@@ -35,4 +36,5 @@ __all__ = [
     "SemanticSegmentation",
     "SimCLR",
     "Task",
+    "VAE",
 ]
