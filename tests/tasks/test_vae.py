@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import tiny_trunk
+from PIL import Image
 
+from zoo.data.harmonize import lab
 from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
+from zoo.evaluation.plots import as_rgb, plot_run_pretext
 from zoo.layers import GaussianSample
 from zoo.methods import MultiTask
 from zoo.tasks import VAE
@@ -74,7 +77,7 @@ def test_the_sample_is_the_mean_in_inference_and_reparameterised_in_training():
     assert again.seed == 0
 
 
-def test_a_repeated_batch_is_learnt():
+def test_a_repeated_batch_is_learnt_and_drawn(tmp_path):
     task = VAE(SINGLE, harmonizer="lab", output_size=32, num_examples=8, eval_examples=8)
     keras.utils.set_random_seed(0)
     model = MultiTask(tiny_trunk(), [task], input_size=32)
@@ -84,3 +87,8 @@ def test_a_repeated_batch_is_learnt():
     model.fit(batch.repeat(), steps_per_epoch=60, epochs=1, verbose=0)
     after = model.evaluate(batch, verbose=0, return_dict=True)["vae_mse"]
     assert after < 0.5 * before  # measured: 0.078 -> 0.023 (Lab inputs)
+    # zoo-visualize pretext: held-out images next to their reconstructions, in RGB
+    (path,) = plot_run_pretext(model, str(tmp_path), num=3)
+    assert path.endswith("vae.png") and Image.open(path).size[1] > 300
+    images = np.random.default_rng(0).random((2, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(as_rgb(lab(images), "lab"), images, atol=1e-4)

@@ -4,7 +4,7 @@ Usage:
     zoo-visualize synthetic --variant=TCVL --mode=multi --out=grid.png
     zoo-visualize predictions --model_dir=runs/quickstart --out=pred.png
     zoo-visualize alphas --model_dir=runs/lasso --out=alphas.png
-    zoo-visualize pretext --model_dir=runs/doersch17_rp_col
+    zoo-visualize pretext --model_dir=runs/doersch17_rp_col  (or a VAE run)
     zoo-visualize curves --sweep_dir=sweeps/cls --out=curves.png
     zoo-visualize factors --sweep_dir=sweeps/variants --out=factors.png
     zoo-visualize neighbours --runs=runs/rl18_3tasks,runs/rl18_da_conv5 --out=nn.png
@@ -20,8 +20,9 @@ semantics and contours; for `single`, a grid of the ten classes x five pose bins
 `predictions`: held-out scenes of a zoo-train run, each dense task's truth next to its
 prediction (Ren & Lee Fig. 5).
 `alphas`: the |α| of a lasso run's LassoMix, tasks x units (Doersch & Zisserman Fig. 5).
-`pretext`: relative-position pairs with true and predicted labels, and colorizations
-next to their inputs, of a run's held-out data (written in the model_dir).
+`pretext`: relative-position pairs with true and predicted labels, colorizations next to
+their inputs, and a VAE's reconstructions next to its inputs, of a run's held-out data
+(written in the model_dir).
 `curves`: a sweep's metric and utility vs the number of labels (Newell & Deng Fig. 4).
 `factors`: a sweep over variants: change in utility when a factor is added (Fig. 6).
 `neighbours`: nearest neighbours of held-out photo crops among crops of the adaptation

@@ -12,11 +12,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf
 
 from zoo import files  # noqa: E402
-from zoo.data.harmonize import lab_l3, rgb_to_lab
+from zoo.data.harmonize import LAB_SCALE, lab_l3, lab_to_rgb, rgb_to_lab
 from zoo.errors import UserError
 from zoo.evaluation.utility import utility  # noqa: E402
 from zoo.tasks.colorization import Colorization, annealed_mean, colorize
 from zoo.tasks.relative_position import NEIGHBOURS, RelativePosition
+from zoo.tasks.vae import VAE
 
 
 def _save(fig, path, title=None, **title_kwargs):
@@ -334,10 +335,36 @@ def plot_colorization(images, predicted, path, title=None):
     _save(fig, path, title, fontsize=10)
 
 
+def as_rgb(images, harmonizer: str) -> np.ndarray:
+    """Harmonized images (or a reconstruction of them) shown as RGB in [0, 1]: Lab
+    (`lab`) converted back, anything else clipped."""
+    images = np.asarray(images, np.float32)
+    if harmonizer == "lab":
+        images = lab_to_rgb(images * np.asarray(LAB_SCALE, np.float32)).numpy()
+    return np.clip(images, 0.0, 1.0)
+
+
+def plot_reconstructions(images, reconstructions, path, title=None):
+    """Rows of an image next to its reconstruction (a VAE's), both RGB in [0, 1]."""
+    count = len(images)
+    fig, axes = plt.subplots(count, 2, figsize=(3.6, 1.7 * count + 0.5), squeeze=False)
+    for r in range(count):
+        for c, (picture, name) in enumerate(
+            ((images[r], "input"), (reconstructions[r], "reconstruction"))
+        ):
+            axes[r, c].imshow(np.clip(picture, 0.0, 1.0))
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(name, fontsize=8)
+    _save(fig, path, title, fontsize=10)
+
+
 def plot_run_pretext(model, folder, num=8):
-    """Pictures of a run's Doersch & Zisserman pretext tasks on held-out data: the
-    relative-position pairs with true and predicted labels (relative_position.png) and
-    colorizations next to their inputs (colorization.png).
+    """Pictures of a run's pretext tasks on held-out data: the relative-position pairs
+    with true and predicted labels (relative_position.png), colorizations next to their
+    inputs (colorization.png) and a VAE's reconstructions next to its inputs at the
+    reconstruction's size (vae.png).
 
     Returns:
         The paths written.
@@ -361,9 +388,20 @@ def plot_run_pretext(model, folder, num=8):
             path = os.path.join(folder, f"{name}.png")
             plot_colorization(rgb.numpy(), predicted, path, title=f"{name} (annealed mean)")
             written.append(path)
+        elif isinstance(task, VAE):
+            inputs, targets = next(iter(task.pipeline("eval", num)))
+            reconstructed = network(inputs, training=False)["reconstruction"]
+            path = os.path.join(folder, f"{name}.png")
+            plot_reconstructions(
+                as_rgb(targets, task.harmonizer),
+                as_rgb(reconstructed, task.harmonizer),
+                path,
+                title=f"{name}: held-out images, μ decoded",
+            )
+            written.append(path)
     if not written:
         raise UserError(
-            f"the run has no relative position or colorization task: {list(model.tasks)}"
+            f"the run has no relative position, colorization or VAE task: {list(model.tasks)}"
         )
     return written
 
