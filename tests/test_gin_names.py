@@ -619,6 +619,18 @@ OTHER = {
         "snapshot_every": "2",
         "folder": '"elsewhere"',
     },
+    "zoo.evaluation.KnnMonitor": {
+        **{
+            p: "see tests/evaluation/test_knn.py::"
+            "test_the_monitor_logs_the_trunks_knn_accuracy_every_few_epochs"
+            for p in ("task", "every", "batch_size")
+        },
+        **{
+            p: "see tests/evaluation/test_knn.py::"
+            "test_scores_are_scikit_learns_cosine_votes_weighted_by_exp_similarity"
+            for p in ("k", "temperature")
+        },
+    },
     "zoo.evaluation.transfer": {
         p: "see tests/evaluation/test_transfer.py and tests/evaluation/test_protocols.py"
         for p in (

@@ -18,6 +18,7 @@ import keras
 import zoo.data.augment  # noqa: F401
 import zoo.data.sources  # noqa: F401
 import zoo.data.synthetic.scene  # noqa: F401
+import zoo.evaluation.knn  # noqa: F401
 import zoo.evaluation.protocols  # noqa: F401
 import zoo.evaluation.sweep  # noqa: F401
 import zoo.evaluation.transfer  # noqa: F401

@@ -44,3 +44,25 @@ def test_few_labels_vote_all_and_bad_input_is_named():
         knn_scores(bank, labels, queries[:, :3], classes)
     with pytest.raises(UserError, match="temperature"):
         knn_scores(bank, labels, queries, classes, temperature=0)
+
+
+def test_the_monitor_logs_the_trunks_knn_accuracy_every_few_epochs():
+    import keras
+    from helpers import tiny_trunk
+
+    from zoo.data.synthetic import SceneSpec
+    from zoo.evaluation.knn import KnnMonitor
+    from zoo.methods import MultiTask
+    from zoo.tasks import Classification, Depth, Rotation
+
+    single = SceneSpec(variant="----", mode="single", resolution=32)
+    monitor = KnnMonitor(Classification(single, num_examples=30, eval_examples=16), every=2)
+    model = MultiTask(tiny_trunk(), [Rotation(single, num_examples=16)], input_size=32)
+    model.compile(keras.optimizers.Adam(1e-3))
+    data = model.datasets(4)
+    history = model.fit(data, steps_per_epoch=2, epochs=4, callbacks=[monitor], verbose=0)
+    logged = history.history["knn_classification_accuracy"]
+    assert len(logged) == 2 and all(0.0 <= a <= 1.0 for a in logged)  # epochs 2 and 4
+    assert logged[-1] == pytest.approx(monitor.measure(model.trunk))  # the trained trunk's
+    with pytest.raises(UserError, match="global task"):
+        KnnMonitor(Depth(SceneSpec(variant="----", mode="multi", resolution=32)))

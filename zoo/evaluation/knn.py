@@ -9,10 +9,14 @@ go in chunks: memory holds the labelled embeddings and one chunk's similarities,
 a queries x labelled matrix.
 """
 
+import gin
+import keras
 import numpy as np
 
 from zoo import checks
 from zoo.errors import UserError
+from zoo.tasks.base import pipeline
+from zoo.tasks.classification import GlobalTask
 
 K = 20
 TEMPERATURE = 0.07
@@ -79,3 +83,76 @@ def knn_accuracy(bank, bank_labels, queries, query_labels, classes, **kwargs) ->
     """The share of queries whose highest-scoring class (`knn_scores`) is their label."""
     predicted = knn_scores(bank, bank_labels, queries, classes, **kwargs).argmax(1)
     return float(np.mean(predicted == np.asarray(query_labels).reshape(-1)))
+
+
+def embedded(embed, task, split: str, batch_size: int = 64):
+    """(embeddings [N, D], labels [N]) of every example of `task`'s `split` (each once;
+    the training split too), embedded in inference mode by `embed` (a model of the
+    task's inputs)."""
+    xs, ys = [], []
+    examples = pipeline([task], split, 1, repeat=False).unbatch().batch(batch_size)
+    for x, y in examples:
+        xs.append(keras.ops.convert_to_numpy(embed(x, training=False)))
+        ys.append(y[task.name].numpy())
+    if not xs:
+        raise UserError(f"knn: {task.name!r} has no {split} examples.")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+class KnnMonitor(keras.callbacks.Callback):
+    """kNN accuracy of a training run's trunk after each epoch (Wu et al. 2018's online
+    monitor): the labelled training images of `task` are the bank, its held-out images
+    the queries, both embedded by the run's trunk at `task`'s endpoint, globally
+    average-pooled. The accuracy joins the epoch's logs as `knn_<task>_accuracy` (so
+    TensorBoard and the run's printed epochs show it) and is printed.
+
+    Give it to a run with
+    `zoo.experiment.train.callbacks = [@zoo.evaluation.KnnMonitor()]` and its task
+    (`zoo.evaluation.KnnMonitor.task = @monitor/zoo.tasks.Classification()`, harmonized
+    as the run's inputs are).
+
+    Args:
+        task: a zoo.tasks global task (classification, pose): its labelled examples.
+        every: int >= 1. Epochs between measurements. Defaults to 1.
+        k: int. Defaults to 20.
+        temperature: float. Defaults to 0.07.
+        batch_size: int. Defaults to 64.
+    """
+
+    def __init__(self, task, every=1, k=K, temperature=TEMPERATURE, batch_size=64):
+        super().__init__()
+        if not isinstance(task, GlobalTask):
+            raise UserError(
+                f"KnnMonitor: `task` must be a global task (classification, pose). "
+                f"Received: {task!r}"
+            )
+        self.task, self.classes = task, task.classes
+        self.every = checks.int_at_least(every, 1, "every", "KnnMonitor")
+        self.k, self.temperature = k, temperature
+        self.batch_size = checks.int_at_least(batch_size, 1, "batch_size", "KnnMonitor")
+        self.name = f"knn_{task.name}_accuracy"
+
+    def measure(self, trunk) -> float:
+        """The kNN accuracy of `trunk`'s pooled features."""
+        endpoint = self.task.endpoint or list(trunk.output)[-1]
+        pooled = keras.layers.GlobalAveragePooling2D()(trunk.output[endpoint])
+        embed = keras.Model(trunk.input, pooled)
+        bank, labels = embedded(embed, self.task, "train", self.batch_size)
+        queries, truth = embedded(embed, self.task, "eval", self.batch_size)
+        return knn_accuracy(
+            bank, labels, queries, truth, self.classes, k=self.k, temperature=self.temperature
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        trunk = getattr(self.model, "trunk", None)
+        if trunk is None:
+            raise UserError(f"KnnMonitor: the method {type(self.model).__name__} has no trunk.")
+        accuracy = self.measure(trunk)
+        if logs is not None:
+            logs[self.name] = accuracy
+        print(f"epoch {epoch + 1}: {self.name} {accuracy:.4f}", flush=True)
+
+
+gin.external_configurable(KnnMonitor, module="zoo.evaluation")

@@ -212,16 +212,8 @@ def _knn(trunk, task, pooling, batch_size) -> dict:
         )
     features = trunk.output[task.endpoint or list(trunk.output)[-1]]
     embed = keras.Model(trunk.input, pool(features, pooling, "knn"))
-
-    def embedded(split):
-        xs, ys = [], []
-        for x, y in pipeline([task], split, batch_size, repeat=False):
-            xs.append(keras.ops.convert_to_numpy(embed(x, training=False)))
-            ys.append(y[task.name].numpy())
-        return np.concatenate(xs), np.concatenate(ys)
-
-    bank, labels = embedded("train")
-    queries, truth = embedded("eval")
+    bank, labels = knn.embedded(embed, task, "train", batch_size)
+    queries, truth = knn.embedded(embed, task, "eval", batch_size)
     scores = knn.knn_scores(bank, labels, queries, task.classes)
     result = task.evaluate(truth, scores.astype("float32"))
     metric = next(iter(task.metric_info))
