@@ -432,11 +432,20 @@ OTHER = {
     },
     "zoo.trunks.resnet9": {
         "widths": ("[4, 8, 8, 8]", [], ["zoo.trunks.resnet9.width_multiplier = 1.0"]),
+        "inner_widths": "(8, 16)",
         "width_multiplier": "0.25",
         "output_stride": "4",
         "norm": '"group"',
         "stop_at": '"block2"',
         "input_shape": "(None, None, 3)",
+        "name": '"renamed"',
+    },
+    "zoo.trunks.channel_split": {
+        "builder": "see tests/trunks/test_split.py::"
+        "test_each_trunk_sees_only_its_channels_and_the_joined_map_is_theirs",
+        "splits": "((0, 1), (2,))",
+        "names": '("a", "b")',
+        "input_shape": "(32, 32, 3)",
         "name": '"renamed"',
     },
     "zoo.trunks.deeplab_v3_plus": {
@@ -785,6 +794,10 @@ def test_every_other_parameter_changes_what_it_configures(
     if name.startswith("zoo.trunks"):
         base = {
             "zoo.trunks.resnet": [f"{name}.depth = 18"],
+            "zoo.trunks.channel_split": [
+                f"{name}.builder = @zoo.trunks.resnet9",
+                "zoo.trunks.resnet9.width_multiplier = 0.0625",
+            ],
             "zoo.trunks.deeplab_v3_plus": [
                 f"{name}.trunk = @zoo.trunks.resnet",
                 f"{name}.filters = 16",

@@ -181,10 +181,13 @@ def _resolve_widths(widths, width_multiplier, base, num_stages, fn_name):
 
 
 def _images_input(input_shape):
-    if len(input_shape) != 3 or input_shape[-1] != 3:
+    """The trunk's input: images of 3 channels, or of any number (CMC's L and ab halves,
+    `zoo.trunks.channel_split`)."""
+    channels = input_shape[-1] if len(input_shape) == 3 else None
+    if not (isinstance(channels, int) and channels >= 1):
         raise UserError(
-            f"`input_shape` must be (height, width, 3) with None for any size. "
-            f"Received: input_shape={input_shape}"
+            f"`input_shape` must be (height, width, channels), usually 3 channels, with "
+            f"None for any size. Received: input_shape={input_shape}"
         )
     return keras.Input(shape=input_shape, name="images")
 
@@ -341,6 +344,7 @@ RESNET9_STAGES = ("block1", "block2", "block3")
 def resnet9(
     widths=None,
     width_multiplier=1.0,
+    inner_widths=None,
     output_stride=None,
     norm="batch",
     stop_at="block3",
@@ -359,6 +363,11 @@ def resnet9(
         widths: list of 4 ints or None. Widths of prep, block1, block2, block3.
             Defaults to [64, 128, 256, 512] times `width_multiplier`.
         width_multiplier: float. Scales the default widths. Defaults to 1.0.
+        inner_widths: pair of ints or None. Widths of the first convolution of block1's
+            and block3's residual units (the second keeps the block's width, which the
+            sum needs). Newell & Deng's "half" ResNet-9 of CMC halves these and block2,
+            keeping the rest: widths [64, 128, 128, 512], inner_widths (64, 256).
+            Defaults to None: the blocks' widths.
         output_stride: int or None. 2, 4 or 8: pooling stops once this stride is
             reached and later convolutions are dilated instead. Newell & Deng
             reduce pooling so that dense tasks are supervised at 16x16 from 64x64
@@ -377,6 +386,18 @@ def resnet9(
     _check_choice("norm", norm, NORMS)
     _check_choice("stop_at", stop_at, RESNET9_STAGES)
     widths = _resolve_widths(widths, width_multiplier, RESNET9_WIDTHS, 4, fn)
+    inner = {"block1": widths[1], "block3": widths[3]}
+    if inner_widths is not None:
+        if not (
+            isinstance(inner_widths, (tuple, list))
+            and len(inner_widths) == 2
+            and all(isinstance(w, int) and w >= 1 for w in inner_widths)
+        ):
+            raise UserError(
+                f"{fn}: `inner_widths` must be two ints >= 1 (block1's and block3's "
+                f"residual units) or None. Received: {inner_widths!r}"
+            )
+        inner = dict(zip(("block1", "block3"), inner_widths))
 
     images = _images_input(input_shape)
     endpoints = {}
@@ -389,7 +410,7 @@ def resnet9(
         if stride > 1:
             x = layers.MaxPooling2D(2, name=f"{stage}_pool")(x)
         if stage in ("block1", "block3"):
-            y = _conv_norm(x, widths[s + 1], 3, 1, rate_out, norm, False, f"{stage}_unit_1_1")
+            y = _conv_norm(x, inner[stage], 3, 1, rate_out, norm, False, f"{stage}_unit_1_1")
             y = _conv_norm(y, widths[s + 1], 3, 1, rate_out, norm, False, f"{stage}_unit_1_2")
             x = layers.Add(name=f"{stage}_unit_1_out")([x, y])
             endpoints[f"{stage}/unit_1"] = x
