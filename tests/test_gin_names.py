@@ -564,7 +564,10 @@ OTHER = {
         "hue": "0.0",
         "p": "0.0",
     },
-    "zoo.data.augment.Grayscale": {"p": "1.0"},
+    "zoo.data.augment.Grayscale": {"p": "1.0", "mode": '"mean"'},
+    "zoo.data.augment.ChannelJitter": {"scale": "0.5", "shift": "0.0", "p": "0.3"},
+    "zoo.data.augment.Cutout": {"fraction": "0.5"},
+    "zoo.data.augment.PadCrop": {"pad": "0.25", "unchanged": "0.5"},
     "zoo.data.augment.ScaleCropFlip": {"scales": "(0.5, 1.5)", "size": "(16, 24)"},
     "zoo.data.augment.GaussianBlur": {
         "sigma": "(3.0, 4.0)",

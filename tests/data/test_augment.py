@@ -220,3 +220,44 @@ def test_a_dense_task_augments_its_training_examples_only():
     assert (held > 0).mean() > 0.99
     again = type(task).from_config(task.get_config())
     assert again.augment == task.augment
+
+
+def test_newell_and_deng_steps_as_the_authors_code_draws_them():
+    """Channel jitter (x 2^N(0, .25²) + N(0, .25²) per channel), Cutout (a res / 4
+    square of zeros inside the image), pad-and-crop (res / 8 of zeros, a random window;
+    sometimes unchanged) and the channels' mean as grey."""
+    image = _image(16, 0)
+    out = augment.ChannelJitter(p=1.0)(image, _seed(3)).numpy()
+    x = image.numpy()
+    factor = (out[0, 0] - out[5, 7]) / (x[0, 0] - x[5, 7])
+    np.testing.assert_allclose(
+        out - x * factor, np.broadcast_to(out[0, 0] - x[0, 0] * factor, x.shape), atol=1e-5
+    )
+    assert (factor > 0).all() and not np.allclose(factor, 1.0)
+    np.testing.assert_array_equal(augment.ChannelJitter(p=0.0)(image, _seed(3)), image)
+
+    ones = tf.ones((16, 12, 3))
+    for k in range(5):
+        cut = augment.Cutout()(ones, _seed(k)).numpy()
+        rows, cols = np.nonzero(cut[..., 0] == 0)
+        assert len(rows) == 9  # 0.25 x 12 = 3: a 3 x 3 square
+        assert rows.max() - rows.min() == 2 and cols.max() - cols.min() == 2
+        assert (cut[rows, cols] == 0).all()
+
+    shifts = set()
+    for k in range(12):
+        moved = augment.PadCrop(unchanged=0.0)(ones, _seed(k)).numpy()[..., 0]
+        rows, cols = np.nonzero(moved)
+        assert (
+            moved.shape == (16, 12)
+            and moved[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+        )
+        # at most 2 px (0.125 x 16) of zeros on a side
+        assert 14 <= len(set(rows)) <= 16 and 10 <= len(set(cols)) <= 12
+        shifts.add((rows.min(), cols.min(), rows.max(), cols.max()))
+    assert len(shifts) > 3
+    np.testing.assert_array_equal(augment.PadCrop(unchanged=1.0)(image, _seed(0)), image)
+
+    grey = augment.Grayscale(p=1.0, mode="mean")(image, _seed(0)).numpy()
+    np.testing.assert_allclose(grey, np.repeat(x.mean(-1, keepdims=True), 3, -1), atol=1e-6)
+    assert augment.Grayscale().get_config() == {"p": 0.2}  # earlier configs unchanged

@@ -347,15 +347,121 @@ class ColorJitter(Step):
 @keras.saving.register_keras_serializable(package="zoo")
 @gin.configurable(module="zoo.data.augment")
 class Grayscale(Step):
-    """With probability `p` (default 0.2), the image's luma replicated to 3 channels."""
+    """With probability `p` (default 0.2), the image's luma replicated to 3 channels, or
+    with `mode="mean"` the channels' mean (Newell & Deng's code, on Lab inputs).
 
-    def __init__(self, p: float = 0.2):
+    Args:
+        p: float. Defaults to 0.2.
+        mode: str. "luma" (ITU-R 601 weights of RGB) or "mean". Defaults to "luma".
+    """
+
+    def __init__(self, p: float = 0.2, mode: str = "luma"):
         self.p = _probability("p", p)
+        self.mode = checks.one_of(mode, ("luma", "mean"), "mode", "Grayscale")
         self._config = {"p": self.p}
+        if mode != "luma":  # absent otherwise: earlier configs stay as they were
+            self._config["mode"] = mode
 
     def __call__(self, image, seed):
-        gray = lambda: tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))  # noqa: E731
+        if self.mode == "mean":
+            mean = tf.reduce_mean(image, axis=-1, keepdims=True)
+            gray = lambda: tf.broadcast_to(mean, tf.shape(image))  # noqa: E731
+        else:
+            gray = lambda: tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))  # noqa: E731
         return tf.cond(_chance(seed, self.p), gray, lambda: image)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class ChannelJitter(Step):
+    """With probability `p`, each channel c scaled by 2^N(0, scale²) and shifted by
+    N(0, shift²) (Newell & Deng's colour jitter, as the authors' code draws it, on the
+    Lab channels their inputs are; unclipped).
+
+    Args:
+        scale: float >= 0. Standard deviation of the log2 scale. Defaults to 0.25.
+        shift: float >= 0. Standard deviation of the shift. Defaults to 0.25.
+        p: float. Defaults to 0.8.
+    """
+
+    def __init__(self, scale: float = 0.25, shift: float = 0.25, p: float = 0.8):
+        self.scale = checks.number_in(scale, "scale", low=0, who="ChannelJitter")
+        self.shift = checks.number_in(shift, "shift", low=0, who="ChannelJitter")
+        self.p = _probability("p", p)
+        self._config = {"scale": self.scale, "shift": self.shift, "p": self.p}
+
+    def __call__(self, image, seed):
+        draw, scale_seed, shift_seed = tf.unstack(tf.random.split(seed, 3))
+        channels = tf.shape(image)[-1:]
+        factor = tf.pow(2.0, self.scale * tf.random.stateless_normal(channels, scale_seed))
+        offset = self.shift * tf.random.stateless_normal(channels, shift_seed)
+        jittered = image * factor + offset
+        return tf.where(_chance(draw, self.p), jittered, image)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class Cutout(Step):
+    """A square of side `fraction` x the image's shorter side, at a random place inside
+    the image, set to 0 (DeVries & Taylor 2017; Newell & Deng use res / 4).
+
+    Args:
+        fraction: float in (0, 1]. Defaults to 0.25.
+    """
+
+    def __init__(self, fraction: float = 0.25):
+        self.fraction = checks.number_in(fraction, "fraction", 0, 1, "Cutout", low_open=True)
+        self._config = {"fraction": self.fraction}
+
+    def __call__(self, image, seed):
+        shape = tf.shape(image)
+        side = tf.maximum(
+            1,
+            tf.cast(
+                tf.round(self.fraction * tf.cast(tf.reduce_min(shape[:2]), tf.float32)), tf.int32
+            ),
+        )
+        room = shape[:2] - side + 1
+        corner = tf.random.stateless_uniform([2], seed, 0, tf.int32.max, tf.int32) % room
+        rows = tf.range(shape[0])[:, tf.newaxis]
+        cols = tf.range(shape[1])[tf.newaxis, :]
+        inside = (
+            (rows >= corner[0])
+            & (rows < corner[0] + side)
+            & (cols >= corner[1])
+            & (cols < corner[1] + side)
+        )
+        return tf.where(inside[..., tf.newaxis], tf.zeros_like(image), image)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@gin.configurable(module="zoo.data.augment")
+class PadCrop(Step):
+    """The image padded with zeros by `pad` x its height on every side and cropped back
+    to its size at a random place; with probability `unchanged` it is kept as it is
+    (the authors' code adds a quarter as many uncropped choices as crop places, so
+    about 0.2).
+
+    Args:
+        pad: float in [0, 1). Defaults to 0.125 (res / 8).
+        unchanged: float. Defaults to 0.2.
+    """
+
+    def __init__(self, pad: float = 0.125, unchanged: float = 0.2):
+        self.pad = checks.number_in(pad, "pad", 0, 1, "PadCrop", high_open=True)
+        self.unchanged = _probability("unchanged", unchanged)
+        self._config = {"pad": self.pad, "unchanged": self.unchanged}
+
+    def __call__(self, image, seed):
+        keep, place = tf.unstack(tf.random.split(seed, 2))
+        shape = tf.shape(image)
+        margin = tf.cast(tf.round(self.pad * tf.cast(shape[0], tf.float32)), tf.int32)
+        padded = tf.pad(image, [[margin, margin], [margin, margin], [0, 0]])
+        corner = tf.random.stateless_uniform([2], place, 0, tf.int32.max, tf.int32) % (
+            2 * margin + 1
+        )
+        cropped = tf.slice(padded, tf.concat([corner, [0]], 0), shape)
+        return tf.where(_chance(keep, self.unchanged), image, cropped)
 
 
 def gaussian_kernel(sigma, radius: int):
