@@ -361,7 +361,7 @@ def _cl_gain(target, auxiliary, fraction):
 
 
 _CL_SEG = "segmentation mIoU on held-out -C-L scenes (ResNet-26 / DeepLabv3+ at 1/8 width)"
-_CL_DEPTH = "depth RMSE on held-out -C-L scenes (lower is better)"
+_CL_DEPTH = "depth RMSE on held-out -C-L scenes (ResNet-26 / DeepLabv3+ at 1/8 width)"
 
 
 def _cl_claim(name, where, statement, numbers, metric, better, worse, higher=True):

@@ -385,7 +385,7 @@ def plot_gains(records, path: str) -> str:
         axis.axhline(0.0, color="grey", lw=0.8)
         axis.set_xscale("log")
         axis.set_xlabel("labelled fraction")
-        axis.set_ylabel(f"gain in {TARGETS[target][2]} over {target} alone")
+        axis.set_ylabel(f"gain in {TARGETS[target][2]} over {target} alone (+: better)")
         axis.set_title(target)
         axis.legend(fontsize=8)
     figure.tight_layout()
