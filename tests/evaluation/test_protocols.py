@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.data.synthetic import SceneSpec
+from zoo.evaluation.exported import signature_input_size
 from zoo.evaluation.protocols import load_trunk, source_trunk
 from zoo.methods import Transfer
 from zoo.tasks import Classification, Depth, SemanticSegmentation
@@ -17,7 +18,7 @@ SINGLE = SceneSpec(variant="----", mode="single", resolution=48)
 MULTI = SceneSpec(variant="----", mode="multi", resolution=48)
 
 
-def _trunk():
+def _trunk(input_shape=(48, 48, 3)):
     keras.utils.set_random_seed(0)
     return resnet(
         26,
@@ -25,7 +26,7 @@ def _trunk():
         width_multiplier=0.0625,
         stop_at="block3",
         output_stride=8,
-        input_shape=(48, 48, 3),
+        input_shape=input_shape,
     )
 
 
@@ -151,6 +152,13 @@ def test_load_trunk_from_an_export_keeps_endpoints_and_values(tmp_path):
         np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-4)
     with pytest.raises(ValueError, match="takes 48x48 images"):
         load_trunk(path, input_shape=(64, 64, 3))
+    assert signature_input_size(path) == 48
+    # a trunk of a run on (height, width) images: its export says so, and is refused at
+    # a square size with the reason
+    wide = export_trunk(_trunk(input_shape=(24, 32, 3)), str(tmp_path / "wide"))
+    assert signature_input_size(wide) == (24, 32)
+    with pytest.raises(ValueError, match="takes 24x32 images .* not square"):
+        load_trunk(wide, input_shape=(32, 32, 3))
     # linear: the head alone trains, and the frozen export runs in inference mode
     model = Transfer(loaded, _classification(), protocol="linear", pooling="max3x3")
     head = {"classification_logits/kernel", "classification_logits/bias"}

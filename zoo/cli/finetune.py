@@ -113,6 +113,12 @@ def _input_size(source, like):
             from zoo.evaluation.exported import signature_input_size
 
             size = signature_input_size(candidate)
+            if isinstance(size, tuple):  # (height, width): zoo-finetune's images are square
+                raise UserError(
+                    f"{candidate} takes {size[0]}x{size[1]} images; zoo-finetune resizes and "
+                    "crops images to a square: export the trunk of a run trained on square "
+                    "images."
+                )
             if size:
                 return size
             continue

@@ -9,10 +9,10 @@ from zoo.errors import DataError, MissingFile
 from zoo.methods.base import exports_trusted
 
 
-def signature_input_size(path: str) -> int | None:
-    """The image size an exported trunk's `serving_default` takes (its `images` input is
-    [B, S, S, 3]), read from saved_model.pb without loading variables; None when the
-    export takes any size.
+def signature_input_size(path: str) -> int | tuple | None:
+    """The image size an exported trunk's `serving_default` takes, read from
+    saved_model.pb without loading variables: S for [B, S, S, 3] images, (H, W) for
+    [B, H, W, 3], None when the export takes any size.
 
     Raises:
         MissingFile: `path` holds no saved_model.pb.
@@ -29,9 +29,9 @@ def signature_input_size(path: str) -> int | None:
         signature = meta_graph.signature_def.get("serving_default")
         if signature is not None and "images" in signature.inputs:
             dims = [d.size for d in signature.inputs["images"].tensor_shape.dim]
-            if len(dims) == 4 and dims[1] > 0 and dims[1] == dims[2]:
-                return int(dims[1])
-            return None
+            if len(dims) != 4 or dims[1] <= 0 or dims[2] <= 0:
+                return None
+            return int(dims[1]) if dims[1] == dims[2] else (int(dims[1]), int(dims[2]))
     raise DataError(
         f"{path}: no serving_default signature with an `images` input; export trunks with "
         "zoo-export (without --task)."

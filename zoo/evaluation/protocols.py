@@ -16,7 +16,7 @@ import re
 import gin
 import keras
 
-from zoo import experiment
+from zoo import checks, experiment
 from zoo.errors import MissingFile, UserError
 from zoo.evaluation.exported import ExportedTrunk, signature_input_size
 from zoo.trunks import resnet
@@ -149,11 +149,18 @@ def load_trunk(source, builder=None, input_shape=(None, None, 3)):
         return with_input_shape(method.trunk, input_shape)
     if os.path.exists(os.path.join(source, "saved_model.pb")):
         size = signature_input_size(source)
-        if size is not None and tuple(input_shape[:2]) != (size, size):
+        fixed = None if size is None else checks.image_size(size)
+        if fixed is not None and tuple(input_shape[:2]) != fixed:
+            advice = (
+                f"use input_size={size} (zoo-finetune reads it from the export when "
+                "--input_size is not given)"
+                if isinstance(size, int)
+                else "its images are not square, and zoo-finetune's are: export the trunk "
+                "of a run trained on square images"
+            )
             raise UserError(
-                f"the exported trunk {source} takes {size}x{size} images (its signature); "
-                f"{input_shape[0]}x{input_shape[1]} was asked for: use input_size={size} "
-                "(zoo-finetune reads it from the export when --input_size is not given)."
+                f"the exported trunk {source} takes {fixed[0]}x{fixed[1]} images (its "
+                f"signature); {input_shape[0]}x{input_shape[1]} was asked for: {advice}."
             )
         images = keras.Input(input_shape, name="images")
         outputs = ExportedTrunk(source, name="exported_trunk")(images)
