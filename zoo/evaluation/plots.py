@@ -322,12 +322,19 @@ def plot_colorization(images, predicted, path, title=None):
 
     images = np.asarray(images)
     gray = lab_l3(images).numpy()
-    fig, axes = plt.subplots(len(images), 3, figsize=(5.0, 1.7 * len(images) + 0.4), squeeze=False)
-    for r in range(len(images)):
-        for c, (picture, name) in enumerate(
-            ((gray[r], "input (L)"), (images[r], "truth"), (predicted[r], "prediction"))
-        ):
-            axes[r, c].imshow(np.clip(picture, 0.0, 1.0))
+    columns = (("input (L)", gray), ("truth", images), ("prediction", predicted))
+    _plot_image_columns(columns, path, title, width=5.0, margin=0.4)
+
+
+def _plot_image_columns(columns, path, title, width, margin):
+    """A row per image, a titled column per (name, [N, H, W, 3] RGB) of `columns`."""
+    count = len(columns[0][1])
+    fig, axes = plt.subplots(
+        count, len(columns), figsize=(width, 1.7 * count + margin), squeeze=False
+    )
+    for r in range(count):
+        for c, (name, pictures) in enumerate(columns):
+            axes[r, c].imshow(np.clip(pictures[r], 0.0, 1.0))
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
             if r == 0:
@@ -346,18 +353,8 @@ def as_rgb(images, harmonizer: str) -> np.ndarray:
 
 def plot_reconstructions(images, reconstructions, path, title=None):
     """Rows of an image next to its reconstruction (a VAE's), both RGB in [0, 1]."""
-    count = len(images)
-    fig, axes = plt.subplots(count, 2, figsize=(3.6, 1.7 * count + 0.5), squeeze=False)
-    for r in range(count):
-        for c, (picture, name) in enumerate(
-            ((images[r], "input"), (reconstructions[r], "reconstruction"))
-        ):
-            axes[r, c].imshow(np.clip(picture, 0.0, 1.0))
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-            if r == 0:
-                axes[r, c].set_title(name, fontsize=8)
-    _save(fig, path, title, fontsize=10)
+    columns = (("input", images), ("reconstruction", reconstructions))
+    _plot_image_columns(columns, path, title, width=3.6, margin=0.5)
 
 
 def plot_run_pretext(model, folder, num=8):

@@ -380,9 +380,7 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
     else:
         ds = source.examples(required).enumerate()
     augmentation = first.example_augmentation()
-    if not training:  # held-out examples: the augmentation's deterministic part, if any
-        heldout = getattr(augmentation, "heldout", None)
-        augmentation = heldout and (lambda example, _: heldout(example))
+    heldout = getattr(augmentation, "heldout", None)  # its deterministic part, if any
     seeds = tf.data.Dataset.random(seed=first.seed + (0 if training else 1)).batch(2)
     if training if repeat is None else repeat:
         ds = ds.repeat()
@@ -395,8 +393,10 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         position, example = indexed
         image_seed, task_seed = tf.unstack(tf.random.split(seed, 2))
         example = dict(example)
-        if augmentation is not None:
+        if training and augmentation is not None:
             example = augmentation(example, tf.random.experimental.stateless_fold_in(seed, 1))
+        elif not training and heldout is not None:
+            example = heldout(example)
         example[POSITION] = position  # the example's place in its source
         example["rgb"] = example["image"]  # before harmonization (colour targets)
         example["image"] = first.harmonize(example["image"], image_seed)
