@@ -31,18 +31,27 @@ def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size:
     inputs, targets = next(iter(task.pipeline("eval", batch_size)))
     assert tuple(inputs.shape) == (batch_size, *task.input_shape(input_size)), task.name
     merged = task.to_trunk(keras.Input(task.input_shape(input_size)))
-    features = keras.Input(tuple(endpoint_shape))
-    task.check_geometry("test", (None, *endpoint_shape), input_size)
-    head = keras.Model(features, task.build_head(features, input_size))
+    read = task.endpoints_read("last")  # several endpoints: each of `endpoint_shape`
+    names = read if isinstance(read, tuple) else ("test",)
+    features = {e: keras.Input(tuple(endpoint_shape), name=e.replace("/", "_")) for e in names}
+    shapes = {e: (None, *endpoint_shape) for e in names}
+    if isinstance(read, tuple):
+        task.check_geometry(read, shapes, input_size)
+    else:
+        task.check_geometry("test", shapes["test"], input_size)
+        features = features["test"]
+    # the maps as a list (a dict's keys would have to be the inputs' names)
+    head = keras.Model(tf.nest.flatten(features), task.build_head(features, input_size))
     trunk_batch = task.to_trunk(inputs)
     assert tuple(trunk_batch.shape[1:]) == tuple(merged.shape[1:])
     rows = trunk_batch.shape[0]
     rng = np.random.default_rng(0)
-    endpoint = rng.normal(size=(rows, *endpoint_shape)).astype("float32")
+    endpoint = [rng.normal(size=(rows, *endpoint_shape)).astype("float32") for _ in head.inputs]
     outputs = head(endpoint)
     held_out = targets
     if isinstance(task, MomentumTask):
-        targets = momentum_targets(task, task.key_head(head)(endpoint))
+        keys = task.key_head(head)(endpoint) if task.key_network else outputs
+        targets = momentum_targets(task, keys, given=held_out)
     loss = task.loss(targets, outputs)
     assert tuple(loss.shape) == (batch_size,), (task.name, loss.shape)
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(loss))), task.name
@@ -61,16 +70,21 @@ def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size:
     return metrics
 
 
-def momentum_targets(task, key_outputs, seed=1):
-    """What a method gives a momentum task (MoCo, DenseCL, BYOL) as targets: key outputs
-    (here the key head's outputs of the batch rolled by one) and full queues of random
-    keys."""
-    targets = {"key": tf.nest.map_structure(lambda t: tf.roll(t, 1, axis=0), key_outputs)}
+def momentum_targets(task, key_outputs, seed=1, given=None):
+    """What a method gives a momentum task (MoCo, DenseCL, BYOL; CMC) as targets: key
+    outputs (here the key head's outputs of the batch rolled by one; none without a key
+    network) and full queues of random keys; a bank's indices from `given` (the task's
+    targets from its data), else the rows modulo the bank's size."""
+    targets = {}
+    if task.key_network:
+        targets["key"] = tf.nest.map_structure(lambda t: tf.roll(t, 1, axis=0), key_outputs)
     rng = np.random.default_rng(seed)
     for queue, depth in task.queue_depth().items():
         targets[queue] = tf.constant(rng.normal(size=(task.queue_size, depth)), tf.float32)
         targets[f"{queue}_filled"] = tf.ones([task.queue_size], tf.bool)
-    if task.indexed_queues:  # a bank: the images' slots
+    if task.indexed_queues and given is not None:  # a bank: the images' slots
+        targets["index"] = tf.cast(given, tf.int64)
+    elif task.indexed_queues:
         rows = tf.shape(tf.nest.flatten(key_outputs)[0])[0]
         targets["index"] = tf.range(tf.cast(rows, tf.int64)) % task.queue_size
     return targets

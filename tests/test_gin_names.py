@@ -83,9 +83,14 @@ def _task_print(task, input_size=32):
     only asks whether a binding changed anything stops at the first part that differs,
     before building pipelines that a head's parameter leaves alone)."""
     yield task.name, task.endpoint
-    features = keras.Input((4, 4, 8))
+    read = task.endpoints_read("last")
+    # a head of several maps (AMDIM pools its maps to 7x7 and 5x5) gets each of them
+    shape = (8, 8, 8) if isinstance(read, tuple) else (4, 4, 8)
+    features = keras.Input(shape)
+    if isinstance(read, tuple):
+        features = {e: keras.Input(shape, name=e.replace("/", "_")) for e in read}
     keras.utils.set_random_seed(0)
-    head = keras.Model(features, task.build_head(features, input_size))
+    head = keras.Model(tf.nest.flatten(features), task.build_head(features, input_size))
     yield head.count_params(), str(tf.nest.map_structure(lambda t: tuple(t.shape), head.output))
     eval_batches = list(task.pipeline("eval", 4).take(3))
     x, y = eval_batches[0]
@@ -93,10 +98,12 @@ def _task_print(task, input_size=32):
     train_x, train_y = next(iter(task.pipeline("train", 4)))
     yield _hash(train_x, train_y)
     rows = task.to_trunk(x).shape[0]
-    endpoint = np.random.default_rng(0).normal(size=(rows, 4, 4, 8)).astype("float32")
+    rng = np.random.default_rng(0)
+    endpoint = [rng.normal(size=(rows, *shape)).astype("float32") for _ in head.inputs]
     outputs = head(endpoint)
     if isinstance(task, zoo.tasks.MomentumTask):  # the keys and queues a method gives
-        y = momentum_targets(task, task.key_head(head)(endpoint))
+        keys = task.key_head(head)(endpoint) if task.key_network else outputs
+        y = momentum_targets(task, keys)
         x = (x, tf.nest.flatten(y))
     try:
         loss = task.loss(y, outputs).numpy()
@@ -211,6 +218,9 @@ _MOMENTUM = {
     "momentum": "see tests/methods/test_contrastive.py::"
     "test_key_network_starts_as_the_query_network_and_follows_the_moving_average",
 }
+_CMC_SCORES = (
+    "see tests/tasks/test_infomax.py::test_cmc_scores_each_half_against_the_other_half_s_bank"
+)
 _SCHEDULE = (
     "see tests/methods/test_byol.py::test_target_network_is_the_moving_average_at_the_scheduled_tau"
 )
@@ -225,6 +235,20 @@ MULTI_TASKS.update(
             "projection": "6",
             "momentum": _SCHEDULE,
             "momentum_steps": _SCHEDULE,
+        },
+        "zoo.tasks.CMC": {
+            "views": ("@zoo.data.augment.Views()", ["zoo.data.augment.Views.count = 1"]),
+            "projection": "6",
+            "temperature": "0.05",
+            "negatives": _CMC_SCORES,
+            "halves": _CMC_SCORES,
+            "bank_momentum": "see tests/tasks/test_infomax.py::"
+            "test_cmc_bank_starts_uniform_and_mixes_each_step_s_embeddings_in_at_their_images",
+        },
+        "zoo.tasks.AMDIM": {
+            "views": ("@zoo.data.augment.Views()", ["zoo.data.augment.Views.crop = None"]),
+            "local_endpoints": "see tests/tasks/test_infomax.py::"
+            "test_amdim_head_reads_the_global_and_two_local_maps",
         },
     }
 )
@@ -271,6 +295,8 @@ SMALL_TASK = {  # bindings that keep each task small (heads of a few units)
         "zoo.tasks.DenseCL.grid = 2",
     ],
     "zoo.tasks.MotionSegmentation": ["zoo.tasks.MotionSegmentation.head_width = 4"],
+    "zoo.tasks.CMC": ["zoo.tasks.CMC.projection = 4", "zoo.tasks.CMC.negatives = 3"],
+    "zoo.tasks.AMDIM": ["zoo.tasks.AMDIM.features = 4"],
 }
 # Task's own parameters, bound on every task
 OTHER_SOURCE = ["@other/zoo.data.synthetic.SceneSpec()", 'other/SceneSpec.variant = "TCVL"']

@@ -110,7 +110,7 @@ def test_views_in_a_dataset_and_config_round_trip():
     out = [v.numpy() for v in ds.map(views)]
     assert out[0].shape == (3, 24, 24, 3)
     with pytest.raises(ValueError, match="count"):
-        augment.Views(count=1)
+        augment.Views(count=0)
     with pytest.raises(ValueError, match="probability"):
         augment.Grayscale(1.5)
     with pytest.raises(ValueError, match="scale"):

@@ -42,6 +42,8 @@ TASKS = {
     ),
     "BYOL": lambda: zoo.tasks.BYOL(MULTI, hidden=8, projection=4, momentum_steps=10, **SMALL),
     "VAE": lambda: zoo.tasks.VAE(SINGLE, harmonizer="lab", output_size=16, **SMALL),
+    "CMC": lambda: zoo.tasks.CMC(SINGLE, projection=4, negatives=3, **SMALL),
+    "AMDIM": lambda: zoo.tasks.AMDIM(SINGLE, features=4, **SMALL),
     "Exemplar": lambda: zoo.tasks.Exemplar(
         SINGLE, image_size=32, patch_size=16, head_widths=(8, 4), head_bottleneck=2, **SMALL
     ),
@@ -60,6 +62,8 @@ def test_every_task_class_is_listed():
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_task_contract(name):
     task = TASKS[name]()
-    # features of a stride-8 endpoint of 32 px images (the patch tasks' heads pool them)
-    metrics = check_task_contract(task, input_size=32, endpoint_shape=(4, 4, 8))
+    # features of a stride-8 endpoint of 32 px images (the patch tasks' heads pool them);
+    # AMDIM pools its maps to 7x7 and 5x5
+    shape = (8, 8, 8) if name == "AMDIM" else (4, 4, 8)
+    metrics = check_task_contract(task, input_size=32, endpoint_shape=shape)
     assert metrics

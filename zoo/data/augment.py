@@ -560,7 +560,7 @@ class Views(Step):
             RandomResizedCrop() (MoCo v2's).
         steps: list of steps applied in order to each view. Defaults to MoCo v2's
             (ColorJitter, Grayscale, GaussianBlur, HorizontalFlip).
-        count: int >= 2. Defaults to 2.
+        count: int >= 1. Defaults to 2 (one: a single augmented image, CMC's).
         per_view: None or `count` lists of steps, the i-th applied after `steps` to the
             i-th view only (BYOL's asymmetric views: blur with probability 1.0 and 0.1,
             solarization with 0.0 and 0.2). Defaults to None.
@@ -579,7 +579,7 @@ class Views(Step):
         bad = [s for s in steps if not callable(s)]
         if bad:
             raise UserError(f"`steps` must be augmentation steps (callables). Received: {bad}")
-        checks.int_at_least(count, 2, "count")
+        checks.int_at_least(count, 1, "count")
         if per_view is not None:
             if not (isinstance(per_view, (list, tuple)) and len(per_view) == count):
                 raise UserError(

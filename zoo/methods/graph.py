@@ -145,12 +145,18 @@ def build_graph(
     """
     by_name = {t.name: t for t in tasks}
     last = list(trunk.output)[-1]
-    endpoints = {t.name: t.endpoint or last for t in tasks}
-    wrong = {n: e for n, e in endpoints.items() if e not in trunk.output}
+    endpoints = {t.name: t.endpoints_read(last) for t in tasks}
+    wrong = {n: e for n, e in endpoints.items() if any(x not in trunk.output for x in _names(e))}
     if lasso is None and wrong:
         raise UserError(
             f"Tasks read endpoints the trunk does not have: {wrong}; endpoints: "
             f"{sorted(trunk.output)}"
+        )
+    several = sorted(n for n, e in endpoints.items() if isinstance(e, tuple))
+    if lasso is not None and several:
+        raise UserError(
+            f"{several} read several trunk endpoints; a lasso mix gives each head one map "
+            "(set lasso_block = None)."
         )
     groups = input_groups(tasks, input_size)
     inputs, outputs, trunk_features, head_features = {}, {}, {}, {}
@@ -162,7 +168,7 @@ def build_graph(
         trunk_features[input_name] = features
         for name in group:
             if lasso is None:
-                feature, endpoint = features[endpoints[name]], endpoints[name]
+                feature, endpoint = read(features, endpoints[name]), endpoints[name]
             else:
                 # the L1 penalty with the first row only: it covers the whole matrix
                 feature = lasso([features[k] for k in units], task=name, penalty=not outputs)
@@ -181,6 +187,18 @@ def build_graph(
     )
 
 
+def read(features: dict, endpoint):
+    """What a head reads of a trunk's {endpoint: features}: one endpoint's features, or
+    {endpoint: features} of a tuple of endpoints (`Task.endpoints_read`)."""
+    if isinstance(endpoint, tuple):
+        return {e: features[e] for e in endpoint}
+    return features[endpoint]
+
+
+def _names(endpoint) -> tuple:
+    return endpoint if isinstance(endpoint, tuple) else (endpoint,)
+
+
 def one_pass_outputs(built: Graph, trunk: keras.Model, tasks: Sequence[Task], taps: dict) -> dict:
     """{task: head output} of `built`'s inputs through one trunk pass per image size:
     the groups' trunk images of one size concatenated along the batch, each group's
@@ -194,7 +212,15 @@ def one_pass_outputs(built: Graph, trunk: keras.Model, tasks: Sequence[Task], ta
     mixed = [
         t
         for t, features in built.head_features.items()
-        if features is not built.trunk_features[built.input_names[t]][built.endpoints[t]]
+        if any(
+            a is not b
+            for a, b in zip(
+                tf.nest.flatten(features),
+                tf.nest.flatten(
+                    read(built.trunk_features[built.input_names[t]], built.endpoints[t])
+                ),
+            )
+        )
     ]
     if taps or mixed:
         raise UserError(
@@ -221,13 +247,21 @@ def one_pass_outputs(built: Graph, trunk: keras.Model, tasks: Sequence[Task], ta
         joined = trunk(keras.ops.concatenate(parts, axis=0) if len(parts) > 1 else parts[0])
         for task in (t for n in names for t in built.groups[n]):
             endpoint = built.endpoints[task]
-            pieces = joined[endpoint]
+            pieces = read(joined, endpoint)
             if len(parts) > 1:
-                label = "_".join(names)
-                pieces = SliceRows(name=f"{task}_slice_{label}")(pieces, parts)
-                pieces = pieces[names.index(built.input_names[task])]
-            head = keras.Model(built.head_features[task], built.outputs[task], name=f"{task}_on")
-            outputs[task] = head(pieces)
+                label, row = "_".join(names), names.index(built.input_names[task])
+                pieces = {e: joined[e] for e in _names(endpoint)}
+                for i, e in enumerate(pieces):
+                    suffix = f"_{i}" if i else ""  # the first named as before several existed
+                    split = SliceRows(name=f"{task}_slice_{label}{suffix}")(pieces[e], parts)
+                    pieces[e] = split[row]
+                pieces = pieces if isinstance(endpoint, tuple) else pieces[endpoint]
+            # a list of the maps, in the head's order (a dict's keys would have to be
+            # the symbolic tensors' names)
+            head = keras.Model(
+                tf.nest.flatten(built.head_features[task]), built.outputs[task], name=f"{task}_on"
+            )
+            outputs[task] = head(tf.nest.flatten(pieces))
     return outputs
 
 

@@ -142,7 +142,7 @@ class TaskLosses:
         if self.momentum is not None:  # the keys and queues are these tasks' targets
             batches = {n: inputs[self.input_names[n]] for n in self.momentum.tasks}
             given = {n: targets[n] for n in self.momentum.tasks}
-            targets = {**targets, **self.momentum.step_targets(batches, given)}
+            targets = {**targets, **self.momentum.step_targets(batches, given, outputs)}
         losses = {}
         for name, task in self.tasks.items():
             per_example = task.loss(targets[name], outputs[name])

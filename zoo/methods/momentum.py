@@ -1,4 +1,5 @@
-"""Key networks and queues of momentum tasks (MoCo v2, DenseCL, BYOL).
+"""Key networks and queues of momentum tasks (MoCo v2, DenseCL, BYOL; CMC's bank without
+a key network).
 
 A `MomentumEncoders` layer is what a method owns for its `zoo.tasks.MomentumTask`s
 (the interface they declare: `zoo.tasks.momentum`): a copy of the trunk and of each
@@ -37,6 +38,7 @@ import tensorflow as tf
 from zoo import internals
 from zoo.errors import UserError
 from zoo.methods.base import _Untracked
+from zoo.methods.graph import read
 from zoo.tasks.momentum import MomentumTask
 
 
@@ -58,14 +60,16 @@ class MomentumEncoders(keras.layers.Layer):
 
     def __init__(self, trunk, heads, tasks, **kwargs):
         super().__init__(name="momentum_encoders", **kwargs)
-        schedules = {t.momentum_schedule() for t in tasks.values()}
-        if len(schedules) != 1:
+        keyed = {n: t for n, t in tasks.items() if t.key_network}
+        schedules = {t.momentum_schedule() for t in keyed.values()}
+        if len(schedules) > 1:
             raise UserError(
                 "Momentum tasks of one method share one key trunk and so one `momentum` "
-                f"(and schedule); received {sorted(schedules, key=repr)} for {sorted(tasks)}."
+                f"(and schedule); received {sorted(schedules, key=repr)} for {sorted(keyed)}."
             )
-        self.schedule = schedules.pop()
-        self.momentum = self.schedule.base
+        # None: no key network (every task stores its own outputs)
+        self.schedule = schedules.pop() if schedules else None
+        self.momentum = None if self.schedule is None else self.schedule.base
         self.tasks = dict(tasks)
         self.endpoints = {name: endpoint for name, (endpoint, _) in heads.items()}
         # the query network is the method's own: held untracked, so this layer's weights
@@ -75,7 +79,7 @@ class MomentumEncoders(keras.layers.Layer):
         # the keys of the step being traced, per thread: MirroredStrategy traces each
         # replica's step in a thread of its own, at the same time
         self._step = _Untracked(threading.local())
-        self.key_trunk = _copy(trunk, "key_trunk")
+        self.key_trunk = _copy(trunk, "key_trunk") if keyed else None
         self.key_heads = {
             name: _copy(head, f"key_{head.name}") for name, head in query_heads.items()
         }
@@ -84,14 +88,27 @@ class MomentumEncoders(keras.layers.Layer):
             for queue, depth in task.queue_depth().items():
                 key = f"{name}/{queue}"
                 # written alike on every replica (from gathered keys): the first one's kept
-                for store, shape, dtype, suffix in (
-                    (self.queues, (task.queue_size, depth), "float32", "queue"),
-                    (self.filled, (task.queue_size,), "float32", "filled"),
-                    (self.pointers, (), "int64", "pointer"),
+                full = task.prefilled_queues
+                for store, shape, dtype, suffix, initializer in (
+                    (
+                        self.queues,
+                        (task.queue_size, depth),
+                        "float32",
+                        "queue",
+                        task.queue_initializer(queue, depth) if full else "zeros",
+                    ),
+                    (
+                        self.filled,
+                        (task.queue_size,),
+                        "float32",
+                        "filled",
+                        "ones" if full else "zeros",
+                    ),
+                    (self.pointers, (), "int64", "pointer", "zeros"),
                 ):
                     store[key] = self.add_weight(
                         shape=shape,
-                        initializer="zeros",
+                        initializer=initializer,
                         dtype=dtype,
                         trainable=False,
                         aggregation="only_first_replica",
@@ -99,7 +116,7 @@ class MomentumEncoders(keras.layers.Layer):
                     )
         # steps taken, for a schedule (a constant τ keeps no count, as before schedules)
         self.steps = None
-        if not self.schedule.constant:
+        if self.schedule is not None and not self.schedule.constant:
             self.steps = self.add_weight(
                 shape=(),
                 initializer="zeros",
@@ -116,7 +133,9 @@ class MomentumEncoders(keras.layers.Layer):
 
     def _pairs(self):
         """(key weight, query weight) of the key network's parameters: every weight
-        but BatchNorm's moving statistics."""
+        but BatchNorm's moving statistics (none without a key network)."""
+        if self.key_trunk is None:
+            return []
         query_trunk, query_heads = self._query.value
         pairs = list(zip(self.key_trunk.weights, query_trunk.weights))
         for name, head in self.key_heads.items():
@@ -131,7 +150,7 @@ class MomentumEncoders(keras.layers.Layer):
 
         def embed(images):
             features = self.key_trunk(images, training=True)
-            return self.key_heads[name](features[self.endpoints[name]], training=True)
+            return self.key_heads[name](read(features, self.endpoints[name]), training=True)
 
         out = _shuffled_across_replicas(embed, task.key_view(inputs))
         # float32 under a mixed-precision policy: the similarities and the queues are
@@ -142,7 +161,7 @@ class MomentumEncoders(keras.layers.Layer):
         and for a memory bank "index": `given`, the task's targets from its data (the
         images' indices)."""
         task = self.tasks[name]
-        out = {"key": self.keys(name, inputs)}
+        out = {"key": self.keys(name, inputs)} if task.key_network else {}
         for queue in task.queue_depth():
             key = f"{name}/{queue}"
             out[queue] = tf.convert_to_tensor(self.queues[key])
@@ -153,23 +172,31 @@ class MomentumEncoders(keras.layers.Layer):
             out["index"] = tf.cast(given, tf.int64)
         return out
 
-    def step_targets(self, inputs: dict, given: dict | None = None) -> dict:
+    def step_targets(self, inputs: dict, given: dict | None = None, outputs=None) -> dict:
         """{task: `targets`} of every task for the step being traced ({task: its input
-        batch}, {task: its targets from the data}); their keys (and a bank's indices)
-        are what `update` stores at the step's end."""
+        batch}, {task: its targets from the data}, {task: its head's outputs}); their
+        keys (a task without a key network: its outputs, detached), and a bank's
+        indices, are what `update` stores at the step's end."""
         given = given or {}
         out = {name: self.targets(name, inputs[name], given.get(name)) for name in self.tasks}
-        self._step.value.keys = {
-            name: (targets["key"], targets.get("index")) for name, targets in out.items()
-        }
+        keys = {}
+        for name, targets in out.items():
+            if self.tasks[name].key_network:
+                key = targets["key"]
+            else:
+                key = tf.nest.map_structure(
+                    lambda t: tf.stop_gradient(tf.cast(t, tf.float32)), outputs[name]
+                )
+            keys[name] = (key, targets.get("index"))
+        self._step.value.keys = keys
         return out
 
     def update(self):
         """The step's end: momentum update of the key network, then every task's keys
         of this replica's batch (`step_targets`) enqueued."""
         keys = self._step.value.keys
-        m = self.tau()
         pairs = [(k.value, q.value) for k, q in self._pairs()]
+        m = self.tau() if pairs else None
 
         def moving_average(strategy):
             if self.steps is not None:
@@ -182,22 +209,27 @@ class MomentumEncoders(keras.layers.Layer):
                 )
 
         context = tf.distribute.get_replica_context()
-        if context is None:
+        if pairs and context is None:  # (no pairs: no key network, the banks only)
             moving_average(tf.distribute.get_strategy())
-        else:
+        elif pairs:
             context.merge_call(moving_average)
         for name, (outputs, index) in keys.items():
             for queue, entries in self.tasks[name].queue_entries(outputs).items():
                 if index is None:
                     self._enqueue(f"{name}/{queue}", _gathered(entries))
                 else:
-                    self._write_slots(f"{name}/{queue}", _gathered(entries), _gathered(index))
+                    self._write_slots(
+                        self.tasks[name], f"{name}/{queue}", _gathered(entries), _gathered(index)
+                    )
 
-    def _write_slots(self, key, entries, index):
-        """A memory bank's update: each image's key written at its index."""
+    def _write_slots(self, task, key, entries, index):
+        """A memory bank's update: each image's slot becomes `task.slot_update` of its
+        old entry and its key."""
         queue, filled = self.queues[key], self.filled[key]
         rows = tf.cast(index, tf.int64)[:, tf.newaxis]
-        queue.assign(tf.tensor_scatter_nd_update(tf.convert_to_tensor(queue), rows, entries))
+        current = tf.convert_to_tensor(queue)
+        entries = task.slot_update(tf.gather_nd(current, rows), entries)
+        queue.assign(tf.tensor_scatter_nd_update(current, rows, entries))
         filled.assign(
             tf.tensor_scatter_nd_update(
                 tf.convert_to_tensor(filled), rows, tf.ones(tf.shape(rows)[:1], filled.dtype)
@@ -231,7 +263,7 @@ def encoders_for(tasks, trunk, network, endpoints, lasso) -> "MomentumEncoders |
             f"{[t.name for t in moving]} compare a query with the keys of a copy of the "
             "trunk and head; they cannot read a lasso mix (set lasso_block = None)."
         )
-    heads = {t.name: (endpoints[t.name], t.key_head(network)) for t in moving}
+    heads = {t.name: (endpoints[t.name], t.key_head(network)) for t in moving if t.key_network}
     return MomentumEncoders(trunk, heads, {t.name: t for t in moving})
 
 

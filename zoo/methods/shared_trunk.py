@@ -110,9 +110,19 @@ class SharedTrunk(Method):
         """The head output of `task` on the features of `endpoint` (subclasses choose
         other heads). Defaults to the task's own head."""
         if self.balancer.measures:
+            if isinstance(features, dict):
+                raise UserError(
+                    f"{task.name} reads several trunk endpoints; loss_balance='grad_norm' "
+                    "measures the gradient at one map per task. Use loss_balance='static'."
+                )
             features = FeatureTap(name=f"{task.name}_features")(features)
             self._taps.value[task.name] = features
-        task.check_geometry(endpoint, tuple(features.shape), input_size)
+        shapes = (
+            {e: tuple(f.shape) for e, f in features.items()}
+            if isinstance(features, dict)
+            else tuple(features.shape)
+        )
+        task.check_geometry(endpoint, shapes, input_size)
         return task.build_head(features, input_size)
 
     def call(self, inputs, training=False):

@@ -8,6 +8,7 @@ from zoo.tasks.contours import Contours
 from zoo.tasks.contrastive import DenseCL, MoCo, SimCLR
 from zoo.tasks.depth import Depth
 from zoo.tasks.exemplar import Exemplar
+from zoo.tasks.infomax import AMDIM, CMC
 from zoo.tasks.momentum import MomentumSchedule, MomentumTask
 from zoo.tasks.motion_segmentation import MotionSegmentation
 from zoo.tasks.normals import Normals
@@ -18,7 +19,9 @@ from zoo.tasks.semantic_segmentation import SemanticSegmentation
 from zoo.tasks.vae import VAE
 
 __all__ = [
+    "AMDIM",
     "BYOL",
+    "CMC",
     "Classification",
     "Colorization",
     "Contours",

@@ -214,6 +214,12 @@ class Task(abc.ABC):
         square; or (height, width)); tasks on patches or on other image sizes override it."""
         return (*checks.image_size(input_size), 3)
 
+    def endpoints_read(self, last: str):
+        """The trunk endpoint the head reads (a str: its features are the head's input),
+        or several (a tuple: the head gets {endpoint: features}), given the trunk's
+        `last` endpoint. Defaults to `endpoint`, else `last`."""
+        return self.endpoint or last
+
     def to_trunk(self, inputs):
         """The batch of images the trunk sees, from a batch of the task's inputs (a pure
         reshape; siamese tasks put all their patches in one batch). Defaults to `inputs`."""
@@ -221,7 +227,9 @@ class Task(abc.ABC):
 
     def check_geometry(self, endpoint: str, feature_shape: tuple, input_size: int) -> None:  # noqa: B027
         """Raises ValueError when the features of `endpoint` (shape [B, h, w, C]) do not
-        fit what the head and targets need. Defaults to no constraint."""
+        fit what the head and targets need (for a head of several endpoints,
+        `endpoints_read`: the tuple of them and {endpoint: shape}). Defaults to no
+        constraint."""
 
     @abc.abstractmethod
     def build_head(self, features, input_size: int):

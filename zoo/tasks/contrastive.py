@@ -42,14 +42,16 @@ NEGATIVES = ("queue", "bank")
 DEFAULT_QUEUE = 65536
 
 
-def _training_images(task) -> int:
+def training_images(task, instead: str = "use negatives='queue'") -> int:
+    """The number of training images of `task` (a bank's slots), refused (with what to
+    do `instead`) for a source that does not know it."""
     source = task.data_source("train")
     try:
         return len(source)
     except TypeError:
         raise UserError(
             f"{task.name}: a bank has a slot per training image, but {source} does not "
-            "know how many images it has; use negatives='queue'."
+            f"know how many images it has; {instead}."
         ) from None
 
 
@@ -289,7 +291,7 @@ class MoCo(ContrastiveTask, MomentumTask):
                 f"{self.name}: `negatives` must be one of {NEGATIVES}. Received: {negatives!r}"
             )
         if negatives == "bank":
-            images = _training_images(self)
+            images = training_images(self)
             if queue_size is not None and queue_size != images:
                 raise UserError(
                     f"{self.name}: a bank has one slot per training image ({images}); "

@@ -13,7 +13,12 @@ needs; the method builds that part for exactly the tasks that are `MomentumTask`
 * `queue_size`, `queue_depth()`, `queue_entries(keys)`: FIFO queues of past keys
   (MoCo's negatives); none by default.
 * `indexed_queues`: True for a memory bank instead — one slot per training image,
-  written at the image's index, which the task's own targets are (CompL's key bank).
+  written at the image's index, which the task's own targets are (CompL's key bank);
+  `slot_update(old, new)`: what a slot becomes (default: the new key; CMC mixes them);
+  `prefilled_queues`: the bank starts full of `queue_initializer`'s random entries (CMC)
+  instead of empty.
+* `key_network`: False for a task whose stored keys are its own outputs, detached (CMC's
+  bank of the embeddings themselves): no copy of trunk and head, no "key" target.
 
 The method gives the task, as its targets, {"key": the key network's outputs for
 `key_view(inputs)`, <queue>: [queue_size, depth] past keys, <queue>_filled: [queue_size]
@@ -21,7 +26,6 @@ bool} (no gradient flows into any of them), and with `indexed_queues` "index": t
 images' indices (the task's targets from its data).
 """
 
-import abc
 import dataclasses
 import math
 
@@ -65,8 +69,8 @@ class MomentumSchedule:
 class MomentumTask(Task):
     """A task whose targets are a key network's outputs (module docstring).
 
-    Subclasses set `momentum` (τ, or the first τ of a schedule) in their constructor
-    and define `key_view`.
+    Subclasses with a key network set `momentum` (τ, or the first τ of a schedule) in
+    their constructor and define `key_view`.
     """
 
     momentum: float = None
@@ -74,10 +78,15 @@ class MomentumTask(Task):
     # queues with a slot per training image, written at the image's index (the task's
     # targets), instead of first in, first out
     indexed_queues: bool = False
+    # False: the keys stored are the task's own outputs (no key network)
+    key_network: bool = True
+    # a bank that starts full of `queue_initializer`'s entries instead of empty
+    prefilled_queues: bool = False
 
-    @abc.abstractmethod
     def key_view(self, inputs):
-        """The images the key network embeds, from a batch of the task's inputs."""
+        """The images the key network embeds, from a batch of the task's inputs.
+        Defaults to the inputs."""
+        return inputs
 
     def key_head(self, network: keras.Model) -> keras.Model:
         """The part of this task's head that the key network copies, found in the
@@ -96,3 +105,12 @@ class MomentumTask(Task):
     def queue_entries(self, key_outputs) -> dict:
         """{queue: [B, depth]} what a step's keys add to each queue."""
         return {}
+
+    def slot_update(self, old, new):
+        """A bank's slots after a step ([B, depth] each): their `old` entries and the
+        step's `new` keys. Defaults to the new keys."""
+        return new
+
+    def queue_initializer(self, queue: str, depth: int):
+        """The initializer of a prefilled bank's entries. Defaults to zeros."""
+        return "zeros"

@@ -47,9 +47,11 @@ def channel_split(
         name: str. Model name.
 
     Returns:
-        A functional keras.Model: images -> every endpoint the trunks share, their maps
+        A functional keras.Model: images -> each trunk's own endpoints as
+        "<name>/<endpoint>", then every endpoint the trunks share, their maps
         concatenated along channels in the order of `splits` (CMC's transfer
-        representation: both halves), and each trunk's own as "<name>/<endpoint>".
+        representation: both halves; the last endpoint, which tasks read by default,
+        is the joined last map).
     """
     splits = [tuple(s) for s in splits]
     channels = input_shape[-1]
@@ -75,15 +77,15 @@ def channel_split(
         trunk = builder(input_shape=(*input_shape[:2], len(split)), name=f"{name}_{part}")
         parts[part] = trunk(SelectChannels(split, name=f"{part}_channels")(images))
     shared = [k for k in parts[names[0]] if all(k in p for p in parts.values())]
-    endpoints = {
-        key: layers.Concatenate(name=f"{key.replace('/', '_')}_joined")(
-            [parts[part][key] for part in names]
-        )
-        for key in shared
-    }
+    endpoints = {}
     for part in names:
         for key, value in parts[part].items():
             endpoints[f"{part}/{key}"] = layers.Identity(name=f"{part}_{key.replace('/', '_')}")(
                 value
             )
+    # the joined maps last: a task's default endpoint (the trunk's last) reads both halves
+    for key in shared:
+        endpoints[key] = layers.Concatenate(name=f"{key.replace('/', '_')}_joined")(
+            [parts[part][key] for part in names]
+        )
     return keras.Model(images, endpoints, name=name)
