@@ -82,8 +82,9 @@ def momentum_targets(task, key_outputs, seed=1, given=None):
     for queue, depth in task.queue_depth().items():
         targets[queue] = tf.constant(rng.normal(size=(task.queue_size, depth)), tf.float32)
         targets[f"{queue}_filled"] = tf.ones([task.queue_size], tf.bool)
-    if task.indexed_queues and given is not None:  # a bank: the images' slots
-        targets["index"] = tf.cast(given, tf.int64)
+    if task.indexed_queues and given is not None:  # a bank: the images' slots (and more)
+        given = dict(given) if isinstance(given, dict) else {"index": given}
+        targets.update(given, index=tf.cast(given["index"], tf.int64))
     elif task.indexed_queues:
         rows = tf.shape(tf.nest.flatten(key_outputs)[0])[0]
         targets["index"] = tf.range(tf.cast(rows, tf.int64)) % task.queue_size

@@ -103,7 +103,7 @@ def _task_print(task, input_size=32):
     outputs = head(endpoint)
     if isinstance(task, zoo.tasks.MomentumTask):  # the keys and queues a method gives
         keys = task.key_head(head)(endpoint) if task.key_network else outputs
-        y = momentum_targets(task, keys)
+        y = momentum_targets(task, keys, given=y)
         x = (x, tf.nest.flatten(y))
     try:
         loss = task.loss(y, outputs).numpy()
@@ -219,7 +219,7 @@ _MOMENTUM = {
     "test_key_network_starts_as_the_query_network_and_follows_the_moving_average",
 }
 _CMC_SCORES = (
-    "see tests/tasks/test_infomax.py::test_cmc_scores_each_half_against_the_other_half_s_bank"
+    "see tests/tasks/test_cmc_amdim.py::test_cmc_scores_each_half_against_the_other_half_s_bank"
 )
 _SCHEDULE = (
     "see tests/methods/test_byol.py::test_target_network_is_the_moving_average_at_the_scheduled_tau"
@@ -242,12 +242,12 @@ MULTI_TASKS.update(
             "temperature": "0.05",
             "negatives": _CMC_SCORES,
             "halves": _CMC_SCORES,
-            "bank_momentum": "see tests/tasks/test_infomax.py::"
+            "bank_momentum": "see tests/tasks/test_cmc_amdim.py::"
             "test_cmc_bank_starts_uniform_and_mixes_each_step_s_embeddings_in_at_their_images",
         },
         "zoo.tasks.AMDIM": {
             "views": ("@zoo.data.augment.Views()", ["zoo.data.augment.Views.crop = None"]),
-            "local_endpoints": "see tests/tasks/test_infomax.py::"
+            "local_endpoints": "see tests/tasks/test_cmc_amdim.py::"
             "test_amdim_head_reads_the_global_and_two_local_maps",
         },
     }

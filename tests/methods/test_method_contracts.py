@@ -10,12 +10,14 @@ from helpers import TwoPlayers, check_method_contract, tiny_trunk
 from zoo.data import sources
 from zoo.data.synthetic import SceneSpec
 from zoo.methods import DomainAdversarial, MultiTask, Transfer
-from zoo.tasks import BYOL, Classification, Contours, Depth, Rotation
+from zoo.tasks import AMDIM, BYOL, CMC, Classification, Contours, Depth, Rotation
+from zoo.trunks import channel_split, resnet9
 
 MULTI = SceneSpec(variant="----", mode="multi", resolution=32)
 SINGLE = SceneSpec(variant="----", mode="single", resolution=32)
 SMALL = {"num_examples": 8, "eval_examples": 4}
 SYNCED = functools.partial(tiny_trunk, norm="sync_batch")
+HALF = functools.partial(resnet9, widths=[8, 8, 8, 16], inner_widths=(4, 8), norm="group")
 
 
 def _batch(method_class, kwargs, batch_size=4):
@@ -55,6 +57,19 @@ CASES = {
             ],
         },
         False,
+    ),
+    # CMC's banks (no key network) and AMDIM's heads of several maps, on two halves
+    "MultiTask, CMC and AMDIM": (
+        MultiTask,
+        {
+            "trunk": functools.partial(channel_split, HALF),
+            "input_size": 32,
+            "tasks": [
+                CMC(SINGLE, projection=4, negatives=5, **SMALL),
+                AMDIM(SINGLE, features=4, local_endpoints=("block1", "block2"), **SMALL),
+            ],
+        },
+        True,
     ),
     "DomainAdversarial, grad_norm": (
         DomainAdversarial,

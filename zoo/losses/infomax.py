@@ -19,7 +19,7 @@ def tanh_clip(scores, clip):
     return clip * tf.tanh(scores / clip)
 
 
-def global_to_local_nce(sources, targets, clip=AMDIM_CLIP):
+def global_to_local_nce(sources, targets, clip=AMDIM_CLIP, offset=0):
     """AMDIM's NCE of source vectors predicting the other view's local features.
 
     Image i's source predicts each location of image i's target map among the
@@ -31,6 +31,9 @@ def global_to_local_nce(sources, targets, clip=AMDIM_CLIP):
         sources: [B, d] source vectors (global features, or one local vector per image).
         targets: [B, L, d] target features at L locations (a pooled map, flattened).
         clip: float or None. `tanh_clip` of the scores. Defaults to 10.
+        offset: int or scalar tensor. The row of `targets` of source 0's image: the
+            targets may be a larger batch holding the sources' images at rows offset …
+            offset + B − 1 (every replica's, gathered). Defaults to 0.
 
     Returns:
         ([B] loss: the mean over locations of −log softmax of the positive, [] the mean
@@ -42,11 +45,11 @@ def global_to_local_nce(sources, targets, clip=AMDIM_CLIP):
     squared = tf.reduce_mean(tf.square(raw))
     scores = tanh_clip(raw, clip)
     batch = tf.shape(scores)[0]
-    own = tf.eye(batch, dtype=tf.bool)[:, :, tf.newaxis]  # [B, B, 1]
-    positives = tf.linalg.diag_part(tf.transpose(scores, [2, 0, 1]))  # [L, B]
-    positives = tf.transpose(positives)  # [B, L]
-    negatives = tf.where(own, tf.cast(-1e9, scores.dtype), scores)
-    negatives = tf.reshape(negatives, [batch, -1])  # [B, B·L]
+    mine = tf.range(batch) + tf.cast(offset, tf.int32)
+    own = tf.one_hot(mine, tf.shape(scores)[1], on_value=True, off_value=False)  # [B, N]
+    positives = tf.gather(scores, mine, axis=1, batch_dims=1)  # [B, L]
+    negatives = tf.where(own[:, :, tf.newaxis], tf.cast(-1e9, scores.dtype), scores)
+    negatives = tf.reshape(negatives, [batch, -1])  # [B, N·L]
     negative_mass = tf.reduce_logsumexp(negatives, axis=-1, keepdims=True)  # [B, 1]
     log_softmax = positives - tf.reduce_logsumexp(
         tf.stack([positives, tf.broadcast_to(negative_mass, tf.shape(positives))]), axis=0
@@ -54,7 +57,7 @@ def global_to_local_nce(sources, targets, clip=AMDIM_CLIP):
     return -tf.reduce_mean(log_softmax, axis=-1), squared
 
 
-def amdim_loss(views, locations, clip=AMDIM_CLIP, regulariser=AMDIM_REGULARISER):
+def amdim_loss(views, locations, clip=AMDIM_CLIP, regulariser=AMDIM_REGULARISER, gather=None):
     """AMDIM's objective on two views (the code's `LossMultiNCE`), per example.
 
     Args:
@@ -65,6 +68,11 @@ def amdim_loss(views, locations, clip=AMDIM_CLIP, regulariser=AMDIM_REGULARISER)
             source of the 5 -> 5 prediction (one random place per image in the code).
         clip: float. Defaults to 10.
         regulariser: float. Weight of the mean squared raw score. Defaults to 0.05.
+        gather: callable or None. `gather(maps)` -> (the target maps [N, L, d] of a
+            larger batch that holds these images, the row of this batch's first):
+            under `tf.distribute`, every replica's maps gathered, so that each image is
+            contrasted with the whole global batch as on one device. Defaults to None
+            (this batch only).
 
     Returns:
         [B]: ½ Σ over both directions of the 1 -> 5, 1 -> 7 and 5 -> 5 NCE losses, plus
@@ -79,15 +87,16 @@ def amdim_loss(views, locations, clip=AMDIM_CLIP, regulariser=AMDIM_REGULARISER)
     def at_location(maps):
         return tf.gather_nd(maps, index, batch_dims=1)  # [B, d]
 
+    gather = gather or (lambda maps: (maps, 0))
     total, squares = 0.0, 0.0
     for source, target in ((first, second), (second, first)):
         pairs = (
-            (source["global"], flat(target["local_5"])),
-            (source["global"], flat(target["local_7"])),
-            (at_location(source["local_5"]), flat(target["local_5"])),
+            (source["global"], gather(flat(target["local_5"]))),
+            (source["global"], gather(flat(target["local_7"]))),
+            (at_location(source["local_5"]), gather(flat(target["local_5"]))),
         )
-        for vectors, maps in pairs:
-            loss, squared = global_to_local_nce(vectors, maps, clip)
+        for vectors, (maps, offset) in pairs:
+            loss, squared = global_to_local_nce(vectors, maps, clip, offset)
             total += 0.5 * loss
             squares += 0.5 * squared
     return total + regulariser * squares

@@ -159,7 +159,8 @@ class MomentumEncoders(keras.layers.Layer):
     def targets(self, name, inputs, given=None):
         """{"key": key outputs, <queue>: [K, D], <queue>_filled: bool [K]} of task `name`,
         and for a memory bank "index": `given`, the task's targets from its data (the
-        images' indices)."""
+        images' indices, or a dict of them under "index" and other entries, which are
+        passed on)."""
         task = self.tasks[name]
         out = {"key": self.keys(name, inputs)} if task.key_network else {}
         for queue in task.queue_depth():
@@ -169,6 +170,9 @@ class MomentumEncoders(keras.layers.Layer):
         if task.indexed_queues:
             if given is None:
                 raise UserError(f"{name}: a memory bank needs the images' indices as targets.")
+            if isinstance(given, dict):  # the indices and what else the data give (CMC)
+                out.update(given)
+                given = given["index"]
             out["index"] = tf.cast(given, tf.int64)
         return out
 

@@ -8,7 +8,8 @@ authors' code builds them (`princeton-vl/selfstudy`); the losses are
   contrasted with the ab *memory bank* and its ab embedding with the L bank: a bank
   holds one entry per training image; the image's own entry is the positive (column 0)
   and K entries drawn uniformly with replacement the negatives, softmax cross entropy
-  at τ. After the step each image's entries become m·old + (1 − m)·new, L2-normalised.
+  at τ (the negatives drawn with each example's data). After the step each image's
+  entries become m·old + (1 − m)·new, L2-normalised.
   The banks are the method's (`zoo.methods.momentum`, a task without a key network:
   its own embeddings, detached, are what it stores), so checkpoints keep them.
 * **AMDIM** (Bachman et al. 2019) on a zoo trunk: two views of each image that share
@@ -16,7 +17,7 @@ authors' code builds them (`princeton-vl/selfstudy`); the losses are
   the code's 1x1 "fc" before pooling) of one view predict the other view's local
   features, two intermediate maps through 1x1 convolutions and average-pooled to 7x7
   and 5x5 — 1 -> 5, 1 -> 7 and, from one random 5x5 location, 5 -> 5, both directions —
-  by NCE over the batch, scores / √d, tanh-clipped, + 0.05 · mean(score²).
+  by NCE over the (global) batch, scores / √d, tanh-clipped, + 0.05 · mean(score²).
 
 Augmentation, as the code does it, on the Lab image (both tasks harmonize first):
 pad-and-crop (res / 8), horizontal flip, grayscale (channel mean, p 0.25), Cutout of a
@@ -34,7 +35,7 @@ from zoo.data import augment
 from zoo.errors import UserError
 from zoo.losses import contrastive, infomax
 from zoo.tasks.base import POSITION, Task, merge_patches
-from zoo.tasks.contrastive import training_images
+from zoo.tasks.contrastive import gather_replicas, training_images
 from zoo.tasks.momentum import MomentumTask
 
 
@@ -156,7 +157,15 @@ class CMC(MomentumTask):
         return False  # its input is an augmented image
 
     def prepare(self, example, seed):
-        return self.views(example["image"], seed)[0], example[POSITION]
+        """The augmented image; its bank slot and its K negatives' slots, drawn here
+        from the example's seed so that a resumed run, and every replica count, draws
+        the same ones."""
+        view_seed, draw_seed = tf.unstack(tf.random.split(seed, 2))
+        negatives = tf.random.stateless_uniform(
+            [self.negatives], draw_seed, 0, self.queue_size, dtype=tf.int64
+        )
+        targets = {"index": tf.cast(example[POSITION], tf.int64), "negatives": negatives}
+        return self.views(example["image"], view_seed)[0], targets
 
     def endpoints_read(self, last):
         return tuple(f"{half}/{self.endpoint or last}" for half in self.halves)
@@ -197,18 +206,13 @@ class CMC(MomentumTask):
         )
         return to_ab, to_l
 
-    def _draw(self, targets):
-        rows = tf.shape(targets["index"])[0]
-        bank = tf.shape(targets[self.halves[0]], out_type=tf.int64)[0]
-        return tf.random.uniform([rows, self.negatives], 0, bank, dtype=tf.int64)
-
     def loss(self, targets, outputs):
-        to_ab, to_l = self._logits(targets, outputs, self._draw(targets))
+        to_ab, to_l = self._logits(targets, outputs, targets["negatives"])
         return -tf.nn.log_softmax(to_ab)[:, 0] - tf.nn.log_softmax(to_l)[:, 0]
 
     def keras_metrics(self):
         def accuracy(targets, outputs):
-            to_ab, to_l = self._logits(targets, outputs, self._draw(targets))
+            to_ab, to_l = self._logits(targets, outputs, targets["negatives"])
             first = contrastive.positive_first
             return 0.5 * (first(to_ab) + first(to_l))
 
@@ -223,6 +227,14 @@ class CMC(MomentumTask):
 
     def serving_outputs(self, outputs):
         return {"embeddings": keras.ops.reshape(outputs, (-1, 2 * self.projection))}
+
+
+def _every_replica(maps):
+    """([N, L, d] every replica's maps, in replica order; this replica's first row):
+    differentiable (`gather_replicas`), so each replica's loss trains the others' maps."""
+    rows, locations, depth = tf.shape(maps)[0], maps.shape[1], maps.shape[2]
+    flat, offset = gather_replicas(tf.reshape(maps, [rows, locations * depth]))
+    return tf.reshape(flat, [-1, locations, depth]), offset
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -342,7 +354,9 @@ class AMDIM(Task):
         return tuple({k: v[:, i] for k, v in outputs.items()} for i in range(2))
 
     def loss(self, targets, outputs):
-        return infomax.amdim_loss(self._views_of(outputs), targets, self.clip, self.regulariser)
+        return infomax.amdim_loss(
+            self._views_of(outputs), targets, self.clip, self.regulariser, _every_replica
+        )
 
     def evaluate(self, targets, outputs):
         loss = infomax.amdim_loss(

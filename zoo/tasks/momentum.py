@@ -13,7 +13,9 @@ needs; the method builds that part for exactly the tasks that are `MomentumTask`
 * `queue_size`, `queue_depth()`, `queue_entries(keys)`: FIFO queues of past keys
   (MoCo's negatives); none by default.
 * `indexed_queues`: True for a memory bank instead — one slot per training image,
-  written at the image's index, which the task's own targets are (CompL's key bank);
+  written at the image's index, which the task's own targets are (or their "index"
+  entry; other entries are passed on: CMC's negatives, drawn with the data) (CompL's
+  key bank);
   `slot_update(old, new)`: what a slot becomes (default: the new key; CMC mixes them);
   `prefilled_queues`: the bank starts full of `queue_initializer`'s random entries (CMC)
   instead of empty.

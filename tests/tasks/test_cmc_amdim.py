@@ -42,7 +42,7 @@ def test_cmc_bank_starts_uniform_and_mixes_each_step_s_embeddings_in_at_their_im
     assert all(np.abs(b).max() <= bound and b.shape == (32, 8) for b in start.values())
     assert model.momentum.filled["cmc/l"].numpy().min() == 1.0  # every slot a negative at once
     batch = next(iter(model.datasets(8)))
-    index = batch[1]["cmc"].numpy()
+    index = batch[1]["cmc"]["index"].numpy()
     assert len(set(index)) == 8 and index.max() < 32
     # the step's embeddings: its forward pass, with the weights before the update
     outputs = model.network(batch[0], training=True)["cmc"].numpy()
@@ -70,16 +70,24 @@ def test_cmc_scores_each_half_against_the_other_half_s_bank():
     np.testing.assert_allclose(
         to_l, np.einsum("bd,bkd->bk", outputs[:, 1], banks["l"][rows]) / 0.5, rtol=1e-5
     )
-    loss = task.loss(targets, outputs).numpy()  # its own draw of K negatives
-    assert loss.shape == (2,) and np.all(loss > 0)
-    assert tuple(task._draw(targets).shape) == (2, 8192)  # the code's K for ResNet-9
+    loss = task.loss({**targets, "negatives": negatives}, outputs).numpy()
+    wanted = -np.log(_softmax(to_ab)[:, 0]) - np.log(_softmax(to_l)[:, 0])
+    np.testing.assert_allclose(loss, wanted, rtol=1e-5)
+    # K negatives drawn with the data, uniformly over the whole bank (6 slots here)
+    example = {"image": tf.zeros((32, 32, 3)), "source_position": tf.constant(4, tf.int64)}
+    _, drawn = task.prepare(example, tf.constant([0, 1]))
+    assert int(drawn["index"]) == 4 and tuple(drawn["negatives"].shape) == (8192,)  # the code's K
+    assert drawn["negatives"].numpy().min() == 0 and drawn["negatives"].numpy().max() == 5
     few = CMC(SINGLE, num_examples=6, eval_examples=4, negatives=5, halves=("x", "y"))
-    assert tuple(few._draw({**targets, "x": banks["l"]}).shape) == (2, 5)
-    drawn = CMC(SINGLE, num_examples=6, eval_examples=4, negatives=6000)._draw(targets).numpy()
-    assert drawn.min() == 0 and drawn.max() == 5  # uniformly over the whole bank
+    assert tuple(few.prepare(example, tf.constant([0, 1]))[1]["negatives"].shape) == (5,)
     # the halves name the trunk's endpoints the head reads
     assert few.endpoints_read("block3") == ("x/block3", "y/block3")
     assert task.endpoints_read("block3") == ("l/block3", "ab/block3")
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _learns(model, steps=8, epochs=5):
