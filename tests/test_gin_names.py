@@ -435,7 +435,16 @@ def test_every_task_parameter_changes_the_task(name, mode, param, value):
     )
 
 
+_PROBE = "see tests/tasks/test_probe.py::"
 OTHER = {
+    "zoo.tasks.Probe": {
+        "task": _PROBE
+        + "test_probes_train_their_heads_and_leave_the_trunk_as_the_objective_alone_moves_it",
+        "kind": _PROBE
+        + "test_a_dense_probe_predicts_at_the_target_size_and_only_standard_heads_are_probed",
+        "name": _PROBE
+        + "test_a_dense_probe_predicts_at_the_target_size_and_only_standard_heads_are_probed",
+    },
     "zoo.trunks.resnet": {
         "depth": "26",
         "version": "1",

@@ -44,6 +44,7 @@ TASKS = {
     "VAE": lambda: zoo.tasks.VAE(SINGLE, harmonizer="lab", output_size=16, **SMALL),
     "CMC": lambda: zoo.tasks.CMC(SINGLE, projection=4, negatives=3, **SMALL),
     "AMDIM": lambda: zoo.tasks.AMDIM(SINGLE, features=4, **SMALL),
+    "Probe": lambda: zoo.tasks.Probe(zoo.tasks.Classification(SINGLE, **SMALL), kind="mlp"),
     "Exemplar": lambda: zoo.tasks.Exemplar(
         SINGLE, image_size=32, patch_size=16, head_widths=(8, 4), head_bottleneck=2, **SMALL
     ),

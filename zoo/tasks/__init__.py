@@ -13,6 +13,7 @@ from zoo.tasks.momentum import MomentumSchedule, MomentumTask
 from zoo.tasks.motion_segmentation import MotionSegmentation
 from zoo.tasks.normals import Normals
 from zoo.tasks.pose import Pose
+from zoo.tasks.probe import Probe
 from zoo.tasks.relative_position import RelativePosition
 from zoo.tasks.rotation import Rotation
 from zoo.tasks.semantic_segmentation import SemanticSegmentation
@@ -34,6 +35,7 @@ __all__ = [
     "MotionSegmentation",
     "Normals",
     "Pose",
+    "Probe",
     "RelativePosition",
     "Rotation",
     "SemanticSegmentation",
