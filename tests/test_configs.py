@@ -10,6 +10,7 @@ import os
 
 import gin
 import keras
+import numpy as np
 import pytest
 
 from zoo.cli import gin_setup
@@ -29,6 +30,10 @@ TRAINING = sorted(
 NARROW = {
     "zoo.trunks.resnet": "import zoo.trunks\nzoo.trunks.resnet.width_multiplier = 0.0625",
     "zoo.trunks.resnet9": "zoo.trunks.resnet9.width_multiplier = 0.0625",
+    # CMC's half networks (newell20/pretrain_cmc.gin), whose widths are given
+    "half": "half/zoo.trunks.resnet9.width_multiplier = 1.0\n"
+    "half/zoo.trunks.resnet9.widths = [4, 8, 8, 32]\n"
+    "half/zoo.trunks.resnet9.inner_widths = (4, 16)",
     "zoo.trunks.alexnet": "zoo.trunks.alexnet.width_multiplier = 0.0625",
 }
 
@@ -68,6 +73,7 @@ def test_experiment_builds_its_method(name):
         "photos/pretext.gin": 256,
     }
     papers = {"doersch17": 256, "ren_lee18": 227, "contrastive": 224, "compl22": 512}
+    papers["newell20"] = 64
     if name.startswith("compl22/boundaries"):
         expected_size[name] = 481  # BSDS500
     if name.startswith("compl22/depth"):
@@ -164,3 +170,62 @@ def test_byol_experiment_full_size_and_small():
     task = method.tasks["byol"]
     assert method.input_size == 64 and task.num_examples == 4096
     assert task.momentum_steps == train["epochs"] * train["steps_per_epoch"] == 600
+
+
+@pytest.mark.parametrize("name", ["rotation", "vae", "cmc", "amdim"])
+def test_newell20_pretraining_at_the_code_s_sizes_on_both_trunks_and_small(name):
+    """Each method's ResNet-9 and ResNet-50 files carry the code's settings and the four
+    online probes; small.gin's CPU version streams its held-out objects."""
+    folder = os.path.join(ROOT, "gin_configs", "newell20")
+    gin_setup.parse([os.path.join(folder, f"pretrain_{name}.gin")], list(NARROW.values()))
+    bindings = gin.get_bindings("zoo.experiment.train")
+    method = bindings["method"]()
+    probes = {f"{t}_{k}" for t in ("classification", "pose") for k in ("linear", "mlp")}
+    assert set(method.tasks) == {name, *probes}
+    assert {t.num_examples for t in method.tasks.values()} == {400000}
+    assert {t.harmonizer for t in method.tasks.values()} == {"lab"}
+    # the probes share one input (with the VAE's, whose input is the image itself)
+    assert len(method.groups) == (1 if name == "vae" else 2)
+    optimizer = bindings["optimizer"]
+    assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon) == (0.8, 0.999, 1e-8)
+    schedule = gin.get_bindings("zoo.optimizers.WarmupLinear")
+    steps = bindings["epochs"] * bindings["steps_per_epoch"]
+    assert schedule["total_steps"] == steps
+    assert schedule["warmup_steps"] == 5 * bindings["steps_per_epoch"]
+    chunk = 25000 if name == "amdim" else 50000  # the code's epoch: 50,000 images
+    assert (
+        abs(bindings["steps_per_epoch"] * bindings["batch_size"] - chunk) < bindings["batch_size"]
+    )
+    task = method.tasks[name]
+    if name == "cmc":
+        assert (task.negatives, task.bank_momentum, task.temperature) == (8192, 0.2, 0.1)
+        assert method.momentum.queues["cmc/l"].shape == (400000, 128)
+        assert method.trunk.get_layer("channel_split_l").input.shape[-1] == 1
+    if name == "amdim":
+        assert (task.clip, task.features, method.endpoints[name]) == (
+            30.0,
+            256,
+            ("block3", "block2"),
+        )
+    gin.clear_config()
+    gin_setup.parse([os.path.join(folder, f"pretrain_{name}_r50.gin")], list(NARROW.values()))
+    method = gin.get_bindings("zoo.experiment.train")["method"]()
+    last = method.trunk(np.zeros((1, 64, 64, 3), "float32"))["block4"]
+    assert last.shape[1] == 4  # reduced pooling: stride 16 at 64 px
+    if name == "cmc":
+        assert method.tasks["cmc"].negatives == 4086
+        assert method.trunk.get_layer("channel_split_ab").name == "channel_split_ab"
+    if name == "amdim":
+        assert method.endpoints["amdim"] == ("block4", "block3")
+    gin.clear_config()
+    gin_setup.parse(
+        [os.path.join(folder, f"pretrain_{name}.gin"), os.path.join(folder, "small.gin")], []
+    )
+    bindings = gin.get_bindings("zoo.experiment.train")
+    method = bindings["method"]()
+    assert {t.num_examples for t in method.tasks.values()} == {4096}
+    assert bindings["batch_size"] == 64
+    assert gin.get_bindings("zoo.optimizers.WarmupLinear")["total_steps"] == 800
+    inputs, targets = next(iter(method.datasets(2, "eval")))  # the held-out objects stream
+    assert inputs[method.input_names[name]].shape[0] == 2
+    assert set(targets) == set(method.tasks)

@@ -436,7 +436,14 @@ def test_every_task_parameter_changes_the_task(name, mode, param, value):
 
 
 _PROBE = "see tests/tasks/test_probe.py::"
+_WARMUP = "see tests/test_optimizers.py::test_warmup_linear_is_the_codes_schedule_by_hand"
 OTHER = {
+    "zoo.optimizers.WarmupLinear": {
+        "peak": _WARMUP,
+        "warmup_steps": _WARMUP,
+        "total_steps": _WARMUP,
+        "end": _WARMUP,
+    },
     "zoo.tasks.Probe": {
         "task": _PROBE
         + "test_probes_train_their_heads_and_leave_the_trunk_as_the_objective_alone_moves_it",

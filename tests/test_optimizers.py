@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.optimizers import LARS
+from zoo.optimizers import LARS, WarmupLinear
 
 
 def _numpy_lars(weights, grads_per_step, lr, momentum, wd, eta):
@@ -65,3 +65,14 @@ def test_lars_under_mirrored_strategy_equals_one_device(mirrored):
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(weights[0][0], start[0])  # it trained
+
+
+def test_warmup_linear_is_the_codes_schedule_by_hand():
+    schedule = WarmupLinear(1e-3, warmup_steps=5, total_steps=15, end=1e-6)
+    got = [float(schedule(s)) for s in (0, 1, 5, 10, 15, 40)]
+    wanted = [0.0, 2e-4, 1e-3, 1e-3 + (1e-6 - 1e-3) * 0.5, 1e-6, 1e-6]
+    np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-12)
+    rebuilt = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert rebuilt.get_config() == schedule.get_config()
+    with pytest.raises(ValueError, match="total_steps"):
+        WarmupLinear(1e-3, warmup_steps=5, total_steps=5)

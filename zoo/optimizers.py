@@ -1,7 +1,9 @@
-"""Optimizers of the papers that Keras does not ship.
+"""Optimizers and schedules of the papers that Keras does not ship.
 
 * `LARS` (You, Gitman & Ginsburg 2017), as SimCLR's and BYOL's code apply it: each
   weight tensor's step is scaled by a trust ratio η·‖w‖ / ‖g + λw‖ before momentum.
+* `WarmupLinear`: a linear warm-up from 0 and a linear decay to an end value (Newell &
+  Deng's code: its `target_lrs` [0, peak, end] at `milestones` [warm-up, end]).
 """
 
 import gin
@@ -85,3 +87,45 @@ class LARS(keras.optimizers.Optimizer):
 
 
 gin.external_configurable(LARS, module="zoo.optimizers")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WarmupLinear(keras.optimizers.schedules.LearningRateSchedule):
+    """0 -> `peak` linearly over `warmup_steps`, then `peak` -> `end` linearly until
+    `total_steps`, then `end`.
+
+    Args:
+        peak: float > 0. The learning rate at the end of the warm-up.
+        warmup_steps: int >= 0.
+        total_steps: int > warmup_steps. The step at which `end` is reached.
+        end: float >= 0. Defaults to 0.0.
+    """
+
+    def __init__(
+        self, peak=gin.REQUIRED, warmup_steps=gin.REQUIRED, total_steps=gin.REQUIRED, end=0.0
+    ):
+        self.peak = checks.number_in(peak, "peak", 0, who="WarmupLinear", low_open=True)
+        self.warmup_steps = checks.int_at_least(warmup_steps, 0, "warmup_steps", "WarmupLinear")
+        checks.int_at_least(total_steps, warmup_steps + 1, "total_steps", "WarmupLinear")
+        self.total_steps = total_steps
+        self.end = checks.number_in(end, "end", 0, who="WarmupLinear")
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warm = self.peak * step / max(self.warmup_steps, 1)
+        progress = ops.clip(
+            (step - self.warmup_steps) / float(self.total_steps - self.warmup_steps), 0.0, 1.0
+        )
+        decay = self.peak + (self.end - self.peak) * progress
+        return ops.where(step < self.warmup_steps, warm, decay)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "end": self.end,
+        }
+
+
+gin.external_configurable(WarmupLinear, module="zoo.optimizers")

@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from zoo.data import augment
 from zoo.data.synthetic import SceneSpec
-from zoo.errors import UserError
 from zoo.methods import MultiTask
 from zoo.tasks import AMDIM, CMC, Rotation
 from zoo.trunks import channel_split, resnet9
@@ -143,13 +142,11 @@ def test_amdim_head_reads_the_global_and_two_local_maps():
     assert tuple(out["global"].shape) == (4, 2, 8)
     assert tuple(out["local_7"].shape) == (4, 2, 7, 7, 8)
     assert tuple(out["local_5"].shape) == (4, 2, 5, 5, 8)
-    # a local map smaller than its grid is refused, naming the endpoint
-    with pytest.raises(UserError, match="'block3' is 4x4, smaller than the 5x5"):
-        MultiTask(
-            resnet9(widths=[8, 16, 16, 32], input_shape=(32, 32, 3)),
-            [AMDIM(SINGLE, num_examples=4, eval_examples=4, features=8)],
-            input_size=32,
-        )
+    # a map smaller than its grid is spread over overlapping bins (PyTorch's rule, the
+    # code's ResNet-50 at 64 px): block3's 4x4 to 5x5
+    small = _amdim_model(local_endpoints=("block1", "block3"))
+    out = small.network(next(iter(small.datasets(4)))[0])["amdim"]
+    assert tuple(out["local_5"].shape) == (4, 2, 5, 5, 8)
 
 
 def test_amdim_loss_falls_on_a_repeated_batch():

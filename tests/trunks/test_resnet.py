@@ -248,3 +248,26 @@ def test_gin_configures_the_trunk():
         assert any(isinstance(layer, keras.layers.GroupNormalization) for layer in trunk.layers)
     finally:
         gin.clear_config()
+
+
+@pytest.mark.parametrize(
+    "version,output_stride,strides",
+    [(1, None, (2, 4, 8, 16)), (1, 8, (2, 4, 8, 8)), (2, None, (4, 8, 16, 16))],
+)
+def test_without_the_stem_pool_every_map_is_twice_as_large(version, output_stride, strides):
+    # Newell & Deng's ResNet-50 "with reduced pooling" (their code's skip_init_pool)
+    trunk = resnet(
+        50,
+        version=version,
+        width_multiplier=0.0625,
+        output_stride=output_stride,
+        stem_pool=False,
+        input_shape=(64, 64, 3),
+    )
+    shapes = _shapes(trunk)
+    assert shapes["stem"][1:3] == (32, 32)
+    for block, stride in zip(["block1", "block2", "block3", "block4"], strides):
+        assert shapes[block][1:3] == (64 // stride, 64 // stride), block
+    assert "stem_pool" not in [layer.name for layer in trunk.layers]
+    with pytest.raises(ValueError, match="max-pool"):
+        resnet(50, version=1, stem_pool=False, weights="imagenet")

@@ -249,10 +249,12 @@ class AMDIM(Task):
             shared). Defaults to 0.5.
         features: int. d: the width of the global and local features. Defaults to 256
             (the code's ResNet-9 `out_feats`; 512 dense).
-        local_endpoints: pair of str. The trunk endpoints pooled to 7x7 and to 5x5.
-            Defaults to ("block2", "block3"): ResNet-9's; the code reads block 3's
-            convolution before its residual unit, the zoo's "block3" is after it. For a
-            ResNet-50, ("block3", "block4").
+        local_endpoints: pair of str. The trunk endpoints pooled to 7x7 and to 5x5
+            (adaptive average pooling: a smaller map is spread over overlapping bins,
+            as PyTorch's is in the code's ResNet-50 at 64 px, 4x4 -> 5x5). Defaults to
+            ("block2", "block3"): ResNet-9's; the code reads block 3's convolution
+            before its residual unit, the zoo's "block3" is after it. For a ResNet-50,
+            ("block3", "block4").
         clip: float > 0 or None. tanh clip of the scores. Defaults to 10 (AMDIM's code;
             Newell & Deng's synthetic configs use 30).
         regulariser: float >= 0. Weight of the mean squared raw score. Defaults to 0.05.
@@ -324,16 +326,6 @@ class AMDIM(Task):
     def endpoints_read(self, last):
         # the global endpoint first (a local one may be the same map)
         return tuple(dict.fromkeys((self.endpoint or last, *self.local_endpoints)))
-
-    def check_geometry(self, endpoint, feature_shape, input_size):
-        for name, grid in zip(self.local_endpoints, self.grids):
-            size = tuple(feature_shape[name][1:3])
-            if None in size or min(size) < grid:
-                raise UserError(
-                    f"{self.name}: endpoint {name!r} is {size[0]}x{size[1]}, smaller than the "
-                    f"{grid}x{grid} grid it is pooled to; choose `local_endpoints` of larger "
-                    "maps (an earlier block, or larger images)."
-                )
 
     def build_head(self, features, input_size):
         global_map = next(iter(features.values()))  # `endpoints_read`'s first

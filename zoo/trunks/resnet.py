@@ -212,6 +212,7 @@ def resnet(
     name=None,
     layout=None,
     weights=None,
+    stem_pool=True,
 ):
     """Builds a ResNet trunk returning a dict of named endpoints.
 
@@ -245,6 +246,9 @@ def resnet(
             model's input preprocessing, so it still takes RGB in [0, 1] and its
             `block4` equals the Keras model's output. "imagenet" reads the file Keras
             keeps in ~/.keras/models (nothing is downloaded). Defaults to None.
+        stem_pool: bool. The stem's 3x3 stride-2 max-pool; without it every map is
+            twice as large (Newell & Deng's ResNet-50 "with reduced pooling", their
+            code's `skip_init_pool`: stride 16 at the end). Defaults to True.
 
     Returns:
         A functional `keras.Model` whose output is a dict of endpoints.
@@ -264,28 +268,34 @@ def resnet(
     _check_choice("layout", layout, ("slim", "keras"))
     if weights is not None:
         imagenet.check_trunk(depth, version, widths, width_multiplier, norm, layout)
+        if not stem_pool:
+            raise UserError(f"{fn}: ImageNet weights belong to a trunk with its stem's max-pool.")
     kind, units = DEPTHS[depth]
     widths = _resolve_widths(widths, width_multiplier, BASE_WIDTHS, len(STAGES), fn)
     images = _images_input(input_shape)
     x = images
     if weights is not None:
         x = imagenet.Preprocessing(version, name="imagenet_preprocessing")(x)
-    endpoints = {"stem": _stem(x, version, widths[0], norm, layout)}
+    endpoints = {"stem": _stem(x, version, widths[0], norm, layout, stem_pool)}
     stages = _Stages(kind, units, widths, version, norm, layout)
-    stages.build(endpoints, STAGES[: STAGES.index(stop_at) + 1], output_stride, fn)
+    stages.build(
+        endpoints, STAGES[: STAGES.index(stop_at) + 1], output_stride, fn, 4 if stem_pool else 2
+    )
     trunk = keras.Model(images, endpoints, name=name or f"resnet{depth}_v{version}")
     if weights is not None:
         imagenet.load_weights(trunk, weights, depth, version)
     return trunk
 
 
-def _stem(x, version, width, norm, layout):
+def _stem(x, version, width, norm, layout, pool=True):
     """The 7x7 stride-2 convolution (v1: normalized and rectified) and the 3x3 stride-2
-    max-pool, as `layout` pads it."""
+    max-pool, as `layout` pads it (none without `pool`)."""
     x = _conv(x, width, 7, 2, 1, True, "stem_conv")
     if version == 1:
         x = _norm(norm, width, "stem_norm")(x)
         x = layers.ReLU(name="stem_relu")(x)
+    if not pool:
+        return x
     if layout == "keras":
         x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
         return layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
@@ -301,11 +311,11 @@ class _Stages:
         # v1 strides the first unit of stages 2-4; v2 the last unit of stages 1-3.
         self.strides = (1, 2, 2, 2) if version == 1 else (2, 2, 2, 1)
 
-    def build(self, endpoints, stages, output_stride, fn):
-        """Adds every unit and stage of `stages` to `endpoints` (after "stem"), dilating
-        instead of striding beyond `output_stride`."""
+    def build(self, endpoints, stages, output_stride, fn, stem_stride=4):
+        """Adds every unit and stage of `stages` to `endpoints` (after "stem", at
+        `stem_stride`), dilating instead of striding beyond `output_stride`."""
         x = endpoints["stem"]
-        tracker = _StrideTracker(4, output_stride)
+        tracker = _StrideTracker(stem_stride, output_stride)
         unit_fn = _unit_v1 if self.version == 1 else _unit_v2
         for s, stage in enumerate(stages):
             count = self.units[s]
