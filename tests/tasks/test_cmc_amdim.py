@@ -5,7 +5,6 @@ repeated batch."""
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from zoo.data import augment
