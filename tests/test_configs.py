@@ -184,8 +184,12 @@ def test_newell20_pretraining_at_the_code_s_sizes_on_both_trunks_and_small(name)
     assert set(method.tasks) == {name, *probes}
     assert {t.num_examples for t in method.tasks.values()} == {400000}
     assert {t.harmonizer for t in method.tasks.values()} == {"lab"}
-    # the probes share one input (with the VAE's, whose input is the image itself)
-    assert len(method.groups) == (1 if name == "vae" else 2)
+    # the probes share one input of the images as they are; the method's are augmented
+    assert len(method.groups) == 2
+    if name in ("rotation", "vae"):  # the code's augmentation, on the Lab images
+        steps = [type(s).__name__ for s in task_steps(method.tasks[name])]
+        wanted = ["PadCrop", "HorizontalFlip", "ChannelJitter", "Grayscale"]
+        assert steps == wanted + (["Cutout"] if name == "rotation" else [])
     optimizer = bindings["optimizer"]
     assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon) == (0.8, 0.999, 1e-8)
     schedule = gin.get_bindings("zoo.optimizers.WarmupLinear")
@@ -229,3 +233,7 @@ def test_newell20_pretraining_at_the_code_s_sizes_on_both_trunks_and_small(name)
     inputs, targets = next(iter(method.datasets(2, "eval")))  # the held-out objects stream
     assert inputs[method.input_names[name]].shape[0] == 2
     assert set(targets) == set(method.tasks)
+
+
+def task_steps(task):
+    return task.image_augmentation().steps

@@ -156,6 +156,11 @@ def _sweep_print(run_sweep, tmp_path):
 # -- the table --------------------------------------------------------------------------
 # configurable -> (fingerprint(bindings) or None, {parameter: binding value | "see <test>"})
 
+# one augmented image (its steps on the harmonized training images)
+_IMAGE_STEPS = (
+    "@zoo.data.augment.Views()",
+    ["zoo.data.augment.Views.count = 1", "zoo.data.augment.Views.crop = None"],
+)
 _DENSE = {
     "head_width": "8",
     "head": '"linear"',
@@ -175,8 +180,13 @@ MULTI_TASKS = {
         "classes": "13",
         "ignore_label": "0",
     },
-    "zoo.tasks.Rotation": {"size": "16"},
-    "zoo.tasks.VAE": {"beta": "0.5", "output_size": "16", "kl_over_batch": "False"},
+    "zoo.tasks.Rotation": {"size": "16", "augment": _IMAGE_STEPS},
+    "zoo.tasks.VAE": {
+        "beta": "0.5",
+        "output_size": "16",
+        "kl_over_batch": "False",
+        "augment": _IMAGE_STEPS,
+    },
     "zoo.tasks.Colorization": {
         "head_width": "8",
         "stride": "4",
@@ -185,6 +195,7 @@ MULTI_TASKS = {
         "rebalance_images": ("4", ["zoo.tasks.Colorization.rebalance = True"]),
     },
     "zoo.tasks.RelativePosition": {
+        "augment": _IMAGE_STEPS,
         "image_size": "40",
         "patch_size": "6",
         "gap": "2",
@@ -255,9 +266,10 @@ MULTI_TASKS.update(
 SINGLE_TASKS = {
     "zoo.tasks.Classification": {
         # the synthetic source names its 10 classes: another count is refused
-        "classes": "see tests/tasks/test_tasks.py::test_classification_classes"
+        "classes": "see tests/tasks/test_tasks.py::test_classification_classes",
+        "augment": _IMAGE_STEPS,
     },
-    "zoo.tasks.Pose": {},
+    "zoo.tasks.Pose": {"augment": _IMAGE_STEPS},
 }
 MOTION_TASKS = {
     "zoo.tasks.MotionSegmentation": {"head_width": "8", "stride": "4", "image_shape": "(16, 24)"}
@@ -702,6 +714,7 @@ OTHER = {
             "lasso_block",
             "lasso_l1",
             "harmonizer",
+            "augment",
             "batch_size",
             "epochs",
             "min_steps",

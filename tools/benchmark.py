@@ -11,6 +11,7 @@ Usage:
     python tools/benchmark.py contrastive [--steps=5 --rounds=3]
     python tools/benchmark.py scale [--steps=5 --rounds=3]
     python tools/benchmark.py compl [--steps=5 --rounds=3]
+    python tools/benchmark.py newell20 [--steps=5 --rounds=3]
 
 `trunk`: one training step (forward, backward, SGD update) of `zoo.trunks.resnet(50, 2)`
 with a global-average-pooled dense head, and of `keras.applications.ResNet50V2`
@@ -50,6 +51,12 @@ semseg_densecl.gin with small.gin: the target and the auxiliary batches of 8, th
 of one size in one trunk pass) next to a step of the target alone and a step of the
 auxiliary alone on the same batches; target: composite <= 1.15x their sum. The composite
 step with a trunk pass per input (one_pass = False) is printed beside it.
+
+`newell20`: one step of each of Newell & Deng's four pretraining methods
+(gin_configs/newell20/pretrain_*.gin), alone and with its four online probes (class and
+pose, linear and MLP: a second trunk pass over the labelled images, detached), relative
+to rotation's step alone: with small.gin, with the paper's ResNet-9 and with the
+ResNet-50 with reduced pooling, at CPU batch sizes (each printed).
 
 `doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
@@ -529,6 +536,57 @@ def benchmark_compl():
         print(f"  ratio composite / two passes: {best['composite'] / best['two passes']:.3f}")
 
 
+NEWELL20 = ("rotation", "vae", "cmc", "amdim")
+
+
+def benchmark_newell20():
+    import gin
+
+    data_size = ["NUM_IMAGES = 256", "EVAL_IMAGES = 16"]  # a few renders: the step is measured
+    settings = (
+        ("small.gin: ResNet-9 at half width, batch 64", "", ["newell20/small.gin"], []),
+        (
+            "ResNet-9 at the paper's width (64-128-256-512), batch 32 (the code's: 256-512)",
+            "",
+            [],
+            ["zoo.experiment.train.batch_size = 32"],
+        ),
+        (
+            "ResNet-50 with reduced pooling at full width, batch 8 (the code's: 192-384)",
+            "_r50",
+            [],
+            ["zoo.experiment.train.batch_size = 8"],
+        ),
+    )
+    for label, suffix, extra, bindings in settings:
+        times = {}
+        for name in NEWELL20:
+            _parse(
+                f"newell20/pretrain_{name}{suffix}.gin", *extra, bindings=[*data_size, *bindings]
+            )
+            tasks = gin.get_bindings("zoo.methods.MultiTask")["tasks"]
+            batch = gin.get_bindings("zoo.experiment.train")["batch_size"]
+            probed = _build(tasks)
+            data = next(iter(probed.datasets(batch)))
+            alone = _build(tasks[:1])
+            own = {group: data[0][group] for group in alone.groups}
+            feeds = {
+                name: (alone, (own, {name: data[1][name]})),
+                f"{name} + probes": (probed, data),
+            }
+            times.update(_step_times(feeds)[0])
+        print(
+            f"\nnewell20 pretrain_*{suffix}.gin, {label}: traced train_step, best of "
+            f"{FLAGS.rounds} alternating rounds x {FLAGS.steps * 2} steps, next to rotation's"
+        )
+        for name in NEWELL20:
+            for key in (name, f"{name} + probes"):
+                print(
+                    f"  {key:<18} {1000 * times[key]:8.1f} ms/step  ratio to rotation "
+                    f"{times[key] / times['rotation']:.2f}"
+                )
+
+
 def _determinism_child(serial):
     import hashlib
 
@@ -968,6 +1026,7 @@ BENCHMARKS = {
     "multitask": benchmark_multitask,
     "doersch": benchmark_doersch,
     "compl": benchmark_compl,
+    "newell20": benchmark_newell20,
     "determinism": benchmark_determinism,
 }
 

@@ -101,3 +101,27 @@ def test_knn_classifies_held_out_images_without_training():
     assert result["value"] > 0.2  # ten classes: chance is 0.1 (0.30 measured)
     with pytest.raises(ValueError, match="protocol 'knn' classifies images"):
         _scratch("depth", "knn", 8, 8)
+
+
+def test_finetuning_augmentation_reaches_the_task_and_dense_tasks_are_refused():
+    from zoo.data import augment
+    from zoo.evaluation.transfer import _trunk_and_task
+
+    steps = augment.Views(crop=None, steps=[augment.Cutout()], count=1)
+    setting = dict(
+        builder=_builder,
+        like=None,
+        input_size=32,
+        num_labels=8,
+        variant="----",
+        eval_examples=4,
+        seed=0,
+        endpoint="block2",
+        harmonizer="lab",
+    )
+    _, task = _trunk_and_task("random", "classification", augment=steps, **setting)
+    assert task.image_augmentation() == steps and task.harmonizer == "lab"
+    _, task = _trunk_and_task("random", "pose", augment=None, **setting)
+    assert task.image_augmentation() is None
+    with pytest.raises(ValueError, match="ScaleCropFlip"):
+        _trunk_and_task("random", "depth", augment=steps, **setting)

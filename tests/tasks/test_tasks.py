@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from zoo.data import augment
 from zoo.data.synthetic import SceneSpec, generate, write_tfrecords
 from zoo.tasks import Classification, Contours, Depth, Normals, Pose, Rotation, SemanticSegmentation
 
@@ -131,3 +132,23 @@ def test_classification_classes(tmp_path):
     with pytest.raises(ValueError, match="classes=4, but the source names 3 classes"):
         Classification(str(tmp_path), eval_source=0.5, classes=4)
     assert Classification(MULTI.__class__(variant="----", resolution=16)).classes == 10
+
+
+def test_image_steps_augment_harmonized_training_images_only():
+    # Newell & Deng's finetuning augmentation acts on the harmonized (Lab) channels
+    flip = augment.Views(crop=None, steps=[augment.HorizontalFlip(p=1.0)], count=1)
+    plain = Classification(SINGLE, harmonizer="lab", num_examples=4, eval_examples=4)
+    flipped = Classification(
+        SINGLE, harmonizer="lab", augment=flip, num_examples=4, eval_examples=4
+    )
+    assert plain.stream_key() != flipped.stream_key()  # never one shared pipeline
+    for split in ("train", "eval"):
+        a, labels_a = next(iter(plain.pipeline(split, 4)))
+        b, labels_b = next(iter(flipped.pipeline(split, 4)))
+        np.testing.assert_array_equal(labels_a, labels_b)
+        wanted = a.numpy()[:, :, ::-1] if split == "train" else a.numpy()
+        np.testing.assert_allclose(b.numpy(), wanted, atol=1e-6)
+    rebuilt = Classification.from_config(flipped.get_config())
+    assert rebuilt.augment == flip
+    with pytest.raises(ValueError, match="count 1"):
+        Classification(SINGLE, augment=augment.Views(crop=None), num_examples=4)

@@ -201,7 +201,7 @@ REN_LEE18 = (
 _NG = "newell20/classification/results.jsonl"
 _NG_RUN = (
     "zoo-train --gin_file=gin_configs/newell20/pretrain_rotation.gin "
-    "--model_dir={root}/newell20/rotation",
+    "--gin_file=gin_configs/newell20/small.gin --model_dir={root}/newell20/rotation",
     "zoo-sweep --sweep_dir={root}/newell20/classification "
     "--gin_file=gin_configs/newell20/classification_sweep.gin "
     "--method=rotation={root}/newell20/rotation",

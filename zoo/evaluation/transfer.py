@@ -98,6 +98,7 @@ def transfer(
     lasso_block: str = "block3",
     lasso_l1: float = 1e-3,
     harmonizer: str | None = None,
+    augment=None,
     batch_size: int = 32,
     epochs: int = 30,
     min_steps: int = 100,
@@ -137,6 +138,11 @@ def transfer(
         harmonizer: str or None. Harmonization of the downstream images. Defaults to
             None: the one the source run was pretrained with ("identity" for random
             trunks and exported ones, which harmonize inside their graph).
+        augment: zoo.data.augment.Views of count 1 or None. Steps applied to the
+            harmonized training images of a task with one label per image (Newell &
+            Deng's finetuning: pad-and-crop, flip, colour jitter on the Lab channels,
+            Cutout; gin_configs/newell20/classification_sweep.gin). Dense tasks take
+            their own (`augment`, a ScaleCropFlip). Defaults to None.
         batch_size: int. Defaults to 32.
         epochs: int. The training-length rule (`training_steps`): epochs over n labels,
         min_steps: int. ... at least this many steps,
@@ -170,6 +176,7 @@ def transfer(
         seed=seed,
         endpoint=endpoint,
         harmonizer=harmonizer,
+        augment=augment,
     )
     if protocol == "knn":
         return _knn(trunk, task, pooling, batch_size)
@@ -249,6 +256,15 @@ def _trunk_and_task(source, task, **setting):
         "endpoint": setting["endpoint"],
         "harmonizer": setting["harmonizer"] or pretrained_harmonizer,
     }
+    if setting["augment"] is not None:
+        cls = type(task) if isinstance(task, Task) else task_classes()[ALIASES.get(task, task)]
+        if not issubclass(cls, GlobalTask):
+            raise UserError(
+                f"transfer: `augment` (steps on the harmonized image) is for tasks of one "
+                f"label per image; {cls.__name__} has maps that must move with the image: "
+                "give the task its own `augment` (a zoo.data.augment.ScaleCropFlip)."
+            )
+        kwargs["augment"] = setting["augment"]
     labels = setting["num_labels"]
     if isinstance(task, str):
         task = synthetic_task(

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
-from zoo.data import harmonize, sources
+from zoo.data import augment, harmonize, sources
 from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
 
@@ -179,6 +179,7 @@ class Task(abc.ABC):
             self.harmonizer,
             self.seed,
             repr(self.example_augmentation()),
+            repr(self.image_augmentation()),
         )
 
     @abc.abstractmethod
@@ -196,6 +197,12 @@ class Task(abc.ABC):
         before harmonization and `prepare` (the first task's, for tasks sharing a
         pipeline), or None; held-out examples go through its `heldout(example)` where it
         has one (a crop to the training size). Defaults to None."""
+        return None
+
+    def image_augmentation(self):
+        """A zoo.data.augment.Views of count 1 applied to the *harmonized* image of
+        training examples before `prepare` (steps that act on the harmonizer's channels:
+        Newell & Deng's colour jitter and grayscale on Lab), or None. Defaults to None."""
         return None
 
     def resize_targets(self, targets):
@@ -389,6 +396,7 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         ds = source.examples(required).enumerate()
     augmentation = first.example_augmentation()
     heldout = getattr(augmentation, "heldout", None)  # its deterministic part, if any
+    image_steps = first.image_augmentation() if training else None
     seeds = tf.data.Dataset.random(seed=first.seed + (0 if training else 1)).batch(2)
     if training if repeat is None else repeat:
         ds = ds.repeat()
@@ -408,6 +416,9 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         example[POSITION] = position  # the example's place in its source
         example["rgb"] = example["image"]  # before harmonization (colour targets)
         example["image"] = first.harmonize(example["image"], image_seed)
+        if image_steps is not None:
+            steps_seed = tf.random.experimental.stateless_fold_in(seed, 2)
+            example["image"] = image_steps(example["image"], steps_seed)[0]
         task_seeds = (
             [task_seed] if len(tasks) == 1 else tf.unstack(tf.random.split(task_seed, len(tasks)))
         )
@@ -429,6 +440,19 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
 
         ds = ds.map(whole_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def image_views(value, who: str):
+    """`value` (a zoo.data.augment.Views of count 1, its config, or None) checked: a
+    task's `augment` of its harmonized training images."""
+    if isinstance(value, dict):
+        value = keras.saving.deserialize_keras_object(value)
+    if value is not None and not (isinstance(value, augment.Views) and value.count == 1):
+        raise UserError(
+            f"{who}: `augment` must be a zoo.data.augment.Views of count 1 (steps on the "
+            f"harmonized image) or None. Received: {value!r}"
+        )
+    return value
 
 
 def _px(input_size) -> str:

@@ -6,15 +6,33 @@ import tensorflow as tf
 
 from zoo import checks, metrics
 from zoo.errors import UserError
-from zoo.tasks.base import Task, global_head
+from zoo.tasks.base import Task, global_head, image_views
 
 
 class GlobalTask(Task):
-    """A task with one label per image: `classes` logits, softmax cross entropy."""
+    """A task with one label per image: `classes` logits, softmax cross entropy.
+
+    Args (besides Task's):
+        augment: zoo.data.augment.Views of count 1 or None. Steps applied to the
+            harmonized training images (Newell & Deng's finetuning: pad-and-crop, flip,
+            colour jitter on the Lab channels, Cutout). Defaults to None.
+    """
 
     classes = None
     label_key = None
     metric_info = {"accuracy": ("higher", "share of correct labels")}
+
+    def __init__(self, source, augment=None, **kwargs):
+        super().__init__(source, **kwargs)
+        self.augment = image_views(augment, self.name)
+
+    def get_config(self):
+        config = super().get_config()
+        config["augment"] = keras.saving.serialize_keras_object(self.augment)
+        return config
+
+    def image_augmentation(self):
+        return self.augment
 
     def prepare(self, example, seed):
         return example["image"], tf.cast(example[self.label_key], tf.int32)

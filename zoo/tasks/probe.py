@@ -105,6 +105,9 @@ class Probe(Task):
     def example_augmentation(self):
         return self.probed.example_augmentation()
 
+    def image_augmentation(self):
+        return self.probed.image_augmentation()
+
     def resize_targets(self, targets):
         return self.probed.resize_targets(targets)
 

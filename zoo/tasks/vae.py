@@ -24,7 +24,7 @@ from zoo import checks
 from zoo.errors import UserError, UserTypeError
 from zoo.layers import GaussianSample
 from zoo.layers.normalization import batch_norm
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, image_views
 
 
 def kl_divergence(mean, log_variance):
@@ -51,6 +51,9 @@ class VAE(Task):
         kl_over_batch: bool. The KL term of each image is multiplied by the batch size
             (per replica), so that the batch's mean loss is the code's mean MSE + β · KL
             summed over the batch. Defaults to True.
+        augment: zoo.data.augment.Views of count 1 or None. Steps applied to the
+            harmonized training images (what is encoded and reconstructed). Defaults to
+            None.
     """
 
     name = "vae"
@@ -66,9 +69,11 @@ class VAE(Task):
         beta: float = 1e-5,
         output_size: int = 64,
         kl_over_batch: bool = True,
+        augment=None,
         **kwargs,
     ):
         super().__init__(source, **kwargs)
+        self.augment = image_views(augment, self.name)
         self.beta = checks.number_in(beta, "beta", low=0, who="VAE")
         checks.int_at_least(output_size, 4, "output_size", "VAE")
         if output_size & (output_size - 1):
@@ -81,6 +86,14 @@ class VAE(Task):
                 f"VAE: `kl_over_batch` must be True or False. Received: {kl_over_batch!r}"
             )
         self.kl_over_batch = kl_over_batch
+
+    def get_config(self):
+        config = super().get_config()
+        config["augment"] = keras.saving.serialize_keras_object(self.augment)
+        return config
+
+    def image_augmentation(self):
+        return self.augment
 
     def prepare(self, example, seed):
         image = example["image"]
