@@ -13,6 +13,10 @@ Usage:
     zoo-evaluate compl --out=sweeps/compl22 [--targets=semseg,depth] \
         [--auxiliaries=none,rot,moco,densecl] [--fractions=0.05,0.1,0.25,0.5,1.0] \
         [--seeds=0,1,2] [--gin_file=gin_configs/compl22/small.gin] [--ray=auto]
+    zoo-evaluate newell20 --out=sweeps/newell20 [--methods=rotation,vae,cmc,amdim] \
+        [--variants=TCVL,----] [--tasks=classification,pose] [--counts=100,250,1000] \
+        [--seeds=0,1] [--num_labels=4096] [--gin_file=gin_configs/newell20/small.gin]
+        [--gin_bindings=...] [--transfer_bindings=...]
     zoo-evaluate claims [--paper=ren_lee18] [--claim=conv5_beats_none] [--root=claims]
         [--run] [--pages=docs/results]
     zoo-evaluate results --runs=runs/a,runs/b --out=docs/results/quickstart.md
@@ -44,6 +48,16 @@ labelled fraction x seed a zoo-train run of gin_configs/compl22/<row>.gin + --gi
 TCVL and P variants; prints mean ± std per cell and the gain over the target alone per
 fraction; resumable, results in <out>/results.jsonl, report.md and gains.png. --ray runs
 the cells in parallel on a Ray cluster, each holding --ray_cpus_per_cell CPUs.
+
+`newell20`: Newell & Deng's comparison of four pretraining methods
+(`zoo.evaluation.newell20`): each method x variant pretrained with
+gin_configs/newell20/pretrain_<method>.gin + --gin_file (small.gin by default; its
+online probes recorded), Table 1 (a linear layer on each trunk and the supervised
+reference, --num_labels labels), and each --tasks sweep over --counts labels against
+scratch (the transfer settings of gin_configs/newell20/classification_sweep.gin and
+--transfer_bindings; --gin_bindings go to the pretraining runs); prints
+and writes <out>/report.md with the tables, curves, factor changes and the paper's
+claims judged at this scale. Resumable stage by stage; --ray runs the cells on Ray.
 
 `claims`: the papers' claims that the zoo tests (`zoo.evaluation.claims`), judged on the
 runs under --root: prints the paper's numbers beside the zoo's with a verdict (holds,
@@ -89,6 +103,13 @@ flags.DEFINE_list(
     "auxiliaries", ["none", "rot", "moco", "densecl"], "compl: auxiliaries (none: alone)."
 )
 flags.DEFINE_list("fractions", ["0.05", "0.1", "0.25", "0.5", "1.0"], "compl: labelled fractions.")
+flags.DEFINE_list("methods", ["rotation", "vae", "cmc", "amdim"], "newell20: methods.")
+flags.DEFINE_list("variants", ["TCVL", "----"], "newell20: variants of the objects.")
+flags.DEFINE_list("tasks", ["classification", "pose"], "newell20: downstream tasks swept.")
+flags.DEFINE_list("counts", ["100", "250", "1000"], "newell20: label counts of the sweeps.")
+flags.DEFINE_multi_string(
+    "transfer_bindings", [], "newell20: gin bindings of the transfer runs (Table 1, sweeps)."
+)
 flags.DEFINE_string("paper", None, "claims: one paper (doersch17, ren_lee18, newell20, ...).")
 flags.DEFINE_string("claim", None, "claims: one claim, by id (paper/name) or name.")
 flags.DEFINE_string("root", "claims", "claims: the folder of the claims' runs.")
@@ -262,6 +283,48 @@ def compl():
     print("folder holding compl22/results.jsonl>")
 
 
+def newell20():
+    from zoo.cli import gin_setup, user_errors
+    from zoo.evaluation import newell20 as grid
+
+    if not FLAGS.out:
+        raise app.UsageError("newell20 needs --out (the comparison's folder)")
+    seeds = [int(s) for s in FLAGS.seeds]
+    with user_errors("zoo-evaluate"):
+        # the transfer settings of the linear evaluation and the sweeps
+        gin_setup.parse(
+            [os.path.join(grid.CONFIG_DIR, "classification_sweep.gin")], FLAGS.transfer_bindings
+        )
+        grid.pretrain(
+            FLAGS.methods,
+            FLAGS.variants,
+            FLAGS.out,
+            gin_files=FLAGS.gin_file or None,
+            gin_bindings=FLAGS.gin_bindings,
+            executor=_executor(),
+        )
+        grid.linear(
+            FLAGS.methods,
+            FLAGS.variants,
+            FLAGS.out,
+            FLAGS.num_labels or 4096,
+            seeds,
+            executor=_executor(),
+        )
+        grid.sweeps(
+            FLAGS.methods,
+            FLAGS.variants,
+            FLAGS.tasks,
+            [int(n) for n in FLAGS.counts],
+            seeds,
+            FLAGS.out,
+            executor=_executor(),
+        )
+        text, written = grid.report(FLAGS.out, FLAGS.methods, FLAGS.variants, FLAGS.tasks)
+    print(text)
+    print("\nwrote " + ", ".join(written))
+
+
 def claims():
     from zoo.cli import user_errors
     from zoo.evaluation import claims as registry
@@ -323,6 +386,7 @@ COMMANDS = {
     "layer_probes": layer_probes,
     "adaptation": adaptation,
     "compl": compl,
+    "newell20": newell20,
     "claims": claims,
     "results": results_page,
 }

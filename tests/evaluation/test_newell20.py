@@ -1,0 +1,109 @@
+"""Newell & Deng's comparison grid (zoo.evaluation.newell20): its stages resume cell by
+cell, Table 1 and the sweeps read the pretrained runs, and the report judges the claims
+on known numbers (the transfer runs replaced by a table of results)."""
+
+import json
+import os
+
+import pytest
+
+from zoo.evaluation import newell20, sweep
+
+# accuracy by (method, n): rotation helps at few labels only; cmc never
+ACCURACY = {
+    ("rotation", 10): 0.50,
+    ("rotation", 40): 0.71,
+    ("cmc", 10): 0.30,
+    ("cmc", 40): 0.70,
+    ("scratch", 10): 0.30,
+    ("scratch", 20): 0.50,
+    ("scratch", 40): 0.70,
+}
+LINEAR = {"rotation": 0.40, "cmc": 0.60, "supervised": 0.90}
+
+
+def _method(source):
+    if source == "random":
+        return "scratch"
+    return os.path.basename(os.path.dirname(os.path.normpath(source)))
+
+
+def _fake_transfer(calls):
+    def transfer(source, task=None, protocol="finetune", num_labels=0, seed=0, **kwargs):
+        calls.append((source, protocol, num_labels, seed, kwargs.get("variant")))
+        if protocol == "linear" or kwargs.get("like") and num_labels == 64:
+            value = LINEAR["supervised" if source == "random" else _method(source)]
+        else:
+            value = ACCURACY.get((_method(source), num_labels), 0.6)
+        value += 0.01 * seed  # seeds differ a little
+        return {"value": value, "metric": "accuracy"}
+
+    return transfer
+
+
+def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    calls = []
+    monkeypatch.setattr(newell20, "transfer", _fake_transfer(calls))
+    monkeypatch.setattr(sweep, "transfer", _fake_transfer(calls))
+    # stage 1 with a stand-in for the zoo-train processes (run_pretraining)
+    trained = []
+
+    def executor(run, cells, record):
+        for key, *_ in cells:
+            trained.append(key)
+            record(key, {"model_dir": "x", "objective": {}, "probes": {"pose_mlp": 0.5}}, 1.0)
+
+    for _ in range(2):  # the second time, every cell is there already
+        records = newell20.pretrain(["rotation", "cmc"], ["TCVL"], out, executor=executor)
+    assert trained == [("rotation", "TCVL"), ("cmc", "TCVL")] and len(records) == 2
+    with pytest.raises(ValueError, match="other settings"):
+        newell20.pretrain(["cmc"], ["TCVL"], out, gin_bindings=["NUM_IMAGES = 8"])
+    with pytest.raises(ValueError, match="unknown methods"):
+        newell20.pretrain(["simclr"], ["TCVL"], out)
+    # stage 2: a linear layer on each run, the supervised reference from scratch
+    newell20.linear(["rotation", "cmc"], ["TCVL"], out, 64, [0, 1])
+    linear_calls = [c for c in calls if c[2] == 64]
+    assert {(_method(c[0]), c[1]) for c in linear_calls} == {
+        ("rotation", "linear"),
+        ("cmc", "linear"),
+        ("scratch", "finetune"),
+    }
+    assert all(c[4] == "TCVL" for c in linear_calls) and len(linear_calls) == 6
+    # stage 3: the sweeps of each run against scratch
+    folders = newell20.sweeps(
+        ["rotation", "cmc"], ["TCVL"], ["classification"], [10, 20, 40], [0, 1], out
+    )
+    rows = sweep.load_results(os.path.join(folders["classification"], "TCVL"))
+    assert {r["method"] for r in rows} == {"rotation", "cmc", "scratch"} and len(rows) == 18
+    assert {c[0] for c in calls if c[2] == 10} == {
+        "random",
+        newell20.pretrain_dir(out, "rotation", "TCVL"),
+        newell20.pretrain_dir(out, "cmc", "TCVL"),
+    }
+    count = len(calls)
+    newell20.linear(["rotation", "cmc"], ["TCVL"], out, 64, [0, 1])  # resumed: nothing to do
+    assert len(calls) == count
+
+    text, written = newell20.report(out, ["rotation", "cmc"], ["TCVL"], ["classification"])
+    # Table 1: ours in %, the paper's in brackets
+    assert "| TCVL | 40.5 ± 0.5 (32.9) | 60.5 ± 0.5 (69.0) | 90.5 ± 0.5 (91.5) |" in text
+    assert "| rotation | TCVL | 0.500 |" in text  # the probes of each run
+    verdicts = dict(
+        newell20.claims([], _load(out, "linear"), folders, ["rotation", "cmc"], ["TCVL"])
+    )
+    few = "Fig. 4: rotation helps classification with few labels (TCVL, U(n=10) > 0)"
+    assert verdicts[few].startswith("**holds**")
+    assert verdicts[
+        "Fig. 4: cmc helps classification with few labels (TCVL, U(n=10) > 0)"
+    ].startswith("**unresolved**")
+    rank = [v for k, v in verdicts.items() if k.startswith("sec. 7")]
+    assert rank == ["**holds** (ranks by means; not a significance test)"]  # cmc > rotation linear
+    assert os.path.exists(os.path.join(out, "report.md")) and any(
+        p.endswith(".png") for p in written
+    )
+
+
+def _load(out, stage):
+    with open(os.path.join(out, stage, "results.jsonl")) as f:
+        return [json.loads(line) for line in f]

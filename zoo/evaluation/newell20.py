@@ -1,0 +1,433 @@
+"""Newell & Deng's comparison of four pretraining methods (Table 1, Figs. 4-6), as a small
+resumable grid: `zoo-evaluate newell20`.
+
+Three stages, each a folder of `<out>` with a `results.jsonl` that grows cell by cell
+(a finished cell is never run again; an interrupted run resumes from its checkpoint):
+
+1. `pretrain`: each (method, variant) is a zoo-train run of
+   `gin_configs/newell20/pretrain_<method>.gin` plus the grid's gin files (small.gin by
+   default) with `VARIANT` bound, in `<out>/pretrain/<method>/<variant>`; its record
+   holds the online probes' held-out accuracies and its objective's measures.
+2. `linear`: Table 1 — a linear layer on each pretrained trunk, trained on `num_labels`
+   labelled objects of its variant ("all labels" at this scale), and the supervised
+   reference: the same trunk architecture trained from scratch on them (the scratch
+   baseline takes the first method's architecture, the full-width trunk for CMC).
+3. `sweeps`: per downstream task, the label-count sweep of every method against scratch
+   on each variant (`zoo.evaluation.sweep.run_sweep`, the utility of Fig. 4/5, the
+   factor changes of Fig. 6).
+
+The transfer settings (input size, endpoint, training length, the finetuning
+augmentation) are `zoo.evaluation.transfer`'s gin bindings:
+`gin_configs/newell20/classification_sweep.gin` by default. `report` writes the tables,
+the pictures and each claim of the paper marked holds / reversed / unresolved at this
+scale (`zoo.evaluation.claims.judge`: a difference beyond two standard errors).
+"""
+
+import functools
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import gin
+import numpy as np
+
+from zoo import files
+from zoo.data.synthetic import SceneSpec
+from zoo.errors import UserError
+from zoo.evaluation import sweep
+from zoo.evaluation.claims import judge
+from zoo.evaluation.transfer import transfer
+from zoo.evaluation.utility import utility
+from zoo.progress import Progress
+
+METHODS = ("rotation", "vae", "cmc", "amdim")
+TASKS = ("classification", "pose")
+SUPERVISED = "supervised"
+CONFIG_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "gin_configs",
+    "newell20",
+)
+# Table 1 (ResNet-9, linear layer on all labels, object classification accuracy in %)
+PAPER_TABLE_1 = {
+    "----": {"supervised": 98.5, "amdim": 96.9, "cmc": 88.7, "rotation": 31.4, "vae": 71.7},
+    "-C--": {"supervised": 96.2, "amdim": 94.9, "cmc": 88.9, "rotation": 30.0, "vae": 63.8},
+    "-C-L": {"supervised": 93.8, "amdim": 89.8, "cmc": 87.5, "rotation": 39.7, "vae": 51.0},
+    "-CVL": {"supervised": 92.1, "amdim": 77.4, "cmc": 72.5, "rotation": 30.6, "vae": 35.7},
+    "T---": {"supervised": 97.4, "amdim": 92.5, "cmc": 91.3, "rotation": 32.2, "vae": 72.8},
+    "T-VL": {"supervised": 91.8, "amdim": 73.0, "cmc": 69.9, "rotation": 37.6, "vae": 26.9},
+    "TC--": {"supervised": 95.3, "amdim": 80.4, "cmc": 90.8, "rotation": 25.4, "vae": 36.8},
+    "TCVL": {"supervised": 91.5, "amdim": 74.5, "cmc": 69.0, "rotation": 32.9, "vae": 31.5},
+}
+
+
+def pretrain_dir(out_dir: str, method: str, variant: str) -> str:
+    """The zoo-train run of `method` on `variant` ("{variant}": a sweep's pattern)."""
+    return os.path.join(out_dir, "pretrain", method, variant)
+
+
+def _check(methods, variants, tasks=TASKS):
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise UserError(f"unknown methods {unknown or '(none given)'}; methods: {list(METHODS)}")
+    bad = [t for t in tasks if t not in TASKS]
+    if bad:
+        raise UserError(f"unknown tasks {bad}; tasks: {list(TASKS)}")
+    if not variants:
+        raise UserError("give at least one variant, e.g. TCVL")
+    for variant in variants:
+        SceneSpec(variant=variant)  # a clear message for a bad variant string
+
+
+def _load(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _grid(folder, cells, run, say, describe, executor):
+    """Runs the missing `cells` ((key, a, b, c) with `run(a, b, c)` -> record), keeping
+    `folder/results.jsonl` whole after each; returns every record."""
+    path = os.path.join(folder, "results.jsonl")
+    done = {tuple(r["key"]): r for r in _load(path)}
+    todo = [c for c in cells if tuple(c[0]) not in done]
+    progress = Progress(len(todo), f"{os.path.basename(folder)} cells") if todo else None
+    finished = []
+
+    def record(key, result, seconds):
+        done[tuple(key)] = {"key": list(key), **result}
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in done.values()))
+        finished.append(key)
+        say(f"{describe(key, result)} ({seconds:.0f} s)")
+        progress.update(len(finished))
+
+    (executor or sweep.run_serially)(run, todo, record)
+    return list(done.values())
+
+
+def _keep_settings(folder, settings):
+    """Refuses a folder whose cells were made with other settings (`settings.json`)."""
+    path = os.path.join(folder, "settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f) != settings:
+                raise UserError(
+                    f"{folder} holds cells made with other settings (see {path}); use another "
+                    "--out, or the same settings to resume."
+                )
+        return
+    files.make_dirs(folder, "grid folder")
+    files.write_json(path, settings)
+
+
+# -- 1. pretraining -----------------------------------------------------------------------
+
+
+def pretrain(methods, variants, out_dir, gin_files=None, gin_bindings=(), executor=None, say=print):
+    """Trains every missing (method, variant) run (module docstring, stage 1); returns
+    their records. `gin_files` come after the method's file (default: small.gin); the
+    folder keeps the texts of gin_configs/newell20/ and of the extra files it was
+    trained with and refuses others."""
+    _check(methods, variants)
+    gin_files = [os.path.join(CONFIG_DIR, "small.gin")] if gin_files is None else list(gin_files)
+    folder = os.path.join(out_dir, "pretrain")
+    settings = {"gin_bindings": list(gin_bindings), "gin_files": {}, "configs": {}}
+    for path in gin_files:
+        with open(path) as f:
+            settings["gin_files"][os.path.basename(path)] = f.read()
+    for name in sorted(os.listdir(CONFIG_DIR)):
+        with open(os.path.join(CONFIG_DIR, name)) as f:
+            settings["configs"][name] = f.read()
+    _keep_settings(folder, settings)
+    cells = [((m, v), m, v, 0) for v in variants for m in methods]
+    run = functools.partial(run_pretraining, out_dir, tuple(gin_files), tuple(gin_bindings))
+    return _grid(
+        folder,
+        cells,
+        run,
+        say,
+        lambda key, r: f"pretrained {key[0]} on {key[1]}: probes {_probe_text(r['probes'])}",
+        executor,
+    )
+
+
+def _probe_text(probes):
+    return ", ".join(f"{name} {value:.3f}" for name, value in sorted(probes.items()))
+
+
+def run_pretraining(out_dir, gin_files, gin_bindings, method, variant, seed=0) -> dict:
+    """One zoo-train process of `method` on `variant`; its record: the probes' held-out
+    accuracies and the objective's held-out measures."""
+    model_dir = pretrain_dir(out_dir, method, variant)
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli.train",
+        f"--gin_file={os.path.join(CONFIG_DIR, f'pretrain_{method}.gin')}",
+        *(f"--gin_file={f}" for f in gin_files),
+        f'--gin_bindings=VARIANT = "{variant}"',
+        f"--gin_bindings=zoo.experiment.train.seed = {seed}",
+        *(f"--gin_bindings={b}" for b in gin_bindings),
+        "--gin_bindings=zoo.experiment.train.verbose = 0",
+        f"--model_dir={model_dir}",
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise UserError(
+            f"pretraining {method} on {variant} failed ({model_dir}):\n{finished.stderr[-3000:]}"
+        )
+    return pretraining_record(model_dir, method)
+
+
+def pretraining_record(model_dir, method) -> dict:
+    """{"model_dir", "objective": the method's held-out measures, "probes": {probe:
+    held-out accuracy}} of a finished pretraining run."""
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        trained = json.load(f)["trained"]
+    probes = {k: v["accuracy"] for k, v in trained.items() if k != method and "accuracy" in v}
+    return {"model_dir": model_dir, "objective": trained.get(method, {}), "probes": probes}
+
+
+# -- 2. Table 1 -----------------------------------------------------------------------------
+
+
+def linear(methods, variants, out_dir, num_labels, seeds, executor=None, say=print):
+    """Table 1's cells (module docstring, stage 2): every method's linear evaluation and
+    the supervised reference, per variant and seed; returns their records."""
+    _check(methods, variants)
+    folder = os.path.join(out_dir, "linear")
+    _keep_settings(folder, {"num_labels": num_labels, "transfer": _transfer_settings()})
+    cells = [
+        ((m, v, int(s)), m, v, int(s))
+        for s in seeds
+        for v in variants
+        for m in (*methods, SUPERVISED)
+    ]
+    first = methods[0]
+    run = functools.partial(_linear_cell, out_dir, num_labels, first)
+    return _grid(
+        folder,
+        cells,
+        run,
+        say,
+        lambda key, r: f"Table 1 {key[0]} on {key[1]}, seed {key[2]}: {r['value']:.3f}",
+        executor,
+    )
+
+
+def _transfer_settings():
+    """The transfer's gin settings but its task (the sweeps bind each of theirs; Table 1
+    is object classification)."""
+    lines = sweep.transfer_settings().split("\n")
+    kept = (line for line in lines if line.strip() and not line.startswith("#"))
+    return "\n".join(line for line in kept if not re.match(r"^\S*transfer\.task = ", line))
+
+
+def _linear_cell(out_dir, num_labels, first, method, variant, seed):
+    common = dict(task="classification", num_labels=num_labels, variant=variant, seed=seed)
+    if method == SUPERVISED:  # the architecture of the first method's trunk, all trained
+        like = pretrain_dir(out_dir, first, variant)
+        result = transfer("random", protocol="finetune", like=like, **common)
+    else:
+        result = transfer(pretrain_dir(out_dir, method, variant), protocol="linear", **common)
+    return {"value": float(result["value"]), "metric": result["metric"]}
+
+
+# -- 3. the sweeps ------------------------------------------------------------------------
+
+
+def sweeps(methods, variants, tasks, counts, seeds, out_dir, executor=None, say=print):
+    """Every task's label-count sweep of every method against scratch on each variant
+    (module docstring, stage 3); returns {task: folder}."""
+    _check(methods, variants, tasks)
+    folders = {}
+    sources = {m: pretrain_dir(out_dir, m, "{variant}") for m in methods}
+    for task in tasks:
+        folder = os.path.join(out_dir, "sweeps", task)
+        with gin.unlock_config():
+            gin.bind_parameter("zoo.evaluation.transfer.task", task)
+        sweep.run_sweep(
+            folder,
+            sources,
+            list(counts),
+            list(seeds),
+            variants=list(variants),
+            progress=say,
+            executor=executor,
+        )
+        folders[task] = folder
+    return folders
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def _values(records, method, variant):
+    return [r["value"] for r in records if r["key"][0] == method and r["key"][1] == variant]
+
+
+def _mean_std(values):
+    return (float(np.mean(values)), float(np.std(values))) if values else (math.nan, math.nan)
+
+
+def table_1(records, methods, variants) -> str:
+    """Markdown: linear evaluation per variant and method (mean ± std over seeds, in %),
+    the paper's number beside it."""
+    columns = [*methods, SUPERVISED]
+    lines = ["| variant | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for variant in variants:
+        cells = []
+        for m in columns:
+            mean, std = _mean_std(_values(records, m, variant))
+            paper = PAPER_TABLE_1.get(variant, {}).get(m)
+            ours = "—" if math.isnan(mean) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+            cells.append(ours + (f" ({paper})" if paper is not None else ""))
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Object classification accuracy (%) of a linear layer on each trunk, mean ± std "
+        "over seeds; the paper's Table 1 (ResNet-9, all labels) in brackets."
+    )
+    return "\n".join(lines)
+
+
+def probes_table(records, methods, variants) -> str:
+    """Markdown: the online probes' held-out accuracies of each pretraining run."""
+    names = sorted({p for r in records for p in r["probes"]})
+    lines = [
+        "| method | variant | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    by_key = {tuple(r["key"]): r for r in records}
+    for variant in variants:
+        for m in methods:
+            r = by_key.get((m, variant))
+            if r:
+                cells = [f"{r['probes'].get(p, math.nan):.3f}" for p in names]
+                lines.append(f"| {m} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _utilities(folder, variant, methods):
+    """{method: (U at the smallest n, U at the largest n, mean U)} of one sweep folder."""
+    table = sweep.summarize(sweep.load_results(os.path.join(folder, variant)))
+    out = {}
+    for m in methods:
+        rows = table.get(m, [])
+        if rows:
+            out[m] = (rows[0]["utility"], rows[-1]["utility"], sweep.mean_utility(rows))
+    return out
+
+
+def _per_seed_utility(folder, variant, method, n):
+    """The utility of `method` at `n`, one value per seed (each seed against the mean
+    scratch curve)."""
+    results = sweep.load_results(os.path.join(folder, variant))
+    scratch = sweep.summarize([r for r in results if r["method"] == sweep.SCRATCH])
+    rows = scratch.get(sweep.SCRATCH, [])
+    if len(rows) < 2:
+        return []
+    out = []
+    for r in results:
+        if r["method"] == method and r["n"] == n:
+            u, _ = utility([x["n"] for x in rows], [x["mean"] for x in rows], n, r["value"])
+            if np.isfinite(u):
+                out.append(u)
+    return out
+
+
+def claims(pretrained, linear_records, folders, methods, variants) -> list:
+    """[(claim, verdict text)] of the paper's claims that this grid measures."""
+    out = []
+    for task, folder in folders.items():
+        for variant in variants:
+            results = sweep.load_results(os.path.join(folder, variant))
+            counts = sorted({r["n"] for r in results})
+            if len(counts) < 2:
+                continue
+            for m in methods:
+                few = _per_seed_utility(folder, variant, m, counts[0])
+                many = _per_seed_utility(folder, variant, m, counts[-1])
+                verdict = judge(few, [0.0] * max(len(few), 2) if few else [])
+                out.append(
+                    (
+                        f"Fig. 4: {m} helps {task} with few labels ({variant}, "
+                        f"U(n={counts[0]}) > 0)",
+                        _verdict_text(verdict),
+                    )
+                )
+                out.append(
+                    (
+                        f"Fig. 4: {m}'s utility falls as labels grow ({task}, {variant}, "
+                        f"U(n={counts[0]}) > U(n={counts[-1]}))",
+                        _verdict_text(judge(few, many)),
+                    )
+                )
+    for variant in variants:
+        linear_means = {m: _mean_std(_values(linear_records, m, variant))[0] for m in methods}
+        folder = folders.get("classification")
+        if folder is None or any(math.isnan(v) for v in linear_means.values()):
+            continue
+        utilities = _utilities(folder, variant, methods)
+        if len(utilities) < len(methods):
+            continue
+        by_linear = sorted(methods, key=lambda m: -linear_means[m])
+        by_utility = sorted(methods, key=lambda m: -np.nan_to_num(utilities[m][2], nan=-1e9))
+        holds = "holds" if by_linear != by_utility else "reversed"
+        out.append(
+            (
+                f"sec. 7: linear evaluation ranks the methods unlike finetuning ({variant}): "
+                f"linear {' > '.join(by_linear)}; mean utility {' > '.join(by_utility)}",
+                f"**{holds}** (ranks by means; not a significance test)",
+            )
+        )
+    return out
+
+
+def _verdict_text(verdict):
+    if verdict.verdict == "no runs":
+        return "no runs: U undefined (the pretrained value beyond the scratch curve's range)"
+    error = "" if math.isnan(verdict.error) else f" ± {verdict.error:.2f}"
+    seeds = min(verdict.better[2], verdict.worse[2])
+    return (
+        f"**{verdict.verdict}** ({verdict.better[0]:+.2f} vs {verdict.worse[0]:+.2f}, "
+        f"difference {verdict.difference:+.2f}{error}; {seeds} seed{'s' * (seeds != 1)})"
+    )
+
+
+def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
+    """(Markdown, files written): Table 1, the probes, each task's sweep report (curves,
+    utilities, factor changes) and the claims; written to `<out>/report.md`."""
+    pretrained = _load(os.path.join(out_dir, "pretrain", "results.jsonl"))
+    linear_records = _load(os.path.join(out_dir, "linear", "results.jsonl"))
+    sections = ["## Table 1: linear evaluation", table_1(linear_records, methods, variants)]
+    sections += [
+        "## Online probes of the pretraining runs",
+        probes_table(pretrained, methods, variants),
+    ]
+    written, folders = [], {}
+    for task in tasks:
+        folder = os.path.join(out_dir, "sweeps", task)
+        if not os.path.isdir(folder):
+            continue
+        text, paths = sweep.write_report(folder)
+        folders[task] = folder
+        written += paths
+        sections += [f"## {task}: accuracy and utility against scratch", _demote(text)]
+    verdicts = claims(pretrained, linear_records, folders, methods, variants)
+    if verdicts:
+        lines = ["| claim | verdict at this scale |", "|---|---|"]
+        lines += [f"| {claim} | {verdict} |" for claim, verdict in verdicts]
+        sections += ["## The paper's claims", "\n".join(lines)]
+    text = "\n\n".join(sections)
+    path = files.write_text(os.path.join(out_dir, "report.md"), text + "\n")
+    return text, [path, *written]
+
+
+def _demote(text):
+    """A sweep report's headings one level down."""
+    return "\n".join("#" + line if line.startswith("## ") else line for line in text.split("\n"))
