@@ -195,6 +195,14 @@ def read(features: dict, endpoint):
     return features[endpoint]
 
 
+def shapes_of(features):
+    """The shape of a head's features, or {endpoint: shape} of several (what
+    `Task.check_geometry` is given)."""
+    if isinstance(features, dict):
+        return {e: tuple(f.shape) for e, f in features.items()}
+    return tuple(features.shape)
+
+
 def _names(endpoint) -> tuple:
     return endpoint if isinstance(endpoint, tuple) else (endpoint,)
 

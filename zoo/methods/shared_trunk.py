@@ -117,12 +117,7 @@ class SharedTrunk(Method):
                 )
             features = FeatureTap(name=f"{task.name}_features")(features)
             self._taps.value[task.name] = features
-        shapes = (
-            {e: tuple(f.shape) for e, f in features.items()}
-            if isinstance(features, dict)
-            else tuple(features.shape)
-        )
-        task.check_geometry(endpoint, shapes, input_size)
+        task.check_geometry(endpoint, graph.shapes_of(features), input_size)
         return task.build_head(features, input_size)
 
     def call(self, inputs, training=False):
