@@ -164,3 +164,37 @@ def test_a_head_of_several_endpoints_reads_its_slices_of_one_concatenated_pass()
     for task in ("amdim", "rotation"):
         for x, y in zip(tf.nest.flatten(a[task]), tf.nest.flatten(b[task])):
             np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-4)
+
+
+def test_amdim_on_two_replicas_contrasts_every_replica_s_images_as_one_device(mirrored):
+    task = AMDIM(SINGLE, num_examples=4, eval_examples=4, features=3, clip=30.0)
+    rng = np.random.default_rng(0)
+    outputs = {
+        "global": rng.normal(size=(4, 2, 3)),
+        "local_7": rng.normal(size=(4, 2, 7, 7, 3)),
+        "local_5": rng.normal(size=(4, 2, 5, 5, 3)),
+    }
+    outputs = {k: tf.constant(v, tf.float32) for k, v in outputs.items()}
+    locations = tf.constant(rng.integers(0, 5, size=(4, 2)), tf.int32)
+
+    def mean_loss_and_gradient(out, where, batch):
+        with tf.GradientTape() as tape:
+            tape.watch(out)
+            loss = tf.nn.compute_average_loss(task.loss(where, out), global_batch_size=batch)
+        return loss, tape.gradient(loss, out)["local_5"]
+
+    one_loss, one_gradient = mean_loss_and_gradient(outputs, locations, 4)
+
+    def halves(context):
+        i = context.replica_id_in_sync_group
+        return {k: v[2 * i : 2 * i + 2] for k, v in outputs.items()}, locations[2 * i : 2 * i + 2]
+
+    parts = mirrored.experimental_distribute_values_from_function(halves)
+    losses, gradients = mirrored.run(lambda p: mean_loss_and_gradient(*p, 4), args=(parts,))
+    total = mirrored.reduce("sum", losses, axis=None)
+    np.testing.assert_allclose(total.numpy(), one_loss.numpy(), rtol=1e-5)
+    # each replica's gradient for its own rows' maps: the one device's, summed over replicas
+    summed = mirrored.reduce("sum", gradients, axis=None)
+    np.testing.assert_allclose(
+        summed.numpy(), one_gradient.numpy()[:2] + one_gradient.numpy()[2:], atol=1e-5
+    )

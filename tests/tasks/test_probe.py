@@ -48,7 +48,7 @@ def test_probes_train_their_heads_and_leave_the_trunk_as_the_objective_alone_mov
     }
     history = {}
     for name, model in (("alone", alone), ("probed", probed)):
-        history[name] = model.fit(model.datasets(8), steps_per_epoch=6, epochs=2, verbose=0).history
+        history[name] = model.fit(model.datasets(8), steps_per_epoch=6, epochs=1, verbose=0).history
     # the trunk's parameters took the same steps: the probes' gradients never reached it
     for a, b, path in zip(
         alone.trunk.trainable_variables, probed.trunk.trainable_variables, trunk_weights
@@ -61,7 +61,7 @@ def test_probes_train_their_heads_and_leave_the_trunk_as_the_objective_alone_mov
     for probe in probes:
         after = probed.task_model(probe.name).trainable_variables[-2:]
         assert not np.allclose(after[0].numpy(), heads[probe.name][0]), probe.name
-        assert len(history["probed"][f"{probe.name}_accuracy"]) == 2
+        assert len(history["probed"][f"{probe.name}_accuracy"]) == 1
     metrics = probed.heldout_metrics(8)
     assert set(metrics) == {"rotation", *(p.name for p in probes)}
     assert 0 <= metrics["pose_mlp"]["accuracy"] <= 1
