@@ -230,9 +230,10 @@ def test_newell20_pretraining_at_the_code_s_sizes_on_both_trunks_and_small(name)
     assert {t.num_examples for t in method.tasks.values()} == {4096}
     assert bindings["batch_size"] == 64
     assert gin.get_bindings("zoo.optimizers.WarmupLinear")["total_steps"] == 800
-    inputs, targets = next(iter(method.datasets(2, "eval")))  # the held-out objects stream
-    assert inputs[method.input_names[name]].shape[0] == 2
-    assert set(targets) == set(method.tasks)
+    if name == "cmc":  # the held-out objects stream (the same renders for every method)
+        inputs, targets = next(iter(method.datasets(2, "eval")))
+        assert inputs[method.input_names[name]].shape[0] == 2
+        assert set(targets) == set(method.tasks)
 
 
 def task_steps(task):
