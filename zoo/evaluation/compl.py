@@ -20,8 +20,6 @@ import functools
 import json
 import math
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -257,24 +255,13 @@ def run_cell(out_dir, gin_files, gin_bindings, num, row, fraction, seed) -> dict
     its record (`measure`)."""
     target, auxiliary = row
     model_dir = os.path.join(out_dir, f"{target}_{auxiliary}", f"f{fraction:g}", f"seed_{seed}")
-    command = [
-        sys.executable,
-        "-m",
-        "zoo.cli.train",
-        f"--gin_file={row_file(target, auxiliary)}",
-        *(f"--gin_file={f}" for f in gin_files),
-        f"--gin_bindings=FRACTION = {fraction}",
-        f"--gin_bindings=zoo.experiment.train.seed = {seed}",
-        *(f"--gin_bindings={b}" for b in gin_bindings),
-        "--gin_bindings=zoo.experiment.train.verbose = 0",
-        f"--model_dir={model_dir}",
-    ]
-    finished = subprocess.run(command, capture_output=True, text=True)
-    if finished.returncode != 0:
-        raise UserError(
-            f"training {target} + {auxiliary}, fraction {fraction:g}, seed {seed} failed "
-            f"({model_dir}):\n{finished.stderr[-3000:]}"
-        )
+    sweep.train_process(
+        [row_file(target, auxiliary), *gin_files],
+        [f"FRACTION = {fraction}", *gin_bindings],
+        model_dir,
+        seed,
+        f"training {target} + {auxiliary}, fraction {fraction:g}, seed {seed}",
+    )
     record = {"target": target, "auxiliary": auxiliary, "fraction": fraction, "seed": seed}
     record["model_dir"] = model_dir
     record.update(measure(model_dir, target, num))

@@ -28,8 +28,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 
 import gin
 import numpy as np
@@ -82,18 +80,11 @@ def _check(methods, variants, tasks=TASKS):
         SceneSpec(variant=variant)  # a clear message for a bad variant string
 
 
-def _load(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def _grid(folder, cells, run, say, describe, executor):
     """Runs the missing `cells` ((key, a, b, c) with `run(a, b, c)` -> record), keeping
     `folder/results.jsonl` whole after each; returns every record."""
     path = os.path.join(folder, "results.jsonl")
-    done = {tuple(r["key"]): r for r in _load(path)}
+    done = {tuple(r["key"]): r for r in sweep.load_results(folder)}
     todo = [c for c in cells if tuple(c[0]) not in done]
     progress = Progress(len(todo), f"{os.path.basename(folder)} cells") if todo else None
     finished = []
@@ -163,23 +154,13 @@ def run_pretraining(out_dir, gin_files, gin_bindings, method, variant, seed=0) -
     """One zoo-train process of `method` on `variant`; its record: the probes' held-out
     accuracies and the objective's held-out measures."""
     model_dir = pretrain_dir(out_dir, method, variant)
-    command = [
-        sys.executable,
-        "-m",
-        "zoo.cli.train",
-        f"--gin_file={os.path.join(CONFIG_DIR, f'pretrain_{method}.gin')}",
-        *(f"--gin_file={f}" for f in gin_files),
-        f'--gin_bindings=VARIANT = "{variant}"',
-        f"--gin_bindings=zoo.experiment.train.seed = {seed}",
-        *(f"--gin_bindings={b}" for b in gin_bindings),
-        "--gin_bindings=zoo.experiment.train.verbose = 0",
-        f"--model_dir={model_dir}",
-    ]
-    finished = subprocess.run(command, capture_output=True, text=True)
-    if finished.returncode != 0:
-        raise UserError(
-            f"pretraining {method} on {variant} failed ({model_dir}):\n{finished.stderr[-3000:]}"
-        )
+    sweep.train_process(
+        [os.path.join(CONFIG_DIR, f"pretrain_{method}.gin"), *gin_files],
+        [f'VARIANT = "{variant}"', *gin_bindings],
+        model_dir,
+        seed,
+        f"pretraining {method} on {variant}",
+    )
     return pretraining_record(model_dir, method)
 
 
@@ -312,15 +293,10 @@ def probes_table(records, methods, variants) -> str:
     return "\n".join(lines)
 
 
-def _utilities(folder, variant, methods):
-    """{method: (U at the smallest n, U at the largest n, mean U)} of one sweep folder."""
+def _mean_utilities(folder, variant, methods):
+    """{method: its mean utility over n} in one sweep folder (methods without rows left out)."""
     table = sweep.summarize(sweep.load_results(os.path.join(folder, variant)))
-    out = {}
-    for m in methods:
-        rows = table.get(m, [])
-        if rows:
-            out[m] = (rows[0]["utility"], rows[-1]["utility"], sweep.mean_utility(rows))
-    return out
+    return {m: sweep.mean_utility(table[m]) for m in methods if table.get(m)}
 
 
 def _per_seed_utility(folder, variant, method, n):
@@ -352,6 +328,7 @@ def claims(pretrained, linear_records, folders, methods, variants) -> list:
             for m in methods:
                 few = _per_seed_utility(folder, variant, m, counts[0])
                 many = _per_seed_utility(folder, variant, m, counts[-1])
+                # U > 0: against a zero utility measured as often as U was
                 verdict = judge(few, [0.0] * max(len(few), 2) if few else [])
                 out.append(
                     (
@@ -372,11 +349,11 @@ def claims(pretrained, linear_records, folders, methods, variants) -> list:
         folder = folders.get("classification")
         if folder is None or any(math.isnan(v) for v in linear_means.values()):
             continue
-        utilities = _utilities(folder, variant, methods)
+        utilities = _mean_utilities(folder, variant, methods)
         if len(utilities) < len(methods):
             continue
         by_linear = sorted(methods, key=lambda m: -linear_means[m])
-        by_utility = sorted(methods, key=lambda m: -np.nan_to_num(utilities[m][2], nan=-1e9))
+        by_utility = sorted(methods, key=lambda m: -np.nan_to_num(utilities[m], nan=-1e9))
         holds = "holds" if by_linear != by_utility else "reversed"
         out.append(
             (
@@ -402,8 +379,8 @@ def _verdict_text(verdict):
 def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
     """(Markdown, files written): Table 1, the probes, each task's sweep report (curves,
     utilities, factor changes) and the claims; written to `<out>/report.md`."""
-    pretrained = _load(os.path.join(out_dir, "pretrain", "results.jsonl"))
-    linear_records = _load(os.path.join(out_dir, "linear", "results.jsonl"))
+    pretrained = sweep.load_results(os.path.join(out_dir, "pretrain"))
+    linear_records = sweep.load_results(os.path.join(out_dir, "linear"))
     sections = ["## Table 1: linear evaluation", table_1(linear_records, methods, variants)]
     sections += [
         "## Online probes of the pretraining runs",

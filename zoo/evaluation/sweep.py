@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 
 import gin
@@ -204,6 +206,25 @@ def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress, executor)
 
     (executor or run_serially)(run_cell, [(c, methods[c[0]], c[1], c[2]) for c in todo], record)
     return load_results(sweep_dir)
+
+
+def train_process(gin_files, gin_bindings, model_dir, seed, what):
+    """Trains a grid cell in a zoo-train process (`gin_files` in order, then the seed,
+    the `gin_bindings` and verbose 0); raises UserError naming `what` with the end of
+    its stderr when it fails."""
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli.train",
+        *(f"--gin_file={f}" for f in gin_files),
+        f"--gin_bindings=zoo.experiment.train.seed = {seed}",
+        *(f"--gin_bindings={b}" for b in gin_bindings),
+        "--gin_bindings=zoo.experiment.train.verbose = 0",
+        f"--model_dir={model_dir}",
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise UserError(f"{what} failed ({model_dir}):\n{finished.stderr[-3000:]}")
 
 
 def run_serially(run_cell, cells, record):

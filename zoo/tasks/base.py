@@ -442,15 +442,15 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def image_views(value, who: str):
-    """`value` (a zoo.data.augment.Views of count 1, its config, or None) checked: a
-    task's `augment` of its harmonized training images."""
+def image_views(value, who: str, count: int = 1, name: str = "augment"):
+    """`value` (a zoo.data.augment.Views of `count` views, its config, or None) checked:
+    a task's `augment` of its harmonized training images, or its `views`."""
     if isinstance(value, dict):
         value = keras.saving.deserialize_keras_object(value)
-    if value is not None and not (isinstance(value, augment.Views) and value.count == 1):
+    if value is not None and not (isinstance(value, augment.Views) and value.count == count):
         raise UserError(
-            f"{who}: `augment` must be a zoo.data.augment.Views of count 1 (steps on the "
-            f"harmonized image) or None. Received: {value!r}"
+            f"{who}: `{name}` must be a zoo.data.augment.Views of count {count} (steps on "
+            f"the harmonized image) or None. Received: {value!r}"
         )
     return value
 

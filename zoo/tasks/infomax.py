@@ -34,49 +34,33 @@ from zoo import checks
 from zoo.data import augment
 from zoo.errors import UserError
 from zoo.losses import contrastive, infomax
-from zoo.tasks.base import POSITION, Task, merge_patches
+from zoo.tasks.base import POSITION, Task, image_views, merge_patches
 from zoo.tasks.contrastive import gather_replicas, training_images
 from zoo.tasks.momentum import MomentumTask
 
 
 def _views(value, count, default, who):
-    if isinstance(value, dict):
-        value = keras.saving.deserialize_keras_object(value)
-    value = default() if value is None else value
-    if not isinstance(value, augment.Views) or value.count != count:
-        raise UserError(
-            f"{who}: `views` must be a zoo.data.augment.Views of count {count}. Received: {value!r}"
-        )
-    return value
+    """The task's `views` (None: `default()`), checked."""
+    views = image_views(value, who, count, "views")
+    return default() if views is None else views
+
+
+def _code_views(second_step, count) -> augment.Views:
+    """The code's augmentation of the Lab images: pad-and-crop, `second_step`,
+    grayscale (the channels' mean, p 0.25), Cutout."""
+    steps = [augment.PadCrop(), second_step, augment.Grayscale(p=0.25, mode="mean")]
+    return augment.Views(crop=None, steps=[*steps, augment.Cutout()], count=count)
 
 
 def cmc_views() -> augment.Views:
     """CMC's augmentation in the code: pad-and-crop, flip, grayscale, Cutout."""
-    return augment.Views(
-        crop=None,
-        steps=[
-            augment.PadCrop(),
-            augment.HorizontalFlip(),
-            augment.Grayscale(p=0.25, mode="mean"),
-            augment.Cutout(),
-        ],
-        count=1,
-    )
+    return _code_views(augment.HorizontalFlip(), 1)
 
 
 def amdim_views() -> augment.Views:
     """AMDIM's augmentation in the code (each view's own; the flip is shared):
     pad-and-crop, colour jitter, grayscale, Cutout."""
-    return augment.Views(
-        crop=None,
-        steps=[
-            augment.PadCrop(),
-            augment.ChannelJitter(),
-            augment.Grayscale(p=0.25, mode="mean"),
-            augment.Cutout(),
-        ],
-        count=2,
-    )
+    return _code_views(augment.ChannelJitter(), 2)
 
 
 def _nearest_is_own(first, second):
