@@ -195,13 +195,21 @@ def test_history_pool_fills_then_swaps_half_for_stored_features():
 
 
 def test_mirrored_strategy_equals_one_device(mirrored):
+    """Two steps (the second with grad_norm's λ from the first) and precise BatchNorm on
+    two replicas give one device's updates and statistics, to float32 rounding amplified by
+    two adversarial steps: measured, the updates differ by 0.7 % of their norm and the
+    statistics by 0.4 %; with per-replica BatchNorm (norm="batch") instead of synchronised,
+    by 52 % and 42 %. (Elementwise tolerances fail on some CPUs: biases before a
+    BatchNorm have a zero gradient up to rounding, and their "updates" are noise.)"""
     reference = _model(norm="sync_batch")
     batch = _batch(reference, batch_size=8)
     data = tf.data.Dataset.from_tensors(batch).repeat(2)
     runs = {}
     for name, strategy in (("one", tf.distribute.get_strategy()), ("mirrored", mirrored)):
         model = _model(strategy, norm="sync_batch", loss_balance="grad_norm", balance_steps=1)
+        start = _values(model.trainable_variables)
         history = model.fit(data, epochs=1, verbose=0).history
+        update = [v.numpy() - s for v, s in zip(model.trainable_variables, start)]
         with strategy.scope():  # as in a run: the whole global batch in one pass
             model.precise_batch_norm([batch], progress=False)
         statistics = [
@@ -209,17 +217,21 @@ def test_mirrored_strategy_equals_one_device(mirrored):
             for v in model.non_trainable_variables
             if "moving_mean" in v.path or "moving_variance" in v.path
         ]
-        runs[name] = (history, _values(model.trainable_variables), model.lambdas, statistics)
+        runs[name] = (history, update, model.lambdas, statistics)
     assert mirrored.num_replicas_in_sync == 2
     assert len(runs["one"][3]) > 10
+
+    def relative(a, b):
+        a, b = (np.concatenate([x.ravel() for x in xs]) for xs in (a, b))
+        return np.linalg.norm(a - b) / np.linalg.norm(a)
+
+    assert relative(runs["one"][1], runs["mirrored"][1]) < 0.02
     for a, b in zip(runs["one"][3], runs["mirrored"][3]):
-        np.testing.assert_allclose(a, b, rtol=5e-3, atol=1e-4)  # weights equal to 2e-5
-    for a, b in zip(runs["one"][1], runs["mirrored"][1]):
-        np.testing.assert_allclose(a, b, atol=2e-5)
-    for key in ("d_loss", "d_accuracy", "adversarial_loss", "depth_loss", "loss"):
+        assert relative([a], [b]) < 0.02
+    for key in ("d_loss", "adversarial_loss", "depth_loss", "loss"):
         assert runs["mirrored"][0][key][0] == pytest.approx(runs["one"][0][key][0], rel=1e-3), key
     for task, value in runs["one"][2].items():
-        assert runs["mirrored"][2][task] == pytest.approx(value, rel=1e-4)
+        assert runs["mirrored"][2][task] == pytest.approx(value, rel=1e-3)
 
 
 def test_configuration_round_trip_and_errors():

@@ -3,11 +3,12 @@ on free ports, against one process on the same global batch.
 
 Tolerance: a one-process run and a 2-worker run sum the same numbers in different orders
 (per-replica sums then an all-reduce), so weights agree to float32 rounding amplified by
-the steps: 1e-5 absolute after two SGD steps at 1e-3 (a gradient off by a factor of the
-number of workers moves them by more than 1e-4). Larger steps of these tiny networks
-turn the rounding into visible differences (measured: 1e-4 at a learning rate of 1e-2),
-whatever the strategy: one process with BatchNorm's variance computed in another order
-differs from itself by as much.
+the steps: within 1e-5 absolute after two SGD steps at 1e-3, on some CPUs just over it
+(measured: 1.00000325e-05 on one with AVX-512), so the test allows 3e-5; a gradient off
+by a factor of the number of workers moves them by more than 1e-4. Larger steps of these
+tiny networks turn the rounding into visible differences (measured: 1e-4 at a learning
+rate of 1e-2), whatever the strategy: one process with BatchNorm's variance computed in
+another order differs from itself by as much.
 """
 
 import json
@@ -65,7 +66,7 @@ def arrays(path):
     return out
 
 
-def assert_same_checkpoint(a, b, atol=1e-5):
+def assert_same_checkpoint(a, b, atol=3e-5):
     a, b = arrays(a), arrays(b)
     assert a.keys() == b.keys()
     for name in a:
