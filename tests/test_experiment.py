@@ -35,6 +35,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
         "zoo.experiment.CostBudget.task_costs = {'depth': 0.5}\n"
         "zoo.experiment.CostBudget.snapshot_every = 3\n"
         "zoo.experiment.train.precise_batch_norm = 2\n"
+        "keras.optimizers.Adam.learning_rate = 1e-2\n"  # six steps that lower depth's error
     )
     results = experiment.train(model_dir, exporter=export_trunk)
     # 2 epochs x 3 steps of 1.5 units (depth 0.5 + rotation 1): snapshots at 3, 6 and 9
@@ -62,7 +63,7 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     )
     loaded = tf.saved_model.load(results["export"])
     out = loaded.signatures["serving_default"](images=tf.zeros([1, 32, 32, 3]))
-    assert out["embedding"].shape == (1, 32)  # block4 of ResNet-18 at 1/16 width
+    assert out["embedding"].shape == (1, 8)  # block2 of ResNet-18 at 1/16 width
     # the run rebuilds from its method.json and last checkpoint, with no gin config at
     # all: same trunk outputs
     gin.clear_config()
@@ -82,10 +83,10 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     model, checkpoint = experiment.restore(model_dir)
     images = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     exported = loaded.signatures["serving_default"](images=tf.constant(images))
-    # float32 through 18 layers, eager against the exported graph: equal to 1e-5 of the
+    # float32 through 9 convolutions, eager against the exported graph: equal to 1e-5 of the
     # values (measured with oneDNN limited to AVX2: 1.2e-5 apart at a value of 1.4)
     np.testing.assert_allclose(
-        model.trunk(images)["block4"].numpy(), exported["block4"].numpy(), rtol=1e-5, atol=1e-5
+        model.trunk(images)["block2"].numpy(), exported["block2"].numpy(), rtol=1e-5, atol=1e-5
     )
     from zoo.evaluation.protocols import load_trunk
 
@@ -96,20 +97,20 @@ def test_train_writes_every_output(tiny_config, tmp_path):
     trunk = load_trunk(model_dir, input_shape=(32, 32, 3))
     assert gin.query_parameter("zoo.experiment.train.epochs") == 7
     np.testing.assert_allclose(
-        trunk(images)["block4"].numpy(), exported["block4"].numpy(), rtol=1e-5, atol=1e-5
+        trunk(images)["block2"].numpy(), exported["block2"].numpy(), rtol=1e-5, atol=1e-5
     )
     larger = load_trunk(model_dir, input_shape=(64, 64, 3))
-    assert larger(np.zeros((1, 64, 64, 3), "float32"))["block4"].shape == (1, 8, 8, 32)
+    assert larger(np.zeros((1, 64, 64, 3), "float32"))["block2"].shape == (1, 8, 8, 8)
     first = load_trunk(os.path.join(model_dir, "checkpoints", "epoch_001.weights.h5"))
-    assert not np.allclose(first(images)["block4"].numpy(), exported["block4"].numpy())
+    assert not np.allclose(first(images)["block2"].numpy(), exported["block2"].numpy())
     # the scratch baseline of a transfer from this run takes its architecture
     from zoo.evaluation.transfer import transfer
 
     gin.clear_config()
     tiny = {"num_labels": 8, "variant": "----", "input_size": 32, "eval_examples": 8}
-    rule = {"min_steps": 1, "max_steps": 1, "batch_size": 4}
+    rule = {"min_steps": 1, "max_steps": 1, "batch_size": 4, "endpoint": "block2"}
     pretrained = transfer(
-        model_dir, "classification", protocol="frozen_k", frozen_stages=2, **tiny, **rule
+        model_dir, "classification", protocol="frozen_k", frozen_stages=1, **tiny, **rule
     )
     scratch = transfer("random", "classification", like=model_dir, **tiny, **rule)
     assert scratch["trunk_params"] == pretrained["trunk_params"] == trunk.count_params()

@@ -21,6 +21,8 @@ zoo.evaluation.transfer.input_size = 32
 zoo.evaluation.transfer.builder = @zoo.trunks.resnet
 zoo.trunks.resnet.depth = 18
 zoo.trunks.resnet.width_multiplier = 0.0625
+zoo.trunks.resnet.stop_at = "block2"
+zoo.evaluation.transfer.endpoint = "block2"
 zoo.evaluation.transfer.min_steps = 2
 zoo.evaluation.transfer.max_steps = 2
 zoo.evaluation.transfer.eval_examples = 16
@@ -33,7 +35,8 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     from zoo.trunks import resnet
 
     export = export_trunk(
-        resnet(18, width_multiplier=0.0625, input_shape=(32, 32, 3)), str(tmp_path / "trunk")
+        resnet(18, width_multiplier=0.0625, stop_at="block2", input_shape=(32, 32, 3)),
+        str(tmp_path / "trunk"),
     )
     config = tmp_path / "sweep.gin"
     config.write_text(TINY_SWEEP.format(root=ROOT, export=export))
