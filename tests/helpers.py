@@ -91,6 +91,14 @@ def momentum_targets(task, key_outputs, seed=1, given=None):
     return targets
 
 
+def relative_difference(a, b) -> float:
+    """|a - b| / |a| over lists of arrays `a` and `b`, all their elements as one vector:
+    how far apart two runs' updates (or statistics) are, where single elements can be
+    rounding noise (e.g. the zero gradient of a bias before a BatchNorm)."""
+    a, b = (np.concatenate([np.ravel(x) for x in xs]) for xs in (a, b))
+    return float(np.linalg.norm(a - b) / np.linalg.norm(a))
+
+
 # A run of a few seconds: ResNet-18 at 1/16 width cut after block 2 (half the graph to
 # trace: 11 s for this run instead of 19 s) on 32 px scenes, depth and rotation, 2 epochs
 # of 3 steps of 4 images.

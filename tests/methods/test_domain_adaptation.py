@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_trunk
+from helpers import relative_difference, tiny_trunk
 
 from zoo.data import sources
 from zoo.data.synthetic import SceneSpec
@@ -221,13 +221,9 @@ def test_mirrored_strategy_equals_one_device(mirrored):
     assert mirrored.num_replicas_in_sync == 2
     assert len(runs["one"][3]) > 10
 
-    def relative(a, b):
-        a, b = (np.concatenate([x.ravel() for x in xs]) for xs in (a, b))
-        return np.linalg.norm(a - b) / np.linalg.norm(a)
-
-    assert relative(runs["one"][1], runs["mirrored"][1]) < 0.02
+    assert relative_difference(runs["one"][1], runs["mirrored"][1]) < 0.02
     for a, b in zip(runs["one"][3], runs["mirrored"][3]):
-        assert relative([a], [b]) < 0.02
+        assert relative_difference([a], [b]) < 0.02
     for key in ("d_loss", "adversarial_loss", "depth_loss", "loss"):
         assert runs["mirrored"][0][key][0] == pytest.approx(runs["one"][0][key][0], rel=1e-3), key
     for task, value in runs["one"][2].items():
