@@ -26,10 +26,17 @@ def _resnet(**kwargs):
     return resnet(26, version=1, norm="group", width_multiplier=0.0625, **kwargs)
 
 
+def _two_stage_resnet(**kwargs):
+    return resnet(18, version=1, norm="group", width_multiplier=0.0625, stop_at="block2", **kwargs)
+
+
 def _deeplab(input_shape=(32, 32, 3), seed=0, **kwargs):
+    """DeepLabv3+ on the first two stages of a narrow ResNet-18 (ASPP on block 2 at
+    stride 8): the decoder of CompL's rows on a third of ResNet-26's layers."""
     keras.utils.set_random_seed(seed)
     kwargs = {"filters": 16, "skip_filters": 8, "rates": (1, 2, 3), **kwargs}
-    return deeplab_v3_plus(_resnet, input_shape=input_shape, **kwargs)
+    kwargs = {"aspp_endpoint": "block2", "output_stride": 8, **kwargs}
+    return deeplab_v3_plus(_two_stage_resnet, input_shape=input_shape, **kwargs)
 
 
 def _tasks(negatives="bank", examples=16):
@@ -255,6 +262,11 @@ TINY_ROW = [
     "zoo.tasks.DenseCL.eval_examples = 8",
     "zoo.tasks.SemanticSegmentation.eval_examples = 8",
     "zoo.trunks.resnet.width_multiplier = 0.0625",
+    # the first two stages of a ResNet-18 (ASPP on block 2): a third of ResNet-26's layers
+    "zoo.trunks.resnet.depth = 18",
+    'zoo.trunks.resnet.stop_at = "block2"',
+    'zoo.trunks.deeplab_v3_plus.aspp_endpoint = "block2"',
+    "zoo.trunks.deeplab_v3_plus.output_stride = 8",
     "zoo.trunks.deeplab_v3_plus.filters = 8",
     "zoo.trunks.deeplab_v3_plus.skip_filters = 8",
     "zoo.data.augment.FixedOffsetCrops.size = 24",
