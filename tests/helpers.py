@@ -99,6 +99,20 @@ def relative_difference(a, b) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(a))
 
 
+# Bindings that shrink a compl22 row's network (DeepLabv3+ on a ResNet) for a test: the
+# first two stages of a ResNet-18 at 1/16 width, ASPP on block 2 at stride 8, a third of
+# ResNet-26's layers to trace.
+TWO_STAGE_DEEPLAB = [
+    "zoo.trunks.resnet.depth = 18",
+    "zoo.trunks.resnet.width_multiplier = 0.0625",
+    'zoo.trunks.resnet.stop_at = "block2"',
+    'zoo.trunks.deeplab_v3_plus.aspp_endpoint = "block2"',
+    "zoo.trunks.deeplab_v3_plus.output_stride = 8",
+    "zoo.trunks.deeplab_v3_plus.filters = 8",
+    "zoo.trunks.deeplab_v3_plus.skip_filters = 8",
+]
+
+
 # A run of a few seconds: ResNet-18 at 1/16 width cut after block 2 (half the graph to
 # trace: 11 s for this run instead of 19 s) on 32 px scenes, depth and rotation, 2 epochs
 # of 3 steps of 4 images.

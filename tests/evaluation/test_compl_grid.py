@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import TWO_STAGE_DEEPLAB
 from PIL import Image
 
 from zoo.errors import UserError
@@ -68,9 +69,7 @@ def test_a_cell_is_trained_measured_and_not_run_again(tmp_path):
         "INPUT_SIZE = 32",
         "NUM_SCENES = 16",
         "zoo.tasks.SemanticSegmentation.eval_examples = 8",
-        "zoo.trunks.resnet.width_multiplier = 0.0625",
-        "zoo.trunks.deeplab_v3_plus.filters = 8",
-        "zoo.trunks.deeplab_v3_plus.skip_filters = 8",
+        *TWO_STAGE_DEEPLAB,
         "BATCH = 4",
         "STEPS = 2",
         "STEPS_PER_EPOCH = 2",

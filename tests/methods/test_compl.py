@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import check_method_contract
+from helpers import TWO_STAGE_DEEPLAB, check_method_contract
 
 from zoo.data import LabelledFraction, Synthetic
 from zoo.data.synthetic import SceneSpec
@@ -261,14 +261,7 @@ TINY_ROW = [
     "NUM_SCENES = 16",
     "zoo.tasks.DenseCL.eval_examples = 8",
     "zoo.tasks.SemanticSegmentation.eval_examples = 8",
-    "zoo.trunks.resnet.width_multiplier = 0.0625",
-    # the first two stages of a ResNet-18 (ASPP on block 2): a third of ResNet-26's layers
-    "zoo.trunks.resnet.depth = 18",
-    'zoo.trunks.resnet.stop_at = "block2"',
-    'zoo.trunks.deeplab_v3_plus.aspp_endpoint = "block2"',
-    "zoo.trunks.deeplab_v3_plus.output_stride = 8",
-    "zoo.trunks.deeplab_v3_plus.filters = 8",
-    "zoo.trunks.deeplab_v3_plus.skip_filters = 8",
+    *TWO_STAGE_DEEPLAB,
     "zoo.data.augment.FixedOffsetCrops.size = 24",
     "zoo.tasks.DenseCL.grid = 2",
     "BATCH = 4",
