@@ -56,7 +56,7 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     _the_same_sweep_on_ray(tool, config, sweep_dir, tmp_path / "ray")
     changed = tool("sweep.py", f"--sweep_dir={sweep_dir}", f"--gin_file={config}", "--task=pose")
     assert changed.returncode != 0 and "another transfer configuration" in changed.stderr
-    assert "Traceback" not in changed.stderr
+    assert "Traceback" not in changed.stderr  # (a bad --variants: tests/evaluation/test_sweep.py)
 
     report = tool("evaluate.py", "report", f"--sweep_dir={sweep_dir}")
     assert report.returncode == 0, report.stderr
@@ -65,8 +65,6 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     curves = tool("visualize.py", "curves", f"--sweep_dir={sweep_dir}", f"--out={tmp_path}/c.png")
     assert curves.returncode == 0 and os.path.getsize(tmp_path / "c.png") > 10000
 
-    bad = tool("sweep.py", f"--sweep_dir={tmp_path}/x", f"--gin_file={config}", "--variants=TXVL")
-    assert bad.returncode != 0 and "variant" in bad.stderr and "Traceback" not in bad.stderr
     zero = tool("evaluate.py", "transfer", "--source=random", "--task=pose", "--num_labels=0")
     assert zero.returncode == 1 and "Traceback" not in zero.stderr
     assert zero.stderr.strip().splitlines()[-1] == (

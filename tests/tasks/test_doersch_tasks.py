@@ -86,6 +86,8 @@ def test_patch_pair_labels_match_the_grid():
 def test_gamut_bins_and_soft_encoding():
     centres = gamut_bins()
     assert len(centres) == 262 and np.all(centres % 10 == 0)
+    # distinct and in (a, b) order: a bin's index is the same in every trained head
+    assert [tuple(c) for c in centres] == sorted(set(map(tuple, centres.tolist())))
     # every bin holds an sRGB colour: its centre is within half a bin of a real colour
     rgb = np.random.default_rng(0).random((200000, 3)).astype("float32")
     ab = rgb_to_lab(tf.constant(rgb)).numpy()[:, 1:]
