@@ -860,7 +860,7 @@ def test_every_other_parameter_changes_what_it_configures(
                 f"{name}.trunk = @zoo.trunks.resnet",
                 f"{name}.filters = 16",
                 f"{name}.skip_filters = 8",
-                "zoo.trunks.resnet.depth = 26",
+                "zoo.trunks.resnet.depth = 18",
                 "zoo.trunks.resnet.norm = 'group'",
                 "zoo.trunks.resnet.width_multiplier = 0.0625",
             ],
