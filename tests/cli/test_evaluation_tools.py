@@ -3,6 +3,7 @@
 import json
 import os
 
+import processes
 import pytest
 from PIL import Image
 
@@ -58,11 +59,14 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     assert changed.returncode != 0 and "another transfer configuration" in changed.stderr
     assert "Traceback" not in changed.stderr  # (a bad --variants: tests/evaluation/test_sweep.py)
 
-    report = tool("evaluate.py", "report", f"--sweep_dir={sweep_dir}")
+    # a sweep's report and its curves are drawn without TensorFlow (a second, not seven)
+    report = _without_tensorflow("evaluate.py", "report", f"--sweep_dir={sweep_dir}")
     assert report.returncode == 0, report.stderr
     assert "| scratch |" in report.stdout and "| exported |" in report.stdout
     assert Image.open(os.path.join(sweep_dir, "report.png")).size == (1000, 400)
-    curves = tool("visualize.py", "curves", f"--sweep_dir={sweep_dir}", f"--out={tmp_path}/c.png")
+    curves = _without_tensorflow(
+        "visualize.py", "curves", f"--sweep_dir={sweep_dir}", f"--out={tmp_path}/c.png"
+    )
     assert curves.returncode == 0 and os.path.getsize(tmp_path / "c.png") > 10000
 
     zero = tool("evaluate.py", "transfer", "--source=random", "--task=pose", "--num_labels=0")
@@ -70,6 +74,15 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     assert zero.stderr.strip().splitlines()[-1] == (
         "zoo-evaluate: `num_labels` must be an int >= 1. Received: 0"
     )
+
+
+def _without_tensorflow(script, *args):
+    """tools/`script` run with `-X importtime`: its result, once it is shown that
+    TensorFlow was never imported."""
+    run = processes.python("-X", "importtime", os.path.join(ROOT, "tools", script), *args)
+    assert "| tensorflow\n" not in run.stderr and "| keras\n" not in run.stderr, run.stderr[-2000:]
+    assert "tensorflow.python" not in run.stderr, run.stderr[-2000:]
+    return run
 
 
 def _the_same_sweep_on_ray(tool, config, serial_dir, ray_dir):

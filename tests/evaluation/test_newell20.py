@@ -2,6 +2,7 @@
 cell, Table 1 and the sweeps read the pretrained runs, and the report judges the claims
 on known numbers (the transfer runs replaced by a table of results)."""
 
+import importlib
 import json
 import os
 
@@ -45,7 +46,9 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
     out = str(tmp_path)
     calls = []
     monkeypatch.setattr(newell20, "transfer", _fake_transfer(calls))
-    monkeypatch.setattr(sweep, "transfer", _fake_transfer(calls))
+    # the sweeps' cells import the transfer when they run
+    transfer_module = importlib.import_module("zoo.evaluation.transfer")
+    monkeypatch.setattr(transfer_module, "transfer", _fake_transfer(calls))
     # stage 1 with a stand-in for the zoo-train processes (run_pretraining)
     trained = []
 

@@ -1,5 +1,9 @@
 """Plots of transfer results (PNG, matplotlib): label curves, utility, change of utility
-across dataset factors, lasso weights, and predictions next to ground truth."""
+across dataset factors, lasso weights, and predictions next to ground truth.
+
+TensorFlow and the tasks are imported by the pictures that need them: a sweep's report
+(`zoo-evaluate report`, `zoo-visualize curves`) draws without loading TensorFlow.
+"""
 
 import matplotlib
 
@@ -9,15 +13,10 @@ import os
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf
 
 from zoo import files  # noqa: E402
-from zoo.data.harmonize import LAB_SCALE, lab_l3, lab_to_rgb, rgb_to_lab
 from zoo.errors import UserError
 from zoo.evaluation.utility import utility  # noqa: E402
-from zoo.tasks.colorization import Colorization, annealed_mean, colorize
-from zoo.tasks.relative_position import NEIGHBOURS, RelativePosition
-from zoo.tasks.vae import VAE
 
 
 def _save(fig, path, title=None, **title_kwargs):
@@ -290,6 +289,7 @@ def plot_patch_pairs(pairs, labels, predicted, path, title=None):
         labels, predicted: [N] ints in 0..7 (zoo.tasks.relative_position.NEIGHBOURS).
         path: str. Output PNG.
     """
+    from zoo.tasks.relative_position import NEIGHBOURS
 
     pairs = np.asarray(pairs)
     labels, predicted = [int(t) for t in labels], [int(p) for p in predicted]
@@ -319,6 +319,7 @@ def plot_colorization(images, predicted, path, title=None):
         images: [N, H, W, 3] true RGB in [0, 1].
         predicted: [N, H, W, 3] RGB from the predicted ab and the true lightness.
     """
+    from zoo.data.harmonize import lab_l3
 
     images = np.asarray(images)
     gray = lab_l3(images).numpy()
@@ -347,6 +348,8 @@ def as_rgb(images, harmonizer: str) -> np.ndarray:
     (`lab`) converted back, anything else clipped."""
     images = np.asarray(images, np.float32)
     if harmonizer == "lab":
+        from zoo.data.harmonize import LAB_SCALE, lab_to_rgb
+
         images = lab_to_rgb(images * np.asarray(LAB_SCALE, np.float32)).numpy()
     return np.clip(images, 0.0, 1.0)
 
@@ -366,6 +369,12 @@ def plot_run_pretext(model, folder, num=8):
     Returns:
         The paths written.
     """
+    import tensorflow as tf
+
+    from zoo.data.harmonize import rgb_to_lab
+    from zoo.tasks.colorization import Colorization, annealed_mean, colorize
+    from zoo.tasks.relative_position import RelativePosition
+    from zoo.tasks.vae import VAE
 
     written = []
     for name, task in model.tasks.items():

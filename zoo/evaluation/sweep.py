@@ -4,6 +4,9 @@ A sweep directory holds `results.jsonl`, one JSON line per finished cell (method
 seed, metric value and the task's other metrics). A cell already in the file is never
 run again, so an interrupted sweep continues where it stopped; lines are appended and
 flushed as each cell ends, so nothing finished is lost.
+
+Reading and reporting a sweep needs no TensorFlow: the cells import the transfer (and
+with it TensorFlow) when they run.
 """
 
 import functools
@@ -22,9 +25,7 @@ from zoo import files
 from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVLP"
 from zoo.errors import ConfigMismatch, MissingFile, UserError
 from zoo.evaluation.plots import plot_factor_changes, plot_label_curves
-from zoo.evaluation.transfer import transfer
 from zoo.evaluation.utility import utility
-from zoo.experiment import checkpoints
 
 DEFAULT_COUNTS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 200000)
 SCRATCH = "scratch"
@@ -55,6 +56,8 @@ def source_identity(source):
     if os.path.isfile(source):
         paths = [source]
     elif os.path.exists(os.path.join(source, "method.json")):
+        from zoo.experiment import checkpoints
+
         paths = checkpoints(source)[-1:]
     elif os.path.exists(os.path.join(source, "saved_model.pb")):
         variables = os.path.join(source, "variables")
@@ -72,6 +75,7 @@ def source_identity(source):
 
 
 def _transfer_cell(source, n, seed, variant=None, like=None):
+    from zoo.evaluation.transfer import transfer
 
     extra = {"variant": variant} if variant else {}
     if source == "random" and like is not None:
