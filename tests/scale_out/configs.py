@@ -35,6 +35,7 @@ SIZE = 32
 zoo.trunks.resnet.depth = 18
 zoo.trunks.resnet.width_multiplier = 0.0625
 zoo.trunks.resnet.output_stride = 8
+zoo.trunks.resnet.stop_at = "block2"
 zoo.trunks.resnet.norm = "sync_batch"
 zoo.tasks.Depth.source = %SCENES
 zoo.tasks.Depth.num_examples = 16

@@ -37,7 +37,7 @@ def _method(precision):
 def _check_float32_where_kept(model, compute):
     """16-bit compute in the trunk; float32 variables, BatchNorm statistics and head
     outputs (so losses and metrics)."""
-    assert model.trunk(tf.zeros([1, 32, 32, 3]))["block4"].dtype == compute
+    assert model.trunk(tf.zeros([1, 32, 32, 3]))["block2"].dtype == compute
     assert {v.dtype for v in model.weights if v.dtype != "int64"} == {"float32"}
     norms = [
         ly for ly in model._flatten_layers() if isinstance(ly, keras.layers.BatchNormalization)
