@@ -59,7 +59,7 @@ def test_sweep_report_and_pictures(tool, tmp_path):
     assert changed.returncode != 0 and "another transfer configuration" in changed.stderr
     assert "Traceback" not in changed.stderr  # (a bad --variants: tests/evaluation/test_sweep.py)
 
-    # a sweep's report and its curves are drawn without TensorFlow (a second, not seven)
+    # a sweep's report and its curves are drawn without TensorFlow (about 1 CPU-s, not 6)
     report = _without_tensorflow("evaluate.py", "report", f"--sweep_dir={sweep_dir}")
     assert report.returncode == 0, report.stderr
     assert "| scratch |" in report.stdout and "| exported |" in report.stdout
