@@ -122,7 +122,8 @@ def pretrain(methods, variants, out_dir, gin_files=None, gin_bindings=(), execut
     """Trains every missing (method, variant) run (module docstring, stage 1); returns
     their records. `gin_files` come after the method's file (default: small.gin); the
     folder keeps the texts of gin_configs/newell20/ and of the extra files it was
-    trained with and refuses others."""
+    trained with and refuses others. Only the files a pretraining run reads count (base.gin
+    and every method's pretrain_*.gin), so a new file beside them keeps a grid resumable."""
     _check(methods, variants)
     gin_files = [os.path.join(CONFIG_DIR, "small.gin")] if gin_files is None else list(gin_files)
     folder = os.path.join(out_dir, "pretrain")
@@ -130,7 +131,7 @@ def pretrain(methods, variants, out_dir, gin_files=None, gin_bindings=(), execut
     for path in gin_files:
         with open(path) as f:
             settings["gin_files"][os.path.basename(path)] = f.read()
-    for name in sorted(os.listdir(CONFIG_DIR)):
+    for name in ["base.gin", *(f"pretrain_{m}.gin" for m in METHODS)]:
         with open(os.path.join(CONFIG_DIR, name)) as f:
             settings["configs"][name] = f.read()
     _keep_settings(folder, settings)
