@@ -165,6 +165,9 @@ _DENSE = {
     "head_width": "8",
     "head": '"linear"',
     "augment": "@zoo.data.augment.ScaleCropFlip()",
+    # DenseTask's own: the harmonized image changes, its maps do not
+    "image_augment": "see tests/data/test_augment.py::"
+    "test_a_dense_task_augments_its_training_examples_only",
 }
 MULTI_TASKS = {
     "zoo.tasks.Depth": {
@@ -622,7 +625,7 @@ OTHER = {
     "zoo.data.augment.ChannelJitter": {"scale": "0.5", "shift": "0.0", "p": "0.3"},
     "zoo.data.augment.Cutout": {"fraction": "0.5"},
     "zoo.data.augment.PadCrop": {"pad": "0.25", "unchanged": "0.5"},
-    "zoo.data.augment.ScaleCropFlip": {"scales": "(0.5, 1.5)", "size": "(16, 24)"},
+    "zoo.data.augment.ScaleCropFlip": {"scales": "(0.5, 1.5)", "size": "(16, 24)", "pad": "0.25"},
     "zoo.data.augment.GaussianBlur": {
         "sigma": "(3.0, 4.0)",
         # at 32 px MoCo's σ (0.1-2 px at 224 px) is below 0.3 px: keep σ in pixels
@@ -715,6 +718,7 @@ OTHER = {
             "lasso_l1",
             "harmonizer",
             "augment",
+            "dense_augment",
             "batch_size",
             "epochs",
             "min_steps",

@@ -157,6 +157,27 @@ def test_scale_crop_flip_moves_the_image_and_its_maps_alike():
         found.add(corners[0])
     assert len(found) > 1  # the place is random
 
+    # pad 0.25: a 16 px window of the scene with 4 px of padding on every side
+    padded = {
+        "semantics": np.pad(scene["semantics"].numpy(), 4, constant_values=255),
+        "depth": np.pad(scene["depth"].numpy(), 4),
+    }
+    found = set()
+    for k in range(6):
+        out = augment.ScaleCropFlip(scales=(1.0,), flip=0.0, pad=0.25)(scene, _seed(k))
+        corners = [
+            (y, x)
+            for y in range(9)
+            for x in range(9)
+            if all(
+                np.array_equal(out[key].numpy(), padded[key][y : y + 16, x : x + 16])
+                for key in padded
+            )
+        ]
+        assert corners, k
+        found.add(corners[0])
+    assert len(found) > 1 and found != {(4, 4)}
+
     # x0.5: the scaled scene at the top left, padded: image and depth with 0, labels 255
     half = augment.ScaleCropFlip(scales=(0.5,), flip=0.0)(scene, _seed(0))
     assert (half["semantics"].numpy()[8:] == 255).all() and (
@@ -220,6 +241,19 @@ def test_a_dense_task_augments_its_training_examples_only():
     assert (held > 0).mean() > 0.99
     again = type(task).from_config(task.get_config())
     assert again.augment == task.augment
+
+    # steps on the harmonized image alone (Newell & Deng's Cutout): the maps stay
+    cut = augment.Views(crop=None, steps=[augment.Cutout(0.5)], count=1)
+    plain = Depth(spec, num_examples=8, eval_examples=4)
+    cutout = Depth(spec, num_examples=8, eval_examples=4, image_augment=cut)
+    (x, y), (x_cut, y_cut) = (next(iter(t.pipeline("train", 4))) for t in (plain, cutout))
+    np.testing.assert_array_equal(y_cut.numpy(), y.numpy())
+    changed = np.any(x_cut.numpy() != x.numpy(), axis=-1)  # [4, 32, 32]
+    assert (x_cut.numpy()[changed] == 0).all()
+    for rows, cols in (np.nonzero(c) for c in changed):  # inside one 16 x 16 square
+        assert rows.max() - rows.min() < 16 and cols.max() - cols.min() < 16
+    assert changed.sum() > 4 * 100
+    assert type(cutout).from_config(cutout.get_config()).image_augment == cut
 
 
 def test_newell_and_deng_steps_as_the_authors_code_draws_them():

@@ -103,7 +103,7 @@ def test_knn_classifies_held_out_images_without_training():
         _scratch("depth", "knn", 8, 8)
 
 
-def test_finetuning_augmentation_reaches_the_task_and_dense_tasks_are_refused():
+def test_finetuning_augmentation_reaches_the_task_and_moves_dense_maps_only_when_told():
     from zoo.data import augment
     from zoo.evaluation.transfer import _trunk_and_task
 
@@ -119,9 +119,15 @@ def test_finetuning_augmentation_reaches_the_task_and_dense_tasks_are_refused():
         endpoint="block2",
         harmonizer="lab",
     )
-    _, task = _trunk_and_task("random", "classification", augment=steps, **setting)
+    _, task = _trunk_and_task(
+        "random", "classification", augment=steps, dense_augment=None, **setting
+    )
     assert task.image_augmentation() == steps and task.harmonizer == "lab"
-    _, task = _trunk_and_task("random", "pose", augment=None, **setting)
-    assert task.image_augmentation() is None
-    with pytest.raises(ValueError, match="ScaleCropFlip"):
-        _trunk_and_task("random", "depth", augment=steps, **setting)
+    _, task = _trunk_and_task("random", "pose", augment=None, dense_augment=None, **setting)
+    assert task.image_augmentation() is None and task.example_augmentation() is None
+    # a dense task: the image steps leave its maps alone, the ScaleCropFlip moves them
+    moves = augment.ScaleCropFlip(scales=(1.0,), pad=0.125)
+    _, task = _trunk_and_task("random", "depth", augment=steps, dense_augment=moves, **setting)
+    assert task.image_augmentation() == steps and task.example_augmentation() is moves
+    with pytest.raises(ValueError, match="`dense_augment` moves a dense task's maps"):
+        _trunk_and_task("random", "pose", augment=None, dense_augment=moves, **setting)

@@ -189,10 +189,11 @@ class ScaleCropFlip(Step):
     example (depth, normals, semantics, contours, ...), so labels stay aligned.
 
     The example is resized by a factor drawn from `scales` (the image bilinearly, maps
-    with the nearest pixel), padded at the bottom and right where it is smaller than the
-    output (the image and depth with 0 — depth 0 is "unknown" — label maps with
-    `pad_label`), cropped to the output size at a random place, and mirrored with
-    probability `flip` (normals' x component negated). The output size is `size`, or
+    with the nearest pixel), padded by `pad` x its size on every side (Newell & Deng's
+    pad-and-crop of dense tasks), padded at the bottom and right where it is still
+    smaller than the output (the image and depth with 0 — depth 0 is "unknown" — label
+    maps with `pad_label`), cropped to the output size at a random place, and mirrored
+    with probability `flip` (normals' x component negated). The output size is `size`, or
     the example's own; with a `size`, held-out examples are cropped (and padded) to it
     at their centre, unscaled and unmirrored (`heldout`): NYUD's 425x560 crops of
     480x640 images, or of a square synthetic render.
@@ -204,10 +205,17 @@ class ScaleCropFlip(Step):
             should ignore it (`SemanticSegmentation.ignore_label`). Defaults to 255.
         size: int, (height, width) or None. The output's size. Defaults to None: the
             example's.
+        pad: float in [0, 1). Margin added on every side of the scaled example, as a
+            fraction of its size (0.125: res / 8). Defaults to 0.0.
     """
 
     def __init__(
-        self, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), flip=0.5, pad_label=255, size=None
+        self,
+        scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0),
+        flip=0.5,
+        pad_label=255,
+        size=None,
+        pad: float = 0.0,
     ):
         scales = tuple(float(x) for x in scales)
         if not scales or min(scales) <= 0:
@@ -217,8 +225,12 @@ class ScaleCropFlip(Step):
         self.pad_label = pad_label
         self.size = checks.image_size(size, "size", "ScaleCropFlip", none=True)
         self._config = {"scales": list(scales), "flip": self.flip, "pad_label": pad_label}
-        if self.size is not None:  # absent otherwise: earlier configs stay as they were
+        self.pad = checks.number_in(pad, "pad", 0, 1, "ScaleCropFlip", high_open=True)
+        # absent when unset: earlier configs stay as they were
+        if self.size is not None:
             self._config["size"] = list(self.size)
+        if self.pad:
+            self._config["pad"] = self.pad
 
     def __call__(self, example: dict, seed) -> dict:
         """The example with its image and maps ([H, W] or [H, W, C] of the image's H, W,
@@ -228,10 +240,11 @@ class ScaleCropFlip(Step):
         pick = tf.random.stateless_uniform([], draw, 0, len(self.scales), tf.int32)
         scale = tf.gather(tf.constant(self.scales), pick)
         size = tf.cast(tf.round(scale * tf.constant([height, width], tf.float32)), tf.int32)
+        margin = tf.cast(tf.round(self.pad * tf.cast(size, tf.float32)), tf.int32)
         out_size = self.size or (height, width)
-        room = tf.maximum(size, out_size) - out_size  # largest top, left
+        room = tf.maximum(size + 2 * margin, out_size) - out_size  # largest top, left
         corner = tf.random.stateless_uniform([2], place, 0, tf.int32.max, tf.int32) % (room + 1)
-        return self._each_map(example, size, corner, _chance(mirror, self.flip))
+        return self._each_map(example, size, corner, _chance(mirror, self.flip), margin)
 
     def heldout(self, example: dict) -> dict:
         """A held-out example cropped and padded to `size` at its centre (unchanged
@@ -240,11 +253,12 @@ class ScaleCropFlip(Step):
         if self.size is None or self.size == (height, width):
             return example
         corner = tf.maximum([(height - self.size[0]) // 2, (width - self.size[1]) // 2], 0)
-        return self._each_map(example, [height, width], corner, tf.constant(False))
+        return self._each_map(example, [height, width], corner, tf.constant(False), [0, 0])
 
-    def _each_map(self, example, size, corner, flipped):
-        """The image and every map of its size resized to `size`, padded to the output
-        size, cropped there at `corner` and mirrored where `flipped`."""
+    def _each_map(self, example, size, corner, flipped, margin):
+        """The image and every map of its size resized to `size`, padded by `margin`
+        [2] on every side and then to the output size, cropped there at `corner` and
+        mirrored where `flipped`."""
         height, width = _static_size(example)
         out_h, out_w = self.size or (height, width)
         out = dict(example)
@@ -254,8 +268,10 @@ class ScaleCropFlip(Step):
             x = value if value.shape.rank == 3 else value[..., tf.newaxis]
             method = "bilinear" if key == "image" else "nearest"
             x = tf.cast(tf.image.resize(x, size, method=method), x.dtype)
-            pad = tf.maximum([out_h, out_w] - tf.shape(x)[:2], 0)
             fill = tf.cast(self.pad_label if key in LABEL_MAPS else 0, x.dtype)
+            border = [[margin[0], margin[0]], [margin[1], margin[1]], [0, 0]]
+            x = tf.pad(x, border, constant_values=fill)
+            pad = tf.maximum([out_h, out_w] - tf.shape(x)[:2], 0)
             x = tf.pad(x, [[0, pad[0]], [0, pad[1]], [0, 0]], constant_values=fill)
             x = tf.slice(x, tf.concat([corner, [0]], 0), [out_h, out_w, -1])
             if key == "normals":

@@ -99,6 +99,7 @@ def transfer(
     lasso_l1: float = 1e-3,
     harmonizer: str | None = None,
     augment=None,
+    dense_augment=None,
     batch_size: int = 32,
     epochs: int = 30,
     min_steps: int = 100,
@@ -139,10 +140,14 @@ def transfer(
             None: the one the source run was pretrained with ("identity" for random
             trunks and exported ones, which harmonize inside their graph).
         augment: zoo.data.augment.Views of count 1 or None. Steps applied to the
-            harmonized training images of a task with one label per image (Newell &
-            Deng's finetuning: pad-and-crop, flip, colour jitter on the Lab channels,
-            Cutout; gin_configs/newell20/classification_sweep.gin). Dense tasks take
-            their own (`augment`, a ScaleCropFlip). Defaults to None.
+            harmonized training images (Newell & Deng's finetuning: pad-and-crop, flip,
+            colour jitter on the Lab channels, Cutout;
+            gin_configs/newell20/classification_sweep.gin). For a dense task, steps
+            that leave its maps where they are (jitter, Cutout). Defaults to None.
+        dense_augment: zoo.data.augment.ScaleCropFlip or None. A dense task's
+            training image and maps moved alike, before `augment` (Newell & Deng's
+            pad-and-crop and flip; gin_configs/newell20/segmentation_sweep.gin).
+            Defaults to None.
         batch_size: int. Defaults to 32.
         epochs: int. The training-length rule (`training_steps`): epochs over n labels,
         min_steps: int. ... at least this many steps,
@@ -177,6 +182,7 @@ def transfer(
         endpoint=endpoint,
         harmonizer=harmonizer,
         augment=augment,
+        dense_augment=dense_augment,
     )
     if protocol == "knn":
         return _knn(trunk, task, pooling, batch_size)
@@ -256,15 +262,22 @@ def _trunk_and_task(source, task, **setting):
         "endpoint": setting["endpoint"],
         "harmonizer": setting["harmonizer"] or pretrained_harmonizer,
     }
+    cls = type(task) if isinstance(task, Task) else task_classes()[ALIASES.get(task, task)]
+    dense = issubclass(cls, DenseTask)
     if setting["augment"] is not None:
-        cls = type(task) if isinstance(task, Task) else task_classes()[ALIASES.get(task, task)]
-        if not issubclass(cls, GlobalTask):
+        if not (dense or issubclass(cls, GlobalTask)):
             raise UserError(
-                f"transfer: `augment` (steps on the harmonized image) is for tasks of one "
-                f"label per image; {cls.__name__} has maps that must move with the image: "
-                "give the task its own `augment` (a zoo.data.augment.ScaleCropFlip)."
+                f"transfer: `augment` (steps on the harmonized image) is for a task of one "
+                f"label per image or a dense task; {cls.__name__} is neither."
             )
-        kwargs["augment"] = setting["augment"]
+        kwargs["image_augment" if dense else "augment"] = setting["augment"]
+    if setting["dense_augment"] is not None:
+        if not dense:
+            raise UserError(
+                f"transfer: `dense_augment` moves a dense task's maps with its image; "
+                f"{cls.__name__} has none: give it `augment` (steps on the image) instead."
+            )
+        kwargs["augment"] = setting["dense_augment"]
     labels = setting["num_labels"]
     if isinstance(task, str):
         task = synthetic_task(

@@ -287,6 +287,9 @@ class DenseTask(Task):
         augment: zoo.data.augment.ScaleCropFlip or None. Training examples' image and
             maps scaled, cropped and flipped alike (CompL's target images). Tasks that
             share a pipeline share it. Defaults to None.
+        image_augment: zoo.data.augment.Views of count 1 or None. Steps on the
+            harmonized training image alone, after `augment` (Newell & Deng's colour
+            jitter and Cutout of dense finetuning). Defaults to None.
     """
 
     out_channels: int = None
@@ -300,6 +303,7 @@ class DenseTask(Task):
         target_stride: int = 1,
         head: str = "deconvolution",
         augment=None,
+        image_augment=None,
         **kwargs,
     ):
         super().__init__(source, **kwargs)
@@ -311,6 +315,7 @@ class DenseTask(Task):
                 f"Received: {augment!r}"
             )
         self.augment = augment
+        self.image_augment = image_views(image_augment, self.name, name="image_augment")
         checks.int_at_least(target_stride, 1, "target_stride")
         if target_stride & (target_stride - 1):
             raise UserError(f"`target_stride` must be a power of two. Received: {target_stride}")
@@ -323,10 +328,14 @@ class DenseTask(Task):
     def get_config(self):
         config = super().get_config()
         config["augment"] = keras.saving.serialize_keras_object(self.augment)
+        config["image_augment"] = keras.saving.serialize_keras_object(self.image_augment)
         return config
 
     def example_augmentation(self):
         return self.augment
+
+    def image_augmentation(self):
+        return self.image_augment
 
     def resize_targets(self, targets):
         if self.target_stride == 1:

@@ -49,11 +49,13 @@ class SemanticSegmentation(DenseTask):
         self.classes = classes or (max(2, len(names)) if names else 11)
         checks.int_at_least(ignore_label, 0, "ignore_label", "SemanticSegmentation", none=True)
         self.ignore_label = ignore_label
-        pads = self.augment is not None and min(getattr(self.augment, "scales", [1.0])) < 1.0
+        pads = self.augment is not None and (
+            min(getattr(self.augment, "scales", [1.0])) < 1.0 or getattr(self.augment, "pad", 0)
+        )
         if pads and ignore_label != self.augment.pad_label:
             raise UserError(
                 f"SemanticSegmentation: the augmentation pads label maps with "
-                f"{self.augment.pad_label} (scales below 1); set ignore_label = "
+                f"{self.augment.pad_label} (scales below 1, or a pad); set ignore_label = "
                 f"{self.augment.pad_label} so that padded pixels count nowhere. "
                 f"Received: ignore_label={ignore_label}"
             )
