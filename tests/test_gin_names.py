@@ -727,6 +727,7 @@ OTHER = {
             "eval_examples",
             "seed",
             "precise_batch_norm",
+            "metric",
         )
     },
     "zoo.evaluation.source_trunk": {

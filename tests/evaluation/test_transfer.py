@@ -46,6 +46,13 @@ def test_dense_tasks_report_their_metrics():
     seg = _scratch("segmentation", "finetune", 32, 16, min_steps=5, max_steps=5)
     assert seg["metric"] == "miou" and seg["value"] == seg["miou"]
     assert 0 <= seg["miou"] <= seg["pixel_accuracy"] <= 1 and seg["task"] == "semantic_segmentation"
+    # Newell & Deng's segmentation score: the share of pixels right
+    seg = _scratch(
+        "segmentation", "linear", 32, 16, min_steps=1, max_steps=1, metric="pixel_accuracy"
+    )
+    assert seg["metric"] == "pixel_accuracy" and seg["value"] == seg["pixel_accuracy"]
+    with pytest.raises(ValueError, match=r"one of semantic_segmentation's metrics \['miou'"):
+        _scratch("segmentation", "linear", 32, 16, metric="accuracy")
 
 
 def test_bad_task():

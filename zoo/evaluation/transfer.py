@@ -108,6 +108,7 @@ def transfer(
     eval_examples: int = 1000,
     seed: int = 0,
     precise_batch_norm: bool = True,
+    metric: str | None = None,
     predictions_path: str | None = None,
 ) -> dict:
     """Trains a task on `num_labels` labels over a trunk and returns the held-out metrics.
@@ -159,6 +160,9 @@ def transfer(
             moving statistics to their average over the labelled images with the final
             weights (`Method.precise_batch_norm`); without it, short finetuning runs
             can predict chance in inference mode. Defaults to True.
+        metric: str or None. The task's metric returned as "value" (what sweeps
+            compare: Newell & Deng score segmentation by "pixel_accuracy"). Defaults to
+            None: the task's headline, the first of its `metric_info`.
         predictions_path: str or None. Writes a PNG of held-out predictions.
 
     Returns:
@@ -184,8 +188,9 @@ def transfer(
         augment=augment,
         dense_augment=dense_augment,
     )
+    metric = _metric(task, metric)
     if protocol == "knn":
-        return _knn(trunk, task, pooling, batch_size)
+        return _knn(trunk, task, pooling, batch_size, metric)
     model = Transfer(
         trunk,
         task,
@@ -201,7 +206,6 @@ def transfer(
     steps = training_steps(num_labels, batch_size, epochs, min_steps, max_steps)
     _fit(model, task, min(batch_size, num_labels), steps, precise_batch_norm)
     result = model.heldout_metrics(64)[task.name]
-    metric = next(iter(task.metric_info))
     if predictions_path:
         _plot(predictions_path, model, task, source, protocol)
     return dict(
@@ -215,7 +219,19 @@ def transfer(
     )
 
 
-def _knn(trunk, task, pooling, batch_size) -> dict:
+def _metric(task, metric) -> str:
+    """`metric` checked against the task's metrics; the task's headline for None."""
+    if metric is None:
+        return next(iter(task.metric_info))
+    if metric not in task.metric_info:
+        raise UserError(
+            f"transfer: `metric` must be one of {task.name}'s metrics "
+            f"{list(task.metric_info)} or None. Received: {metric!r}"
+        )
+    return metric
+
+
+def _knn(trunk, task, pooling, batch_size, metric) -> dict:
     """`transfer`'s result for protocol "knn": the held-out accuracy of weighted kNN on
     the pooled endpoint features of the task's labelled training examples."""
     if not isinstance(task, GlobalTask):
@@ -229,7 +245,6 @@ def _knn(trunk, task, pooling, batch_size) -> dict:
     queries, truth = knn.embedded(embed, task, "eval", batch_size)
     scores = knn.knn_scores(bank, labels, queries, task.classes)
     result = task.evaluate(truth, scores.astype("float32"))
-    metric = next(iter(task.metric_info))
     return dict(
         result,
         metric=metric,
