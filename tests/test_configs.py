@@ -238,3 +238,43 @@ def test_newell20_pretraining_at_the_code_s_sizes_on_both_trunks_and_small(name)
 
 def task_steps(task):
     return task.image_augmentation().steps
+
+
+@pytest.mark.parametrize("name", ["rotation", "vae", "cmc", "amdim"])
+def test_newell20_scene_pretraining_at_the_code_s_dense_sizes_and_small(name):
+    """pretrain_<method>_scenes.gin: 128 px scenes of several objects, supervised at 16x16
+    on the last map, per-pixel class and depth probes, the code's dense batch, epochs of
+    10,000 images and learning rates; small_scenes.gin keeps the 16x16 at 64 px."""
+    folder = os.path.join(ROOT, "gin_configs", "newell20")
+    path = os.path.join(folder, f"pretrain_{name}_scenes.gin")
+    gin_setup.parse([path], list(NARROW.values()))
+    bindings = gin.get_bindings("zoo.experiment.train")
+    method = bindings["method"]()
+    probes = {f"{t}_{k}" for t in ("semantic_segmentation", "depth") for k in ("linear", "mlp")}
+    assert set(method.tasks) == {name, *probes} and method.input_size == 128
+    assert {t.num_examples for t in method.tasks.values()} == {204000}
+    assert {t.source.mode for t in method.tasks.values()} == {"multi"}
+    last = method.trunk(np.zeros((1, 128, 128, 3), "float32"))["block3"]
+    assert last.shape[1:3] == (16, 16)
+    assert {method.tasks[p].target_stride for p in probes} == {8}
+    batch, epoch = bindings["batch_size"], bindings["steps_per_epoch"]
+    code = {"rotation": (64, 900, 5e-4), "vae": (96, 1200, 1e-3)}
+    code.update({"cmc": (64, 1600, 1e-3), "amdim": (32, 1600, 5e-4)})
+    schedule = gin.get_bindings("zoo.optimizers.WarmupLinear")
+    assert (batch, bindings["epochs"], schedule["peak"]) == code[name]
+    assert schedule["total_steps"] == bindings["epochs"] * epoch
+    assert schedule["warmup_steps"] == 5 * epoch
+    chunk = 5000 if name == "amdim" else 10000  # the code's dense epoch (pairs: half)
+    assert abs(epoch * batch - chunk) < batch
+    if name == "cmc":
+        assert (method.tasks["cmc"].negatives, method.tasks["cmc"].bank_momentum) == (16384, 0.4)
+    if name == "vae":
+        assert method.tasks["vae"].output_size == 64
+    gin.clear_config()
+    narrow = ["zoo.trunks.resnet9.widths = [4, 8, 16, 32]", NARROW["half"]]
+    gin_setup.parse([path, os.path.join(folder, "small_scenes.gin")], narrow)
+    method = gin.get_bindings("zoo.experiment.train")["method"]()
+    assert method.input_size == 64 and {t.num_examples for t in method.tasks.values()} == {4096}
+    last = method.trunk(np.zeros((1, 64, 64, 3), "float32"))["block3"]
+    assert last.shape[1:3] == (16, 16)  # output stride 4
+    assert {method.tasks[p].target_stride for p in probes} == {4}

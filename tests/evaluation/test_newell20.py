@@ -88,7 +88,32 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
     newell20.linear(["rotation", "cmc"], ["TCVL"], out, 64, [0, 1])  # resumed: nothing to do
     assert len(calls) == count
 
-    text, written = newell20.report(out, ["rotation", "cmc"], ["TCVL"], ["classification"])
+    # the dense tasks: pretrained on scenes in a folder of their own, swept from there
+    newell20.pretrain(["rotation", "cmc"], ["TCVL"], out, executor=executor, scenes=True)
+    assert trained[-2:] == [("rotation", "TCVL"), ("cmc", "TCVL")]
+    assert len(_load(out, "pretrain_scenes")) == 2 and len(_load(out, "pretrain")) == 2
+    count = len(calls)
+    folders.update(
+        newell20.sweeps(["rotation", "cmc"], ["TCVL"], ["segmentation"], [10, 20, 40], [0], out)
+    )
+    assert {c[0] for c in calls[count:]} == {
+        "random",
+        newell20.pretrain_dir(out, "rotation", "TCVL", scenes=True),
+        newell20.pretrain_dir(out, "cmc", "TCVL", scenes=True),
+    }
+    # Fig. 5: CMC best for classification (here it is not), rotation for segmentation
+    best = dict(newell20.best_method_claims(folders, ["rotation", "cmc"]))
+    assert best["Fig. 5: cmc finetunes classification best with few labels (TCVL, n=10)"] == (
+        "**reversed** (cmc 0.305 against rotation 0.505 (reversed))"
+    )
+    assert best["Fig. 5: rotation finetunes segmentation best with few labels (TCVL, n=10)"] == (
+        "**unresolved** (rotation 0.500 against cmc 0.300 (unresolved))"  # one seed
+    )
+
+    text, written = newell20.report(
+        out, ["rotation", "cmc"], ["TCVL"], ["classification", "segmentation"]
+    )
+    assert "## Online probes of the pretraining runs (scenes)" in text
     # Table 1: ours in %, the paper's in brackets
     assert "| TCVL | 40.5 ± 0.5 (32.9) | 60.5 ± 0.5 (69.0) | 90.5 ± 0.5 (91.5) |" in text
     assert "| rotation | TCVL | 0.500 |" in text  # the probes of each run
@@ -110,3 +135,21 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
 def _load(out, stage):
     with open(os.path.join(out, stage, "results.jsonl")) as f:
         return [json.loads(line) for line in f]
+
+
+def test_a_pretraining_record_scores_each_probe(tmp_path):
+    """Classes by accuracy, segmentation by the share of pixels right, depth by δ1."""
+    trained = {
+        "rotation": {"accuracy": 0.9},
+        "classification_linear": {"accuracy": 0.4},
+        "semantic_segmentation_mlp": {"miou": 0.1, "pixel_accuracy": 0.8},
+        "depth_linear": {"delta1": 0.3, "rmse": 2.0},
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps({"trained": trained}))
+    record = newell20.pretraining_record(str(tmp_path), "rotation")
+    assert record["objective"] == {"accuracy": 0.9}
+    assert record["probes"] == {
+        "classification_linear": 0.4,
+        "semantic_segmentation_mlp": 0.8,
+        "depth_linear": 0.3,
+    }

@@ -209,3 +209,40 @@ def test_a_sweep_refuses_cells_of_other_weights(tmp_path):
         run_sweep(sweep, methods, [100, 250], [0], cell, progress=None)
     assert len(calls) == 2 and len(load_results(sweep)) == 2  # nothing ran or was lost
     assert source_identity(str(run)) != first
+
+
+@pytest.mark.parametrize("task", ["segmentation", "depth"])
+def test_newell20_dense_sweeps_augment_as_the_paper(task, monkeypatch):
+    """<task>_sweep.gin: the image and its maps flipped alike (segmentation also padded by
+    res / 8 and cropped; no crop for depth), colour jitter and Cutout on the image alone,
+    segmentation scored by the share of pixels right with the padding ignored."""
+    import gin
+
+    from zoo.cli import gin_setup
+    from zoo.evaluation import transfer as transfer_module
+
+    class Built(Exception):
+        pass
+
+    seen = {}
+
+    def trunk_and_task(source, task, **setting):
+        seen.update(setting, task=task)
+        raise Built
+
+    monkeypatch.setattr(transfer_module, "_trunk_and_task", trunk_and_task)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    gin.clear_config()
+    gin_setup.parse([os.path.join(root, "gin_configs", "newell20", f"{task}_sweep.gin")], [])
+    with pytest.raises(Built):
+        transfer_module.transfer("random", num_labels=100)
+    assert seen["task"] == task and (seen["input_size"], seen["variant"]) == (64, "TCVL")
+    moves = seen["dense_augment"]
+    assert (moves.scales, moves.flip) == ((1.0,), 0.5)
+    assert moves.pad == (0.125 if task == "segmentation" else 0.0)
+    assert [type(s).__name__ for s in seen["augment"].steps] == ["ChannelJitter", "Cutout"]
+    assert gin.query_parameter("zoo.evaluation.transfer.head") == "coarse"
+    if task == "segmentation":
+        assert gin.query_parameter("zoo.evaluation.transfer.metric") == "pixel_accuracy"
+        assert gin.query_parameter("zoo.tasks.SemanticSegmentation.ignore_label") == 255
+    gin.clear_config()

@@ -105,7 +105,14 @@ flags.DEFINE_list(
 flags.DEFINE_list("fractions", ["0.05", "0.1", "0.25", "0.5", "1.0"], "compl: labelled fractions.")
 flags.DEFINE_list("methods", ["rotation", "vae", "cmc", "amdim"], "newell20: methods.")
 flags.DEFINE_list("variants", ["TCVL", "----"], "newell20: variants of the objects.")
-flags.DEFINE_list("tasks", ["classification", "pose"], "newell20: downstream tasks swept.")
+flags.DEFINE_list(
+    "tasks",
+    ["classification", "pose", "segmentation", "depth"],
+    "newell20: downstream tasks swept (segmentation and depth: on scene-pretrained runs).",
+)
+flags.DEFINE_multi_string(
+    "scene_gin_file", [], "newell20: after each method's scenes file (default small_scenes.gin)."
+)
 flags.DEFINE_list("counts", ["100", "250", "1000"], "newell20: label counts of the sweeps.")
 flags.DEFINE_multi_string(
     "transfer_bindings", [], "newell20: gin bindings of the transfer runs (Table 1, sweeps)."
@@ -284,14 +291,19 @@ def compl():
 
 
 def newell20():
+    import gin
+
     from zoo.cli import gin_setup, user_errors
     from zoo.evaluation import newell20 as grid
 
     if not FLAGS.out:
         raise app.UsageError("newell20 needs --out (the comparison's folder)")
-    seeds = [int(s) for s in FLAGS.seeds]
+    seeds, counts = [int(s) for s in FLAGS.seeds], [int(n) for n in FLAGS.counts]
+    dense = [t for t in FLAGS.tasks if t in grid.DENSE]
     with user_errors("zoo-evaluate"):
-        # the transfer settings of the linear evaluation and the sweeps
+        grid.check(FLAGS.methods, FLAGS.variants, FLAGS.tasks)
+        # single objects: Table 1 and the global tasks' sweeps, with the transfer
+        # settings of classification_sweep.gin
         gin_setup.parse(
             [os.path.join(grid.CONFIG_DIR, "classification_sweep.gin")], FLAGS.transfer_bindings
         )
@@ -311,15 +323,29 @@ def newell20():
             seeds,
             executor=_executor(),
         )
+        global_tasks = [t for t in FLAGS.tasks if t not in dense]
         grid.sweeps(
-            FLAGS.methods,
-            FLAGS.variants,
-            FLAGS.tasks,
-            [int(n) for n in FLAGS.counts],
-            seeds,
-            FLAGS.out,
-            executor=_executor(),
+            FLAGS.methods, FLAGS.variants, global_tasks, counts, seeds, FLAGS.out, _executor()
         )
+        # scenes: the dense tasks, each with the transfer settings of its <task>_sweep.gin
+        if dense:
+            grid.pretrain(
+                FLAGS.methods,
+                FLAGS.variants,
+                FLAGS.out,
+                gin_files=FLAGS.scene_gin_file or None,
+                gin_bindings=FLAGS.gin_bindings,
+                executor=_executor(),
+                scenes=True,
+            )
+        for task in dense:
+            gin.clear_config()
+            gin_setup.parse(
+                [os.path.join(grid.CONFIG_DIR, f"{task}_sweep.gin")], FLAGS.transfer_bindings
+            )
+            grid.sweeps(
+                FLAGS.methods, FLAGS.variants, [task], counts, seeds, FLAGS.out, _executor()
+            )
         text, written = grid.report(FLAGS.out, FLAGS.methods, FLAGS.variants, FLAGS.tasks)
     print(text)
     print("\nwrote " + ", ".join(written))

@@ -42,7 +42,12 @@ from zoo.evaluation.utility import utility
 from zoo.progress import Progress
 
 METHODS = ("rotation", "vae", "cmc", "amdim")
-TASKS = ("classification", "pose")
+TASKS = ("classification", "pose", "segmentation", "depth")
+# tasks on multi-object scenes: pretrained on scenes (pretrain_<method>_scenes.gin) and
+# swept with their own transfer settings (<task>_sweep.gin)
+DENSE = ("segmentation", "depth")
+# Fig. 5 (ResNet-9, TCVL): the method each task's utility curve puts first
+PAPER_BEST = {"classification": "cmc", "pose": "cmc", "segmentation": "rotation", "depth": "amdim"}
 SUPERVISED = "supervised"
 CONFIG_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -62,12 +67,22 @@ PAPER_TABLE_1 = {
 }
 
 
-def pretrain_dir(out_dir: str, method: str, variant: str) -> str:
-    """The zoo-train run of `method` on `variant` ("{variant}": a sweep's pattern)."""
-    return os.path.join(out_dir, "pretrain", method, variant)
+def pretrain_dir(out_dir: str, method: str, variant: str, scenes: bool = False) -> str:
+    """The zoo-train run of `method` on `variant` ("{variant}": a sweep's pattern), on
+    single objects or on multi-object `scenes`."""
+    return os.path.join(out_dir, _stage(scenes), method, variant)
 
 
-def _check(methods, variants, tasks=TASKS):
+def _stage(scenes):
+    return "pretrain_scenes" if scenes else "pretrain"
+
+
+def _suffix(scenes):
+    return "_scenes" if scenes else ""
+
+
+def check(methods, variants, tasks=TASKS):
+    """Raises UserError naming an unknown method, task or variant."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise UserError(f"unknown methods {unknown or '(none given)'}; methods: {list(METHODS)}")
@@ -118,31 +133,50 @@ def _keep_settings(folder, settings):
 # -- 1. pretraining -----------------------------------------------------------------------
 
 
-def pretrain(methods, variants, out_dir, gin_files=None, gin_bindings=(), executor=None, say=print):
-    """Trains every missing (method, variant) run (module docstring, stage 1); returns
-    their records. `gin_files` come after the method's file (default: small.gin); the
-    folder keeps the texts of gin_configs/newell20/ and of the extra files it was
-    trained with and refuses others. Only the files a pretraining run reads count (base.gin
-    and every method's pretrain_*.gin), so a new file beside them keeps a grid resumable."""
-    _check(methods, variants)
-    gin_files = [os.path.join(CONFIG_DIR, "small.gin")] if gin_files is None else list(gin_files)
-    folder = os.path.join(out_dir, "pretrain")
+def pretrain(
+    methods,
+    variants,
+    out_dir,
+    gin_files=None,
+    gin_bindings=(),
+    executor=None,
+    say=print,
+    scenes=False,
+):
+    """Trains every missing (method, variant) run (module docstring, stage 1) on single
+    objects, or on multi-object `scenes` for the dense tasks; returns their records.
+    `gin_files` come after the method's file (default: small.gin, small_scenes.gin for
+    scenes). The folder keeps the texts of the files its runs read (base.gin, every
+    method's pretrain_*.gin, the extra files) and refuses others, so a new file of
+    gin_configs/newell20/ keeps a grid resumable."""
+    check(methods, variants)
+    small = "small_scenes.gin" if scenes else "small.gin"
+    gin_files = [os.path.join(CONFIG_DIR, small)] if gin_files is None else list(gin_files)
+    folder = os.path.join(out_dir, _stage(scenes))
     settings = {"gin_bindings": list(gin_bindings), "gin_files": {}, "configs": {}}
     for path in gin_files:
         with open(path) as f:
             settings["gin_files"][os.path.basename(path)] = f.read()
-    for name in ["base.gin", *(f"pretrain_{m}.gin" for m in METHODS)]:
+    configs = ["base.gin", *(f"pretrain_{m}.gin" for m in METHODS)]
+    if scenes:
+        configs += ["scenes.gin", *(f"pretrain_{m}_scenes.gin" for m in METHODS)]
+    for name in configs:
         with open(os.path.join(CONFIG_DIR, name)) as f:
             settings["configs"][name] = f.read()
     _keep_settings(folder, settings)
     cells = [((m, v), m, v, 0) for v in variants for m in methods]
-    run = functools.partial(run_pretraining, out_dir, tuple(gin_files), tuple(gin_bindings))
+    run = functools.partial(
+        run_pretraining, out_dir, tuple(gin_files), tuple(gin_bindings), scenes=scenes
+    )
+    where = " scenes" if scenes else ""
     return _grid(
         folder,
         cells,
         run,
         say,
-        lambda key, r: f"pretrained {key[0]} on {key[1]}: probes {_probe_text(r['probes'])}",
+        lambda key, r: (
+            f"pretrained {key[0]} on {key[1]}{where}: probes " + _probe_text(r["probes"])
+        ),
         executor,
     )
 
@@ -151,26 +185,37 @@ def _probe_text(probes):
     return ", ".join(f"{name} {value:.3f}" for name, value in sorted(probes.items()))
 
 
-def run_pretraining(out_dir, gin_files, gin_bindings, method, variant, seed=0) -> dict:
+def run_pretraining(
+    out_dir, gin_files, gin_bindings, method, variant, seed=0, scenes=False
+) -> dict:
     """One zoo-train process of `method` on `variant`; its record: the probes' held-out
     accuracies and the objective's held-out measures."""
-    model_dir = pretrain_dir(out_dir, method, variant)
+    model_dir = pretrain_dir(out_dir, method, variant, scenes)
     sweep.train_process(
-        [os.path.join(CONFIG_DIR, f"pretrain_{method}.gin"), *gin_files],
+        [os.path.join(CONFIG_DIR, f"pretrain_{method}{_suffix(scenes)}.gin"), *gin_files],
         [f'VARIANT = "{variant}"', *gin_bindings],
         model_dir,
         seed,
-        f"pretraining {method} on {variant}",
+        f"pretraining {method} on {variant}{' scenes' * scenes}",
     )
     return pretraining_record(model_dir, method)
 
 
+# each probe's score in the records: a class's accuracy, the share of pixels of the
+# right class (the paper's segmentation score), depth's δ1
+PROBE_SCORES = ("accuracy", "pixel_accuracy", "delta1")
+
+
 def pretraining_record(model_dir, method) -> dict:
     """{"model_dir", "objective": the method's held-out measures, "probes": {probe:
-    held-out accuracy}} of a finished pretraining run."""
+    held-out score (PROBE_SCORES)}} of a finished pretraining run."""
     with open(os.path.join(model_dir, "metrics.json")) as f:
         trained = json.load(f)["trained"]
-    probes = {k: v["accuracy"] for k, v in trained.items() if k != method and "accuracy" in v}
+    probes = {}
+    for name, measures in trained.items():
+        score = next((measures[k] for k in PROBE_SCORES if k in measures), None)
+        if name != method and score is not None:
+            probes[name] = score
     return {"model_dir": model_dir, "objective": trained.get(method, {}), "probes": probes}
 
 
@@ -180,7 +225,7 @@ def pretraining_record(model_dir, method) -> dict:
 def linear(methods, variants, out_dir, num_labels, seeds, executor=None, say=print):
     """Table 1's cells (module docstring, stage 2): every method's linear evaluation and
     the supervised reference, per variant and seed; returns their records."""
-    _check(methods, variants)
+    check(methods, variants)
     folder = os.path.join(out_dir, "linear")
     _keep_settings(folder, {"num_labels": num_labels, "transfer": _transfer_settings()})
     cells = [
@@ -224,11 +269,13 @@ def _linear_cell(out_dir, num_labels, first, method, variant, seed):
 
 def sweeps(methods, variants, tasks, counts, seeds, out_dir, executor=None, say=print):
     """Every task's label-count sweep of every method against scratch on each variant
-    (module docstring, stage 3); returns {task: folder}."""
-    _check(methods, variants, tasks)
+    (module docstring, stage 3), with the transfer's gin settings in force (zoo-evaluate
+    newell20 parses <task>_sweep.gin for a dense task); a dense task finetunes the
+    scene-pretrained runs. Returns {task: folder}."""
+    check(methods, variants, tasks)
     folders = {}
-    sources = {m: pretrain_dir(out_dir, m, "{variant}") for m in methods}
     for task in tasks:
+        sources = {m: pretrain_dir(out_dir, m, "{variant}", task in DENSE) for m in methods}
         folder = os.path.join(out_dir, "sweeps", task)
         with gin.unlock_config():
             gin.bind_parameter("zoo.evaluation.transfer.task", task)
@@ -366,6 +413,44 @@ def claims(pretrained, linear_records, folders, methods, variants) -> list:
     return out
 
 
+def best_method_claims(folders, methods, variant="TCVL") -> list:
+    """[(claim, verdict text)] of Fig. 5: per task, the paper's best method finetunes
+    better than each other method with the fewest labels on `variant` (holds when it
+    beats every one of them, reversed when one beats it, beyond two standard errors)."""
+    out = []
+    for task, folder in folders.items():
+        best = PAPER_BEST[task]
+        results = sweep.load_results(os.path.join(folder, variant))
+        counts = sorted({r["n"] for r in results})
+        others = [m for m in methods if m != best]
+        if best not in methods or not others or not counts:
+            continue
+
+        few = {
+            m: [r["value"] for r in results if r["method"] == m and r["n"] == counts[0]]
+            for m in methods
+        }
+        verdicts = {m: judge(few[best], few[m]) for m in others}
+        found = [v.verdict for v in verdicts.values()]
+        if "reversed" in found:
+            overall = "reversed"
+        elif found and all(v == "holds" for v in found):
+            overall = "holds"
+        else:
+            overall = "unresolved" if "no runs" not in found else "no runs"
+        detail = "; ".join(
+            f"{m} {v.worse[0]:.3f} ({v.verdict})" for m, v in verdicts.items() if v.worse[2]
+        )
+        mean = verdicts[others[0]].better[0]
+        out.append(
+            (
+                f"Fig. 5: {best} finetunes {task} best with few labels ({variant}, n={counts[0]})",
+                f"**{overall}** ({best} {mean:.3f} against {detail})",
+            )
+        )
+    return out
+
+
 def _verdict_text(verdict):
     if verdict.verdict == "no runs":
         return "no runs: U undefined (the pretrained value beyond the scratch curve's range)"
@@ -383,10 +468,14 @@ def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
     pretrained = sweep.load_results(os.path.join(out_dir, "pretrain"))
     linear_records = sweep.load_results(os.path.join(out_dir, "linear"))
     sections = ["## Table 1: linear evaluation", table_1(linear_records, methods, variants)]
-    sections += [
-        "## Online probes of the pretraining runs",
-        probes_table(pretrained, methods, variants),
-    ]
+    for scenes in (False, True):
+        records = sweep.load_results(os.path.join(out_dir, _stage(scenes)))
+        if records:
+            what = "scenes" if scenes else "single objects"
+            sections += [
+                f"## Online probes of the pretraining runs ({what})",
+                probes_table(records, methods, variants),
+            ]
     written, folders = [], {}
     for task in tasks:
         folder = os.path.join(out_dir, "sweeps", task)
@@ -397,6 +486,7 @@ def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
         written += paths
         sections += [f"## {task}: accuracy and utility against scratch", _demote(text)]
     verdicts = claims(pretrained, linear_records, folders, methods, variants)
+    verdicts += best_method_claims(folders, methods)
     if verdicts:
         lines = ["| claim | verdict at this scale |", "|---|---|"]
         lines += [f"| {claim} | {verdict} |" for claim, verdict in verdicts]
