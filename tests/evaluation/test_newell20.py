@@ -34,6 +34,9 @@ def _fake_transfer(calls):
         calls.append((source, protocol, num_labels, seed, kwargs.get("variant")))
         if protocol == "linear" or kwargs.get("like") and num_labels == 64:
             value = LINEAR["supervised" if source == "random" else _method(source)]
+        elif protocol == "frozen_k":  # a little worse at n = 10, better at 40 with 1 frozen
+            k = kwargs["frozen_stages"]
+            value = {(1, 10): 0.45, (1, 40): 0.75, (3, 10): 0.2, (3, 40): 0.3}[(k, num_labels)]
         else:
             value = ACCURACY.get((_method(source), num_labels), 0.6)
         value += 0.01 * seed  # seeds differ a little
@@ -110,10 +113,31 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
         "**unresolved** (rotation 0.500 against cmc 0.300 (unresolved))"  # one seed
     )
 
+    # Fig. 8: frozen-k against the classification sweep's full finetuning
+    count = len(calls)
+    newell20.frozen(["rotation", "cmc"], ["TCVL", "----"], [1, 3], [10, 40], [0, 1], out)
+    frozen_calls = calls[count:]
+    assert len(frozen_calls) == 16 and {c[1] for c in frozen_calls} == {"frozen_k"}
+    assert {c[4] for c in frozen_calls} == {"TCVL"}  # the first variant
+    with pytest.raises(ValueError, match="k must be 1, 2 or 3"):
+        newell20.frozen(["rotation"], ["TCVL"], [4], [10], [0], out)
+    records = _load(out, "frozen")
+    table = newell20.frozen_table(records, folders["classification"], ["rotation", "cmc"])
+    # rotation at n=10: 0.45 + 0.01 seed frozen (1 block) against 0.50 + 0.01 seed whole
+    assert "| rotation | 1 | -0.050 ± 0.000 | +0.040 ± 0.000 |" in table
+    found = dict(newell20.frozen_claims(records, folders["classification"], ["rotation"]))
+    assert found["Fig. 8: rotation finetuned whole beats 3 blocks frozen (n=40)"].startswith(
+        "**holds**"
+    )
+    assert found[
+        "Fig. 8: some freezing helps rotation with few labels (best k = 1, n=10)"
+    ].startswith("**reversed**")
+
     text, written = newell20.report(
         out, ["rotation", "cmc"], ["TCVL"], ["classification", "segmentation"]
     )
     assert "## Online probes of the pretraining runs (scenes)" in text
+    assert "## Frozen-k: accuracy against full finetuning" in text
     # Table 1: ours in %, the paper's in brackets
     assert "| TCVL | 40.5 ± 0.5 (32.9) | 60.5 ± 0.5 (69.0) | 90.5 ± 0.5 (91.5) |" in text
     assert "| rotation | TCVL | 0.500 |" in text  # the probes of each run

@@ -110,6 +110,9 @@ flags.DEFINE_list(
     ["classification", "pose", "segmentation", "depth"],
     "newell20: downstream tasks swept (segmentation and depth: on scene-pretrained runs).",
 )
+flags.DEFINE_list(
+    "frozen_k", ["1", "2", "3"], "newell20: blocks frozen in Fig. 8's cells (empty: none)."
+)
 flags.DEFINE_multi_string(
     "scene_gin_file", [], "newell20: after each method's scenes file (default small_scenes.gin)."
 )
@@ -327,6 +330,9 @@ def newell20():
         grid.sweeps(
             FLAGS.methods, FLAGS.variants, global_tasks, counts, seeds, FLAGS.out, _executor()
         )
+        if FLAGS.frozen_k and "classification" in global_tasks:
+            ks = [int(k) for k in FLAGS.frozen_k]
+            grid.frozen(FLAGS.methods, FLAGS.variants, ks, counts, seeds, FLAGS.out, _executor())
         # scenes: the dense tasks, each with the transfer settings of its <task>_sweep.gin
         if dense:
             grid.pretrain(

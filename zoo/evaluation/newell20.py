@@ -14,7 +14,11 @@ Three stages, each a folder of `<out>` with a `results.jsonl` that grows cell by
    baseline takes the first method's architecture, the full-width trunk for CMC).
 3. `sweeps`: per downstream task, the label-count sweep of every method against scratch
    on each variant (`zoo.evaluation.sweep.run_sweep`, the utility of Fig. 4/5, the
-   factor changes of Fig. 6).
+   factor changes of Fig. 6). Segmentation and depth finetune runs pretrained on
+   multi-object scenes (`pretrain_scenes`, as stage 1 with pretrain_<method>_scenes.gin).
+4. `frozen`: Fig. 8 — object classification finetuned with the stem and the first k
+   blocks of each pretrained trunk frozen, at the sweep's label counts, on the first
+   variant; compared with the classification sweep's full finetuning.
 
 The transfer settings (input size, endpoint, training length, the finetuning
 augmentation) are `zoo.evaluation.transfer`'s gin bindings:
@@ -292,6 +296,132 @@ def sweeps(methods, variants, tasks, counts, seeds, out_dir, executor=None, say=
     return folders
 
 
+# -- 4. frozen-k (Fig. 8) -------------------------------------------------------------------
+
+
+def frozen(methods, variants, ks, counts, seeds, out_dir, executor=None, say=print):
+    """Fig. 8's cells (module docstring, stage 4): classification on the first variant
+    with k = `ks` blocks frozen, per method, label count and seed; returns their
+    records."""
+    check(methods, variants)
+    bad = [k for k in ks if k not in (1, 2, 3)]
+    if bad or not ks:
+        raise UserError(f"frozen-k: k must be 1, 2 or 3 (ResNet-9's blocks). Received: {ks}")
+    folder = os.path.join(out_dir, "frozen")
+    _keep_settings(folder, {"transfer": _transfer_settings()})
+    variant = variants[0]
+    cells = [
+        ((m, variant, int(k), int(n), int(s)), m, variant, (int(k), int(n), int(s)))
+        for s in seeds
+        for n in counts
+        for k in ks
+        for m in methods
+    ]
+    return _grid(
+        folder,
+        cells,
+        functools.partial(_frozen_cell, out_dir),
+        say,
+        lambda key, r: (
+            f"frozen {key[2]}: {key[0]} on {key[1]}, n={key[3]}, seed {key[4]}: {r['value']:.3f}"
+        ),
+        executor,
+    )
+
+
+def _frozen_cell(out_dir, method, variant, k_n_seed):
+    k, n, seed = k_n_seed
+    result = transfer(
+        pretrain_dir(out_dir, method, variant),
+        task="classification",
+        protocol="frozen_k",
+        frozen_stages=k,
+        num_labels=n,
+        variant=variant,
+        seed=seed,
+    )
+    return {"value": float(result["value"]), "metric": result["metric"]}
+
+
+def _finetuned(folder, variant):
+    """{(method, n, seed): accuracy} of a sweep's full finetuning."""
+    rows = sweep.load_results(os.path.join(folder, variant))
+    return {(r["method"], r["n"], r["seed"]): r["value"] for r in rows}
+
+
+def _frozen_changes(records, full, method, k, n):
+    """Per seed: accuracy with k blocks frozen minus full finetuning's."""
+    return [
+        r["value"] - full[(method, n, r["key"][4])]
+        for r in records
+        if (r["key"][0], r["key"][2], r["key"][3]) == (method, k, n)
+        and (method, n, r["key"][4]) in full
+    ]
+
+
+def frozen_table(records, folder, methods) -> str:
+    """Markdown: each method's change in accuracy with k blocks frozen against full
+    finetuning (mean ± std over seeds), per label count (Fig. 8's lower row)."""
+    if not records:
+        return ""
+    variant = records[0]["key"][1]
+    full = _finetuned(folder, variant)
+    counts = sorted({r["key"][3] for r in records})
+    ks = sorted({r["key"][2] for r in records})
+    lines = [
+        "| method | frozen | " + " | ".join(f"n={n}" for n in counts) + " |",
+        "|---|---|" + "---|" * len(counts),
+    ]
+    for m in methods:
+        for k in ks:
+            cells = []
+            for n in counts:
+                mean, std = _mean_std(_frozen_changes(records, full, m, k, n))
+                cells.append("—" if math.isnan(mean) else f"{mean:+.3f} ± {std:.3f}")
+            lines.append(f"| {m} | {k} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Classification accuracy on {variant} with the stem and the first k blocks frozen, "
+        "minus full finetuning's at the same n and seed (mean ± std over seeds).",
+    ]
+    return "\n".join(lines)
+
+
+def frozen_claims(records, folder, methods) -> list:
+    """[(claim, verdict text)] of Fig. 8: full finetuning beats the most frozen trunk with
+    the most labels; with the fewest, some freezing (the best k of each method, chosen on
+    these runs) beats full finetuning."""
+    if not records:
+        return []
+    variant = records[0]["key"][1]
+    full = _finetuned(folder, variant)
+    counts = sorted({r["key"][3] for r in records})
+    most = max(r["key"][2] for r in records)
+    ks = sorted({r["key"][2] for r in records})
+    out = []
+    for m in methods:
+        lost = _frozen_changes(records, full, m, most, counts[-1])
+        if not lost:
+            continue
+        verdict = judge([0.0] * max(len(lost), 2), lost)
+        out.append(
+            (
+                f"Fig. 8: {m} finetuned whole beats {most} blocks frozen (n={counts[-1]})",
+                _verdict_text(verdict),
+            )
+        )
+        gains = {k: _frozen_changes(records, full, m, k, counts[0]) for k in ks}
+        best = max(ks, key=lambda k: _mean_std(gains[k])[0] if gains[k] else -math.inf)
+        verdict = judge(gains[best], [0.0] * max(len(gains[best]), 2) if gains[best] else [])
+        out.append(
+            (
+                f"Fig. 8: some freezing helps {m} with few labels (best k = {best}, n={counts[0]})",
+                _verdict_text(verdict),
+            )
+        )
+    return out
+
+
 # -- the report ---------------------------------------------------------------------------
 
 
@@ -485,8 +615,16 @@ def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
         folders[task] = folder
         written += paths
         sections += [f"## {task}: accuracy and utility against scratch", _demote(text)]
+    frozen_records = sweep.load_results(os.path.join(out_dir, "frozen"))
+    if frozen_records and "classification" in folders:
+        sections += [
+            "## Frozen-k: accuracy against full finetuning",
+            frozen_table(frozen_records, folders["classification"], methods),
+        ]
     verdicts = claims(pretrained, linear_records, folders, methods, variants)
     verdicts += best_method_claims(folders, methods)
+    if "classification" in folders:
+        verdicts += frozen_claims(frozen_records, folders["classification"], methods)
     if verdicts:
         lines = ["| claim | verdict at this scale |", "|---|---|"]
         lines += [f"| {claim} | {verdict} |" for claim, verdict in verdicts]
