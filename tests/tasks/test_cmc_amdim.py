@@ -149,7 +149,11 @@ def test_amdim_head_reads_the_global_and_two_local_maps():
 
 
 def test_amdim_loss_falls_on_a_repeated_batch():
-    losses = _learns(_amdim_model())
+    model = _amdim_model()
+    # at 3e-3 the last epoch's loss is 0.47-0.53 of the first (seeds 0, 1); at 1e-3 only
+    # 0.60-0.72, too near the bound
+    model.compile(keras.optimizers.Adam(3e-3))
+    losses = _learns(model)
     assert losses[-1] < 0.8 * losses[0], losses
 
 
