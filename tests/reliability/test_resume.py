@@ -26,6 +26,7 @@ DRIVER = """
 import os, signal, sys, time
 point, arg, log = sys.argv[1:4]
 import keras
+import tensorflow as tf
 from zoo.experiment import callbacks
 import zoo.files as files
 from zoo.methods import MultiTask
@@ -71,12 +72,11 @@ elif point == "evaluation":  # inside the held-out evaluation after training
         return evaluate(self, batch_size)
     MultiTask.heldout_metrics = dying
 elif point == "export":  # the export folder is written, not yet renamed into place
-    archive = type(keras.export.ExportArchive())  # the backend's class
-    write_out = archive.write_out
-    def dying(self, path, *a, **k):
-        write_out(self, path, *a, **k)
+    save = tf.saved_model.save
+    def dying(*a, **k):
+        save(*a, **k)
         die()
-    archive.write_out = dying
+    tf.saved_model.save = dying
 elif point == "metrics":  # metrics.json written under its temporary name
     replace = files.os.replace
     class _Os:
