@@ -63,8 +63,37 @@ def _fresh_gin_config():
 
 
 def pytest_collection_modifyitems(items):
-    """Modules with slow tests run first, each module's tests kept together (its
-    fixtures are built once): with work stealing, a long test started last would leave
-    the other worker idle at the end."""
-    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+    """Each worker starts with its share of the modules with slow tests, each module's
+    tests kept together (its fixtures are built once).
+
+    pytest-xdist's work stealing gives worker i the i-th contiguous block of the
+    collection at the start, and an idle worker then takes the second half of the
+    longest queue. So each block begins with a share of the slow modules (the module
+    with the most slow tests first, each to the block with the fewest slow tests so
+    far) and is filled up with the other modules: a worker runs its slow tests first,
+    and the quick ones at the end of its queue are the ones that can be stolen. (All
+    slow modules at the front of the collection would put them in the first worker's
+    block, one after the other.)"""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    modules = {}
+    for item in items:
+        modules.setdefault(item.module.__name__, []).append(item)
+    slow_tests = {
+        m: sum(bool(i.get_closest_marker("slow")) for i in its) for m, its in modules.items()
+    }
+    slow = sorted((m for m in modules if slow_tests[m]), key=lambda m: -slow_tests[m])
+    blocks = [[] for _ in range(workers)]
+    for module in slow:
+        block = min(blocks, key=lambda b: sum(bool(i.get_closest_marker("slow")) for i in b))
+        block.extend(modules[module])
+    rest = [item for m, its in modules.items() if m not in slow for item in its]
+    # the block sizes xdist hands out: the remaining items split evenly, in order
+    remaining = len(items)
+    for i, block in enumerate(blocks):
+        size = remaining // (workers - i)
+        remaining -= size
+        take = max(0, size - len(block))
+        block.extend(rest[:take])
+        del rest[:take]
+    blocks[-1].extend(rest)
+    items[:] = [item for block in blocks for item in block]
