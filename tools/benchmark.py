@@ -56,7 +56,8 @@ step with a trunk pass per input (one_pass = False) is printed beside it.
 (gin_configs/newell20/pretrain_*.gin), alone and with its four online probes (class and
 pose, linear and MLP: a second trunk pass over the labelled images, detached), relative
 to rotation's step alone: with small.gin, with the paper's ResNet-9 and with the
-ResNet-50 with reduced pooling, at CPU batch sizes (each printed).
+ResNet-50 with reduced pooling, and on scenes (pretrain_*_scenes.gin: per-pixel class and
+depth probes) with small_scenes.gin and at 128 px, at CPU batch sizes (each printed).
 
 `doersch`: the step time of the four-task lasso model of doersch17/lasso_pretrain.gin
 (with small.gin: CPU-sized) next to the four single-task models' step times on the same
@@ -556,6 +557,18 @@ def benchmark_newell20():
             "_r50",
             [],
             ["zoo.experiment.train.batch_size = 8"],
+        ),
+        (
+            "small_scenes.gin: 64 px scenes, half-width ResNet-9 at stride 4, batch 64",
+            "_scenes",
+            ["newell20/small_scenes.gin"],
+            [],
+        ),
+        (
+            "128 px scenes, the paper's ResNet-9, batch 16 (the code's dense: 32-96)",
+            "_scenes",
+            [],
+            ["zoo.experiment.train.batch_size = 16"],
         ),
     )
     for label, suffix, extra, bindings in settings:
