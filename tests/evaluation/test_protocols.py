@@ -88,6 +88,11 @@ def test_bad_arguments():
         Transfer(small, task, protocol="linear", pooling="max3x3")
     with pytest.raises(ValueError, match="lasso_linear is a protocol of global tasks"):
         Transfer(_trunk(), Depth(MULTI, endpoint="block3"), protocol="lasso_linear")
+    for k in (4, -1, "2", True):  # the trunk stops at block 3
+        with pytest.raises(
+            ValueError, match=r"must be 0 to 3 for this trunk \(blocks \[1, 2, 3\]\)"
+        ):
+            Transfer(_trunk(), _classification(), protocol="frozen_k", frozen_stages=k)
 
 
 def test_configs_of_older_runs_still_load():

@@ -2,6 +2,7 @@
 how its features are pooled for a linear layer (`pool`), and the names of both."""
 
 import math
+import re
 
 import keras
 
@@ -35,6 +36,8 @@ def set_trainable(trunk, protocol, frozen_stages=1):
     """Sets the trunk's `trainable` flags for a protocol (frozen layers keep BN statistics)."""
     if protocol not in PROTOCOLS:
         raise UserError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
+    if protocol == "frozen_k":
+        _check_frozen_stages(trunk, frozen_stages)
     stages = ["stem"] + [f"block{i}_" for i in range(1, frozen_stages + 1)]
     for layer in trunk.layers:
         if protocol == "frozen_k":
@@ -45,4 +48,24 @@ def set_trainable(trunk, protocol, frozen_stages=1):
         raise UserError(
             "frozen_k froze nothing: the trunk has no stem/blockK layers (an exported "
             "trunk is one layer); use linear or finetune, or a zoo trunk."
+        )
+
+
+def _check_frozen_stages(trunk, frozen_stages):
+    """frozen_k's k: an int from 0 (the stem alone) to the trunk's last block."""
+    blocks = {
+        int(layer.name[5 : layer.name.index("_")])
+        for layer in trunk.layers
+        if re.match(r"block\d+_", layer.name)
+    }
+    if (
+        isinstance(frozen_stages, bool)
+        or not isinstance(frozen_stages, int)
+        or frozen_stages < 0
+        or (blocks and frozen_stages > max(blocks))
+    ):
+        allowed = f"0 to {max(blocks)}" if blocks else "an int >= 0"
+        raise UserError(
+            f"frozen_k: `frozen_stages` (k, the stem and blocks 1..k frozen) must be "
+            f"{allowed} for this trunk (blocks {sorted(blocks)}). Received: {frozen_stages!r}"
         )
