@@ -1,6 +1,8 @@
 """Test set-up: two logical CPU devices (for MirroredStrategy tests) before TF starts."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -10,8 +12,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # tests/methods with three workers: 212 s wall and 368 CPU-s with TensorFlow's default
 # threads, 175 s and 305 CPU-s with one.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-# One data cache for the session (shared by its subprocesses), never the user's.
+# One data cache for the session (shared by its subprocesses), never the user's, removed
+# when the session ends.
 os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ZOO_CACHE_DIR"], ignore_errors=True)
 
 import tensorflow as tf  # noqa: E402
 
