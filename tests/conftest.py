@@ -16,6 +16,16 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 # when the session ends.
 os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 atexit.register(shutil.rmtree, os.environ["ZOO_CACHE_DIR"], ignore_errors=True)
+# The temporary files of the child processes (a killed worker's copy of its run,
+# zoo-launch-local's logs, a Ray cluster's session) go to one folder, removed when the
+# session ends. Made once, by the process that starts the workers (a short path: Ray's
+# socket paths under it must stay within the 107 characters of a Unix socket). The
+# tests' own temporary folders (pytest's tmp_path) stay where they were.
+if "ZOO_TEST_CHILD_TMPDIR" not in os.environ:
+    tempfile.gettempdir()  # this process keeps the usual folder
+    os.environ["ZOO_TEST_CHILD_TMPDIR"] = tempfile.mkdtemp(prefix="zoo-tests-")
+    atexit.register(shutil.rmtree, os.environ["ZOO_TEST_CHILD_TMPDIR"], ignore_errors=True)
+os.environ["TMPDIR"] = os.environ["ZOO_TEST_CHILD_TMPDIR"]
 
 import tensorflow as tf  # noqa: E402
 
