@@ -174,6 +174,8 @@ MULTI_TASKS = {
         **_DENSE,
         "depth_loss": '"l1"',
         "output": ('"linear"', ['zoo.tasks.Depth.depth_loss = "l1"']),
+        "max_depth": "see tests/tasks/test_tasks.py::"
+        "test_depth_is_measured_and_served_within_the_scenes_farthest_surface",
     },
     "zoo.tasks.Normals": _DENSE,
     "zoo.tasks.Contours": {**_DENSE, "positive_weight": "0.95"},

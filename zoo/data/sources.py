@@ -236,6 +236,11 @@ class Synthetic(Source):
             "workers": self.workers,
         }
 
+    @property
+    def max_depth(self) -> float:
+        """The farthest depth of the scenes (`SceneSpec.max_depth`)."""
+        return self.spec.max_depth
+
     def identity(self):
         # how the scenes are stored does not change them
         return json.dumps({"synthetic": dataclasses.asdict(self.spec), "num": self.num})

@@ -336,5 +336,5 @@ def _plot(path, model, task, source, protocol):
         panel = (task.name, "labels", truth, outputs.argmax(-1))
         plots.plot_predictions(images, [panel], path, title)
     else:
-        depth = np.asarray(task.depth(outputs))
+        depth = np.asarray(task.measured_depth(outputs))
         plots.plot_predictions(images, [(task.name, "depth", truth, depth)], path, title)

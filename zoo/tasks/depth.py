@@ -5,13 +5,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import metrics
+from zoo import checks, metrics
 from zoo.errors import UserError
 from zoo.losses import berhu, masked_l1, scale_invariant_log_depth
 from zoo.tasks.base import DenseTask
 
 LOSSES = ("scale_invariant", "l1", "berhu")
 OUTPUTS = ("log", "linear")
+MIN_DEPTH = 1e-3  # metres: the least depth measured and served
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -30,6 +31,12 @@ class Depth(DenseTask):
             same gradient at any prediction, where through exp a prediction pushed far
             below the truth gets a vanishing one and can stay there. "linear" takes the
             "l1" or "berhu" loss. Defaults to "log".
+        max_depth: float > 0 or None. The farthest depth, in metres, that the task
+            measures and serves: predictions are clamped to at most this (and at least
+            1 mm) before the metrics and in an export, as evaluations by Eigen et al.'s
+            protocol cap them (10 m on NYUv2, 80 m on KITTI). The loss sees the head's
+            output as it is. None: the farthest surface the sources declare (the
+            synthetic scenes: `SceneSpec.max_depth`), else no cap. Defaults to None.
     """
 
     name = "depth"
@@ -44,8 +51,17 @@ class Depth(DenseTask):
         "mae": ("lower", "mean absolute depth error (m)"),
     }
 
-    def __init__(self, source, depth_loss: str = "scale_invariant", output: str = "log", **kwargs):
+    def __init__(
+        self,
+        source,
+        depth_loss: str = "scale_invariant",
+        output: str = "log",
+        max_depth: float | None = None,
+        **kwargs,
+    ):
         super().__init__(source, **kwargs)
+        if max_depth is not None:
+            checks.number_in(max_depth, "max_depth", low=0, low_open=True, who="Depth")
         if depth_loss not in LOSSES:
             raise UserError(
                 f"Depth: `depth_loss` must be one of {LOSSES}. Received: {depth_loss!r}"
@@ -57,7 +73,17 @@ class Depth(DenseTask):
                 "Depth: the scale-invariant loss compares log depths; output='linear' takes "
                 "depth_loss='l1' or 'berhu'."
             )
-        self.depth_loss, self.output = depth_loss, output
+        self.depth_loss, self.output, self.max_depth = depth_loss, output, max_depth
+
+    def depth_cap(self) -> float | None:
+        """The farthest depth measured and served (`max_depth`, else the sources')."""
+        if self.max_depth is not None:
+            return float(self.max_depth)
+        declared = [
+            getattr(source, "max_depth", None)
+            for source in (self.source, self.eval_source or self.source)
+        ]
+        return None if None in declared else float(max(declared))
 
     def depth(self, outputs):
         """The predicted depth in metres from the head's outputs."""
@@ -75,8 +101,14 @@ class Depth(DenseTask):
         true_log = tf.math.log(tf.where(valid, targets, 1.0))
         return scale_invariant_log_depth(outputs, true_log, valid)
 
+    def measured_depth(self, outputs):
+        """The depth that is measured and served: `depth`, clamped to [1 mm, depth_cap]."""
+        cap = self.depth_cap()
+        return tf.clip_by_value(self.depth(outputs), MIN_DEPTH, np.inf if cap is None else cap)
+
     def evaluate(self, targets, outputs):
-        return metrics.depth_metrics(np.asarray(self.depth(tf.constant(outputs))), targets)
+        depth = self.measured_depth(tf.constant(outputs))
+        return metrics.depth_metrics(np.asarray(depth), targets)
 
     def serving_outputs(self, outputs):
-        return {"depth": self.depth(outputs)}
+        return {"depth": self.measured_depth(outputs)}

@@ -146,6 +146,15 @@ class SceneSpec:
     def size(self):
         return self.resolution or DEFAULT_RESOLUTION[self.mode]
 
+    @property
+    def max_depth(self) -> float | None:
+        """The farthest depth of the depth maps, in metres: where the ground meets the
+        far wall (the camera looks down, so that line is the farthest along its axis).
+        None for single objects, which have no depth map."""
+        if self.mode == "single":
+            return None
+        return _WALL * np.cos(_PITCH) + _CAMERA_HEIGHT * np.sin(_PITCH)
+
     def has(self, factor):
         """Whether the hard setting of factor "T", "C", "V" or "L" is on."""
         return factor in self.variant
