@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.losses import bi_fool_loss, discriminator_loss, domain_cross_entropy, fool_loss
+from zoo.losses import (
+    bi_fool_loss,
+    discriminator_loss,
+    domain_cross_entropy,
+    fool_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
 
 
 def _sigmoid(x):
@@ -41,3 +48,19 @@ def test_fool_losses_flip_the_labels():
     sure = tf.constant([[[[20.0]]]])
     assert float(domain_cross_entropy(sure, True)[0]) == pytest.approx(0.0, abs=1e-6)
     assert float(fool_loss(sure)[0]) == pytest.approx(20.0, rel=1e-4)
+
+
+def test_hinge_losses_against_numpy():
+    real = np.array([[1.7], [0.2], [-0.4], [1.0]], np.float32)
+    fake = np.array([-2.0, -0.3, 0.8], np.float32)
+    d_real, d_fake = hinge_discriminator_loss(tf.constant(real), tf.constant(fake))
+    np.testing.assert_allclose(d_real.numpy(), np.maximum(0, 1 - real[:, 0]))  # 0, .8, 1.4, 0
+    np.testing.assert_allclose(d_fake.numpy(), np.maximum(0, 1 + fake))  # 0, .7, 1.8
+    assert d_real.numpy().tolist() == pytest.approx([0.0, 0.8, 1.4, 0.0])
+    np.testing.assert_allclose(hinge_generator_loss(tf.constant(fake)).numpy(), -fake)
+    # the generator's gradient is -1 per example whatever the score: hinge only clips D's
+    with tf.GradientTape() as tape:
+        scores = tf.constant(fake)
+        tape.watch(scores)
+        loss = tf.reduce_sum(hinge_generator_loss(scores))
+    np.testing.assert_array_equal(tape.gradient(loss, scores).numpy(), [-1.0, -1.0, -1.0])

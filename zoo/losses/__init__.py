@@ -10,6 +10,8 @@ from zoo.losses.adversarial import (
     discriminator_loss,
     domain_cross_entropy,
     fool_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
 )
 from zoo.losses.contrastive import (
     alignment,
@@ -39,6 +41,8 @@ __all__ = [
     "discriminator_loss",
     "domain_cross_entropy",
     "fool_loss",
+    "hinge_discriminator_loss",
+    "hinge_generator_loss",
     "berhu",
     "class_balanced_sigmoid_ce",
     "masked_l1",
