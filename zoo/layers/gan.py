@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from zoo import checks
+from zoo.errors import UserError
 
 
 def spectral(layer, power_iterations: int = 1):
@@ -23,7 +24,9 @@ def spectral(layer, power_iterations: int = 1):
     does not flow through sigma; PyTorch keeps the raw weight and differentiates through
     W / sigma(W). Both keep the layer's largest singular value at 1."""
     checks.int_at_least(power_iterations, 1, "power_iterations", "spectral")
-    return keras.layers.SpectralNormalization(layer, power_iterations=power_iterations)
+    return keras.layers.SpectralNormalization(
+        layer, power_iterations=power_iterations, name=layer.name
+    )
 
 
 def _conv(filters, name, use_spectral):
@@ -112,7 +115,7 @@ class SelfAttention(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         if channels is None or channels < 8 or input_shape[1] is None or input_shape[1] % 2:
-            raise ValueError(
+            raise UserError(
                 "SelfAttention needs a map of known, even height and width and >= 8 "
                 f"channels (its queries have C/8). Received shape: {tuple(input_shape)}"
             )
