@@ -476,6 +476,8 @@ OTHER = {
         "width_multiplier": "0.25",
         "output_stride": "8",
         "norm": '"group"',
+        "stem_kernel": "5",
+        "stem_width": "16",
         "stop_at": '"block2"',
         "input_shape": "(None, None, 3)",
         "name": '"renamed"',

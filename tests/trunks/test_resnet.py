@@ -151,6 +151,29 @@ def test_explicit_widths_mgm():
     assert shapes["stem"][-1] == 48
 
 
+def test_mgm_code_s_encoder():
+    """MGM's released encoder: ResNet-34 block counts at [48, 96, 192, 360] after a 5x5
+    stride-2 stem of 64 channels and its max-pool, 360x4x4 at 128 px (the paper's
+    ResNet-18 with 8x8 is `depth=18, output_stride=16`)."""
+    trunk = resnet(
+        34,
+        version=1,
+        widths=[48, 96, 192, 360],
+        stem_kernel=5,
+        stem_width=64,
+        input_shape=(128, 128, 3),
+    )
+    shapes = _shapes(trunk)
+    assert shapes["stem"] == (None, 32, 32, 64) and shapes["block4"] == (None, 4, 4, 360)
+    assert tuple(trunk.get_layer("stem_conv").kernel.shape) == (5, 5, 3, 64)
+    units = {name.split("/")[0] for name in shapes if "/unit_" in name}
+    assert sum(1 for name in shapes if "/unit_" in name) == 3 + 4 + 6 + 3 and len(units) == 4
+    paper = resnet(
+        18, version=1, widths=[48, 96, 192, 360], output_stride=16, input_shape=(128, 128, 3)
+    )
+    assert _shapes(paper)["block4"] == (None, 8, 8, 360)
+
+
 def test_norms():
     def norm_layers(trunk, cls):
         return [layer for layer in trunk.layers if isinstance(layer, cls)]
@@ -208,6 +231,8 @@ def test_keras_file_round_trip(tmp_path):
         (dict(depth=50, widths=[8, 8, 8, 8], width_multiplier=0.5), "not both"),
         (dict(depth=50, version=1, stop_at="block2", output_stride=16), "larger than the stride"),
         (dict(depth=50, input_shape=(32, 32)), "input_shape"),
+        (dict(depth=18, stem_kernel=4), "`stem_kernel` must be odd. Received: 4"),
+        (dict(depth=18, stem_width=0), "`stem_width` must be an int >= 1 or None"),
     ],
 )
 def test_bad_arguments(kwargs, message):

@@ -34,6 +34,7 @@ import gin
 import keras
 from keras import layers
 
+from zoo import checks
 from zoo.errors import UserError
 from zoo.trunks import imagenet
 
@@ -213,6 +214,8 @@ def resnet(
     layout=None,
     weights=None,
     stem_pool=True,
+    stem_kernel=7,
+    stem_width=None,
 ):
     """Builds a ResNet trunk returning a dict of named endpoints.
 
@@ -249,6 +252,10 @@ def resnet(
         stem_pool: bool. The stem's 3x3 stride-2 max-pool; without it every map is
             twice as large (Newell & Deng's ResNet-50 "with reduced pooling", their
             code's `skip_init_pool`: stride 16 at the end). Defaults to True.
+        stem_kernel: int. The stem convolution's size (odd). Defaults to 7; MGM's code
+            uses 5.
+        stem_width: int or None. The stem's channels. Defaults to `widths[0]`; MGM's
+            code has 64 before stages of [48, 96, 192, 360].
 
     Returns:
         A functional `keras.Model` whose output is a dict of endpoints.
@@ -266,8 +273,14 @@ def resnet(
     _check_choice("stop_at", stop_at, STAGES)
     layout = layout or ("keras" if weights is not None else "slim")
     _check_choice("layout", layout, ("slim", "keras"))
+    checks.int_at_least(stem_kernel, 1, "stem_kernel", fn)
+    if stem_kernel % 2 == 0:
+        raise UserError(f"{fn}: `stem_kernel` must be odd. Received: {stem_kernel}")
+    checks.int_at_least(stem_width, 1, "stem_width", fn, none=True)
     if weights is not None:
         imagenet.check_trunk(depth, version, widths, width_multiplier, norm, layout)
+        if (stem_kernel, stem_width) != (7, None):
+            raise UserError(f"{fn}: ImageNet weights belong to a trunk with a 7x7 stem.")
         if not stem_pool:
             raise UserError(f"{fn}: ImageNet weights belong to a trunk with its stem's max-pool.")
     kind, units = DEPTHS[depth]
@@ -276,7 +289,8 @@ def resnet(
     x = images
     if weights is not None:
         x = imagenet.Preprocessing(version, name="imagenet_preprocessing")(x)
-    endpoints = {"stem": _stem(x, version, widths[0], norm, layout, stem_pool)}
+    stem = _stem(x, version, stem_width or widths[0], norm, layout, stem_pool, stem_kernel)
+    endpoints = {"stem": stem}
     stages = _Stages(kind, units, widths, version, norm, layout)
     stages.build(
         endpoints, STAGES[: STAGES.index(stop_at) + 1], output_stride, fn, 4 if stem_pool else 2
@@ -287,10 +301,10 @@ def resnet(
     return trunk
 
 
-def _stem(x, version, width, norm, layout, pool=True):
-    """The 7x7 stride-2 convolution (v1: normalized and rectified) and the 3x3 stride-2
-    max-pool, as `layout` pads it (none without `pool`)."""
-    x = _conv(x, width, 7, 2, 1, True, "stem_conv")
+def _stem(x, version, width, norm, layout, pool=True, kernel=7):
+    """The 7x7 (`kernel`) stride-2 convolution (v1: normalized and rectified) and the
+    3x3 stride-2 max-pool, as `layout` pads it (none without `pool`)."""
+    x = _conv(x, width, kernel, 2, 1, True, "stem_conv")
     if version == 1:
         x = _norm(norm, width, "stem_norm")(x)
         x = layers.ReLU(name="stem_relu")(x)
