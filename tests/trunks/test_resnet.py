@@ -233,6 +233,7 @@ def test_keras_file_round_trip(tmp_path):
         (dict(depth=50, input_shape=(32, 32)), "input_shape"),
         (dict(depth=18, stem_kernel=4), "`stem_kernel` must be odd. Received: 4"),
         (dict(depth=18, stem_width=0), "`stem_width` must be an int >= 1 or None"),
+        (dict(depth=50, weights="imagenet", stem_kernel=5), "a 7x7 stem"),
     ],
 )
 def test_bad_arguments(kwargs, message):
