@@ -187,3 +187,27 @@ def test_depth_is_measured_and_served_within_the_scenes_farthest_surface(tmp_pat
     for bad in (0, -1.0, "far", True):
         with pytest.raises(ValueError, match="Depth: `max_depth` must be a number > 0"):
             Depth(MULTI, num_examples=8, max_depth=bad)
+
+
+def test_taskonomy_decoder_as_mgm_s_code_builds_it():
+    """Stages of ConvT 2x2/2 -> BN -> ReLU -> conv 3x3 -> BN -> ReLU at 256, 128, 64, 48,
+    32, then conv 3x3 to the task's channels; a stride-16 map takes the last four."""
+    task = Normals(MULTI, num_examples=8, head="taskonomy")
+    features = keras.Input((4, 4, 360))
+    head = keras.Model(features, task.build_head(features, 128))
+    assert head.output.shape == (None, 128, 128, 3)
+    deconvs = [layer for layer in head.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert [(d.filters, d.kernel_size, d.strides) for d in deconvs] == [
+        (w, (2, 2), (2, 2)) for w in (256, 128, 64, 48, 32)
+    ]
+    count, previous = 0, 360
+    for w in (256, 128, 64, 48, 32):  # deconv, BN (4 per channel), conv 3x3, BN
+        count += previous * w * 4 + w + 4 * w + w * w * 9 + w + 4 * w
+        previous = w
+    assert head.count_params() == count + 32 * 3 * 9 + 3
+    stride_16 = keras.Input((8, 8, 360))
+    deconvs = keras.Model(stride_16, task.build_head(stride_16, 128)).layers
+    widths = [layer.filters for layer in deconvs if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert widths == [128, 64, 48, 32]
+    with pytest.raises(ValueError, match="3x3 map up to 5 times; it cannot reach 128 px"):
+        task.build_head(keras.Input((3, 3, 8)), 128)

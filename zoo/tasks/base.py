@@ -268,7 +268,9 @@ class Task(abc.ABC):
         return f"{type(self).__name__}(name={self.name!r}, source={self.source!r})"
 
 
-HEADS = ("deconvolution", "linear")
+HEADS = ("deconvolution", "linear", "taskonomy")
+# the widths of the Taskonomy decoder's stages, from stride 32 up to the input (MGM's code)
+TASKONOMY_WIDTHS = (256, 128, 64, 48, 32)
 
 
 class DenseTask(Task):
@@ -281,9 +283,10 @@ class DenseTask(Task):
         target_stride: int. A power of two: targets are brought down to input_size /
             target_stride (`target_resize`: area averages for continuous maps, the
             nearest pixel for labels) and the head predicts at that size. Defaults to 1.
-        head: str. "deconvolution" (`dense_decoder`) or "linear": a 1x1 convolution with
+        head: str. "deconvolution" (`dense_decoder`), "linear": a 1x1 convolution with
             bias, resized bilinearly to the target size (DeepLab's classifier on a
-            decoder map: CompL's target heads). Defaults to "deconvolution".
+            decoder map: CompL's target heads), or "taskonomy" (`taskonomy_decoder`,
+            MGM's decoders; `head_width` unused). Defaults to "deconvolution".
         augment: zoo.data.augment.ScaleCropFlip or None. Training examples' image and
             maps scaled, cropped and flipped alike (CompL's target images). Tasks that
             share a pipeline share it. Defaults to None.
@@ -367,6 +370,8 @@ class DenseTask(Task):
         size = self.target_size(input_size)
         if self.head == "linear":
             return linear_dense_head(features, size, self.out_channels, self.name)
+        if self.head == "taskonomy":
+            return taskonomy_decoder(features, size, self.out_channels, self.name)
         return dense_decoder(features, size, self.out_channels, self.head_width, self.name)
 
 
@@ -517,6 +522,36 @@ def dense_decoder(features, input_size, out_channels, width, name):
         # statistics of the global batch under tf.distribute, as on one device
         x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i + 1}")(x)
         filters = max(32, filters // 2)
+    if tuple(x.shape[1:3]) != (height, width_px):
+        x = keras.layers.Resizing(height, width_px, name=f"{name}_resize")(x)
+    return keras.layers.Conv2D(out_channels, 3, padding="same", name=f"{name}_out")(x)
+
+
+def taskonomy_decoder(features, input_size, out_channels, name):
+    """The Taskonomy decoder of MGM's code: stages of a 2x2 stride-2 transposed
+    convolution -> BN -> ReLU -> 3x3 convolution -> BN -> ReLU, as many as double the
+    map to `input_size` (an int or (height, width); log2 of the ratio, at most 5), at
+    the widths 256, 128, 64, 48, 32 that the code has at each resolution (the last n of
+    them, so a stride-16 map starts at 128), then a 3x3 convolution to `out_channels`
+    with neither normalisation nor activation.
+    """
+    height, width_px = checks.image_size(input_size)
+    size = features.shape[1]
+    steps = np.log2(height / size) if size else -1
+    if steps != int(steps) or not 0 <= steps <= len(TASKONOMY_WIDTHS):
+        raise UserError(
+            f"{name}: the Taskonomy decoder doubles the endpoint's {size}x{features.shape[2]} "
+            f"map up to {len(TASKONOMY_WIDTHS)} times; it cannot reach {_px(input_size)}."
+        )
+    x = features
+    for i, filters in enumerate(TASKONOMY_WIDTHS[len(TASKONOMY_WIDTHS) - int(steps) :]):
+        stage = f"{name}_stage{i + 1}"
+        x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"{stage}_deconv")(x)
+        x = keras.layers.BatchNormalization(synchronized=True, name=f"{stage}_bn1")(x)
+        x = keras.layers.ReLU(name=f"{stage}_relu1")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{stage}_conv")(x)
+        x = keras.layers.BatchNormalization(synchronized=True, name=f"{stage}_bn2")(x)
+        x = keras.layers.ReLU(name=f"{stage}_relu2")(x)
     if tuple(x.shape[1:3]) != (height, width_px):
         x = keras.layers.Resizing(height, width_px, name=f"{name}_resize")(x)
     return keras.layers.Conv2D(out_channels, 3, padding="same", name=f"{name}_out")(x)
