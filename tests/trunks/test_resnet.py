@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.trunks import DEPTHS, resnet, resnet9
+from zoo.trunks import DEPTHS, refinement_network, resnet, resnet9
 
 
 def _shapes(model):
@@ -297,3 +297,33 @@ def test_without_the_stem_pool_every_map_is_twice_as_large(version, output_strid
     assert "stem_pool" not in [layer.name for layer in trunk.layers]
     with pytest.raises(ValueError, match="max-pool"):
         resnet(50, version=1, stem_pool=False, weights="imagenet")
+
+
+def test_mgm_refinement_network_reads_every_prediction():
+    """R of MGM's code at 128 px: per map a 5x5/2 stem (64), a max-pool, basic units
+    [3, 4, 3] at [48, 96, 192] with every stage strided (4x4 before the global max-pool),
+    the three poolings concatenated (576) -> 128 -> 27 scene logits."""
+    shapes = {
+        "semantic_segmentation": (128, 128, 40),
+        "depth": (128, 128, 1),
+        "normals": (128, 128, 3),
+    }
+    keras.utils.set_random_seed(0)
+    r = refinement_network(shapes, 27)
+    assert r.output.shape == (None, 27)
+    for key in shapes:
+        last = r.get_layer(f"refinement_{key}_block3_3_out").output
+        assert tuple(last.shape) == (None, 4, 4, 192)
+        adds = [x for x in r.layers if x.name.startswith(f"refinement_{key}_block")]
+        assert sum(x.name.endswith("_add") for x in adds) == 3 + 4 + 3
+    assert r.get_layer("refinement_hidden").kernel.shape == (576, 128)
+    rng = np.random.default_rng(0)
+    maps = {k: rng.normal(size=(2, *s)).astype("float32") for k, s in shapes.items()}
+    logits = np.asarray(r(maps, training=False))
+    for key in shapes:  # each prediction moves the logits
+        moved = dict(maps, **{key: maps[key] + 1.0})
+        assert np.abs(np.asarray(r(moved, training=False)) - logits).max() > 1e-4
+    code = refinement_network({"depth": (64, 64, 1)}, 7, relu_logits=True)
+    assert np.asarray(code({"depth": maps["depth"][:, :64, :64]})).min() >= 0
+    with pytest.raises(ValueError, match="`widths` and `units` must have one length"):
+        refinement_network(shapes, 27, widths=(8, 16), units=(1,))

@@ -5,7 +5,7 @@ AlexNet-style trunk (`zoo.trunks.alexnet`), DeepLabv3+ on a trunk
 
 from zoo.trunks.alexnet import alexnet
 from zoo.trunks.deeplab import deeplab_v3_plus
-from zoo.trunks.resnet import DEPTHS, NORMS, STAGES, resnet, resnet9
+from zoo.trunks.resnet import DEPTHS, NORMS, STAGES, refinement_network, resnet, resnet9
 from zoo.trunks.split import channel_split
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "alexnet",
     "channel_split",
     "deeplab_v3_plus",
+    "refinement_network",
     "resnet",
     "resnet9",
 ]

@@ -445,3 +445,75 @@ def resnet9(
             f"{tracker.stride} reached at stop_at={stop_at!r}; use a value up to {tracker.stride}."
         )
     return keras.Model(images, endpoints, name=name)
+
+
+def refinement_network(
+    prediction_shapes,
+    num_classes,
+    widths=(48, 96, 192),
+    units=(3, 4, 3),
+    stem_width=64,
+    stem_kernel=5,
+    hidden=128,
+    relu_logits=False,
+    norm="batch",
+    name="refinement",
+):
+    """MGM's refinement network R: the scene class from a multi-task network's
+    predictions (one small ResNet per predicted map, MGM App. A; the code's layout).
+
+    Each map goes through its own ResNet: a `stem_kernel` stride-2 convolution of
+    `stem_width` channels with BatchNorm and ReLU, a 3x3 stride-2 max-pool, stages of
+    basic post-activation units (`units` of them at `widths`, every stage's first unit
+    strided 2), and a global max-pool. The pooled features are concatenated, then
+    Dense(`hidden`) -> ReLU -> Dense(`num_classes`).
+
+    Args:
+        prediction_shapes: {name: (height, width, channels)}. The predicted maps, e.g.
+            {"semantic_segmentation": (128, 128, 40), "depth": (128, 128, 1),
+            "normals": (128, 128, 3)} (segmentation's logits, raw depth and normals, as
+            the code feeds them).
+        num_classes: int >= 2. Scene classes.
+        widths, units: sequences of ints of one length. Defaults to the code's
+            (48, 96, 192) and (3, 4, 3); the paper calls each a ResNet-10.
+        stem_width, stem_kernel: ints. Defaults to 64 and 5 (the code's).
+        hidden: int. Defaults to 128.
+        relu_logits: bool. The code rectifies the logits before the cross entropy;
+            the paper does not say so. Defaults to False.
+        norm: str. As `resnet`'s. Defaults to "batch".
+        name: str.
+
+    Returns:
+        A `keras.Model` from {name: [B, H, W, C]} to logits [B, num_classes].
+    """
+    fn = "refinement_network"
+    if not isinstance(prediction_shapes, dict) or not prediction_shapes:
+        raise UserError(
+            f"{fn}: `prediction_shapes` must be a non-empty dict {{name: (H, W, C)}}. "
+            f"Received: {prediction_shapes!r}"
+        )
+    checks.int_at_least(num_classes, 2, "num_classes", fn)
+    if len(widths) != len(units) or not widths:
+        raise UserError(
+            f"{fn}: `widths` and `units` must have one length >= 1. Received: {widths}, {units}"
+        )
+    _check_choice("norm", norm, NORMS)
+    inputs, pooled = {}, []
+    for key, shape in prediction_shapes.items():
+        prefix = f"{name}_{key}"
+        inputs[key] = keras.Input(tuple(shape), name=key)
+        x = _conv_norm(inputs[key], stem_width, stem_kernel, 2, 1, norm, False, f"{prefix}_stem")
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{prefix}_stem_pool")(x)
+        for s, (width, count) in enumerate(zip(widths, units)):
+            for j in range(count):
+                stride = 2 if j == 0 else 1
+                x = _unit_v1(
+                    x, "basic", width, stride, (1, 1), norm, f"{prefix}_block{s + 1}_{j + 1}"
+                )
+        pooled.append(layers.GlobalMaxPooling2D(name=f"{prefix}_pool")(x))
+    x = pooled[0] if len(pooled) == 1 else layers.Concatenate(name=f"{name}_concat")(pooled)
+    x = layers.Dense(hidden, activation="relu", name=f"{name}_hidden")(x)
+    logits = layers.Dense(num_classes, name=f"{name}_logits")(x)
+    if relu_logits:
+        logits = layers.ReLU(name=f"{name}_relu_logits")(logits)
+    return keras.Model(inputs, logits, name=name)
