@@ -8,6 +8,7 @@ from zoo.layers.gan import ConditionalBatchNorm, SelfAttention
 from zoo.layers.gan_networks import (
     dcgan_discriminator,
     dcgan_generator,
+    latent_embedding,
     sagan_discriminator,
     sagan_generator,
 )
@@ -77,3 +78,13 @@ def test_image_sizes_are_four_times_a_power_of_two():
     for build in (sagan_generator, dcgan_generator):
         with pytest.raises(ValueError, match=r"4·2\^k \(8, 16, 32, 64, 128, ...\). Received: 48"):
             build(3, 48)
+
+
+def test_latent_embedding_pools_projects_and_normalises():
+    emb = latent_embedding((4, 4, 360))
+    assert emb.output.shape == (None, 128)
+    assert isinstance(emb.get_layer("embedding_dense"), keras.layers.SpectralNormalization)
+    features = RNG.normal(3.0, 2.0, (16, 4, 4, 360)).astype("float32")
+    z = np.asarray(emb(features, training=True))  # batch statistics: mean 0, variance 1
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(z.var(0), 1, rtol=1e-2)

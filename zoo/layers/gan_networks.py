@@ -169,3 +169,20 @@ def dcgan_discriminator(num_classes, input_size=64, base_width=64, name="discrim
     pooled = keras.ops.sum(x, axis=(1, 2))
     scores = ProjectionOutput(num_classes, name=f"{name}_projection")([pooled, labels])
     return keras.Model([images, labels], scores, name=name)
+
+
+def latent_embedding(feature_shape, z_dim=128, name="embedding"):
+    """MGM's Emb: an encoder's map [B, h, w, C] -> global average pool -> spectrally
+    normalised Dense(`z_dim`) -> BatchNorm, the mean of the generator's code
+    z = Emb(E(x)) + N(0, I) (the method adds the noise).
+
+    Args:
+        feature_shape: (h, w, C). The encoder's last map.
+        z_dim: int. Defaults to 128 (the code's and SAGAN's).
+    """
+    checks.int_at_least(z_dim, 1, "z_dim", "latent_embedding")
+    features = keras.Input(tuple(feature_shape), name="features")
+    x = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
+    x = spectral(keras.layers.Dense(z_dim, name=f"{name}_dense"))(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+    return keras.Model(features, x, name=name)
