@@ -178,6 +178,11 @@ MULTI_TASKS = {
         "test_depth_is_measured_and_served_within_the_scenes_farthest_surface",
     },
     "zoo.tasks.Normals": _DENSE,
+    "zoo.tasks.SceneClassification": {
+        # the synthetic source names its 7 scenes: another count is refused
+        "classes": "see tests/tasks/test_tasks.py::test_scene_classification",
+        "augment": _IMAGE_STEPS,
+    },
     "zoo.tasks.Contours": {**_DENSE, "positive_weight": "0.95"},
     "zoo.tasks.SemanticSegmentation": {
         **_DENSE,

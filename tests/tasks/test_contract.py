@@ -20,6 +20,7 @@ TASKS = {
     "SemanticSegmentation": lambda: zoo.tasks.SemanticSegmentation(MULTI, head_width=8, **SMALL),
     "Classification": lambda: zoo.tasks.Classification(SINGLE, **SMALL),
     "Pose": lambda: zoo.tasks.Pose(SINGLE, **SMALL),
+    "SceneClassification": lambda: zoo.tasks.SceneClassification(MULTI, **SMALL),
     "Rotation": lambda: zoo.tasks.Rotation(MULTI, harmonizer="lab_l3", **SMALL),
     "Colorization": lambda: zoo.tasks.Colorization(MULTI, head_width=8, **SMALL),
     "MotionSegmentation": lambda: zoo.tasks.MotionSegmentation(MOTION, head_width=8, **SMALL),

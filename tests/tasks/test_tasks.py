@@ -211,3 +211,26 @@ def test_taskonomy_decoder_as_mgm_s_code_builds_it():
     assert widths == [128, 64, 48, 32]
     with pytest.raises(ValueError, match="3x3 map up to 5 times; it cannot reach 128 px"):
         task.build_head(keras.Input((3, 3, 8)), 128)
+
+
+def test_scene_classification(tmp_path):
+    """MGM's weak label: the synthetic scenes' category (7 of them), or a source's
+    "scene" labels with as many classes as it names."""
+    from zoo.data.sources import TFRecords
+    from zoo.data.tfrecord import write_tfrecords
+    from zoo.tasks import SceneClassification
+
+    task = SceneClassification(MULTI, num_examples=8, eval_examples=8)
+    assert task.classes == 7 and task.name == "scene"
+    _, labels = _first(task, batch=8)
+    test_spec = SceneSpec(variant="----", mode="multi", resolution=32, split="test")
+    assert labels.numpy().tolist() == [int(generate(test_spec, i)["scene"]) for i in range(8)]
+    assert len(set(labels.numpy().tolist())) > 1
+    with pytest.raises(ValueError, match="SceneClassification: classes=5, but the source names 7"):
+        SceneClassification(MULTI, classes=5)
+    examples = ({"image": np.zeros((8, 8, 3)), "scene": np.int32(i % 3)} for i in range(6))
+    write_tfrecords(examples, str(tmp_path))
+    (tmp_path / "labels.json").write_text('{"scene": ["kitchen", "street", "office"]}')
+    assert SceneClassification(TFRecords(str(tmp_path)), eval_source=0.5).classes == 3
+    with pytest.raises(ValueError, match=r"synthetic mode \['multi', 'motion'\] gives them"):
+        SceneClassification(SINGLE)  # single objects have no scene

@@ -50,7 +50,7 @@ from zoo.data.photos import (
     photo_path,
     skimage_data_dir,
 )
-from zoo.data.synthetic import CLASSES, POSE_BINS, SceneSpec
+from zoo.data.synthetic import CLASSES, POSE_BINS, SCENE_NAMES, SceneSpec
 from zoo.data.synthetic.io import examples_of, output_signature
 from zoo.data.synthetic.scene import MODES
 from zoo.errors import DataError, ExistingFile, MissingEntry, MissingFile, UserError, UserTypeError
@@ -265,7 +265,7 @@ class Synthetic(Source):
 
         if self.spec.mode == "single":
             return {"label": tuple(CLASSES), "pose": tuple(POSE_BINS)}
-        return {"semantics": ("background", *CLASSES)}
+        return {"semantics": ("background", *CLASSES), "scene": tuple(SCENE_NAMES)}
 
     def __repr__(self):
         spec = self.spec

@@ -16,6 +16,7 @@ from zoo.tasks.pose import Pose
 from zoo.tasks.probe import Probe
 from zoo.tasks.relative_position import RelativePosition
 from zoo.tasks.rotation import Rotation
+from zoo.tasks.scene import SceneClassification
 from zoo.tasks.semantic_segmentation import SemanticSegmentation
 from zoo.tasks.vae import VAE
 
@@ -38,6 +39,7 @@ __all__ = [
     "Probe",
     "RelativePosition",
     "Rotation",
+    "SceneClassification",
     "SemanticSegmentation",
     "SimCLR",
     "Task",

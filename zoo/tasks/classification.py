@@ -34,6 +34,19 @@ class GlobalTask(Task):
     def image_augmentation(self):
         return self.augment
 
+    def _class_count(self, classes, default):
+        """`classes`, else as many as the training source names, else `default`; a
+        count the source's names contradict is refused."""
+        who = type(self).__name__
+        names = self.label_names.get(self.label_key)
+        checks.int_at_least(classes, 2, "classes", who, none=True)
+        if classes is not None and names and classes != len(names):
+            raise UserError(
+                f"{who}: classes={classes}, but the source names {len(names)} classes "
+                f"{list(names)}."
+            )
+        return classes or (len(names) if names else default)
+
     def prepare(self, example, seed):
         return example["image"], tf.cast(example[self.label_key], tf.int32)
 
@@ -70,11 +83,4 @@ class Classification(GlobalTask):
 
     def __init__(self, source, classes: int | None = None, **kwargs):
         super().__init__(source, **kwargs)
-        names = self.label_names.get("label")
-        checks.int_at_least(classes, 2, "classes", "Classification", none=True)
-        if classes is not None and names and classes != len(names):
-            raise UserError(
-                f"Classification: classes={classes}, but the source names {len(names)} "
-                f"classes {list(names)}."
-            )
-        self.classes = classes or (len(names) if names else 10)
+        self.classes = self._class_count(classes, default=10)
