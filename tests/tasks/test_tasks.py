@@ -234,3 +234,18 @@ def test_scene_classification(tmp_path):
     assert SceneClassification(TFRecords(str(tmp_path)), eval_source=0.5).classes == 3
     with pytest.raises(ValueError, match=r"synthetic mode \['multi', 'motion'\] gives them"):
         SceneClassification(SINGLE)  # single objects have no scene
+
+
+def test_a_contrastive_head_without_a_hidden_layer():
+    """hidden=None: GAP -> one linear layer (MGM's code's SimCLR head, 360 -> 64)."""
+    from zoo.tasks import BYOL, DenseCL, SimCLR
+
+    features = keras.Input((4, 4, 360))
+    simclr = SimCLR(MULTI, hidden=None, projection=64, num_examples=8)
+    head = keras.Model(features, simclr.build_head(features, 32))
+    assert head.count_params() == 360 * 64 + 64
+    dense = DenseCL(MULTI, hidden=None, projection=8, grid=2, num_examples=8)
+    dense_head = dense.build_head(features, 32)
+    assert keras.Model(features, dense_head).count_params() == 2 * (360 * 8 + 8)
+    with pytest.raises(ValueError, match="BYOL: `hidden` must be an int >= 1. Received: None"):
+        BYOL(MULTI, hidden=None, num_examples=8)

@@ -24,6 +24,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from zoo import checks
 from zoo.data import augment
 from zoo.errors import UserError
 from zoo.layers import batch_norm
@@ -65,6 +66,7 @@ class BYOL(TwoViewTask, MomentumTask):
         momentum_steps: int | None = None,
         **kwargs,
     ):
+        checks.int_at_least(hidden, 1, "hidden", "BYOL")  # (its MLPs need a hidden layer)
         super().__init__(source, hidden=hidden, projection=projection, **kwargs)
         if momentum_steps is None:
             raise UserError(

@@ -77,11 +77,13 @@ def gather_replicas(x):
 
 
 def _projection_head(features, hidden, out, name, dense_grid=None):
-    """GAP → Dense(hidden) → ReLU → Dense(out) as a model of its own named `<name>_head`
-    (the key network clones it); DenseCL adds the dense branch."""
+    """GAP → Dense(hidden) → ReLU → Dense(out) (GAP → Dense(out) without `hidden`) as a
+    model of its own named `<name>_head` (the key network clones it); DenseCL adds the
+    dense branch."""
     inputs = keras.Input(tuple(features.shape[1:]), name=f"{name}_features")
     x = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(inputs)
-    x = keras.layers.Dense(hidden, activation="relu", name=f"{name}_hidden")(x)
+    if hidden is not None:
+        x = keras.layers.Dense(hidden, activation="relu", name=f"{name}_hidden")(x)
     outputs = keras.layers.Dense(out, name=f"{name}_projection")(x)
     if dense_grid is not None:
         size = features.shape[1]
@@ -91,7 +93,9 @@ def _projection_head(features, hidden, out, name, dense_grid=None):
                 f"endpoint's map ({size}x{size})."
             )
         grid = keras.layers.AdaptiveAveragePooling2D(dense_grid, name=f"{name}_grid")(inputs)
-        d = keras.layers.Conv2D(hidden, 1, activation="relu", name=f"{name}_dense_hidden")(grid)
+        d = grid
+        if hidden is not None:
+            d = keras.layers.Conv2D(hidden, 1, activation="relu", name=f"{name}_dense_hidden")(d)
         d = keras.layers.Conv2D(out, 1, name=f"{name}_dense_projection")(d)
         cells = dense_grid * dense_grid
         outputs = {
@@ -110,7 +114,8 @@ class TwoViewTask(Task):
 
     Args (besides Task's):
         views: zoo.data.augment.Views or None. Defaults to the subclass's augmentation.
-        hidden: int. Width of the projection MLP's hidden layer. Defaults to 2048.
+        hidden: int or None. Width of the projection MLP's hidden layer; None: one
+            linear layer (MGM's code's SimCLR head, to 64). Defaults to 2048.
         projection: int. Embedding size. Defaults to 128.
     """
 
@@ -125,7 +130,9 @@ class TwoViewTask(Task):
         "uniformity": ("lower", "log E exp(-2 squared distance) over pairs of held-out embeddings"),
     }
 
-    def __init__(self, source, views=None, hidden: int = 2048, projection: int = 128, **kwargs):
+    def __init__(
+        self, source, views=None, hidden: int | None = 2048, projection: int = 128, **kwargs
+    ):
         super().__init__(source, **kwargs)
         if isinstance(views, dict):
             views = keras.saving.deserialize_keras_object(views)
@@ -136,8 +143,8 @@ class TwoViewTask(Task):
             )
         if views.count != 2:
             raise UserError(f"{self.name} compares two views; `views.count` is {views.count}.")
-        for key, value in (("hidden", hidden), ("projection", projection)):
-            checks.int_at_least(value, 1, key, self.name)
+        checks.int_at_least(hidden, 1, "hidden", self.name, none=True)
+        checks.int_at_least(projection, 1, "projection", self.name)
         self.views, self.hidden, self.projection = views, hidden, projection
 
     def default_views(self) -> augment.Views:
