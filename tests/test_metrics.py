@@ -53,3 +53,25 @@ def test_accuracy():
         pytest.approx(2 / 3)
     )
     assert metrics.accuracy([1, 2, 3], [1, 2, 0]) == pytest.approx(2 / 3)
+
+
+def test_frechet_distance_against_scipy_and_closed_forms():
+    import scipy.linalg
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    b = rng.normal(1.0, 2.0, size=(300, 6)) @ rng.normal(size=(6, 6))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
+    want = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a + cov_b - 2 * root)
+    assert metrics.frechet_distance(a, b) == pytest.approx(want, rel=1e-6)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # a shift by d moves only the mean term: |d|^2
+    assert metrics.frechet_distance(a, a + 3.0) == pytest.approx(6 * 9.0, rel=1e-6)
+    # N(0, I) against N(0, 4 I) in D dimensions: D (1 + 4 - 2 * 2) = D, up to sampling
+    wide = rng.normal(size=(20000, 3))
+    assert metrics.frechet_distance(wide, 2 * wide) == pytest.approx(3.0, rel=0.05)
+    with pytest.raises(
+        ValueError, match=r"one width D and N >= 2. Received shapes \(4, 6\) and \(4, 5\)"
+    ):
+        metrics.frechet_distance(a[:4], a[:4, :5])

@@ -135,3 +135,35 @@ def accuracy(logits_or_labels, labels):
     if pred.ndim == np.asarray(labels).ndim + 1:
         pred = pred.argmax(-1)
     return float(np.mean(pred == np.asarray(labels)))
+
+
+def frechet_distance(features_a, features_b):
+    """The Fréchet distance between Gaussians fitted to two sets of features [N, D]:
+    |μa − μb|² + Tr(Σa + Σb − 2 (Σa Σb)^½) (Heusel et al.'s FID when the features are
+    Inception's; computed here on whatever features are given, e.g. the zoo's own
+    trunk's, and so not comparable with published FIDs).
+
+    Tr((Σa Σb)^½) is the sum of the square roots of the eigenvalues of Σa^½ Σb Σa^½, a
+    symmetric positive semi-definite matrix (small negative eigenvalues from rounding are
+    taken as 0).
+
+    Args:
+        features_a, features_b: arrays [N_a, D] and [N_b, D], N >= 2.
+
+    Returns:
+        float >= 0.
+    """
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(
+            "frechet_distance needs two feature arrays [N, D] of one width D and N >= 2. "
+            f"Received shapes {a.shape} and {b.shape}."
+        )
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    return float(max(distance, 0.0))
