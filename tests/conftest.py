@@ -24,6 +24,9 @@ atexit.register(shutil.rmtree, os.environ["ZOO_CACHE_DIR"], ignore_errors=True)
 if "ZOO_TEST_CHILD_TMPDIR" not in os.environ:
     tempfile.gettempdir()  # this process keeps the usual folder
     os.environ["ZOO_TEST_CHILD_TMPDIR"] = tempfile.mkdtemp(prefix="zoo-tests-")
+    # other users may pass through it, as through /tmp (the read-only test's child runs
+    # as another user), but not list it
+    os.chmod(os.environ["ZOO_TEST_CHILD_TMPDIR"], 0o711)
     atexit.register(shutil.rmtree, os.environ["ZOO_TEST_CHILD_TMPDIR"], ignore_errors=True)
 os.environ["TMPDIR"] = os.environ["ZOO_TEST_CHILD_TMPDIR"]
 
