@@ -79,10 +79,10 @@ class Depth(DenseTask):
         """The farthest depth measured and served (`max_depth`, else the sources')."""
         if self.max_depth is not None:
             return float(self.max_depth)
-        declared = [
-            getattr(source, "max_depth", None)
-            for source in (self.source, self.eval_source or self.source)
-        ]
+        held = self.eval_source
+        if held is None or isinstance(held, (int, float)):  # a share of `source`
+            held = self.source
+        declared = [getattr(source, "max_depth", None) for source in (self.source, held)]
         return None if None in declared else float(max(declared))
 
     def depth(self, outputs):
