@@ -642,6 +642,7 @@ OTHER = {
         # at 32 px MoCo's σ (0.1-2 px at 224 px) is below 0.3 px: keep σ in pixels
         "p": ("0.0", ["zoo.data.augment.GaussianBlur.reference_size = None"]),
         "reference_size": "32",
+        "radius": ("1", ["zoo.data.augment.GaussianBlur.sigma = (3.0, 4.0)"]),
     },
     "zoo.data.Holdout": {
         "source": (

@@ -89,6 +89,30 @@ def test_gaussian_blur_matches_a_numpy_convolution():
     flat = tf.fill((12, 12, 3), 0.4)
     np.testing.assert_allclose(augment.gaussian_blur(flat, 2.0, 3).numpy(), 0.4, atol=1e-6)
 
+    # a fixed radius (MGM's 3x3 kernel): the step blurs with radius 1 at any sigma
+    step = augment.GaussianBlur(sigma=(1.3, 1.3), p=1.0, reference_size=None, radius=1)
+    want = augment.gaussian_blur(image, 1.3, 1).numpy()
+    np.testing.assert_allclose(step(image, _seed(0)).numpy(), want, atol=1e-6)
+    assert step.get_config()["radius"] == 1 and "radius" not in augment.GaussianBlur().get_config()
+    with pytest.raises(ValueError, match="GaussianBlur: `radius` must be an int >= 1 or None"):
+        augment.GaussianBlur(radius=0)
+
+
+def test_mgm_views_are_the_code_s_simclr_augmentation():
+    views = augment.mgm_views()
+    assert views.count == 2 and views.crop.scale == (0.08, 1.0)
+    jitter, gray, blur, flip = views.steps
+    assert (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) == (
+        0.8,
+        0.8,
+        0.8,
+        0.2,
+    )
+    assert jitter.p == 0.8 and gray.p == 0.2 and flip.p == 0.5
+    assert blur.sigma == (0.01, 1.0) and blur.radius == 1 and blur.p == 0.5
+    out = views(_image(32), _seed(1))
+    assert out.shape[0] == 2
+
 
 def test_color_jitter_keeps_the_range_and_changes_colours():
     image = _image(16)

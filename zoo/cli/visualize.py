@@ -56,7 +56,7 @@ flags.DEFINE_bool("lower_is_better", False, "curves, factors: the metric is an e
 flags.DEFINE_list("runs", None, "neighbours: zoo-train model_dirs to compare.")
 flags.DEFINE_string("endpoint", "conv5", "neighbours: the layer (AlexNet name or endpoint).")
 flags.DEFINE_enum(
-    "augmentation", "moco_v2", ["moco_v2", "simclr", "byol"], "views: without --model_dir."
+    "augmentation", "moco_v2", ["moco_v2", "simclr", "byol", "mgm"], "views: without --model_dir."
 )
 flags.DEFINE_integer("views", 4, "views: augmented views per image.")
 
@@ -200,6 +200,7 @@ def views():
             "moco_v2": augment.moco_v2_views,
             "simclr": augment.simclr_views,
             "byol": augment.byol_views,
+            "mgm": augment.mgm_views,
         }
         maker = make[FLAGS.augmentation](count=FLAGS.views)
         spec = synthetic_flags.spec()

@@ -513,19 +513,31 @@ class GaussianBlur(Step):
         reference_size: int or None. Image size at which `sigma` is given: σ scales with
             the image (a 2 px blur at 224 px is 0.57 px at 64 px). Defaults to 224; None
             keeps σ in pixels.
+        radius: int or None. The kernel's radius in pixels (MGM's code: a 3x3 kernel,
+            radius 1). Defaults to None: 3σ.
     """
 
-    def __init__(self, sigma=(0.1, 2.0), p: float = 0.5, reference_size: int | None = 224):
+    def __init__(
+        self,
+        sigma=(0.1, 2.0),
+        p: float = 0.5,
+        reference_size: int | None = 224,
+        radius: int | None = None,
+    ):
         self.sigma = _range("sigma", sigma, 0.0, 1e3)
         self.p = _probability("p", p)
         checks.int_at_least(reference_size, 1, "reference_size", none=True)
-        self.reference_size = reference_size
+        checks.int_at_least(radius, 1, "radius", "GaussianBlur", none=True)
+        self.reference_size, self.radius = reference_size, radius
         self._config = {"sigma": list(self.sigma), "p": self.p, "reference_size": reference_size}
+        if radius is not None:  # absent otherwise: earlier configs stay as they were
+            self._config["radius"] = radius
 
     def __call__(self, image, seed):
         size = image.shape[0]
         scale = 1.0 if self.reference_size is None else size / self.reference_size
-        radius = max(1, min(int(math.ceil(3 * self.sigma[1] * scale)), (size - 1) // 3))
+        radius = self.radius or int(math.ceil(3 * self.sigma[1] * scale))
+        radius = max(1, min(radius, (size - 1) // 3))
         chance, seed = tf.unstack(tf.random.split(seed, 2))
         sigma = tf.random.stateless_uniform([], seed, *self.sigma) * scale
         return tf.cond(
@@ -656,6 +668,23 @@ def simclr_views(count: int = 2) -> Views:
             ColorJitter(0.8 * 0.8, 0.8 * 0.8, 0.8 * 0.8, 0.8 * 0.2),
             Grayscale(),
             GaussianBlur(),
+            HorizontalFlip(),
+        ],
+        count=count,
+    )
+
+
+def mgm_views(count: int = 2) -> Views:
+    """The SimCLR augmentation of MGM's code (its self-supervision on real and generated
+    images): crops of 8-100 % of the image, colour jitter (0.8, 0.8, 0.8, 0.2) with
+    probability 0.8, grayscale 0.2, a 3x3 Gaussian blur of σ in [0.01, 1] px with
+    probability 0.5, flip."""
+    return Views(
+        RandomResizedCrop(scale=(0.08, 1.0)),
+        [
+            ColorJitter(0.8, 0.8, 0.8, 0.2),
+            Grayscale(),
+            GaussianBlur(sigma=(0.01, 1.0), reference_size=None, radius=1),
             HorizontalFlip(),
         ],
         count=count,
