@@ -180,8 +180,8 @@ def test_depth_is_measured_and_served_within_the_scenes_farthest_surface(tmp_pat
 
     # a bound given wins; a source that declares none (a folder) gets no cap
     assert Depth(MULTI, num_examples=8, max_depth=80.0).depth_cap() == 80.0
-    # held-out scenes drawn from the training source keep its cap
-    shared = Depth(MULTI, eval_source=0.25, num_examples=8)
+    # shares of the source (held out, labelled) keep its cap
+    shared = Depth(MULTI, eval_source=0.25, num_examples=8, labelled_fraction=0.5)
     assert shared.depth_cap() == pytest.approx(MULTI.max_depth)
     write_tfrecords(MULTI, 2, str(tmp_path / "train"))
     folder = Depth(str(tmp_path / "train"), eval_source=str(tmp_path / "train"))

@@ -72,6 +72,8 @@ class Source(abc.ABC):
 
     # entry -> class names, for labelled sources (e.g. {"label": ("cat", "dog")})
     label_names: dict = {}
+    # the farthest depth (metres) of its depth maps, for sources that know it
+    max_depth: float | None = None
 
     @abc.abstractmethod
     def signature(self) -> dict:
@@ -967,7 +969,7 @@ class Holdout(Source):
         if part not in ("train", "eval"):
             raise UserError(f"Holdout: `part` must be 'train' or 'eval'. Received: {part!r}")
         self.source, self.fraction, self.part, self.seed = source, fraction, part, seed
-        self.label_names = source.label_names
+        self.label_names, self.max_depth = source.label_names, source.max_depth
 
     def get_config(self):
         return {
@@ -1017,7 +1019,7 @@ class First(Source):
     def __init__(self, source: Source, num: int):
         checks.int_at_least(num, 1, "num", "First")
         self.source, self.num = source, num
-        self.label_names = source.label_names
+        self.label_names, self.max_depth = source.label_names, source.max_depth
 
     def get_config(self):
         return {"source": self.source, "num": self.num}
@@ -1059,7 +1061,7 @@ class LabelledFraction(Source):
     def __init__(self, source: Source, fraction: float, seed: int = 0):
         checks.number_in(fraction, "fraction", 0, 1, "LabelledFraction", low_open=True)
         self.source, self.fraction, self.seed = source, float(fraction), seed
-        self.label_names = source.label_names
+        self.label_names, self.max_depth = source.label_names, source.max_depth
         try:
             total = len(source)
         except TypeError:

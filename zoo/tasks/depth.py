@@ -79,10 +79,7 @@ class Depth(DenseTask):
         """The farthest depth measured and served (`max_depth`, else the sources')."""
         if self.max_depth is not None:
             return float(self.max_depth)
-        held = self.eval_source
-        if held is None or isinstance(held, (int, float)):  # a share of `source`
-            held = self.source
-        declared = [getattr(source, "max_depth", None) for source in (self.source, held)]
+        declared = [self.data_source(split).max_depth for split in ("train", "eval")]
         return None if None in declared else float(max(declared))
 
     def depth(self, outputs):
