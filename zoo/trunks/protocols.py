@@ -53,11 +53,8 @@ def set_trainable(trunk, protocol, frozen_stages=1):
 
 def _check_frozen_stages(trunk, frozen_stages):
     """frozen_k's k: an int from 0 (the stem alone) to the trunk's last block."""
-    blocks = {
-        int(layer.name[5 : layer.name.index("_")])
-        for layer in trunk.layers
-        if re.match(r"block\d+_", layer.name)
-    }
+    found = (re.match(r"block(\d+)_", layer.name) for layer in trunk.layers)
+    blocks = {int(match.group(1)) for match in found if match}
     if (
         isinstance(frozen_stages, bool)
         or not isinstance(frozen_stages, int)
