@@ -38,9 +38,10 @@ def _blocks(size, who):
     return int(steps)
 
 
-def _sn_conv(filters, kernel, name, strides=1, transpose=False):
-    layer_type = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
-    return spectral(layer_type(filters, kernel, strides=strides, padding="same", name=name))
+def _sn_conv(filters, kernel, name, strides=1):
+    return spectral(
+        keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name)
+    )
 
 
 def _inputs(first_shape, first_name):
