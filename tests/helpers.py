@@ -23,6 +23,30 @@ def tiny_trunk(input_shape=(32, 32, 3), seed=0, **kwargs):
     )
 
 
+def tiny_mgm_settings(**kwargs) -> dict:
+    """MGM's arguments at 32 px (`zoo.methods.MGM(**settings)`): a 1/8-width ResNet-18 to
+    block 2, depth and normals of 8 multi-object scenes, a DCGAN of width 4, z of 8, a
+    projection of 8 and an R of one unit per stage; `kwargs` override them."""
+    from zoo.data.synthetic import SceneSpec
+    from zoo.tasks import Depth, Normals
+
+    scenes = SceneSpec(variant="----", mode="multi", resolution=32)
+    small = {"head_width": 8, "num_examples": 8, "eval_examples": 4}
+    return {
+        "trunk": tiny_trunk,
+        "input_size": 32,
+        "tasks": [Depth(scenes, **small), Normals(scenes, **small)],
+        "generator": "dcgan",
+        "generator_width": 4,
+        "z_dim": 8,
+        "projection": 8,
+        "refinement_widths": (8, 8, 8),
+        "refinement_units": (1, 1, 1),
+        "refinement_stem": 8,
+        **kwargs,
+    }
+
+
 def check_task_contract(task: Task, input_size: int, endpoint_shape, batch_size: int = 2):
     """What every task promises: pipeline shapes equal its input spec, the head builds on
     features of `endpoint_shape` ([h, w, C]), the loss is one value per example, every

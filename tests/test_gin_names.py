@@ -347,6 +347,7 @@ DENYLISTED = {
     "zoo.layers.batch_norm": {"name"},
     "zoo.methods.MultiTask": {"name"},
     "zoo.methods.DomainAdversarial": {"name"},
+    "zoo.methods.MGM": {"name"},
     "zoo.methods.Transfer": {"name"},
     "zoo.data.Photos": {
         "path",
@@ -572,6 +573,44 @@ OTHER = {
             ("loss_weights", "test_configuration_round_trip_and_errors"),
             ("balance_steps", "test_grad_norm_balancing_equalises_the_tasks_gradients"),
         )
+    },
+    "zoo.methods.MGM": {
+        p: f"see tests/methods/test_mgm.py::{test}"
+        for test, params in (
+            (
+                "test_a_run_resumed_in_the_middle_of_a_stage_equals_an_uninterrupted_one",
+                ("trunk", "tasks", "input_size"),
+            ),
+            ("test_bad_arguments", ("scene_classes",)),
+            (
+                "test_each_size_knob_reaches_its_network",
+                (
+                    "generator_width",
+                    "attention_size",
+                    "z_dim",
+                    "projection",
+                    "refinement_widths",
+                    "refinement_units",
+                    "refinement_stem",
+                    "relu_logits",
+                ),
+            ),
+            (
+                "test_the_loss_knobs_reach_the_losses_and_the_warm_up_latent_its_players",
+                ("temperature", "instance_noise", "warmup_latent"),
+            ),
+            (
+                "test_a_joint_step_updates_the_players_of_algorithm_1_in_the_code_s_order",
+                ("gan_steps",),
+            ),
+            ("test_stages_switch_by_epoch_and_each_moves_its_players_only", ("stage_epochs",)),
+            ("test_the_synthetic_phase_leaves_r_and_g_alone", ("joint_generator",)),
+            (
+                "test_players_follow_the_ablations",
+                ("generator", "self_supervision", "refinement"),
+            ),
+        )
+        for p in params
     },
     "zoo.evaluation.run_sweep": {
         "methods": '{"mine": "runs/x"}',

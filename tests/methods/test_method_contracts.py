@@ -5,11 +5,11 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import TwoPlayers, check_method_contract, tiny_trunk
+from helpers import TwoPlayers, check_method_contract, tiny_mgm_settings, tiny_trunk
 
 from zoo.data import sources
 from zoo.data.synthetic import SceneSpec
-from zoo.methods import DomainAdversarial, MultiTask, Transfer
+from zoo.methods import MGM, DomainAdversarial, MultiTask, Transfer
 from zoo.tasks import AMDIM, BYOL, CMC, Classification, Contours, Depth, Rotation
 from zoo.trunks import channel_split, resnet9
 
@@ -84,6 +84,13 @@ CASES = {
             "loss_balance": "grad_norm",
             "balance_steps": 1,
         },
+        False,
+    ),
+    # players in Algorithm 1's phases, E updated by two of them (M's and E's)
+    "MGM": (
+        MGM,
+        # (two GAN steps and the self-supervision: tests/methods/test_mgm.py)
+        tiny_mgm_settings(gan_steps=1, self_supervision=False),
         False,
     ),
     "Transfer, linear": (

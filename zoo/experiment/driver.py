@@ -230,6 +230,7 @@ def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=[
+                *model.method_callbacks(),
                 *run["callbacks"],
                 StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
                 *precise,

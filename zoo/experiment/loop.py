@@ -73,8 +73,11 @@ def fit(model, data, strategy, *, initial_epoch, epochs, steps_per_epoch, callba
         # (an identity on the replica's device: a tensor from outside has none)
         return model.train_step(batch), tf.identity(stop)
 
+    # a method whose step makes Python choices names them `step_variant` (MGM's stage):
+    # a new value is traced anew
     @tf.function
-    def step(iterator, stop):
+    def step(iterator, stop, variant):
+        del variant
         logs, stops = strategy.run(replica_step, args=(next(iterator), stop))
         # what `fit` logs: the mean over the replicas of each one's metrics
         logs = {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
@@ -89,7 +92,8 @@ def fit(model, data, strategy, *, initial_epoch, epochs, steps_per_epoch, callba
         callbacks.on_epoch_begin(epoch)
         for batch in range(steps_per_epoch):
             callbacks.on_train_batch_begin(batch)
-            out, agreed = step(iterator, tf.constant(float(stop_requested())))
+            stop = tf.constant(float(stop_requested()))
+            out, agreed = step(iterator, stop, getattr(model, "step_variant", None))
             if float(agreed) > 0 and not stop_requested():
                 request_stop()  # another worker was asked: stop after this step too
             logs = {name: float(value) for name, value in out.items()}

@@ -79,9 +79,8 @@ class Method(keras.Model):
     `statistics_passes`, `task_model` and `image_tasks`.
     """
 
-    # True for methods whose players deliberately update shared variables (e.g. one
-    # optimizer per task on a shared trunk, Doersch & Zisserman); otherwise compile()
-    # requires the players' variables to be disjoint.
+    # True for methods whose players deliberately share variables (one optimizer per task
+    # on a shared trunk, Doersch & Zisserman); else compile() requires disjoint players.
     players_share_variables = False
 
     def _missing(self, name, needed_by):
@@ -92,8 +91,7 @@ class Method(keras.Model):
 
     @property
     def trunk(self) -> keras.Model:
-        """The trunk (images -> {endpoint: features}) that the driver exports and the
-        transfer tools evaluate; a method sets it in its constructor."""
+        """The trunk (images -> {endpoint: features}) to export and evaluate (set it)."""
         trunk = self.__dict__.get("_method_trunk")
         if trunk is None:
             raise self._missing("trunk", "the export and the transfer evaluation")
@@ -130,9 +128,9 @@ class Method(keras.Model):
         """Gives every player an optimizer and builds it on the player's variables.
 
         Call it inside the strategy scope. Each optimizer is re-created from its config
-        here, so it (its iteration counter and slots) lives in the current scope, and is
-        built at once: extra optimizers built later fail under MirroredStrategy, and
-        optimizer state is skipped when a checkpoint is restored before the first step.
+        here (its counter and slots live in the current scope) and built at once (extra
+        optimizers built later fail under MirroredStrategy; unbuilt state is skipped
+        when a checkpoint is restored before the first step).
 
         Args:
             optimizer: a keras Optimizer (every player gets its own copy) or a dict
@@ -247,6 +245,10 @@ class Method(keras.Model):
 
     def after_step(self) -> None:
         """Updates state that follows the optimizer steps (EMA copies, queues). No-op here."""
+
+    def method_callbacks(self) -> list:
+        """Keras callbacks every run of the method needs (MGM's stages). None here."""
+        return []
 
     def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
         """Batches in this method's structure (see the subclass)."""

@@ -14,7 +14,7 @@ from zoo.errors import UserError
 from zoo.tasks.base import pipeline
 
 
-def group_stream(network, tasks, group, name, split, batch_size, input_size):
+def group_stream(network, tasks, group, name, split, batch_size, input_size, labels=()):
     """One input group's (inputs, targets) batches, refused in one line when their
     examples are not the shape the network's input `name` takes.
 
@@ -26,8 +26,9 @@ def group_stream(network, tasks, group, name, split, batch_size, input_size):
         split: "train" (shuffled, repeated) or "eval" (in order, once).
         batch_size: int.
         input_size: int or (height, width). Named in the message.
+        labels: example entries added to the targets (`zoo.tasks.base.pipeline`).
     """
-    stream = pipeline([tasks[t] for t in group], split, batch_size)
+    stream = pipeline([tasks[t] for t in group], split, batch_size, labels=labels)
     given = tuple(stream.element_spec[0].shape[1:])
     wanted = tuple(network.input[name].shape[1:])
     if None in given:  # decoded files (TFRecords): the first batch tells

@@ -375,7 +375,13 @@ class DenseTask(Task):
         return dense_decoder(features, size, self.out_channels, self.head_width, self.name)
 
 
-def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | None = None):
+def pipeline(
+    tasks: Sequence[Task],
+    split: str,
+    batch_size: int,
+    repeat: bool | None = None,
+    labels: Sequence[str] = (),
+):
     """Batches of (inputs, {task name: targets}) of tasks that read the same examples.
 
     Each example is read and harmonized once; every task's `prepare` gives its targets
@@ -387,6 +393,9 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         split: str. "train" or "eval".
         batch_size: int.
         repeat: bool or None. Defaults to repeating the "train" split only.
+        labels: entries of the examples that join the targets as int32 under their own
+            name, unchanged by augmentation (weak labels that no task predicts, e.g. the
+            scene category MGM's refinement network reads). Defaults to none.
     """
     tasks = list(tasks)
     first = tasks[0]
@@ -401,7 +410,7 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
         raise UserError(f"`split` must be 'train' or 'eval'. Received: {split!r}")
     checks.int_at_least(batch_size, 1, "batch_size")
     training = split == "train"
-    required = list(dict.fromkeys(k for t in tasks for k in t.required))
+    required = list(dict.fromkeys([*(k for t in tasks for k in t.required), *labels]))
     source = first.data_source(split)
     # (position in the source, example): a task may read the position (a memory bank)
     if training:
@@ -441,6 +450,8 @@ def pipeline(tasks: Sequence[Task], split: str, batch_size: int, repeat: bool | 
             task_inputs, target = task.prepare(example, task_seed)
             targets[task.name] = task.resize_targets(target)
             inputs = task_inputs if inputs is None else inputs
+        for key in labels:
+            targets[key] = tf.cast(example[key], tf.int32)
         return inputs, targets
 
     ds = ds.map(to_inputs_and_targets, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,241 @@
+"""MGM (zoo.methods.MGM): the players each phase of Algorithm 1 updates, in the code's
+order; the stages; a run resumed in the middle of a stage; the scene labels of its
+batches; refused arguments. (Its contract: tests/methods/test_method_contracts.py.)"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import tiny_mgm_settings
+
+from zoo.data.synthetic import SCENE_NAMES
+from zoo.errors import UserError
+from zoo.methods import MGM
+
+
+def tiny_mgm(run_eagerly=False, **kwargs):
+    """MGM at 32 px (`tiny_mgm_settings`), compiled with Adam (`run_eagerly`: steps of a
+    few epochs without tracing each stage's step)."""
+    keras.utils.set_random_seed(0)
+    method = MGM(**tiny_mgm_settings(**kwargs))
+    method.compile(keras.optimizers.Adam(1e-3), run_eagerly=run_eagerly)
+    return method
+
+
+def _recorded_step(method, batch):
+    """The players `method`'s step updates, in order (its `apply` calls, eagerly)."""
+    order = []
+    apply = method.apply
+
+    def recording(player, tape, loss):
+        order.append(player)
+        apply(player, tape, loss)
+
+    method.apply = recording
+    method.train_step(batch)
+    del method.apply
+    return order
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def _moved(before, variables):
+    return any(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
+
+
+def test_a_joint_step_updates_the_players_of_algorithm_1_in_the_code_s_order():
+    method = tiny_mgm(gan_steps=2)
+    batch = next(iter(method.datasets(4)))
+    assert method.stage == "joint"
+    # tasks -> M; CE of R(M(x)) -> R, E; NT-Xent -> M; 2 x (D, then G with Emb and E);
+    # the synthetic batch: CE -> E alone (R frozen), NT-Xent -> M
+    gan = ["D", "G", "Emb", "E"]
+    assert _recorded_step(method, batch) == ["M", "R", "E", "M", *gan, *gan, "E", "M"]
+
+
+def test_the_synthetic_phase_leaves_r_and_g_alone():
+    """The generated batch's losses reach E only: with no self-supervision and G frozen
+    after its stage (MGM/j), a joint step's last update is E's on CE(c, R(M(x̃))); R's
+    weights and moving statistics and G's weights are where the real-data phases left
+    them."""
+    method = tiny_mgm(self_supervision=False, joint_generator=False)
+    batch = next(iter(method.datasets(4)))
+    order = _recorded_step(method, batch)
+    assert order == ["M", "R", "E", "E"]
+    refinement = method.networks["refinement"].weights
+    generator = method.networks["generator"].weights
+    trunk = method.trunk.trainable_variables
+    before_r, before_g, before_e = _values(refinement), _values(generator), _values(trunk)
+    # the synthetic phase alone: the real-data phases switched off for one call
+    method.stage = "joint"
+    x, targets = batch
+    fake = (method.networks["generator"]([tf.zeros([4, 8]), targets["scene"]]) + 1.0) / 2.0
+    before = method.player_optimizers["E"].iterations.numpy()
+    method.refinement_phase(fake, targets["scene"], players=("E",), log="synthetic_scene_loss")
+    assert method.player_optimizers["E"].iterations.numpy() == before + 1
+    assert not _moved(before_r, refinement), "R changed in the synthetic phase"
+    assert not _moved(before_g, generator), "G changed in the synthetic phase"
+    assert _moved(before_e, trunk)
+
+
+def test_stages_switch_by_epoch_and_each_moves_its_players_only():
+    method = tiny_mgm(stage_epochs=(1, 1), self_supervision=False, run_eagerly=True)
+    parts = {
+        "heads": [v for v in method.train_network.trainable_variables if "trunk" not in v.path],
+        "trunk": method.trunk.weights,  # with BatchNorm's moving statistics
+        "R": method.networks["refinement"].trainable_variables,
+        "G": method.networks["generator"].trainable_variables,
+        "D": method.networks["discriminator"].trainable_variables,
+        "Emb": method.networks["embedding"].trainable_variables,
+    }
+    assert [method.stage_of(e) for e in range(4)] == ["tasks", "gan", "joint", "joint"]
+    moved = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.before = {k: _values(v) for k, v in parts.items()}
+
+        def on_epoch_end(self, epoch, logs=None):
+            moved.append(sorted(k for k, v in parts.items() if _moved(self.before[k], v)))
+
+    method.fit(
+        method.datasets(4),
+        epochs=3,
+        steps_per_epoch=1,
+        verbose=0,
+        callbacks=[*method.method_callbacks(), Snapshot()],
+    )
+    assert moved == [
+        ["heads", "trunk"],  # stage 1: M alone
+        ["D", "Emb", "G"],  # stage 2: M frozen (E in inference mode)
+        ["D", "Emb", "G", "R", "heads", "trunk"],
+    ]
+
+
+def test_a_traced_step_is_traced_again_when_the_stage_changes():
+    """`fit`'s graph function of stage 1 (tasks alone) is replaced at stage 3: R, which
+    only the joint stage trains, moves in the second epoch and not in the first."""
+    method = tiny_mgm(generator=None, self_supervision=False, stage_epochs=(1, 0))
+    refinement = method.networks["refinement"].trainable_variables
+    moved = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.before = _values(refinement)
+
+        def on_epoch_end(self, epoch, logs=None):
+            moved.append(_moved(self.before, refinement))
+
+    method.fit(
+        method.datasets(4),
+        epochs=2,
+        steps_per_epoch=1,
+        verbose=0,
+        callbacks=[*method.method_callbacks(), Snapshot()],
+    )
+    assert moved == [False, True]
+
+
+def test_a_run_resumed_in_the_middle_of_a_stage_equals_an_uninterrupted_one(tmp_path):
+    """Three epochs of one step (stage 1, then the GAN stage of two epochs) against two
+    epochs, a checkpoint, and the third in a new instance."""
+
+    def fitted(method, first, last):
+        method.fit(
+            method.datasets(4).skip(first),
+            initial_epoch=first,
+            epochs=last,
+            steps_per_epoch=1,
+            verbose=0,
+            callbacks=method.method_callbacks(),
+        )
+
+    whole = tiny_mgm(stage_epochs=(1, 2), run_eagerly=True)
+    fitted(whole, 0, 3)
+    first = tiny_mgm(stage_epochs=(1, 2), run_eagerly=True)
+    fitted(first, 0, 2)
+    path = str(tmp_path / "epoch_2.weights.h5")
+    first.save_weights(path)
+    resumed = tiny_mgm(stage_epochs=(1, 2), run_eagerly=True)
+    resumed.load_weights(path)
+    fitted(resumed, 2, 3)
+    assert resumed.stage == "gan"
+    for a, b in zip(whole.weights, resumed.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+
+
+def test_batches_carry_the_scene_of_each_rendered_scene():
+    method = tiny_mgm()
+    assert method.scene_classes == len(SCENE_NAMES) == 7
+    x, targets = next(iter(method.datasets(4, "eval")))
+    scenes = [int(e["scene"]) for e in method.tasks["depth"].examples("eval", ["scene"]).take(4)]
+    assert targets["scene"].dtype == tf.int32
+    assert targets["scene"].numpy().tolist() == scenes
+    assert len(set(scenes)) > 1
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"generator": "stylegan"}, "`generator` must be one of"),
+        ({"stage_epochs": (1,)}, "stage_epochs must be two ints"),
+        ({"warmup_latent": "zeros"}, "`warmup_latent` must be one of"),
+        ({"scene_classes": 5}, "scene_classes=5, but the source names 7"),
+        ({"gan_steps": 0}, "gan_steps"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        tiny_mgm(**kwargs)
+
+
+def test_players_follow_the_ablations():
+    assert tiny_mgm().players == ("M", "E", "R", "Emb", "G", "D")
+    assert tiny_mgm(generator=None).players == ("M", "E", "R")  # MGM/G
+    assert tiny_mgm(generator=None, refinement=False).players == ("M",)
+
+
+def _sizes(method):
+    return {k: n.count_params() for k, n in method.networks.items()}
+
+
+def test_each_size_knob_reaches_its_network():
+    base = _sizes(tiny_mgm())
+    for kwargs, part in [
+        ({"generator_width": 8}, "generator"),
+        ({"generator_width": 8}, "discriminator"),
+        ({"z_dim": 4}, "embedding"),
+        ({"projection": 4}, "projection"),
+        ({"refinement_widths": (8, 8, 16)}, "refinement"),
+        ({"refinement_units": (1, 1, 2)}, "refinement"),
+        ({"refinement_stem": 4}, "refinement"),
+    ]:
+        assert _sizes(tiny_mgm(**kwargs))[part] != base[part], kwargs
+    kinds = lambda m: {type(layer).__name__ for layer in m.networks["generator"].layers}  # noqa: E731
+    assert "ConditionalBatchNorm" in kinds(tiny_mgm()) and "SelfAttention" not in kinds(tiny_mgm())
+    assert "SelfAttention" in kinds(tiny_mgm(generator="sagan", attention_size=8))
+    assert "SelfAttention" not in kinds(tiny_mgm(generator="sagan", attention_size=None))
+    relu = tiny_mgm(relu_logits=True).networks["refinement"]
+    assert relu.layers[-1].name == "refinement_relu_logits"
+
+
+def _logs_of_one_step(**kwargs):
+    method = tiny_mgm(**kwargs)
+    order = _recorded_step(method, next(iter(method.datasets(4))))
+    return order, {m.name: float(m.result()) for m in method.metrics}
+
+
+def test_the_loss_knobs_reach_the_losses_and_the_warm_up_latent_its_players():
+    contrastive = {"generator": None, "refinement": False}
+    _, base = _logs_of_one_step(**contrastive)
+    _, sharper = _logs_of_one_step(temperature=0.1, **contrastive)
+    assert sharper["simclr_loss"] != pytest.approx(base["simclr_loss"], rel=1e-3)
+    gan = {"refinement": False, "self_supervision": False, "stage_epochs": (0, 1)}
+    order, base = _logs_of_one_step(gan_steps=1, **gan)
+    assert order == ["D", "G", "Emb"]  # stage 2: G and Emb, M frozen
+    order, noisier = _logs_of_one_step(gan_steps=1, instance_noise=0.5, **gan)
+    assert noisier["d_loss"] != pytest.approx(base["d_loss"], rel=1e-3)
+    order, _ = _logs_of_one_step(gan_steps=1, warmup_latent="noise", **gan)
+    assert order == ["D", "G"]  # the code's warm-up: z is noise, Emb unused

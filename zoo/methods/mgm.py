@@ -1,0 +1,510 @@
+"""MGM 2022: multi-task learning with a conditional generative model (sec. 3, Algorithm 1,
+App. A-B; the authors' released code where the paper leaves a choice open).
+
+The networks:
+
+* **M**: the shared trunk E and a head per pixel task (`SharedTrunk`'s graph: e.g.
+  Depth, Normals and SemanticSegmentation with `head="taskonomy"`, on one stream of
+  labelled scenes);
+* **R** (`zoo.trunks.refinement_network`): the scene category from M's *predictions*;
+* **Emb** (`zoo.layers.gan_networks.latent_embedding`): z = Emb(E(x)) + N(0, I);
+* **G** and **D**: a conditional SAGAN (or DCGAN) generator and projection
+  discriminator on the scene category c;
+* a SimCLR projection head on E (global average pool -> Dense, the code's one layer).
+
+Each training step on a real batch (x, y, c), in the code's order (stage 3, "joint"):
+
+1. the task losses of M(x) -> player "M" (E, heads, projection head);
+2. CE(c, R(M(x))), recomputed after step 1 -> "R" and "E" (E's own optimizer);
+3. NT-Xent on two views of x -> "M";
+4. `gan_steps` times: the hinge loss of D on real images and detached G(z, c) with
+   instance noise -> "D", then G's hinge loss -> "G", "E" and "Emb";
+5. x̃ = G(z, c), detached: CE(c, R(M(x̃))) -> "E" only (R frozen: not stepped), and
+   NT-Xent on two views of x̃ -> "M".
+
+Generated images never enter a pixel-level loss. Stage 1 ("tasks") is step 1 alone; stage
+2 ("gan") is step 4 with M frozen (G's loss steps G and Emb only; with
+`warmup_latent="noise"` z is noise alone, as in the code's GAN warm-up). The stage of an
+epoch follows `stage_epochs` (`set_epoch`, called by `method_callbacks()` at each epoch's
+start), so a resumed run takes up the stage of its epoch.
+
+Players and their variables: "M" (E, the task heads, the projection head), "E" (E again:
+the code's second Adam on the encoder), "R", "Emb", "G", "D". M and E share E's
+variables (`players_share_variables`), as the code's two optimizers do.
+
+Ablations (Tables 3, 4, 9): `generator=None` (MGM/G: no G, D, Emb, no synthetic phase),
+`joint_generator=False` (MGM/j: G and D trained in stage 2, then frozen),
+`self_supervision=False`, `refinement=False`.
+
+Images: the tasks read the identity harmonizer's [0, 1] images; D and G work in (-1, 1)
+(x · 2 - 1; G's tanh output (x̃ + 1) / 2 for E), as the code scales its inputs.
+
+Batch structure: SharedTrunk's `(inputs, targets)` with `targets["scene"]` [B] int32,
+the examples' scene entry (`datasets()` adds it). `fit` reports the task losses, `loss`,
+`scene_loss`, `simclr_loss`, `d_loss`, `g_loss`, `d_accuracy` (real scored > 0, generated
+< 0, before D's first update of the step), `synthetic_scene_loss` and `synthetic_simclr_loss`.
+"""
+
+from collections.abc import Callable, Sequence
+
+import gin
+import keras
+import tensorflow as tf
+
+from zoo import checks
+from zoo import losses as zoo_losses
+from zoo.data import augment
+from zoo.data.synthetic import SCENE_NAMES
+from zoo.errors import UserError
+from zoo.layers import gan_networks
+from zoo.methods import graph
+from zoo.methods.shared_trunk import SharedTrunk, graph_config
+from zoo.tasks.base import Task
+from zoo.trunks.resnet import refinement_network
+
+STAGES = ("tasks", "gan", "joint")
+GENERATORS = {
+    "sagan": (gan_networks.sagan_generator, gan_networks.sagan_discriminator),
+    "dcgan": (gan_networks.dcgan_generator, gan_networks.dcgan_discriminator),
+}
+# the constructor's own arguments, stored under their names (get_config)
+OWN_ARGUMENTS = (
+    "scene_classes",
+    "generator",
+    "generator_width",
+    "attention_size",
+    "z_dim",
+    "projection",
+    "temperature",
+    "gan_steps",
+    "instance_noise",
+    "stage_epochs",
+    "warmup_latent",
+    "joint_generator",
+    "self_supervision",
+    "refinement",
+    "refinement_widths",
+    "refinement_units",
+    "refinement_stem",
+    "relu_logits",
+)
+LOGS = (
+    "scene_loss",
+    "simclr_loss",
+    "d_loss",
+    "g_loss",
+    "d_accuracy",
+    "synthetic_scene_loss",
+    "synthetic_simclr_loss",
+)
+
+
+class MGM(SharedTrunk):
+    """Multi-task learning with a conditional generator (module docstring).
+
+    Args:
+        trunk: keras.Model or callable. The encoder E (as SharedTrunk).
+        tasks: list of pixel tasks reading one stream of scenes with a "scene" entry.
+        input_size: int or None. As SharedTrunk; 4·2^k with a generator.
+        scene_classes: int or None. Scene categories. Defaults to None: as many as the
+            source names, else the 7 of the synthetic scenes.
+        generator: "sagan", "dcgan" or None (MGM/G). Defaults to "sagan".
+        generator_width: int. G's last and D's first width (g_conv_dim). Defaults to 64.
+        attention_size: int or None. SAGAN's self-attention resolution. Defaults to 32.
+        z_dim: int. Defaults to 128.
+        projection: int. The SimCLR projection's size. Defaults to 64 (the code's).
+        temperature: float. NT-Xent's τ. Defaults to 0.5.
+        gan_steps: int. D and G updates per step. Defaults to 2 (the code's).
+        instance_noise: float. σ of the noise added to D's inputs. Defaults to 0.01.
+        stage_epochs: (int, int). Epochs of stage 1 (tasks alone) and stage 2 (G and D,
+            M frozen); then joint training. Defaults to (0, 0): joint from the start
+            (the paper gives no stage lengths; gin_configs/mgm22 set them).
+        warmup_latent: "embedding" or "noise". z in stage 2. Defaults to "embedding".
+        joint_generator: bool. G and D keep training in stage 3. Defaults to True.
+        self_supervision: bool. The NT-Xent steps. Defaults to True.
+        refinement: bool. R and its steps. Defaults to True.
+        refinement_widths, refinement_units: R's stages. Defaults to the code's.
+        refinement_stem: int. R's stem width. Defaults to 64.
+        relu_logits: bool. R's rectified logits (the code's). Defaults to False.
+    """
+
+    players_share_variables = True  # "M" and "E" both update the encoder, as in the code
+
+    def __init__(
+        self,
+        trunk: keras.Model | Callable = gin.REQUIRED,
+        tasks: Sequence[Task] = gin.REQUIRED,
+        input_size: int | None = None,
+        scene_classes: int | None = None,
+        generator: str | None = "sagan",
+        generator_width: int = 64,
+        attention_size: int | None = 32,
+        z_dim: int = 128,
+        projection: int = 64,
+        temperature: float = 0.5,
+        gan_steps: int = 2,
+        instance_noise: float = 0.01,
+        stage_epochs: Sequence[int] = (0, 0),
+        warmup_latent: str = "embedding",
+        joint_generator: bool = True,
+        self_supervision: bool = True,
+        refinement: bool = True,
+        refinement_widths: Sequence[int] = (48, 96, 192),
+        refinement_units: Sequence[int] = (3, 4, 3),
+        refinement_stem: int = 64,
+        relu_logits: bool = False,
+        name: str | None = None,
+    ):
+        who = "MGM"
+        if generator is not None:
+            checks.one_of(generator, tuple(GENERATORS), "generator", who)
+        checks.one_of(warmup_latent, ("embedding", "noise"), "warmup_latent", who)
+        checks.int_at_least(gan_steps, 1, "gan_steps", who)
+        checks.int_at_least(z_dim, 1, "z_dim", who)
+        checks.int_at_least(projection, 1, "projection", who)
+        checks.number_in(temperature, "temperature", 0, who=who, low_open=True)
+        checks.number_in(instance_noise, "instance_noise", 0, who=who)
+        stage_epochs = _stage_epochs(stage_epochs)
+        super().__init__(trunk, tasks, input_size=input_size, name=name)
+        if len(self.groups) != 1:
+            raise UserError(
+                "MGM reads one stream of labelled scenes: its tasks must read the same "
+                f"examples (same source, harmonizer and seed). Their inputs: {self.groups}"
+            )
+        self.group = next(iter(self.groups))
+        first = self.tasks[self.groups[self.group][0]]
+        if first.harmonizer != "identity":
+            raise UserError(
+                f"MGM: the tasks' harmonizer must be 'identity' (G and D work on the RGB "
+                f"image itself); {first.name}'s is {first.harmonizer!r}."
+            )
+        self.scene_classes = _scene_classes(scene_classes, first)
+        self.generator, self.generator_width = generator, generator_width
+        self.attention_size, self.z_dim, self.projection = attention_size, z_dim, projection
+        self.temperature, self.gan_steps = float(temperature), gan_steps
+        self.instance_noise, self.stage_epochs = float(instance_noise), stage_epochs
+        self.warmup_latent, self.joint_generator = warmup_latent, bool(joint_generator)
+        self.self_supervision, self.refinement = bool(self_supervision), bool(refinement)
+        self.refinement_widths = tuple(refinement_widths)
+        self.refinement_units = tuple(refinement_units)
+        self.refinement_stem, self.relu_logits = refinement_stem, bool(relu_logits)
+        endpoint = self.endpoints[self.groups[self.group][0]]
+        self._feature_shape = tuple(self._trunk_features.value[self.group][endpoint].shape[1:])
+        self.networks = _networks(self, self._feature_shape)
+        self.views = augment.mgm_views()
+        self._step = self.add_weight(
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="mgm_step",
+        )
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in LOGS}
+        self.stage = self.stage_of(0)
+        self.built = True
+
+    # -- stages --------------------------------------------------------------------
+
+    def stage_of(self, epoch: int) -> str:
+        """The stage ("tasks", "gan" or "joint") of 0-based `epoch`."""
+        tasks_alone, gan = self.stage_epochs
+        if epoch < tasks_alone:
+            return "tasks"
+        if epoch < tasks_alone + gan and self.generator is not None:
+            return "gan"
+        return "joint"
+
+    def set_epoch(self, epoch: int) -> bool:
+        """Sets the stage of `epoch`; True when it changed (the step must be traced again)."""
+        stage = self.stage_of(epoch)
+        changed, self.stage = stage != self.stage, stage
+        return changed
+
+    @property
+    def step_variant(self):
+        """The stage: the multi-worker loop traces the step anew when it changes."""
+        return self.stage
+
+    def method_callbacks(self) -> list:
+        """The stage schedule: at each epoch's start, its stage (and a new train function
+        when the stage changes)."""
+        return [_StageSchedule()]
+
+    # -- players -------------------------------------------------------------------
+
+    @property
+    def players(self):
+        names = ["M"]
+        if self.refinement or self.generator is not None:
+            names.append("E")
+        if self.refinement:
+            names.append("R")
+        if self.generator is not None:
+            names += ["Emb", "G", "D"]
+        return tuple(names)
+
+    def variables_of(self, player):
+        if player == "M":
+            heads = self.train_network.trainable_variables
+            return heads + (
+                self.networks["projection"].trainable_variables if self.self_supervision else []
+            )
+        if player == "E":
+            return self.trunk.trainable_variables
+        parts = {"R": "refinement", "Emb": "embedding", "G": "generator", "D": "discriminator"}
+        if player in self.players and player in parts:
+            return self.networks[parts[player]].trainable_variables
+        raise UserError(f"unknown player {player!r}; players: {list(self.players)}")
+
+    # -- data ----------------------------------------------------------------------
+
+    def _group_stream(self, name, split, batch_size):
+        return _stream(self, name, split, batch_size)
+
+    def _check_batch(self, data):
+        if not (isinstance(data, (tuple, list)) and len(data) == 2 and "scene" in data[1]):
+            raise UserError("MGM expects (inputs, targets) with targets['scene'] (see datasets()).")
+        super()._check_batch((data[0], {k: v for k, v in data[1].items() if k != "scene"}))
+
+    # -- training ------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        return [*super().metrics, *self.trackers.values()]
+
+    def train_step(self, data):
+        self._check_batch(data)
+        x, targets = data[0], dict(data[1])
+        scenes = targets.pop("scene")
+        seeds = _seeds(self._step, self.gan_steps + 3)
+        if self.stage != "gan":
+            self.task_phase(x, targets)
+        if self.stage == "joint":
+            if self.refinement:
+                self.refinement_phase(x[self.group], scenes)
+            if self.self_supervision:
+                self.simclr_phase(x[self.group], seeds[0], "simclr_loss")
+        gan = self.generator is not None
+        if gan and (self.stage == "gan" or (self.stage == "joint" and self.joint_generator)):
+            for k in range(self.gan_steps):
+                _gan_phase(self, x[self.group], scenes, seeds[1 + k])
+        if gan and self.stage == "joint":
+            fake = tf.stop_gradient(_generate(self, x[self.group], scenes, seeds[-1]))
+            fake = (fake + 1.0) / 2.0  # E's [0, 1] images
+            if self.refinement:
+                self.refinement_phase(fake, scenes, players=("E",), log="synthetic_scene_loss")
+            if self.self_supervision:
+                self.simclr_phase(fake, seeds[-2], "synthetic_simclr_loss")
+        self._step.assign_add(1)
+        self.after_step()
+        return self._logs()
+
+    def task_phase(self, x, targets):
+        with tf.GradientTape() as tape:
+            out = self.network(x, training=True)
+            losses = self.task_losses(x, targets, out)
+            total = self.balancer.total(losses) + self._regularization()
+        self.apply("M", tape, total)
+        self.task_losses.track_total(total)
+
+    def refinement_phase(self, images, scenes, players=("R", "E"), log="scene_loss"):
+        """CE(c, R(M(images))) -> `players` (R frozen when not among them)."""
+        with tf.GradientTape(persistent=True) as tape:
+            predictions = self.network({self.group: images}, training=True)
+            logits = self.networks["refinement"](predictions, training="R" in players)
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(scenes, logits)
+            loss = tf.nn.compute_average_loss(per_example)
+        for player in players:
+            self.apply(player, tape, loss)
+        del tape
+        self.trackers[log].update_state(tf.reduce_mean(per_example))
+
+    def simclr_phase(self, images, seed, log):
+        """NT-Xent of two views of each image -> "M" (E and the projection head)."""
+        views = _two_views(self.views, images, seed)
+        with tf.GradientTape() as tape:
+            projected = [self._project(v) for v in views]
+            per_example = zoo_losses.nt_xent(*projected, temperature=self.temperature)
+            loss = tf.nn.compute_average_loss(per_example)
+        self.apply("M", tape, loss)
+        self.trackers[log].update_state(tf.reduce_mean(per_example))
+
+    def _project(self, images):
+        features = self.trunk(images, training=True)[self.endpoints[self.groups[self.group][0]]]
+        return self.networks["projection"](features, training=True)
+
+    def test_step(self, data):
+        self._check_batch(data)
+        return super().test_step((data[0], {k: v for k, v in data[1].items() if k != "scene"}))
+
+    # -- configuration -------------------------------------------------------------
+
+    def get_config(self):
+        config = {**super().get_config(), **graph_config(self)}
+        for key in ("loss_weights", "loss_balance", "balance_steps"):
+            config.pop(key)
+        config.update({k: _plain(getattr(self, k)) for k in OWN_ARGUMENTS})
+        return config
+
+
+class _StageSchedule(keras.callbacks.Callback):
+    """At each epoch's start: the method's stage of that epoch, and Keras' train function
+    traced again when the stage changed (the phases a step runs are Python choices)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.model.set_epoch(epoch):
+            self.model.make_train_function(force=True)
+
+
+def _stage_epochs(value):
+    value = tuple(value)
+    if len(value) != 2 or not all(isinstance(e, int) and e >= 0 for e in value):
+        raise UserError(
+            f"MGM: stage_epochs must be two ints >= 0 (epochs of the tasks-alone and the GAN "
+            f"stages). Received: {value!r}"
+        )
+    return value
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _scene_classes(classes, task):
+    names = task.label_names.get("scene")
+    checks.int_at_least(classes, 2, "scene_classes", "MGM", none=True)
+    if classes is not None and names and classes != len(names):
+        raise UserError(
+            f"MGM: scene_classes={classes}, but the source names {len(names)} scenes {list(names)}."
+        )
+    return classes or (len(names) if names else len(SCENE_NAMES))
+
+
+def _networks(method, feature_shape) -> dict:
+    """R, Emb, G, D and the projection head, as the method's switches ask
+    (`feature_shape`: E's map that the tasks read)."""
+    size = graph.image_shape(method.input_size)[0]
+    built = {}
+    if method.self_supervision:
+        inputs = keras.Input(feature_shape)
+        pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+        built["projection"] = keras.Model(
+            inputs, keras.layers.Dense(method.projection)(pooled), name="projection"
+        )
+    if method.refinement:
+        shapes = {n: tuple(o.shape[1:]) for n, o in method.network.output.items()}
+        built["refinement"] = refinement_network(
+            shapes,
+            method.scene_classes,
+            widths=method.refinement_widths,
+            units=method.refinement_units,
+            stem_width=method.refinement_stem,
+            relu_logits=method.relu_logits,
+        )
+    if method.generator is not None:
+        make_g, make_d = GENERATORS[method.generator]
+        extra = {"attention_size": method.attention_size} if method.generator == "sagan" else {}
+        built["embedding"] = gan_networks.latent_embedding(feature_shape, method.z_dim)
+        built["generator"] = make_g(
+            method.scene_classes,
+            size,
+            z_dim=method.z_dim,
+            base_width=method.generator_width,
+            **extra,
+        )
+        built["discriminator"] = make_d(
+            method.scene_classes, size, base_width=method.generator_width, **extra
+        )
+    return built
+
+
+def _latent(method, images, seed):
+    """z = N(0, I) + Emb(E(x)) (noise alone in a noise warm-up); E in inference mode
+    outside the joint stage (stage 2 freezes M, its statistics too)."""
+    noise = tf.random.stateless_normal([tf.shape(images)[0], method.z_dim], seed)
+    if method.stage == "gan" and method.warmup_latent == "noise":
+        return noise
+    endpoint = method.endpoints[method.groups[method.group][0]]
+    features = method.trunk(images, training=method.stage == "joint")[endpoint]
+    return noise + method.networks["embedding"](features, training=True)
+
+
+def _generate(method, images, scenes, seed):
+    """G(z, c) in (-1, 1) for the real `images` [0, 1] and their scenes."""
+    return method.networks["generator"]([_latent(method, images, seed), scenes], training=True)
+
+
+def _scores(method, images, scenes, seed):
+    """D's scores of (-1, 1) `images` with instance noise."""
+    noisy = images + method.instance_noise * tf.random.stateless_normal(tf.shape(images), seed)
+    return method.networks["discriminator"]([noisy, scenes], training=True)
+
+
+def _gan_phase(method, images, scenes, seeds):
+    """One D step on real and detached generated images, then one G step (G; Emb unless
+    z is noise alone; E in the joint stage)."""
+    real = images * 2.0 - 1.0
+    z_seed, d_seed, g_seed, fake_seed, noise_seed = tf.unstack(tf.random.split(seeds, 5))
+    fake = tf.stop_gradient(_generate(method, images, scenes, z_seed))
+    with tf.GradientTape() as tape:
+        real_scores = _scores(method, real, scenes, d_seed)
+        fake_scores = _scores(method, fake, scenes, fake_seed)
+        real_term, fake_term = zoo_losses.hinge_discriminator_loss(real_scores, fake_scores)
+        d_loss = tf.nn.compute_average_loss(real_term) + tf.nn.compute_average_loss(fake_term)
+    right = [tf.cast(real_scores > 0, tf.float32), tf.cast(fake_scores < 0, tf.float32)]
+    method.trackers["d_accuracy"].update_state(tf.concat(right, 0))
+    method.apply("D", tape, d_loss)
+    method.trackers["d_loss"].update_state(tf.reduce_mean(real_term) + tf.reduce_mean(fake_term))
+    players = ["G"]
+    if not (method.stage == "gan" and method.warmup_latent == "noise"):
+        players.append("Emb")
+    if method.stage == "joint":
+        players.append("E")
+    with tf.GradientTape(persistent=True) as tape:
+        fake = _generate(method, images, scenes, g_seed)
+        per_example = zoo_losses.hinge_generator_loss(_scores(method, fake, scenes, noise_seed))
+        g_loss = tf.nn.compute_average_loss(per_example)
+    for player in players:
+        method.apply(player, tape, g_loss)
+    del tape
+    method.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
+
+
+def _stream(method, name, split, batch_size):
+    from zoo.methods import groups
+
+    return groups.group_stream(
+        method.network,
+        method.tasks,
+        method.groups[name],
+        name,
+        split,
+        batch_size,
+        method.input_size,
+        labels=("scene",),
+    )
+
+
+def _seeds(step, count):
+    """`count` stateless seeds [2] of a step, from the step counter (a resumed run draws
+    the same)."""
+    return tf.unstack(
+        tf.random.split(tf.stack([tf.convert_to_tensor(step), tf.constant(2022, tf.int64)]), count)
+    )
+
+
+def _two_views(views, images, seed):
+    """Two augmented views of each image of the batch (`views`: a zoo.data.augment.Views)."""
+    count = tf.shape(images)[0]
+    seeds = tf.random.split(seed, count)
+    pairs = tf.map_fn(
+        lambda a: views(a[0], a[1]),
+        (images, seeds),
+        fn_output_signature=tf.TensorSpec([2, *images.shape[1:]], images.dtype),
+    )
+    return pairs[:, 0], pairs[:, 1]
+
+
+keras.saving.register_keras_serializable(package="zoo")(MGM)
+gin.external_configurable(MGM, module="zoo.methods", denylist=["name"])
