@@ -12,10 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # tests/methods with three workers: 212 s wall and 368 CPU-s with TensorFlow's default
 # threads, 175 s and 305 CPU-s with one.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-# One data cache for the session (shared by its subprocesses), never the user's, removed
-# when the session ends.
-os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
-atexit.register(shutil.rmtree, os.environ["ZOO_CACHE_DIR"], ignore_errors=True)
+# One data cache for the session, never the user's: made by the process that starts the
+# test workers, shared by them and their subprocesses (scenes are rendered once, not once
+# per worker; two processes rendering one entry at once both end with it complete, see
+# zoo.data.cache), removed when the session ends.
+if "ZOO_TEST_CACHE_DIR" not in os.environ:
+    os.environ["ZOO_TEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["ZOO_TEST_CACHE_DIR"], ignore_errors=True)
+os.environ["ZOO_CACHE_DIR"] = os.environ["ZOO_TEST_CACHE_DIR"]
 # The temporary files of the child processes (a killed worker's copy of its run,
 # zoo-launch-local's logs, a Ray cluster's session) go to one folder, removed when the
 # session ends. Made once, by the process that starts the workers (a short path: Ray's

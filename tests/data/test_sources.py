@@ -207,7 +207,8 @@ def test_photos_are_the_installed_files_and_random_crops_vary():
 SPEC = SceneSpec(variant="----", mode="multi", resolution=16)
 
 
-def test_synthetic_cache_is_rendered_once_and_reused():
+def test_synthetic_cache_is_rendered_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))  # its own: the session's is shared
     source = Synthetic(SPEC, 12)
     got = _read(source, ["image", "depth"])
     for index in (0, 11):

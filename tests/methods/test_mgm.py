@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 from helpers import tiny_mgm_settings
 
-from zoo.data.synthetic import SCENE_NAMES
+from zoo.data.synthetic import SCENE_NAMES, SceneSpec
 from zoo.errors import UserError
 from zoo.methods import MGM
+from zoo.tasks import Depth
 
 
 def tiny_mgm(run_eagerly=False, **kwargs):
@@ -117,7 +118,8 @@ def test_stages_switch_by_epoch_and_each_moves_its_players_only():
 def test_a_traced_step_is_traced_again_when_the_stage_changes():
     """`fit`'s graph function of stage 1 (tasks alone) is replaced at stage 3: R, which
     only the joint stage trains, moves in the second epoch and not in the first."""
-    method = tiny_mgm(generator=None, self_supervision=False, stage_epochs=(1, 0))
+    depth = Depth(SceneSpec(variant="----", mode="multi", resolution=32), head_width=8)
+    method = tiny_mgm(tasks=[depth], generator=None, self_supervision=False, stage_epochs=(1, 0))
     refinement = method.networks["refinement"].trainable_variables
     moved = []
 
