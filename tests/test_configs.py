@@ -24,8 +24,15 @@ TRAINING = sorted(
     for p in glob.glob(os.path.join(ROOT, "gin_configs", "**", "*.gin"), recursive=True)
     if any(
         key in open(p).read()
-        for key in ("zoo.methods.MultiTask.tasks =", "zoo.methods.DomainAdversarial.adapt_at =")
+        for key in (
+            "zoo.methods.MultiTask.tasks =",
+            "zoo.methods.DomainAdversarial.adapt_at =",
+            "zoo.methods.MGM.tasks =",
+        )
     )
+    # MGM's ablations with players of their own (their optimizers must match them); the
+    # other mgm_*.gin rows switch a flag of mgm.gin (tests/methods/test_mgm.py)
+    or p.endswith(("mgm22/mgm_g.gin", "mgm22/mgm_refine.gin"))
 )
 NARROW = {
     "zoo.trunks.resnet": "import zoo.trunks\nzoo.trunks.resnet.width_multiplier = 0.0625",
@@ -35,6 +42,11 @@ NARROW = {
     "half/zoo.trunks.resnet9.widths = [4, 8, 8, 32]\n"
     "half/zoo.trunks.resnet9.inner_widths = (4, 16)",
     "zoo.trunks.alexnet": "zoo.trunks.alexnet.width_multiplier = 0.0625",
+    # MGM's generator, discriminator and R (their full sizes: tests/layers/test_gan_networks.py
+    # and tests/trunks/test_resnet.py)
+    "zoo.methods.MGM": "zoo.methods.MGM.generator_width = 4\n"
+    "zoo.methods.MGM.refinement_widths = (4, 4, 4)\n"
+    "zoo.methods.MGM.refinement_stem = 4",
 }
 
 
@@ -58,6 +70,11 @@ def test_experiment_builds_its_method(name):
 
         macro = "PHOTO_FOLDER" if name.startswith("photos") else "IMAGE_FOLDER"
         extra = [f'{macro} = "{skimage_data_dir()}"']
+    if name.startswith("mgm22/"):  # widths of its own (MGM's [48, 96, 192, 360])
+        extra = [
+            "zoo.trunks.resnet.width_multiplier = 1.0",
+            "zoo.trunks.resnet.widths = [4, 8, 8, 16]",
+        ]
     gin_setup.parse([os.path.join(ROOT, "gin_configs", name)], [*NARROW.values(), *extra])
     bindings = gin.get_bindings("zoo.experiment.train")
     method = bindings["method"]()

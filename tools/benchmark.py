@@ -537,6 +537,50 @@ def benchmark_compl():
         print(f"  ratio composite / two passes: {best['composite'] / best['two passes']:.3f}")
 
 
+def benchmark_mgm():
+    import gin
+    import keras
+
+    from zoo.methods import MultiTask
+
+    for label, files, bindings in (
+        ("small.gin (32 px)", ["mgm22/small.gin"], []),
+        ("the paper's size (128 px, SAGAN), batch 8", [], ["zoo.experiment.train.batch_size = 8"]),
+    ):
+        _parse("mgm22/mgm.gin", *files, bindings=bindings)
+        optimizer = gin.get_bindings("zoo.experiment.train")["optimizer"]
+        batch = gin.get_bindings("zoo.experiment.train")["batch_size"]
+        build = gin.get_configurable("zoo.methods.MGM")
+        methods = {}
+        for name, stages in (("MGM joint step", (0, 0)), ("MGM stage 1 step", (1, 0))):
+            keras.utils.set_random_seed(0)
+            methods[name] = build(stage_epochs=stages)
+            methods[name].compile(optimizer)
+        joint = methods["MGM joint step"]
+        keras.utils.set_random_seed(0)
+        plain = MultiTask(
+            gin.get_configurable("zoo.trunks.resnet"),
+            list(joint.tasks.values()),
+            input_size=joint.input_size,
+        )
+        plain.compile(keras.optimizers.Adam(1e-3))
+        data = next(iter(joint.datasets(batch)))
+        labelled = (data[0], {k: v for k, v in data[1].items() if k != "scene"})
+        feeds = {name: (m, data) for name, m in methods.items()}
+        best, median = _step_times({**feeds, "MT step": (plain, labelled)})
+        print(
+            f"\nmgm22/mgm.gin, {label}, batch {batch}: traced train_step, best of "
+            f"{FLAGS.rounds} alternating rounds"
+        )
+        for name, value in best.items():
+            print(f"  {name:<17} {1000 * value:9.1f} ms/step (median {1000 * median[name]:.1f})")
+        print(f"  ratio joint / MT:   {best['MGM joint step'] / best['MT step']:.2f}")
+        print(
+            f"  ratio stage 1 / MT: {best['MGM stage 1 step'] / best['MT step']:.3f} "
+            "(target <= 1.05)"
+        )
+
+
 NEWELL20 = ("rotation", "vae", "cmc", "amdim")
 
 
@@ -1040,6 +1084,7 @@ BENCHMARKS = {
     "doersch": benchmark_doersch,
     "compl": benchmark_compl,
     "newell20": benchmark_newell20,
+    "mgm": benchmark_mgm,
     "determinism": benchmark_determinism,
 }
 

@@ -241,3 +241,32 @@ def test_the_loss_knobs_reach_the_losses_and_the_warm_up_latent_its_players():
     assert noisier["d_loss"] != pytest.approx(base["d_loss"], rel=1e-3)
     order, _ = _logs_of_one_step(gan_steps=1, warmup_latent="noise", **gan)
     assert order == ["D", "G"]  # the code's warm-up: z is noise, Emb unused
+
+
+def test_the_frechet_monitor_and_the_picture_of_generated_scenes(tmp_path):
+    """The monitor logs a finite distance once G trains (not in stage 1); the picture has
+    a row per scene class (7) with the image and M's three maps; `generate` draws [0, 1]
+    images without moving BatchNorm's statistics."""
+    from PIL import Image
+
+    from zoo.evaluation.plots import plot_run_generated
+
+    method = tiny_mgm()
+    monitor = [c for c in method.method_callbacks() if type(c).__name__ == "_FrechetMonitor"][0]
+    monitor.set_model(method)
+    statistics = _values(method.non_trainable_variables)
+    logs = {}
+    monitor.on_epoch_end(0, logs)
+    assert np.isfinite(logs["trunk_frechet_distance"]) and logs["trunk_frechet_distance"] > 0
+    assert not _moved(statistics, method.non_trainable_variables)
+    method.stage = "tasks"
+    quiet = {}
+    monitor.on_epoch_end(0, quiet)
+    assert quiet == {}
+    method.stage = "joint"
+    fake = method.generate(tf.zeros([3, 32, 32, 3]), tf.constant([0, 1, 2]))
+    assert fake.shape == (3, 32, 32, 3) and 0 <= fake.numpy().min() and fake.numpy().max() <= 1
+    names = plot_run_generated(method, str(tmp_path / "generated.png"))
+    assert names == list(SCENE_NAMES)
+    width, height = Image.open(tmp_path / "generated.png").size
+    assert height > 6 * 100 and width > 3 * 100  # 7 rows of 1.6 in, 3 maps + the image

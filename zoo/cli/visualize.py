@@ -13,6 +13,7 @@ Usage:
     zoo-visualize shifted --model_dir=runs/compl_semseg_densecl --out=shifted.png
     zoo-visualize views --augmentation=moco_v2 --variant=TCVL --mode=single --out=views.png
     zoo-visualize views --model_dir=runs/contrastive_moco_v2 --out=views.png
+    zoo-visualize generated --model_dir=runs/mgm --out=generated.png
 
 `synthetic`: for `multi`, one row per scene with RGB, depth, normals, instances,
 semantics and contours; for `single`, a grid of the ten classes x five pose bins; for
@@ -35,6 +36,8 @@ zero-shot robustness, Tables S.7 / S.8).
 `views`: `--num` images, each next to `--views` augmented views: a contrastive run's
 augmentation on its held-out images (`--model_dir`), or MoCo v2's / SimCLR's / BYOL's
 (`--augmentation`) on synthetic scenes of the scene flags.
+`generated`: an MGM run's generated images, one per scene class, next to its multi-task
+network's predictions on them (MGM App. H).
 """
 
 import os
@@ -214,6 +217,15 @@ def views():
     return out
 
 
+def generated():
+    from zoo.evaluation.plots import plot_run_generated
+
+    model, checkpoint = _restore()
+    out = FLAGS.out or os.path.join(FLAGS.model_dir, "generated.png")
+    plot_run_generated(model, out, title=f"{FLAGS.model_dir}: {os.path.basename(checkpoint)}")
+    return out
+
+
 COMMANDS = {
     "synthetic": synthetic,
     "predictions": predictions,
@@ -226,6 +238,7 @@ COMMANDS = {
     "real": real,
     "shifted": shifted,
     "views": views,
+    "generated": generated,
 }
 
 

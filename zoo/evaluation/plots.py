@@ -279,6 +279,46 @@ def plot_run_predictions(model, path, num=4, title=None):
     return [p[0] for p in panels]
 
 
+def plot_run_generated(model, path, title=None):
+    """MGM's generated images, one row per scene class, each next to M's predictions on
+    it (MGM App. H). Row k is G's image for class k from the code of a held-out scene of
+    that class (of the first 256; the first scene when none is of that class).
+
+    Args:
+        model: zoo.methods.MGM with a generator.
+        path: str. Output PNG.
+        title: str or None. Followed by the scene names of the rows.
+
+    Returns:
+        The scene names of the rows.
+    """
+    import tensorflow as tf
+
+    from zoo.data.synthetic import SCENE_NAMES
+
+    if getattr(model, "generator", None) is None:
+        raise UserError("the run has no generator to draw (an MGM run with `generator`).")
+    inputs, targets = next(iter(model.datasets(256, "eval")))
+    scenes = targets["scene"].numpy()
+    classes = model.scene_classes
+    rows = [
+        int(np.flatnonzero(scenes == k)[0]) if (scenes == k).any() else 0 for k in range(classes)
+    ]
+    fake = model.generate(tf.gather(inputs[model.group], rows), tf.range(classes), seed=(0, 0))
+    outputs = model.network({model.group: fake}, training=False)
+    panels = []
+    for name, task in model.tasks.items():
+        served = task.serving_outputs(outputs[name])
+        key = next((k for k in SERVING_KINDS if k in served), None)
+        if key is not None and served[key].shape.rank >= 3:
+            panels.append((name, SERVING_KINDS[key], served[key].numpy()))
+    first = next(iter(model.tasks.values()))
+    names = list(first.label_names.get("scene") or SCENE_NAMES)[:classes]
+    rows_named = "rows: " + ", ".join(names)
+    plot_outputs(fake.numpy(), panels, path, f"{title or 'generated'}; {rows_named}")
+    return names
+
+
 def plot_patch_pairs(pairs, labels, predicted, path, title=None):
     """Relative-position pairs on their 3x3 grid: the centre patch, the second patch in
     the cell its label names; the title gives the true and the predicted cell (red when

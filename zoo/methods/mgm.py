@@ -51,7 +51,7 @@ import gin
 import keras
 import tensorflow as tf
 
-from zoo import checks
+from zoo import checks, metrics
 from zoo import losses as zoo_losses
 from zoo.data import augment
 from zoo.data.synthetic import SCENE_NAMES
@@ -227,9 +227,21 @@ class MGM(SharedTrunk):
         return self.stage
 
     def method_callbacks(self) -> list:
-        """The stage schedule: at each epoch's start, its stage (and a new train function
-        when the stage changes)."""
-        return [_StageSchedule()]
+        """The stage schedule (each epoch's stage; a new train function when it changes)
+        and, with a generator, the trunk Fréchet distance logged each epoch of stages 2-3
+        (`trunk_frechet_distance`)."""
+        return [_StageSchedule()] + ([_FrechetMonitor()] if self.generator is not None else [])
+
+    def generate(self, images, scenes, seed=(0, 0)):
+        """G's images [B, S, S, 3] in [0, 1] for real `images` [B, S, S, 3] in [0, 1] (E's
+        code) and their `scenes` [B], as the joint stage draws them (inference mode)."""
+        stage, self.stage = self.stage, "joint"
+        try:
+            z = _latent(self, tf.convert_to_tensor(images), tf.constant(seed, tf.int64), False)
+        finally:
+            self.stage = stage
+        fake = self.networks["generator"]([z, tf.convert_to_tensor(scenes)], training=False)
+        return (fake + 1.0) / 2.0
 
     # -- players -------------------------------------------------------------------
 
@@ -357,6 +369,27 @@ class _StageSchedule(keras.callbacks.Callback):
             self.model.make_train_function(force=True)
 
 
+class _FrechetMonitor(keras.callbacks.Callback):
+    """`trunk_frechet_distance` in each epoch's logs (TensorBoard, progress.json) once G
+    trains: the Fréchet distance between E's pooled features of up to 64 held-out
+    scenes and of G's images for them (`zoo.metrics.frechet_distance`; on the zoo's own
+    trunk, not Inception's, so not an FID)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        method = self.model
+        if logs is None or method.stage == "tasks":
+            return
+        inputs, targets = next(iter(method.datasets(64, "eval")))
+        images = inputs[method.group]
+        fake = method.generate(images, targets["scene"], seed=(epoch, 1))
+        endpoint = method.endpoints[method.groups[method.group][0]]
+        pooled = [
+            tf.reduce_mean(method.trunk(x, training=False)[endpoint], axis=(1, 2)).numpy()
+            for x in (images, fake)
+        ]
+        logs["trunk_frechet_distance"] = metrics.frechet_distance(*pooled)
+
+
 def _stage_epochs(value):
     value = tuple(value)
     if len(value) != 2 or not all(isinstance(e, int) and e >= 0 for e in value):
@@ -419,15 +452,15 @@ def _networks(method, feature_shape) -> dict:
     return built
 
 
-def _latent(method, images, seed):
+def _latent(method, images, seed, training=True):
     """z = N(0, I) + Emb(E(x)) (noise alone in a noise warm-up); E in inference mode
     outside the joint stage (stage 2 freezes M, its statistics too)."""
     noise = tf.random.stateless_normal([tf.shape(images)[0], method.z_dim], seed)
     if method.stage == "gan" and method.warmup_latent == "noise":
         return noise
     endpoint = method.endpoints[method.groups[method.group][0]]
-    features = method.trunk(images, training=method.stage == "joint")[endpoint]
-    return noise + method.networks["embedding"](features, training=True)
+    features = method.trunk(images, training=training and method.stage == "joint")[endpoint]
+    return noise + method.networks["embedding"](features, training=training)
 
 
 def _generate(method, images, scenes, seed):
