@@ -92,7 +92,7 @@ def test_stages_switch_by_epoch_and_each_moves_its_players_only():
         "Emb": method.networks["embedding"].trainable_variables,
     }
     assert [method.stage_of(e) for e in range(4)] == ["tasks", "gan", "joint", "joint"]
-    moved = []
+    moved, logged = [], []
 
     class Snapshot(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -100,6 +100,7 @@ def test_stages_switch_by_epoch_and_each_moves_its_players_only():
 
         def on_epoch_end(self, epoch, logs=None):
             moved.append(sorted(k for k, v in parts.items() if _moved(self.before[k], v)))
+            logged.append(sorted(logs))
 
     method.fit(
         method.datasets(4),
@@ -113,6 +114,10 @@ def test_stages_switch_by_epoch_and_each_moves_its_players_only():
         ["D", "Emb", "G"],  # stage 2: M frozen (E in inference mode)
         ["D", "Emb", "G", "R", "heads", "trunk"],
     ]
+    # each stage logs its phases' losses only (stage 2's `loss`: D's plus G's)
+    assert logged[0] == ["depth_loss", "loss", "normals_loss"]
+    assert logged[1] == ["d_accuracy", "d_loss", "g_loss", "loss", "trunk_frechet_distance"]
+    assert {"scene_loss", "synthetic_scene_loss", "d_loss", "depth_loss"} <= set(logged[2])
 
 
 def test_a_traced_step_is_traced_again_when_the_stage_changes():

@@ -222,7 +222,8 @@ def generated():
 
     model, checkpoint = _restore()
     out = FLAGS.out or os.path.join(FLAGS.model_dir, "generated.png")
-    plot_run_generated(model, out, title=f"{FLAGS.model_dir}: {os.path.basename(checkpoint)}")
+    title = f"{FLAGS.model_dir}: {os.path.basename(checkpoint)}, generated scenes"
+    plot_run_generated(model, out, title=title)
     return out
 
 

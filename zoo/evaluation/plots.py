@@ -287,7 +287,7 @@ def plot_run_generated(model, path, title=None):
     Args:
         model: zoo.methods.MGM with a generator.
         path: str. Output PNG.
-        title: str or None. Followed by the scene names of the rows.
+        title: str or None. Rows are labelled with their scene class.
 
     Returns:
         The scene names of the rows.
@@ -314,8 +314,8 @@ def plot_run_generated(model, path, title=None):
             panels.append((name, SERVING_KINDS[key], served[key].numpy()))
     first = next(iter(model.tasks.values()))
     names = list(first.label_names.get("scene") or SCENE_NAMES)[:classes]
-    rows_named = "rows: " + ", ".join(names)
-    plot_outputs(fake.numpy(), panels, path, f"{title or 'generated'}; {rows_named}")
+    title = title or "generated scenes and the multi-task network's predictions"
+    plot_outputs(fake.numpy(), panels, path, title, row_labels=names, first="generated")
     return names
 
 
@@ -512,7 +512,7 @@ def plot_filters(kernels, path, title=None, cols=16):
     _save(fig, path, title, fontsize=10)
 
 
-def plot_outputs(images, panels, path, title=None):
+def plot_outputs(images, panels, path, title=None, row_labels=None, first="input"):
     """Inputs next to predicted maps, without ground truth (e.g. real photographs).
 
     Args:
@@ -520,6 +520,8 @@ def plot_outputs(images, panels, path, title=None):
         panels: list of (name, kind, prediction [N, h, w(, C)]); kind as `plot_predictions`.
         path: str. Output PNG.
         title: str or None.
+        row_labels: N strings or None. Written left of each row.
+        first: str. The title of the images' column. Defaults to "input".
     """
     images = np.asarray(images)
     rows, cols = len(images), 1 + len(panels)
@@ -530,7 +532,9 @@ def plot_outputs(images, panels, path, title=None):
             _show(axes[r, 1 + p], kind, prediction[r])
             if r == 0:
                 axes[r, 1 + p].set_title(name, fontsize=8)
-    axes[0, 0].set_title("input", fontsize=8)
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
+    axes[0, 0].set_title(first, fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

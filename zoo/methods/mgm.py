@@ -40,9 +40,10 @@ Images: the tasks read the identity harmonizer's [0, 1] images; D and G work in 
 (x · 2 - 1; G's tanh output (x̃ + 1) / 2 for E), as the code scales its inputs.
 
 Batch structure: SharedTrunk's `(inputs, targets)` with `targets["scene"]` [B] int32,
-the examples' scene entry (`datasets()` adds it). `fit` reports the task losses, `loss`,
-`scene_loss`, `simclr_loss`, `d_loss`, `g_loss`, `d_accuracy` (real scored > 0, generated
-< 0, before D's first update of the step), `synthetic_scene_loss` and `synthetic_simclr_loss`.
+the examples' scene entry (`datasets()` adds it). `fit` reports, of the phases its stage
+runs, the task losses, `scene_loss`, `simclr_loss`, `d_loss`, `g_loss`, `d_accuracy` (real
+scored > 0, generated < 0), `synthetic_scene_loss` and `synthetic_simclr_loss`; `loss` is
+the task total (stage 2: D's plus G's loss).
 """
 
 from collections.abc import Callable, Sequence
@@ -300,7 +301,9 @@ class MGM(SharedTrunk):
         gan = self.generator is not None
         if gan and (self.stage == "gan" or (self.stage == "joint" and self.joint_generator)):
             for k in range(self.gan_steps):
-                _gan_phase(self, x[self.group], scenes, seeds[1 + k])
+                gan_losses = _gan_phase(self, x[self.group], scenes, seeds[1 + k])
+            if self.stage == "gan":  # `loss` of stage 2: the GAN's (its last D and G steps)
+                self.task_losses.track_total(tf.add_n(gan_losses))
         if gan and self.stage == "joint":
             fake = tf.stop_gradient(_generate(self, x[self.group], scenes, seeds[-1]))
             fake = (fake + 1.0) / 2.0  # E's [0, 1] images
@@ -310,7 +313,7 @@ class MGM(SharedTrunk):
                 self.simclr_phase(fake, seeds[-2], "synthetic_simclr_loss")
         self._step.assign_add(1)
         self.after_step()
-        return self._logs()
+        return {k: v for k, v in self._logs().items() if k in _logged(self)}
 
     def task_phase(self, x, targets):
         with tf.GradientTape() as tape:
@@ -388,6 +391,21 @@ class _FrechetMonitor(keras.callbacks.Callback):
             for x in (images, fake)
         ]
         logs["trunk_frechet_distance"] = metrics.frechet_distance(*pooled)
+
+
+def _logged(method) -> set:
+    """The names `fit` logs in the method's stage: those of the phases it runs."""
+    joint, gan = method.stage == "joint", method.generator is not None
+    names = {"loss"}
+    if method.stage != "gan":
+        names |= {m.name for m in method.task_losses.metrics}
+    if joint and method.refinement:
+        names |= {"scene_loss", "synthetic_scene_loss"} if gan else {"scene_loss"}
+    if joint and method.self_supervision:
+        names |= {"simclr_loss", "synthetic_simclr_loss"} if gan else {"simclr_loss"}
+    if gan and (method.stage == "gan" or (joint and method.joint_generator)):
+        names |= {"d_loss", "g_loss", "d_accuracy"}
+    return names
 
 
 def _stage_epochs(value):
@@ -502,6 +520,7 @@ def _gan_phase(method, images, scenes, seeds):
         method.apply(player, tape, g_loss)
     del tape
     method.trackers["g_loss"].update_state(tf.reduce_mean(per_example))
+    return d_loss, g_loss
 
 
 def _stream(method, name, split, batch_size):
