@@ -236,26 +236,19 @@ class MGM(SharedTrunk):
     def generate(self, images, scenes, seed=(0, 0)):
         """G's images [B, S, S, 3] in [0, 1] for real `images` [B, S, S, 3] in [0, 1] (E's
         code) and their `scenes` [B], as the joint stage draws them (inference mode)."""
-        stage, self.stage = self.stage, "joint"
-        try:
-            z = _latent(self, tf.convert_to_tensor(images), tf.constant(seed, tf.int64), False)
-        finally:
-            self.stage = stage
-        fake = self.networks["generator"]([z, tf.convert_to_tensor(scenes)], training=False)
-        return (fake + 1.0) / 2.0
+        return _generated(self, images, scenes, seed)
 
     # -- players -------------------------------------------------------------------
 
     @property
     def players(self):
-        names = ["M"]
-        if self.refinement or self.generator is not None:
-            names.append("E")
-        if self.refinement:
-            names.append("R")
-        if self.generator is not None:
-            names += ["Emb", "G", "D"]
-        return tuple(names)
+        gan = self.generator is not None
+        names = [
+            "M",
+            *(["E"] if self.refinement or gan else []),
+            *(["R"] if self.refinement else []),
+        ]
+        return tuple(names + (["Emb", "G", "D"] if gan else []))
 
     def variables_of(self, player):
         if player == "M":
@@ -339,15 +332,11 @@ class MGM(SharedTrunk):
         """NT-Xent of two views of each image -> "M" (E and the projection head)."""
         views = _two_views(self.views, images, seed)
         with tf.GradientTape() as tape:
-            projected = [self._project(v) for v in views]
+            projected = [_project(self, v) for v in views]
             per_example = zoo_losses.nt_xent(*projected, temperature=self.temperature)
             loss = tf.nn.compute_average_loss(per_example)
         self.apply("M", tape, loss)
         self.trackers[log].update_state(tf.reduce_mean(per_example))
-
-    def _project(self, images):
-        features = self.trunk(images, training=True)[self.endpoints[self.groups[self.group][0]]]
-        return self.networks["projection"](features, training=True)
 
     def test_step(self, data):
         self._check_batch(data)
@@ -468,6 +457,24 @@ def _networks(method, feature_shape) -> dict:
             method.scene_classes, size, base_width=method.generator_width, **extra
         )
     return built
+
+
+def _generated(method, images, scenes, seed):
+    """`MGM.generate`."""
+    stage, method.stage = method.stage, "joint"
+    try:
+        z = _latent(method, tf.convert_to_tensor(images), tf.constant(seed, tf.int64), False)
+    finally:
+        method.stage = stage
+    fake = method.networks["generator"]([z, tf.convert_to_tensor(scenes)], training=False)
+    return (fake + 1.0) / 2.0
+
+
+def _project(method, images):
+    """The SimCLR projection of `images` (E in training mode, then the head)."""
+    endpoint = method.endpoints[method.groups[method.group][0]]
+    features = method.trunk(images, training=True)[endpoint]
+    return method.networks["projection"](features, training=True)
 
 
 def _latent(method, images, seed, training=True):
