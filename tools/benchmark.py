@@ -545,7 +545,7 @@ def benchmark_mgm():
 
     for label, files, bindings in (
         ("small.gin (32 px)", ["mgm22/small.gin"], []),
-        ("the paper's size (128 px, SAGAN), batch 8", [], ["zoo.experiment.train.batch_size = 8"]),
+        ("the paper's size (128 px, SAGAN)", [], ["zoo.experiment.train.batch_size = 8"]),
     ):
         _parse("mgm22/mgm.gin", *files, bindings=bindings)
         optimizer = gin.get_bindings("zoo.experiment.train")["optimizer"]
