@@ -191,6 +191,7 @@ def test_batches_carry_the_scene_of_each_rendered_scene():
         ({"warmup_latent": "zeros"}, "`warmup_latent` must be one of"),
         ({"scene_classes": 5}, "scene_classes=5, but the source names 7"),
         ({"gan_steps": 0}, "gan_steps"),
+        ({"generator_width": 0}, "generator_width"),
     ],
 )
 def test_bad_arguments(kwargs, message):

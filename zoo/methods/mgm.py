@@ -63,7 +63,6 @@ from zoo.methods.shared_trunk import SharedTrunk, graph_config
 from zoo.tasks.base import Task
 from zoo.trunks.resnet import refinement_network
 
-STAGES = ("tasks", "gan", "joint")
 GENERATORS = {
     "sagan": (gan_networks.sagan_generator, gan_networks.sagan_discriminator),
     "dcgan": (gan_networks.dcgan_generator, gan_networks.dcgan_discriminator),
@@ -425,6 +424,8 @@ def _networks(method, feature_shape) -> dict:
     """R, Emb, G, D and the projection head, as the method's switches ask
     (`feature_shape`: E's map that the tasks read)."""
     size = graph.image_shape(method.input_size)[0]
+    for name in ("generator_width", "refinement_stem"):
+        checks.int_at_least(getattr(method, name), 1, name, "MGM")
     built = {}
     if method.self_supervision:
         inputs = keras.Input(feature_shape)
