@@ -58,7 +58,7 @@ from zoo.data import augment
 from zoo.data.synthetic import SCENE_NAMES
 from zoo.errors import UserError
 from zoo.layers import gan_networks
-from zoo.methods import graph
+from zoo.methods import graph, groups
 from zoo.methods.shared_trunk import SharedTrunk, graph_config
 from zoo.tasks.base import Task
 from zoo.trunks.resnet import refinement_network
@@ -532,8 +532,7 @@ def _gan_phase(method, images, scenes, seeds):
 
 
 def _stream(method, name, split, batch_size):
-    from zoo.methods import groups
-
+    """The group's batches with each example's scene category among the targets."""
     return groups.group_stream(
         method.network,
         method.tasks,
