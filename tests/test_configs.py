@@ -30,9 +30,9 @@ TRAINING = sorted(
             "zoo.methods.MGM.tasks =",
         )
     )
-    # MGM's ablations with players of their own (their optimizers must match them); the
-    # other mgm_*.gin rows switch a flag of mgm.gin (tests/methods/test_mgm.py)
-    or p.endswith(("mgm22/mgm_g.gin", "mgm22/mgm_refine.gin"))
+    # MGM's rows with players, a network or a stream of their own (their optimizers must
+    # match them); the other mgm_*.gin rows switch a flag of mgm.gin (test_mgm.py)
+    or p.endswith(("mgm22/mgm_g.gin", "mgm22/mgm_refine.gin", "mgmr.gin", "mgm_recon.gin"))
 )
 NARROW = {
     "zoo.trunks.resnet": "import zoo.trunks\nzoo.trunks.resnet.width_multiplier = 0.0625",

@@ -641,10 +641,14 @@ OTHER = {
             ),
             ("test_stages_switch_by_epoch_and_each_moves_its_players_only", ("stage_epochs",)),
             ("test_the_synthetic_phase_leaves_r_and_g_alone", ("joint_generator",)),
+            ("test_players_follow_the_ablations", ("generator",)),
             (
-                "test_players_follow_the_ablations",
-                ("generator", "self_supervision", "refinement"),
+                "test_reconstruction_replaces_simclr_with_the_mse_of_a_decoded_image",
+                ("self_supervision",),
             ),
+            ("test_refinement_training_strategies_of_table_9", ("refinement",)),
+            ("test_mgmr_steps_on_the_real_scenes_outside_the_labelled_share", ("weak_real",)),
+            ("test_synthetic_ratio_sets_the_number_of_generated_images", ("synthetic_ratio",)),
         )
         for p in params
     },
@@ -737,6 +741,7 @@ OTHER = {
         ),
         "fraction": "0.25",
         "seed": "5",
+        "complement": "True",
     },
     "zoo.data.ImageFolder": {
         "path": '"other"',

@@ -144,6 +144,13 @@ def test_labelled_fractions_are_nested_exact_and_read_their_examples():
     assert places == [0, 1, 2, 3]
     with pytest.raises(UserError, match="fraction"):
         LabelledFraction(source, 0.0)
+    # the complement: the other examples (MGMr's weakly labelled scenes)
+    rest = LabelledFraction(source, 0.25, seed=3, complement=True)
+    assert set(rest.positions()) == set(range(40)) - kept[0.25] and len(rest) == 30
+    got = [e["image"] for e in rest.examples(["image"]).as_numpy_iterator()]
+    np.testing.assert_array_equal(np.stack(got), np.stack([images[p] for p in rest.positions()]))
+    with pytest.raises(UserError, match="none for the complement"):
+        LabelledFraction(source, 1.0, complement=True)
     # a task's labelled_fraction: the same order whatever the task's seed
     for seed in (0, 7):
         task = Depth(SPEC, num_examples=40, labelled_fraction=0.25, seed=seed)

@@ -90,7 +90,7 @@ CASES = {
     "MGM": (
         MGM,
         # (two GAN steps and the self-supervision: tests/methods/test_mgm.py)
-        tiny_mgm_settings(gan_steps=1, self_supervision=False),
+        tiny_mgm_settings(gan_steps=1, self_supervision=None),
         False,
     ),
     "Transfer, linear": (

@@ -61,7 +61,7 @@ def test_the_synthetic_phase_leaves_r_and_g_alone():
     after its stage (MGM/j), a joint step's last update is E's on CE(c, R(M(x̃))); R's
     weights and moving statistics and G's weights are where the real-data phases left
     them."""
-    method = tiny_mgm(self_supervision=False, joint_generator=False)
+    method = tiny_mgm(self_supervision=None, joint_generator=False)
     batch = next(iter(method.datasets(4)))
     order = _recorded_step(method, batch)
     assert order == ["M", "R", "E", "E"]
@@ -74,7 +74,7 @@ def test_the_synthetic_phase_leaves_r_and_g_alone():
     x, targets = batch
     fake = (method.networks["generator"]([tf.zeros([4, 8]), targets["scene"]]) + 1.0) / 2.0
     before = method.player_optimizers["E"].iterations.numpy()
-    method.refinement_phase(fake, targets["scene"], players=("E",), log="synthetic_scene_loss")
+    method.refinement_phase(fake, targets["scene"], weak=True)
     assert method.player_optimizers["E"].iterations.numpy() == before + 1
     assert not _moved(before_r, refinement), "R changed in the synthetic phase"
     assert not _moved(before_g, generator), "G changed in the synthetic phase"
@@ -82,7 +82,7 @@ def test_the_synthetic_phase_leaves_r_and_g_alone():
 
 
 def test_stages_switch_by_epoch_and_each_moves_its_players_only():
-    method = tiny_mgm(stage_epochs=(1, 1), self_supervision=False, run_eagerly=True)
+    method = tiny_mgm(stage_epochs=(1, 1), self_supervision=None, run_eagerly=True)
     parts = {
         "heads": [v for v in method.train_network.trainable_variables if "trunk" not in v.path],
         "trunk": method.trunk.weights,  # with BatchNorm's moving statistics
@@ -117,14 +117,14 @@ def test_stages_switch_by_epoch_and_each_moves_its_players_only():
     # each stage logs its phases' losses only (stage 2's `loss`: D's plus G's)
     assert logged[0] == ["depth_loss", "loss", "normals_loss"]
     assert logged[1] == ["d_accuracy", "d_loss", "g_loss", "loss", "trunk_frechet_distance"]
-    assert {"scene_loss", "synthetic_scene_loss", "d_loss", "depth_loss"} <= set(logged[2])
+    assert {"scene_loss", "weak_scene_loss", "d_loss", "depth_loss"} <= set(logged[2])
 
 
 def test_a_traced_step_is_traced_again_when_the_stage_changes():
     """`fit`'s graph function of stage 1 (tasks alone) is replaced at stage 3: R, which
     only the joint stage trains, moves in the second epoch and not in the first."""
     depth = Depth(SceneSpec(variant="----", mode="multi", resolution=32), head_width=8)
-    method = tiny_mgm(tasks=[depth], generator=None, self_supervision=False, stage_epochs=(1, 0))
+    method = tiny_mgm(tasks=[depth], generator=None, self_supervision=None, stage_epochs=(1, 0))
     refinement = method.networks["refinement"].trainable_variables
     moved = []
 
@@ -202,7 +202,7 @@ def test_bad_arguments(kwargs, message):
 def test_players_follow_the_ablations():
     assert tiny_mgm().players == ("M", "E", "R", "Emb", "G", "D")
     assert tiny_mgm(generator=None).players == ("M", "E", "R")  # MGM/G
-    assert tiny_mgm(generator=None, refinement=False).players == ("M",)
+    assert tiny_mgm(generator=None, refinement=None).players == ("M",)
 
 
 def _sizes(method):
@@ -236,11 +236,11 @@ def _logs_of_one_step(**kwargs):
 
 
 def test_the_loss_knobs_reach_the_losses_and_the_warm_up_latent_its_players():
-    contrastive = {"generator": None, "refinement": False}
+    contrastive = {"generator": None, "refinement": None}
     _, base = _logs_of_one_step(**contrastive)
     _, sharper = _logs_of_one_step(temperature=0.1, **contrastive)
     assert sharper["simclr_loss"] != pytest.approx(base["simclr_loss"], rel=1e-3)
-    gan = {"refinement": False, "self_supervision": False, "stage_epochs": (0, 1)}
+    gan = {"refinement": None, "self_supervision": None, "stage_epochs": (0, 1)}
     order, base = _logs_of_one_step(gan_steps=1, **gan)
     assert order == ["D", "G", "Emb"]  # stage 2: G and Emb, M frozen
     order, noisier = _logs_of_one_step(gan_steps=1, instance_noise=0.5, **gan)
@@ -276,3 +276,77 @@ def test_the_frechet_monitor_and_the_picture_of_generated_scenes(tmp_path):
     assert names == list(SCENE_NAMES)
     width, height = Image.open(tmp_path / "generated.png").size
     assert height > 6 * 100 and width > 3 * 100  # 7 rows of 1.6 in, 3 maps + the image
+
+
+def test_mgmr_steps_on_the_real_scenes_outside_the_labelled_share():
+    """MGMr: the weak phase reads the real training scenes that the tasks' labelled
+    fraction leaves out, with their scene categories, and updates E (CE, R frozen) and M
+    (NT-Xent); refused without a labelled fraction or with a generator."""
+    scenes = SceneSpec(variant="----", mode="multi", resolution=32)
+    small = {"head_width": 8, "num_examples": 8, "eval_examples": 4, "labelled_fraction": 0.5}
+    method = tiny_mgm(tasks=[Depth(scenes, **small)], generator=None, weak_real=True)
+    x, targets = batch = next(iter(method.datasets(4)))
+    depth = method.tasks["depth"]
+    labelled = depth.data_source("train")
+    images = [e["image"] for e in labelled.source.examples(["image"]).as_numpy_iterator()]
+    weak = targets["weak"]["image"].numpy()
+    outside = [images[p] for p in set(range(8)) - set(labelled.positions())]
+    for image in weak:  # each weak image is one of the four outside the labelled half
+        assert min(np.abs(image - o).max() for o in outside) < 1e-6
+    for image in x[method.group].numpy():
+        assert min(np.abs(image - o).max() for o in outside) > 1e-3
+    assert targets["weak"]["scene"].shape == (4,)
+    assert _recorded_step(method, batch) == ["M", "R", "E", "M", "E", "M"]
+    logs = {m.name for m in method.metrics if m.name.startswith("weak")}
+    assert logs >= {"weak_scene_loss", "weak_simclr_loss"}
+    with pytest.raises(UserError, match="labelled_fraction is 1.0"):
+        tiny_mgm(generator=None, weak_real=True).datasets(4)
+    with pytest.raises(UserError, match="set generator=None"):
+        tiny_mgm(weak_real=True)
+
+
+def test_synthetic_ratio_sets_the_number_of_generated_images():
+    from zoo.methods.mgm import _synthetic
+
+    x, _ = next(iter(tiny_mgm().datasets(4)))
+    scenes = tf.constant([0, 1, 2, 3])
+    for ratio, count in [(1.0, 4), (0.5, 2), (2.5, 10)]:
+        method = tiny_mgm(synthetic_ratio=ratio)
+        weak = _synthetic(method, x, scenes, tf.constant([1, 2], tf.int64))
+        assert weak["image"].shape == (count, 32, 32, 3), ratio
+        assert weak["scene"].numpy().tolist() == ([0, 1, 2, 3] * 3)[:count]
+    # each copy of a real image draws its own noise
+    images = _synthetic(tiny_mgm(synthetic_ratio=2.0), x, scenes, tf.constant([1, 2], tf.int64))
+    assert np.abs(images["image"][0] - images["image"][4]).max() > 1e-4
+
+
+def test_reconstruction_replaces_simclr_with_the_mse_of_a_decoded_image():
+    """MGM_recon: the self-supervised loss is the mean squared error between the image and
+    the decoder's output from E's map (against numpy), and it steps M."""
+    from zoo.methods.mgm import _self_supervised_loss
+
+    method = tiny_mgm(self_supervision="reconstruction", generator=None, refinement=None)
+    assert "projection" not in method.networks
+    images = tf.random.stateless_uniform([3, 32, 32, 3], (4, 2))
+    per_example = _self_supervised_loss(method, images, tf.constant([0, 1], tf.int64)).numpy()
+    features = method.trunk(images, training=True)[method.endpoints["depth"]]
+    rebuilt = method.networks["reconstruction"](features, training=True).numpy()
+    wanted = ((rebuilt - images.numpy()) ** 2).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(per_example, wanted, rtol=1e-5)
+    decoder = method.networks["reconstruction"].trainable_variables
+    assert all(any(v is w for w in method.variables_of("M")) for v in decoder)
+    order, logs = _logs_of_one_step(self_supervision="reconstruction", generator=None)
+    assert order == ["M", "R", "E", "M"] and logs["reconstruction_loss"] > 0
+
+
+@pytest.mark.parametrize(
+    "refinement,order",
+    [
+        ("em", ["M", "R", "E", "E"]),  # EML: R and E on real, E alone on generated
+        ("end_to_end", ["M", "R", "M", "R", "M"]),  # PEoE: R and all of M on every image
+        ("separate", ["M", "R", "E"]),  # LSeT: R alone on real, E alone on generated
+    ],
+)
+def test_refinement_training_strategies_of_table_9(refinement, order):
+    method = tiny_mgm(refinement=refinement, self_supervision=None, joint_generator=False)
+    assert _recorded_step(method, next(iter(method.datasets(4)))) == order

@@ -1056,11 +1056,14 @@ class LabelledFraction(Source):
         source: Source. It must know its length.
         fraction: float in (0, 1]. Share kept (at least one example).
         seed: int. The order. Defaults to 0.
+        complement: bool. Keep the other examples instead: the rest of the source
+            (MGMr's weakly labelled real images). Defaults to False.
     """
 
-    def __init__(self, source: Source, fraction: float, seed: int = 0):
+    def __init__(self, source: Source, fraction: float, seed: int = 0, complement: bool = False):
         checks.number_in(fraction, "fraction", 0, 1, "LabelledFraction", low_open=True)
         self.source, self.fraction, self.seed = source, float(fraction), seed
+        self.complement = bool(complement)
         self.label_names, self.max_depth = source.label_names, source.max_depth
         try:
             total = len(source)
@@ -1072,10 +1075,22 @@ class LabelledFraction(Source):
         order = np.argsort(_hash(tf.range(total, dtype=tf.int64), seed).numpy(), kind="stable")
         kept = np.zeros(total, bool)
         kept[order[: self.count]] = True
+        if self.complement:
+            kept, self.count = ~kept, total - self.count
+            if not self.count:
+                raise UserError(
+                    f"LabelledFraction: fraction {self.fraction} of {total} examples leaves "
+                    "none for the complement."
+                )
         self._kept = kept
 
     def get_config(self):
-        return {"source": self.source, "fraction": self.fraction, "seed": self.seed}
+        return {
+            "source": self.source,
+            "fraction": self.fraction,
+            "seed": self.seed,
+            "complement": self.complement,
+        }
 
     def positions(self) -> np.ndarray:
         """The kept positions of the source, in order."""
@@ -1099,7 +1114,8 @@ class LabelledFraction(Source):
         return self.count
 
     def __repr__(self):
-        return f"LabelledFraction({self.source!r}, {self.fraction}, seed={self.seed})"
+        rest = ", complement=True" if self.complement else ""
+        return f"LabelledFraction({self.source!r}, {self.fraction}, seed={self.seed}{rest})"
 
 
 def split(source: Source, fraction: float, seed: int = 0) -> tuple:

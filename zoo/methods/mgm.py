@@ -19,8 +19,9 @@ Each training step on a real batch (x, y, c), in the code's order (stage 3, "joi
 3. NT-Xent on two views of x -> "M";
 4. `gan_steps` times: the hinge loss of D on real images and detached G(z, c) with
    instance noise -> "D", then G's hinge loss -> "G", "E" and "Emb";
-5. x̃ = G(z, c), detached: CE(c, R(M(x̃))) -> "E" only (R frozen: not stepped), and
-   NT-Xent on two views of x̃ -> "M".
+5. the weak phase: x̃ = G(z, c), detached (`synthetic_ratio` of them per real image):
+   CE(c, R(M(x̃))) -> "E" only (R frozen: not stepped), and NT-Xent on two views of x̃
+   -> "M".
 
 Generated images never enter a pixel-level loss. Stage 1 ("tasks") is step 1 alone; stage
 2 ("gan") is step 4 with M frozen (G's loss steps G and Emb only; with
@@ -32,20 +33,29 @@ Players and their variables: "M" (E, the task heads, the projection head), "E" (
 the code's second Adam on the encoder), "R", "Emb", "G", "D". M and E share E's
 variables (`players_share_variables`), as the code's two optimizers do.
 
-Ablations (Tables 3, 4, 9): `generator=None` (MGM/G: no G, D, Emb, no synthetic phase),
-`joint_generator=False` (MGM/j: G and D trained in stage 2, then frozen),
-`self_supervision=False`, `refinement=False`.
+Variants (Tables 2-4, 9, Fig. 5): `generator=None` (MGM/G: no G, D, Emb, no weak
+phase); `weak_real=True` with `generator=None` (MGMr: the weak phase reads the real
+training scenes outside the tasks' `labelled_fraction`, with their scene labels only);
+`joint_generator=False` (MGM/j: G and D trained in stage 2, then frozen);
+`self_supervision=None` (MGM/self) or "reconstruction" (MGM_recon: MSE of a Taskonomy
+decoder's image from E's map, instead of NT-Xent); `refinement=None` (MGM/refine),
+"end_to_end" (PEoE: CE -> R and M on every image) or "separate" (LSeT: CE -> R alone on
+real images, E alone on weak ones) instead of "em" (EML, the method's);
+`synthetic_ratio` (Fig. 5's weakly labelled share over the labelled one).
 
 Images: the tasks read the identity harmonizer's [0, 1] images; D and G work in (-1, 1)
 (x · 2 - 1; G's tanh output (x̃ + 1) / 2 for E), as the code scales its inputs.
 
 Batch structure: SharedTrunk's `(inputs, targets)` with `targets["scene"]` [B] int32,
-the examples' scene entry (`datasets()` adds it). `fit` reports, of the phases its stage
-runs, the task losses, `scene_loss`, `simclr_loss`, `d_loss`, `g_loss`, `d_accuracy` (real
-scored > 0, generated < 0), `synthetic_scene_loss` and `synthetic_simclr_loss`; `loss` is
-the task total (stage 2: D's plus G's loss).
+the examples' scene entry (`datasets()` adds it). With `weak_real`, the
+training batches' targets also hold `weak`: {"image": [B, S, S, 3], "scene": [B]}. `fit`
+reports, of the phases its stage runs, the task losses, `scene_loss`, `simclr_loss` (or
+`reconstruction_loss`), `d_loss`, `g_loss`, `d_accuracy` (real scored > 0, generated < 0),
+and the weak phase's `weak_scene_loss` and `weak_simclr_loss` (`weak_reconstruction_loss`);
+`loss` is the task total (stage 2: D's plus G's loss).
 """
 
+import math
 from collections.abc import Callable, Sequence
 
 import gin
@@ -55,12 +65,13 @@ import tensorflow as tf
 from zoo import checks, metrics
 from zoo import losses as zoo_losses
 from zoo.data import augment
+from zoo.data.sources import LabelledFraction
 from zoo.data.synthetic import SCENE_NAMES
 from zoo.errors import UserError
 from zoo.layers import gan_networks
 from zoo.methods import graph, groups
 from zoo.methods.shared_trunk import SharedTrunk, graph_config
-from zoo.tasks.base import Task
+from zoo.tasks.base import Task, pipeline, taskonomy_decoder
 from zoo.trunks.resnet import refinement_network
 
 GENERATORS = {
@@ -74,6 +85,8 @@ OWN_ARGUMENTS = (
     "generator_width",
     "attention_size",
     "z_dim",
+    "weak_real",
+    "synthetic_ratio",
     "projection",
     "temperature",
     "gan_steps",
@@ -88,14 +101,24 @@ OWN_ARGUMENTS = (
     "refinement_stem",
     "relu_logits",
 )
+SELF_SUPERVISION = ("simclr", "reconstruction", None)
+# refinement -> (players of CE(c, R(M(x))) on real images, on weak ones)
+REFINEMENT = {
+    "em": (("R", "E"), ("E",)),
+    "end_to_end": (("R", "M"), ("R", "M")),
+    "separate": (("R",), ("E",)),
+    None: ((), ()),
+}
 LOGS = (
     "scene_loss",
     "simclr_loss",
+    "reconstruction_loss",
     "d_loss",
     "g_loss",
     "d_accuracy",
-    "synthetic_scene_loss",
-    "synthetic_simclr_loss",
+    "weak_scene_loss",
+    "weak_simclr_loss",
+    "weak_reconstruction_loss",
 )
 
 
@@ -112,6 +135,8 @@ class MGM(SharedTrunk):
         generator_width: int. G's last and D's first width (g_conv_dim). Defaults to 64.
         attention_size: int or None. SAGAN's self-attention resolution. Defaults to 32.
         z_dim: int. Defaults to 128.
+        weak_real: bool. MGMr (needs generator=None). Defaults to False.
+        synthetic_ratio: float > 0. Generated images per real one. Defaults to 1.0.
         projection: int. The SimCLR projection's size. Defaults to 64 (the code's).
         temperature: float. NT-Xent's τ. Defaults to 0.5.
         gan_steps: int. D and G updates per step. Defaults to 2 (the code's).
@@ -121,8 +146,8 @@ class MGM(SharedTrunk):
             (the paper gives no stage lengths; gin_configs/mgm22 set them).
         warmup_latent: "embedding" or "noise". z in stage 2. Defaults to "embedding".
         joint_generator: bool. G and D keep training in stage 3. Defaults to True.
-        self_supervision: bool. The NT-Xent steps. Defaults to True.
-        refinement: bool. R and its steps. Defaults to True.
+        self_supervision: "simclr", "reconstruction" or None. Defaults to "simclr".
+        refinement: "em", "end_to_end", "separate" or None. Defaults to "em".
         refinement_widths, refinement_units: R's stages. Defaults to the code's.
         refinement_stem: int. R's stem width. Defaults to 64.
         relu_logits: bool. R's rectified logits (the code's). Defaults to False.
@@ -140,6 +165,8 @@ class MGM(SharedTrunk):
         generator_width: int = 64,
         attention_size: int | None = 32,
         z_dim: int = 128,
+        weak_real: bool = False,
+        synthetic_ratio: float = 1.0,
         projection: int = 64,
         temperature: float = 0.5,
         gan_steps: int = 2,
@@ -147,23 +174,15 @@ class MGM(SharedTrunk):
         stage_epochs: Sequence[int] = (0, 0),
         warmup_latent: str = "embedding",
         joint_generator: bool = True,
-        self_supervision: bool = True,
-        refinement: bool = True,
+        self_supervision: str | None = "simclr",
+        refinement: str | None = "em",
         refinement_widths: Sequence[int] = (48, 96, 192),
         refinement_units: Sequence[int] = (3, 4, 3),
         refinement_stem: int = 64,
         relu_logits: bool = False,
         name: str | None = None,
     ):
-        who = "MGM"
-        if generator is not None:
-            checks.one_of(generator, tuple(GENERATORS), "generator", who)
-        checks.one_of(warmup_latent, ("embedding", "noise"), "warmup_latent", who)
-        checks.int_at_least(gan_steps, 1, "gan_steps", who)
-        checks.int_at_least(z_dim, 1, "z_dim", who)
-        checks.int_at_least(projection, 1, "projection", who)
-        checks.number_in(temperature, "temperature", 0, who=who, low_open=True)
-        checks.number_in(instance_noise, "instance_noise", 0, who=who)
+        _check_arguments({k: v for k, v in locals().items() if k in OWN_ARGUMENTS})
         stage_epochs = _stage_epochs(stage_epochs)
         super().__init__(trunk, tasks, input_size=input_size, name=name)
         if len(self.groups) != 1:
@@ -181,10 +200,11 @@ class MGM(SharedTrunk):
         self.scene_classes = _scene_classes(scene_classes, first)
         self.generator, self.generator_width = generator, generator_width
         self.attention_size, self.z_dim, self.projection = attention_size, z_dim, projection
+        self.weak_real, self.synthetic_ratio = bool(weak_real), float(synthetic_ratio)
         self.temperature, self.gan_steps = float(temperature), gan_steps
         self.instance_noise, self.stage_epochs = float(instance_noise), stage_epochs
         self.warmup_latent, self.joint_generator = warmup_latent, bool(joint_generator)
-        self.self_supervision, self.refinement = bool(self_supervision), bool(refinement)
+        self.self_supervision, self.refinement = self_supervision, refinement
         self.refinement_widths = tuple(refinement_widths)
         self.refinement_units = tuple(refinement_units)
         self.refinement_stem, self.relu_logits = refinement_stem, bool(relu_logits)
@@ -251,10 +271,9 @@ class MGM(SharedTrunk):
 
     def variables_of(self, player):
         if player == "M":
-            heads = self.train_network.trainable_variables
-            return heads + (
-                self.networks["projection"].trainable_variables if self.self_supervision else []
-            )
+            extra = self.networks.get("projection") or self.networks.get("reconstruction")
+            own = self.train_network.trainable_variables
+            return own + (extra.trainable_variables if extra else [])
         if player == "E":
             return self.trunk.trainable_variables
         parts = {"R": "refinement", "Emb": "embedding", "G": "generator", "D": "discriminator"}
@@ -270,7 +289,9 @@ class MGM(SharedTrunk):
     def _check_batch(self, data):
         if not (isinstance(data, (tuple, list)) and len(data) == 2 and "scene" in data[1]):
             raise UserError("MGM expects (inputs, targets) with targets['scene'] (see datasets()).")
-        super()._check_batch((data[0], {k: v for k, v in data[1].items() if k != "scene"}))
+        if self.weak_real and "weak" not in data[1]:
+            raise UserError("MGMr (weak_real) expects targets['weak'] (see datasets()).")
+        super()._check_batch((data[0], _task_targets(data[1])))
 
     # -- training ------------------------------------------------------------------
 
@@ -280,8 +301,7 @@ class MGM(SharedTrunk):
 
     def train_step(self, data):
         self._check_batch(data)
-        x, targets = data[0], dict(data[1])
-        scenes = targets.pop("scene")
+        x, targets, scenes = data[0], _task_targets(data[1]), data[1]["scene"]
         seeds = _seeds(self._step, self.gan_steps + 3)
         if self.stage != "gan":
             self.task_phase(x, targets)
@@ -289,20 +309,19 @@ class MGM(SharedTrunk):
             if self.refinement:
                 self.refinement_phase(x[self.group], scenes)
             if self.self_supervision:
-                self.simclr_phase(x[self.group], seeds[0], "simclr_loss")
+                self.self_supervised_phase(x[self.group], seeds[0])
         gan = self.generator is not None
         if gan and (self.stage == "gan" or (self.stage == "joint" and self.joint_generator)):
             for k in range(self.gan_steps):
                 gan_losses = _gan_phase(self, x[self.group], scenes, seeds[1 + k])
             if self.stage == "gan":  # `loss` of stage 2: the GAN's (its last D and G steps)
                 self.task_losses.track_total(tf.add_n(gan_losses))
-        if gan and self.stage == "joint":
-            fake = tf.stop_gradient(_generate(self, x[self.group], scenes, seeds[-1]))
-            fake = (fake + 1.0) / 2.0  # E's [0, 1] images
+        if self.stage == "joint" and (gan or self.weak_real):
+            weak = data[1]["weak"] if self.weak_real else _synthetic(self, x, scenes, seeds[-1])
             if self.refinement:
-                self.refinement_phase(fake, scenes, players=("E",), log="synthetic_scene_loss")
+                self.refinement_phase(weak["image"], weak["scene"], weak=True)
             if self.self_supervision:
-                self.simclr_phase(fake, seeds[-2], "synthetic_simclr_loss")
+                self.self_supervised_phase(weak["image"], seeds[-2], weak=True)
         self._step.assign_add(1)
         self.after_step()
         return {k: v for k, v in self._logs().items() if k in _logged(self)}
@@ -315,8 +334,10 @@ class MGM(SharedTrunk):
         self.apply("M", tape, total)
         self.task_losses.track_total(total)
 
-    def refinement_phase(self, images, scenes, players=("R", "E"), log="scene_loss"):
-        """CE(c, R(M(images))) -> `players` (R frozen when not among them)."""
+    def refinement_phase(self, images, scenes, weak=False):
+        """CE(c, R(M(images))) -> the players `refinement` gives real or `weak` images
+        (`REFINEMENT`; R frozen when not among them)."""
+        players = REFINEMENT[self.refinement][int(weak)]
         with tf.GradientTape(persistent=True) as tape:
             predictions = self.network({self.group: images}, training=True)
             logits = self.networks["refinement"](predictions, training="R" in players)
@@ -325,21 +346,23 @@ class MGM(SharedTrunk):
         for player in players:
             self.apply(player, tape, loss)
         del tape
-        self.trackers[log].update_state(tf.reduce_mean(per_example))
+        self.trackers["weak_scene_loss" if weak else "scene_loss"].update_state(
+            tf.reduce_mean(per_example)
+        )
 
-    def simclr_phase(self, images, seed, log):
-        """NT-Xent of two views of each image -> "M" (E and the projection head)."""
-        views = _two_views(self.views, images, seed)
+    def self_supervised_phase(self, images, seed, weak=False):
+        """NT-Xent of two views of each image (or the MSE of its reconstruction) -> "M"
+        (E and the projection head or the reconstruction decoder)."""
         with tf.GradientTape() as tape:
-            projected = [_project(self, v) for v in views]
-            per_example = zoo_losses.nt_xent(*projected, temperature=self.temperature)
+            per_example = _self_supervised_loss(self, images, seed)
             loss = tf.nn.compute_average_loss(per_example)
         self.apply("M", tape, loss)
+        log = f"{'weak_' if weak else ''}{self.self_supervision}_loss"
         self.trackers[log].update_state(tf.reduce_mean(per_example))
 
     def test_step(self, data):
         self._check_batch(data)
-        return super().test_step((data[0], {k: v for k, v in data[1].items() if k != "scene"}))
+        return super().test_step((data[0], _task_targets(data[1])))
 
     # -- configuration -------------------------------------------------------------
 
@@ -387,13 +410,41 @@ def _logged(method) -> set:
     names = {"loss"}
     if method.stage != "gan":
         names |= {m.name for m in method.task_losses.metrics}
+    prefixes = ("", "weak_") if gan or method.weak_real else ("",)
     if joint and method.refinement:
-        names |= {"scene_loss", "synthetic_scene_loss"} if gan else {"scene_loss"}
+        names |= {f"{p}scene_loss" for p in prefixes}
     if joint and method.self_supervision:
-        names |= {"simclr_loss", "synthetic_simclr_loss"} if gan else {"simclr_loss"}
+        names |= {f"{p}{method.self_supervision}_loss" for p in prefixes}
     if gan and (method.stage == "gan" or (joint and method.joint_generator)):
         names |= {"d_loss", "g_loss", "d_accuracy"}
     return names
+
+
+def _check_arguments(arguments):
+    """Refuses arguments of MGM that are not allowed (named in the message)."""
+    who, given = "MGM", arguments
+    if given["generator"] is not None:
+        checks.one_of(given["generator"], tuple(GENERATORS), "generator", who)
+    checks.one_of(given["warmup_latent"], ("embedding", "noise"), "warmup_latent", who)
+    checks.one_of(given["self_supervision"], SELF_SUPERVISION, "self_supervision", who)
+    checks.one_of(given["refinement"], tuple(REFINEMENT), "refinement", who)
+    for name in ("gan_steps", "z_dim", "projection"):
+        checks.int_at_least(given[name], 1, name, who)
+    checks.number_in(given["temperature"], "temperature", 0, who=who, low_open=True)
+    checks.number_in(given["synthetic_ratio"], "synthetic_ratio", 0, who=who, low_open=True)
+    checks.number_in(given["instance_noise"], "instance_noise", 0, who=who)
+    if given["weak_real"] and given["generator"] is not None:
+        raise UserError(
+            "MGM: weak_real (MGMr) reads real scenes in place of generated ones; set "
+            f"generator=None (it is {given['generator']!r})."
+        )
+    if given["weak_real"] and not (given["refinement"] or given["self_supervision"]):
+        raise UserError("MGM: weak_real needs refinement or self_supervision to read its images.")
+
+
+def _task_targets(targets):
+    """The targets of the pixel tasks (without the scene and the weak images)."""
+    return {k: v for k, v in targets.items() if k not in ("scene", "weak")}
 
 
 def _stage_epochs(value):
@@ -427,12 +478,15 @@ def _networks(method, feature_shape) -> dict:
     for name in ("generator_width", "refinement_stem"):
         checks.int_at_least(getattr(method, name), 1, name, "MGM")
     built = {}
-    if method.self_supervision:
-        inputs = keras.Input(feature_shape)
+    inputs = keras.Input(feature_shape)
+    if method.self_supervision == "simclr":
         pooled = keras.layers.GlobalAveragePooling2D()(inputs)
         built["projection"] = keras.Model(
             inputs, keras.layers.Dense(method.projection)(pooled), name="projection"
         )
+    elif method.self_supervision == "reconstruction":
+        image = taskonomy_decoder(inputs, size, 3, "reconstruction")
+        built["reconstruction"] = keras.Model(inputs, image, name="reconstruction")
     if method.refinement:
         shapes = {n: tuple(o.shape[1:]) for n, o in method.network.output.items()}
         built["refinement"] = refinement_network(
@@ -471,11 +525,19 @@ def _generated(method, images, scenes, seed):
     return (fake + 1.0) / 2.0
 
 
-def _project(method, images):
-    """The SimCLR projection of `images` (E in training mode, then the head)."""
+def _self_supervised_loss(method, images, seed):
+    """Per example: NT-Xent of the projections of two views of each image, or the mean
+    squared error of its reconstruction from E's map (E in training mode)."""
     endpoint = method.endpoints[method.groups[method.group][0]]
-    features = method.trunk(images, training=True)[endpoint]
-    return method.networks["projection"](features, training=True)
+    if method.self_supervision == "reconstruction":
+        features = method.trunk(images, training=True)[endpoint]
+        rebuilt = method.networks["reconstruction"](features, training=True)
+        return tf.reduce_mean(tf.square(rebuilt - images), axis=(1, 2, 3))
+    projected = [
+        method.networks["projection"](method.trunk(v, training=True)[endpoint], training=True)
+        for v in _two_views(method.views, images, seed)
+    ]
+    return zoo_losses.nt_xent(*projected, temperature=method.temperature)
 
 
 def _latent(method, images, seed, training=True):
@@ -487,6 +549,22 @@ def _latent(method, images, seed, training=True):
     endpoint = method.endpoints[method.groups[method.group][0]]
     features = method.trunk(images, training=training and method.stage == "joint")[endpoint]
     return noise + method.networks["embedding"](features, training=training)
+
+
+def _synthetic(method, x, scenes, seed):
+    """The weak phase's generated batch: {"image": detached G(z, c) in [0, 1], "scene": c},
+    `synthetic_ratio` images per real one (the real batch repeated, each copy with its
+    own noise, then cut to round(ratio · B))."""
+    images = x[method.group]
+    if method.synthetic_ratio != 1.0:
+        count = tf.shape(images)[0]
+        wanted = tf.round(method.synthetic_ratio * tf.cast(count, tf.float32))
+        kept = tf.maximum(1, tf.cast(wanted, tf.int32))
+        copies = math.ceil(method.synthetic_ratio)
+        images = tf.tile(images, [copies, 1, 1, 1])[:kept]
+        scenes = tf.tile(scenes, [copies])[:kept]
+    fake = tf.stop_gradient(_generate(method, images, scenes, seed))
+    return {"image": (fake + 1.0) / 2.0, "scene": scenes}
 
 
 def _generate(method, images, scenes, seed):
@@ -532,8 +610,9 @@ def _gan_phase(method, images, scenes, seeds):
 
 
 def _stream(method, name, split, batch_size):
-    """The group's batches with each example's scene category among the targets."""
-    return groups.group_stream(
+    """The group's batches with each example's scene category among the targets (and,
+    for MGMr's training, the weakly labelled real scenes under "weak")."""
+    stream = groups.group_stream(
         method.network,
         method.tasks,
         method.groups[name],
@@ -543,6 +622,25 @@ def _stream(method, name, split, batch_size):
         method.input_size,
         labels=("scene",),
     )
+    if split != "train" or not method.weak_real:
+        return stream
+    weak = _weak_stream(method.tasks[method.groups[name][0]], batch_size)
+    return tf.data.Dataset.zip(stream, weak).map(lambda b, w: (b[0], {**b[1], "weak": w}))
+
+
+def _weak_stream(task, batch_size):
+    """MGMr's weakly labelled real scenes: the training examples outside the task's
+    labelled fraction, as the task reads its own, with their scene category only."""
+    labelled = task.data_source("train")
+    if not isinstance(labelled, LabelledFraction):
+        raise UserError(
+            f"MGM: weak_real (MGMr) reads the training scenes outside the tasks' labelled "
+            f"fraction; {task.name}'s labelled_fraction is {task.labelled_fraction} (set "
+            "it below 1)."
+        )
+    rest = LabelledFraction(labelled.source, labelled.fraction, labelled.seed, complement=True)
+    stream = pipeline([task], "train", batch_size, labels=("scene",), source=rest)
+    return stream.map(lambda x, y: {"image": x, "scene": y["scene"]})
 
 
 def _seeds(step, count):

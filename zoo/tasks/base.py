@@ -381,6 +381,7 @@ def pipeline(
     batch_size: int,
     repeat: bool | None = None,
     labels: Sequence[str] = (),
+    source=None,
 ):
     """Batches of (inputs, {task name: targets}) of tasks that read the same examples.
 
@@ -396,6 +397,8 @@ def pipeline(
         labels: entries of the examples that join the targets as int32 under their own
             name, unchanged by augmentation (weak labels that no task predicts, e.g. the
             scene category MGM's refinement network reads). Defaults to none.
+        source: zoo.data.Source or None. Examples to read in place of the first task's
+            `split` (MGMr's weakly labelled scenes). Defaults to None.
     """
     tasks = list(tasks)
     first = tasks[0]
@@ -411,7 +414,7 @@ def pipeline(
     checks.int_at_least(batch_size, 1, "batch_size")
     training = split == "train"
     required = list(dict.fromkeys([*(k for t in tasks for k in t.required), *labels]))
-    source = first.data_source(split)
+    source = first.data_source(split) if source is None else source
     # (position in the source, example): a task may read the position (a memory bank)
     if training:
         ds = source.shuffled(required, first.seed)
