@@ -17,6 +17,9 @@ Usage:
         [--variants=TCVL,----] [--tasks=classification,pose] [--counts=100,250,1000] \
         [--seeds=0,1] [--num_labels=4096] [--gin_file=gin_configs/newell20/small.gin]
         [--gin_bindings=...] [--transfer_bindings=...]
+    zoo-evaluate mgm22 --out=sweeps/mgm22 [--rows=st,mt,mgm_g,mgm_j,mgm,mgmr] \
+        [--fractions=1.0,0.5,0.25] [--seeds=0,1] [--epochs=5] [--gan_epochs=1] \
+        [--gin_file=gin_configs/mgm22/small.gin] [--gin_bindings=...]
     zoo-evaluate claims [--paper=ren_lee18] [--claim=conv5_beats_none] [--root=claims]
         [--run] [--pages=docs/results]
     zoo-evaluate results --runs=runs/a,runs/b --out=docs/results/quickstart.md
@@ -59,6 +62,14 @@ scratch (the transfer settings of gin_configs/newell20/classification_sweep.gin 
 and writes <out>/report.md with the tables, curves, factor changes and the paper's
 claims judged at this scale. Resumable stage by stage; --ray runs the cells on Ray.
 
+`mgm22`: MGM 2022's comparison (`zoo.evaluation.mgm22`): each row of gin_configs/mgm22
+(ST, MT, MGM/G, MGM/j, MGM, MGMr by default; the ablations by name) x labelled fraction x
+seed, trained with --gin_file after the row's file (small.gin by default), every row's
+tasks for --epochs epochs (a row with a generator --gan_epochs more for G and D); prints
+segmentation mIoU, depth error and normal angle per fraction beside the paper's NYUv2
+numbers, and the paper's comparisons seed-wise with a verdict; resumable, results in
+<out>/results.jsonl, report.md and fractions.png.
+
 `claims`: the papers' claims that the zoo tests (`zoo.evaluation.claims`), judged on the
 runs under --root: prints the paper's numbers beside the zoo's with a verdict (holds,
 reversed, unresolved within two standard errors, or no runs yet with the commands that
@@ -91,7 +102,9 @@ flags.DEFINE_multi_string("gin_bindings", [], "transfer, adaptation: gin binding
 flags.DEFINE_string("model_dir", None, "domain_gap, zero_shot, layer_probes: a zoo-train run.")
 flags.DEFINE_integer("num", None, "domain_gap, zero_shot, compl: held-out images of each domain.")
 flags.DEFINE_string("out", None, "adaptation, compl: the comparison's folder; results: the page.")
-flags.DEFINE_list("rows", None, "adaptation: rows of Table 3 (default: all seven).")
+flags.DEFINE_list(
+    "rows", None, "adaptation: rows of Table 3 (default: all seven); mgm22: rows of mgm22/."
+)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation, compl: training seeds.")
 flags.DEFINE_string(
     "ray", None, "compl: run the cells in parallel on Ray ('auto' or a cluster's address)."
@@ -102,7 +115,13 @@ flags.DEFINE_list("targets", ["semseg", "depth"], "compl: semseg, depth, boundar
 flags.DEFINE_list(
     "auxiliaries", ["none", "rot", "moco", "densecl"], "compl: auxiliaries (none: alone)."
 )
-flags.DEFINE_list("fractions", ["0.05", "0.1", "0.25", "0.5", "1.0"], "compl: labelled fractions.")
+flags.DEFINE_list(
+    "fractions",
+    ["0.05", "0.1", "0.25", "0.5", "1.0"],
+    "compl: labelled fractions; mgm22: likewise (default 1.0, 0.5, 0.25).",
+)
+flags.DEFINE_integer("epochs", 5, "mgm22: epochs of every row's tasks.", 2)
+flags.DEFINE_integer("gan_epochs", 1, "mgm22: epochs of G and D alone (rows with one).", 0)
 flags.DEFINE_list("methods", ["rotation", "vae", "cmc", "amdim"], "newell20: methods.")
 flags.DEFINE_list("variants", ["TCVL", "----"], "newell20: variants of the objects.")
 flags.DEFINE_list(
@@ -410,6 +429,34 @@ def results_page():
     print(f"\nwrote {path}")
 
 
+def mgm22():
+    from zoo import files
+    from zoo.cli import user_errors
+    from zoo.evaluation import mgm22 as grid
+
+    if not FLAGS.out:
+        raise app.UsageError("mgm22 needs --out (the comparison's folder)")
+    given = FLAGS["fractions"].present
+    fractions = [float(f) for f in FLAGS.fractions] if given else grid.DEFAULT_FRACTIONS
+    with user_errors("zoo-evaluate"):
+        records = grid.grid(
+            FLAGS.rows or grid.DEFAULT_ROWS,
+            fractions,
+            [int(s) for s in FLAGS.seeds],
+            FLAGS.out,
+            epochs=FLAGS.epochs,
+            gan_epochs=FLAGS.gan_epochs,
+            gin_files=FLAGS.gin_file or None,
+            gin_bindings=FLAGS.gin_bindings,
+            executor=_executor(),
+        )
+        text = grid.report(records)
+        path = files.write_text(os.path.join(FLAGS.out, "report.md"), text + "\n")
+        picture = grid.plot(records, os.path.join(FLAGS.out, "fractions.png"))
+    print(text)
+    print(f"wrote {path} and {picture}")
+
+
 COMMANDS = {
     "report": report,
     "transfer": transfer,
@@ -419,6 +466,7 @@ COMMANDS = {
     "adaptation": adaptation,
     "compl": compl,
     "newell20": newell20,
+    "mgm22": mgm22,
     "claims": claims,
     "results": results_page,
 }

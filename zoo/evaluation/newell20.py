@@ -43,7 +43,6 @@ from zoo.evaluation import sweep
 from zoo.evaluation.claims import judge
 from zoo.evaluation.transfer import transfer
 from zoo.evaluation.utility import utility
-from zoo.progress import Progress
 
 METHODS = ("rotation", "vae", "cmc", "amdim")
 TASKS = ("classification", "pose", "segmentation", "depth")
@@ -99,41 +98,6 @@ def check(methods, variants, tasks=TASKS):
         SceneSpec(variant=variant)  # a clear message for a bad variant string
 
 
-def _grid(folder, cells, run, say, describe, executor):
-    """Runs the missing `cells` ((key, a, b, c) with `run(a, b, c)` -> record), keeping
-    `folder/results.jsonl` whole after each; returns every record."""
-    path = os.path.join(folder, "results.jsonl")
-    done = {tuple(r["key"]): r for r in sweep.load_results(folder)}
-    todo = [c for c in cells if tuple(c[0]) not in done]
-    progress = Progress(len(todo), f"{os.path.basename(folder)} cells") if todo else None
-    finished = []
-
-    def record(key, result, seconds):
-        done[tuple(key)] = {"key": list(key), **result}
-        files.write_text(path, "".join(json.dumps(r) + "\n" for r in done.values()))
-        finished.append(key)
-        say(f"{describe(key, result)} ({seconds:.0f} s)")
-        progress.update(len(finished))
-
-    (executor or sweep.run_serially)(run, todo, record)
-    return list(done.values())
-
-
-def _keep_settings(folder, settings):
-    """Refuses a folder whose cells were made with other settings (`settings.json`)."""
-    path = os.path.join(folder, "settings.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            if json.load(f) != settings:
-                raise UserError(
-                    f"{folder} holds cells made with other settings (see {path}); use another "
-                    "--out, or the same settings to resume."
-                )
-        return
-    files.make_dirs(folder, "grid folder")
-    files.write_json(path, settings)
-
-
 # -- 1. pretraining -----------------------------------------------------------------------
 
 
@@ -167,13 +131,13 @@ def pretrain(
     for name in configs:
         with open(os.path.join(CONFIG_DIR, name)) as f:
             settings["configs"][name] = f.read()
-    _keep_settings(folder, settings)
+    sweep.keep_grid_settings(folder, settings)
     cells = [((m, v), m, v, 0) for v in variants for m in methods]
     run = functools.partial(
         run_pretraining, out_dir, tuple(gin_files), tuple(gin_bindings), scenes=scenes
     )
     where = " scenes" if scenes else ""
-    return _grid(
+    return sweep.run_grid(
         folder,
         cells,
         run,
@@ -231,7 +195,7 @@ def linear(methods, variants, out_dir, num_labels, seeds, executor=None, say=pri
     the supervised reference, per variant and seed; returns their records."""
     check(methods, variants)
     folder = os.path.join(out_dir, "linear")
-    _keep_settings(folder, {"num_labels": num_labels, "transfer": _transfer_settings()})
+    sweep.keep_grid_settings(folder, {"num_labels": num_labels, "transfer": _transfer_settings()})
     cells = [
         ((m, v, int(s)), m, v, int(s))
         for s in seeds
@@ -240,7 +204,7 @@ def linear(methods, variants, out_dir, num_labels, seeds, executor=None, say=pri
     ]
     first = methods[0]
     run = functools.partial(_linear_cell, out_dir, num_labels, first)
-    return _grid(
+    return sweep.run_grid(
         folder,
         cells,
         run,
@@ -308,7 +272,7 @@ def frozen(methods, variants, ks, counts, seeds, out_dir, executor=None, say=pri
     if bad or not ks:
         raise UserError(f"frozen-k: k must be 1, 2 or 3 (ResNet-9's blocks). Received: {ks}")
     folder = os.path.join(out_dir, "frozen")
-    _keep_settings(folder, {"transfer": _transfer_settings()})
+    sweep.keep_grid_settings(folder, {"transfer": _transfer_settings()})
     variant = variants[0]
     cells = [
         ((m, variant, int(k), int(n), int(s)), m, variant, (int(k), int(n), int(s)))
@@ -317,7 +281,7 @@ def frozen(methods, variants, ks, counts, seeds, out_dir, executor=None, say=pri
         for k in ks
         for m in methods
     ]
-    return _grid(
+    return sweep.run_grid(
         folder,
         cells,
         functools.partial(_frozen_cell, out_dir),

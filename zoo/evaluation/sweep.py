@@ -26,6 +26,7 @@ from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVLP"
 from zoo.errors import ConfigMismatch, MissingFile, UserError
 from zoo.evaluation.plots import plot_factor_changes, plot_label_curves
 from zoo.evaluation.utility import utility
+from zoo.progress import Progress
 
 DEFAULT_COUNTS = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 200000)
 SCRATCH = "scratch"
@@ -239,6 +240,44 @@ def run_serially(run_cell, cells, record):
         start = time.perf_counter()
         result = run_cell(source, n, seed)
         record(key, result, time.perf_counter() - start)
+
+
+def run_grid(folder, cells, run, say, describe, executor=None):
+    """Runs the missing `cells` ((key, a, b, c) with `run(a, b, c)` -> record) with
+    `executor` (`run_serially` by default), keeping `folder/results.jsonl` whole after
+    each (each record under its key, `describe(key, record)` said when it lands);
+    returns every record."""
+    path = os.path.join(folder, "results.jsonl")
+    done = {tuple(r["key"]): r for r in load_results(folder)}
+    todo = [c for c in cells if tuple(c[0]) not in done]
+    progress = Progress(len(todo), f"{os.path.basename(folder)} cells") if todo else None
+    finished = []
+
+    def record(key, result, seconds):
+        done[tuple(key)] = {"key": list(key), **result}
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in done.values()))
+        finished.append(key)
+        say(f"{describe(key, result)} ({seconds:.0f} s)")
+        progress.update(len(finished))
+
+    (executor or run_serially)(run, todo, record)
+    return list(done.values())
+
+
+def keep_grid_settings(folder, settings):
+    """Stores a grid's settings in `folder/settings.json`; refuses a folder whose cells
+    were made with other settings."""
+    path = os.path.join(folder, "settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f) != settings:
+                raise UserError(
+                    f"{folder} holds cells made with other settings (see {path}); use another "
+                    "--out, or the same settings to resume."
+                )
+        return
+    files.make_dirs(folder, "grid folder")
+    files.write_json(path, settings)
 
 
 def summarize(results, higher_is_better=True):
