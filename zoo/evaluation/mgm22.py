@@ -160,6 +160,20 @@ def grid(
     return sweep.run_grid(out_dir, cells(rows, fractions, seeds), run, say, describe, executor)
 
 
+def cell_bindings(row, fraction, epochs, gan_epochs) -> list:
+    """The gin bindings of a row's cell: the labelled share, and the epochs that give
+    every row `epochs` of its tasks (one alone, then joint ones for MGM's rows) and a
+    row with a generator `gan_epochs` of G and D on top."""
+    gan = ROWS[row][2]
+    bindings = [
+        f"LABELLED = {fraction}",
+        f"zoo.experiment.train.epochs = {epochs + (gan_epochs if gan else 0)}",
+    ]
+    if row not in ("st", "mt"):
+        bindings.append(f"zoo.methods.MGM.stage_epochs = (1, {gan_epochs if gan else 0})")
+    return bindings
+
+
 def _text(path):
     with open(path) as f:
         return f.read()
@@ -169,14 +183,7 @@ def run_cell(out_dir, gin_files, gin_bindings, epochs, gan_epochs, row, fraction
     """Trains one cell's runs in zoo-train processes and returns its record: the row,
     fraction and seed, each task's metric (`METRICS`) and the runs' folders."""
     folder = os.path.join(out_dir, row, f"f{fraction:g}", f"seed_{seed}")
-    gan = ROWS[row][2]
-    bindings = [
-        f"LABELLED = {fraction}",
-        f"zoo.experiment.train.epochs = {epochs + (gan_epochs if gan else 0)}",
-        *gin_bindings,
-    ]
-    if row not in ("st", "mt"):
-        bindings.append(f"zoo.methods.MGM.stage_epochs = (1, {gan_epochs if gan else 0})")
+    bindings = [*cell_bindings(row, fraction, epochs, gan_epochs), *gin_bindings]
     record = {"row": row, "fraction": fraction, "seed": seed, "model_dirs": []}
     for path in row_files(row):
         model_dir = os.path.join(folder, os.path.splitext(os.path.basename(path))[0])
@@ -285,7 +292,8 @@ def report(records) -> str:
         raise UserError("report: no records (run the grid first).")
     parts = []
     for fraction in sorted({r["fraction"] for r in records}, reverse=True):
-        parts += [f"### {fraction:g} of the labelled scenes\n", table(records, fraction), ""]
+        heading = f"### {fraction * 100:g} % of the scenes labelled\n"
+        parts += [heading, table(records, fraction), ""]
     parts += [
         "### The paper's comparisons, seed-wise (positive = as the paper says)\n",
         comparisons(records),
