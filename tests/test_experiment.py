@@ -12,7 +12,7 @@ from helpers import TINY_CONFIG
 
 from export import export_trunk
 from zoo import experiment
-from zoo.errors import ExistingFile
+from zoo.errors import ExistingFile, UserError
 from zoo.experiment import callbacks, runtime
 
 TINY = TINY_CONFIG
@@ -174,6 +174,57 @@ def test_non_finite_loss_names_the_task(tmp_path):
         guard.on_train_batch_end(3, {"depth_loss": 0.5, "rotation_loss": math.nan, "loss": 1.0})
     with pytest.raises(experiment.TrainingDiverged, match="epoch_001.weights.h5"):
         guard.on_train_batch_end(3, {"depth_loss": np.inf, "rotation_loss": 1.0, "loss": 1.0})
+
+
+def test_a_loss_above_the_bound_counts_as_diverged(tmp_path):
+    guard = callbacks.StopOnNonFinite(str(tmp_path / "checkpoints"), bound=100.0)
+    guard.on_train_batch_end(0, {"d_loss": 99.0, "loss": 1.0})
+    with pytest.raises(experiment.TrainingDiverged, match=r"^d_loss exceeded 100 at epoch 1"):
+        guard.on_train_batch_end(1, {"d_loss": 250.0, "loss": 1.0})
+
+
+class _BlowUp(keras.callbacks.Callback):
+    """Makes depth's loss NaN at the first step of the second epoch, `times` times."""
+
+    def __init__(self, times):
+        super().__init__()
+        self.times, self.blown = times, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 0 and self.blown < self.times:
+            self.blown += 1
+            logs["depth_loss"] = math.nan
+
+
+@pytest.mark.slow
+def test_a_diverged_run_rolls_back_to_its_last_checkpoint_once(tiny_config, tmp_path, monkeypatch):
+    """With recoveries = 1 a blow-up in epoch 2 goes back to epoch 1's checkpoint, tells
+    the method (`rolled_back`), and the run finishes; a second blow-up stops it; with no
+    recoveries the first does."""
+    from zoo.methods import MultiTask
+
+    told = []
+    monkeypatch.setattr(MultiTask, "rolled_back", lambda self, attempt: told.append(attempt))
+    once = _BlowUp(1)
+    results = experiment.train(str(tmp_path / "once"), callbacks=[once], recoveries=1)
+    assert once.blown == 1 and told == [1]
+    assert len(results["history"]["depth_loss"]) == 2
+    assert all(math.isfinite(v) for v in results["history"]["depth_loss"])
+    twice = _BlowUp(2)
+    with pytest.raises(experiment.TrainingDiverged, match=r"after 1 roll-back"):
+        experiment.train(str(tmp_path / "twice"), callbacks=[twice], recoveries=1)
+    assert twice.blown == 2 and told == [1, 1]
+    with pytest.raises(experiment.TrainingDiverged, match=r"^depth_loss became NaN"):
+        experiment.train(str(tmp_path / "never"), callbacks=[_BlowUp(1)])
+    with pytest.raises(
+        experiment.TrainingDiverged, match=r"loss exceeded 1e-09 at epoch 1, step 1"
+    ):
+        experiment.train(str(tmp_path / "bound"), loss_bound=1e-9)  # the run's bound
+    with pytest.raises(UserError, match="`recoveries` must be"):
+        experiment.train(str(tmp_path / "bad"), recoveries=-1)
 
 
 def test_strategy_choices():

@@ -675,6 +675,8 @@ OTHER = {
         "tests/reliability/test_resume.py",
         "verbose": "see tests/reliability/test_resume.py (no progress bar at 0)",
         "precise_batch_norm": "see ::test_train_writes_every_output",
+        "recoveries": "see ::test_a_diverged_run_rolls_back_to_its_last_checkpoint_once",
+        "loss_bound": "see ::test_a_diverged_run_rolls_back_to_its_last_checkpoint_once",
     },
     # sources: built through gin in the test's folder (see `_data_folders`)
     "zoo.data.Synthetic": {

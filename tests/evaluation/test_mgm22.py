@@ -61,7 +61,7 @@ def test_report_comparisons_plot_and_claims_on_known_records(tmp_path):
     assert verdicts["mgm_beats_mt_depth"] == "holds"
     assert verdicts["mgm_beats_st_normals"] == "holds"
     assert verdicts["gain_grows_as_labels_shrink"] == "holds"  # +0.03 against +0.01
-    assert verdicts["generator_adds_depth"] == "no runs"  # no cell at 0.5
+    assert verdicts["generator_adds_depth"] == "unresolved"  # MGM/G equal up to noise
     assert verdicts["refinement_helps_normals"] == "no runs"
 
 
@@ -124,7 +124,7 @@ def test_a_cell_s_record_from_its_runs_and_no_second_run(tmp_path, monkeypatch):
     said = []
     (record,) = mgm22.grid(["st"], [0.5], [3], str(tmp_path), say=said.append)
     assert [t[0] for t in trained] == ["st_segmentation.gin", "st_depth.gin", "st_normals.gin"]
-    assert trained[0][1] == ["LABELLED = 0.5", "zoo.experiment.train.epochs = 5"]
+    assert trained[0][1] == ["LABELLED = 0.5", "zoo.experiment.train.epochs = 20"]
     assert trained[0][2] == 3
     assert (record["row"], record["fraction"], record["seed"]) == ("st", 0.5, 3)
     assert [record[t] for t in TASKS] == [0.3, 1.5, 20.0]
@@ -132,5 +132,5 @@ def test_a_cell_s_record_from_its_runs_and_no_second_run(tmp_path, monkeypatch):
     again = mgm22.grid(["st"], [0.5], [3], str(tmp_path), say=said.append)
     assert again == [record] and len(trained) == 3
     with pytest.raises(UserError, match="other settings"):
-        mgm22.grid(["st"], [0.5], [3], str(tmp_path), epochs=6)
+        mgm22.grid(["st"], [0.5], [3], str(tmp_path), epochs=6)  # the folder's are 20
     assert np.isclose(mgm22.difference([record], "st", "st", 0.5, "depth")[3], 0.0)

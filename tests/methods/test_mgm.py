@@ -173,6 +173,19 @@ def test_a_run_resumed_in_the_middle_of_a_stage_equals_an_uninterrupted_one(tmp_
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
 
 
+def test_a_retry_after_a_blow_up_draws_other_noise():
+    """After a roll-back (`rolled_back`) the step counter that seeds every draw jumps past
+    any step a run reaches: the retried steps draw other noise than the diverged ones."""
+    from zoo.methods.mgm import _seeds
+
+    method = tiny_mgm()
+    before = [s.numpy() for s in _seeds(method._step, 4)]
+    method.rolled_back(1)
+    assert int(method._step.numpy()) == 1 << 40
+    after = [s.numpy() for s in _seeds(method._step, 4)]
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
 def test_batches_carry_the_scene_of_each_rendered_scene():
     method = tiny_mgm()
     assert method.scene_classes == len(SCENE_NAMES) == 7

@@ -18,7 +18,7 @@ Usage:
         [--seeds=0,1] [--num_labels=4096] [--gin_file=gin_configs/newell20/small.gin]
         [--gin_bindings=...] [--transfer_bindings=...]
     zoo-evaluate mgm22 --out=sweeps/mgm22 [--rows=st,mt,mgm_g,mgm_j,mgm,mgmr] \
-        [--fractions=1.0,0.5,0.25] [--seeds=0,1] [--epochs=5] [--gan_epochs=1] \
+        [--fractions=1.0,0.25] [--seeds=0,1] [--epochs=20] [--gan_epochs=2] \
         [--gin_file=gin_configs/mgm22/small.gin] [--gin_bindings=...]
     zoo-evaluate claims [--paper=ren_lee18] [--claim=conv5_beats_none] [--root=claims]
         [--run] [--pages=docs/results]
@@ -118,10 +118,10 @@ flags.DEFINE_list(
 flags.DEFINE_list(
     "fractions",
     ["0.05", "0.1", "0.25", "0.5", "1.0"],
-    "compl: labelled fractions; mgm22: likewise (default 1.0, 0.5, 0.25).",
+    "compl: labelled fractions; mgm22: likewise (default 1.0, 0.25).",
 )
-flags.DEFINE_integer("epochs", 5, "mgm22: epochs of every row's tasks.", 2)
-flags.DEFINE_integer("gan_epochs", 1, "mgm22: epochs of G and D alone (rows with one).", 0)
+flags.DEFINE_integer("epochs", 20, "mgm22: epochs of every row's tasks.", 2)
+flags.DEFINE_integer("gan_epochs", 2, "mgm22: epochs of G and D alone (rows with one).", 0)
 flags.DEFINE_list("methods", ["rotation", "vae", "cmc", "amdim"], "newell20: methods.")
 flags.DEFINE_list("variants", ["TCVL", "----"], "newell20: variants of the objects.")
 flags.DEFINE_list(

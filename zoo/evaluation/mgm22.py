@@ -81,7 +81,7 @@ PAPER = {
     ("mt", 0.1): (0.185, 0.930, 0.311),
     ("mgm", 0.1): (0.197, 0.911, 0.291),
 }
-DEFAULT_FRACTIONS = (1.0, 0.5, 0.25)
+DEFAULT_FRACTIONS = (1.0, 0.25)
 
 
 def row_files(row: str) -> list:
@@ -124,8 +124,8 @@ def grid(
     fractions,
     seeds,
     out_dir: str,
-    epochs: int = 5,
-    gan_epochs: int = 1,
+    epochs: int = 20,
+    gan_epochs: int = 2,
     gin_files=None,
     gin_bindings=(),
     executor=None,

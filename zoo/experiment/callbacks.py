@@ -32,11 +32,12 @@ class StopOnRequest(keras.callbacks.Callback):
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Raises TrainingDiverged naming the losses (`*loss` logs) that are NaN or infinite."""
+    """Raises TrainingDiverged naming the losses (`*loss` logs) that are NaN or infinite,
+    or above `bound` (a float, or None: no bound)."""
 
-    def __init__(self, checkpoint_dir):
+    def __init__(self, checkpoint_dir, bound=None):
         super().__init__()
-        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_dir, self.bound = checkpoint_dir, bound
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -44,14 +45,18 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        bad = [k for k, v in logs.items() if k.endswith("loss") and not math.isfinite(float(v))]
-        if bad:
+        losses = {k: float(v) for k, v in logs.items() if k.endswith("loss")}
+        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+        above = [k for k, v in losses.items() if self.bound is not None and v > self.bound]
+        if bad or above:
             good = checkpoints(os.path.dirname(self.checkpoint_dir))
             last = good[-1] if good else "none yet"
+            what = [f"{', '.join(sorted(bad))} became NaN or infinite"] if bad else []
+            what += [f"{', '.join(sorted(above))} exceeded {self.bound:g}"] if above else []
             raise TrainingDiverged(
-                f"{', '.join(sorted(bad))} became NaN or infinite at epoch "
-                f"{self.epoch + 1}, step {batch + 1}. Training stopped; the last good "
-                f"checkpoint is {last}. Lower the learning rate or that task's loss weight."
+                f"{' and '.join(what)} at epoch {self.epoch + 1}, step {batch + 1}. Training "
+                f"stopped; the last good checkpoint is {last}. Lower the learning rate or "
+                "that task's loss weight."
             )
 
 

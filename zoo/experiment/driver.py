@@ -9,7 +9,7 @@ from absl import logging
 
 from zoo import checks, files
 from zoo.data import tfrecord
-from zoo.errors import UserError, UserTypeError
+from zoo.errors import TrainingDiverged, UserError, UserTypeError, first_line
 from zoo.experiment import cluster, loop, parameter_server
 from zoo.experiment.callbacks import (
     EpochCheckpoints,
@@ -45,6 +45,8 @@ def train(
     serial_ops: bool = False,
     verbose: int = 1,
     precise_batch_norm: int = 0,
+    recoveries: int = 0,
+    loss_bound: float | None = None,
     exporter=None,
 ) -> dict:
     """Builds a method, evaluates it, trains it, evaluates it again, exports its trunk
@@ -100,6 +102,13 @@ def train(
             docs/guides/experiments.md, "Precise BatchNorm"): short runs at a constant
             learning rate end with moving averages that lag behind the weights. 0 keeps
             the moving averages, as the papers do. Defaults to 0.
+        recoveries: int >= 0. How many times a run that diverges (a loss NaN, infinite
+            or above `loss_bound`) goes back to its last good checkpoint and trains on,
+            the method told by `rolled_back(attempt)` (MGM draws new noise), before it
+            stops with TrainingDiverged (Model Garden's `recovery_max_trials`). On one
+            machine (not multi_worker or parameter_server). Defaults to 0.
+        loss_bound: float > 0 or None. A loss above it counts as diverged (Model
+            Garden's `loss_upper_bound`). Defaults to None: NaN or infinite only.
         exporter: callable or None. The export stage: `exporter(trunk, path,
             harmonizer, overwrite=True)` writes the trained trunk to `export/trunk`.
             The commands pass `export.export_trunk` (a SavedModel for TF Serving); the
@@ -116,6 +125,7 @@ def train(
         `zoo.version.code_version`).
     """
     _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_batch_norm)
+    _check_recoveries(recoveries, loss_bound, strategy)
     callbacks = list(callbacks or ())
     if strategy == "parameter_server" and not cluster.is_chief(cluster.require_cluster()):
         # a worker or parameter server: the chief drives it until the run ends
@@ -147,6 +157,8 @@ def train(
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             precise_batch_norm=precise_batch_norm,
+            recoveries=recoveries,
+            loss_bound=loss_bound,
             verbose=verbose,
             say=say,
         )
@@ -186,6 +198,17 @@ def _check_train_arguments(method, batch_size, epochs, steps_per_epoch, precise_
         raise UserError(wanted)
 
 
+def _check_recoveries(recoveries, loss_bound, strategy):
+    checks.int_at_least(recoveries, 0, "recoveries", keyed=True)
+    if loss_bound is not None:
+        checks.number_in(loss_bound, "loss_bound", 0, low_open=True)
+    if recoveries and strategy in ("multi_worker", "parameter_server"):
+        raise UserError(
+            f"`recoveries` rolls a run back on one machine; strategy={strategy!r} runs on "
+            "several (set recoveries = 0 and resume by hand from the last checkpoint)."
+        )
+
+
 def _build(model_dir, method, optimizer, distribution):
     """Builds and compiles the method in the strategy's scope, writes its method.json
     and the operative config; returns it with the run's progress."""
@@ -202,7 +225,7 @@ def _build(model_dir, method, optimizer, distribution):
 def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
     """Resumes from the last good checkpoint and fits the epochs not yet done (nothing
     when training had ended), then records that fitting ended."""
-    epochs, steps_per_epoch, say = run["epochs"], run["steps_per_epoch"], run["say"]
+    epochs, say = run["epochs"], run["say"]
     done = resume_point(model, model_dir, progress, epochs)
     if progress["fit_done"] and done < progress["fit_epochs"]:
         # the last checkpoint was set aside: train its epochs again, then evaluate
@@ -218,31 +241,54 @@ def _fit_remaining_epochs(model, model_dir, progress, distribution, **run):
     precise = []
     if run["precise_batch_norm"]:
         precise = [PreciseBatchNorm(run["batch_size"], run["precise_batch_norm"], epochs, say)]
-    if done < epochs:
-        _fit(
-            model,
-            distribution,
-            # the batches of the finished epochs are skipped: a resumed run trains on
-            # the same sequence of batches as an uninterrupted one
-            lambda batch_size: model.datasets(batch_size).skip(done * steps_per_epoch),
-            batch_size=run["batch_size"],
-            initial_epoch=done,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=[
-                *model.method_callbacks(),
-                *run["callbacks"],
-                StopOnNonFinite(os.path.join(model_dir, "checkpoints")),
-                *precise,
-                EpochCheckpoints(model_dir, progress),
-                keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-                StopOnRequest(model_dir),  # last: sees a request made in the others
-            ],
-            verbose=epoch_lines(run["verbose"]),
-        )
+    attempt = 0
+    while done < epochs:
+        try:
+            _fit_from(done, model, model_dir, progress, distribution, precise, run)
+            break
+        except TrainingDiverged as error:
+            if attempt == run["recoveries"]:
+                if attempt:
+                    raise TrainingDiverged(f"{error} (after {attempt} roll-back(s))") from None
+                raise
+            attempt += 1
+            done = resume_point(model, model_dir, progress, epochs)
+            if not done:
+                raise TrainingDiverged(f"{error} No checkpoint to roll back to.") from None
+            model.rolled_back(attempt)
+            say(
+                f"{first_line(error)} Rolled back to epoch {done} (recovery {attempt} of "
+                f"{run['recoveries']})."
+            )
     last = checkpoints(model_dir)
     progress.set(fit_done=True, fit_epochs=epoch_of(last[-1]) if last else 0)
     check_stop(model_dir, "after training")
+
+
+def _fit_from(done, model, model_dir, progress, distribution, precise, run):
+    """Fits the epochs after `done` with the run's callbacks."""
+    steps_per_epoch = run["steps_per_epoch"]
+    _fit(
+        model,
+        distribution,
+        # the batches of the finished epochs are skipped: a resumed run trains on
+        # the same sequence of batches as an uninterrupted one
+        lambda batch_size: model.datasets(batch_size).skip(done * steps_per_epoch),
+        batch_size=run["batch_size"],
+        initial_epoch=done,
+        epochs=run["epochs"],
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[
+            *model.method_callbacks(),
+            *run["callbacks"],
+            StopOnNonFinite(os.path.join(model_dir, "checkpoints"), run["loss_bound"]),
+            *precise,
+            EpochCheckpoints(model_dir, progress),
+            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+            StopOnRequest(model_dir),  # last: sees a request made in the others
+        ],
+        verbose=epoch_lines(run["verbose"]),
+    )
 
 
 def _fit(model, distribution, dataset_fn, batch_size, **fit):

@@ -139,37 +139,7 @@ class Method(keras.Model):
                 `steps_per_execution`); `jit_compile` defaults to False.
         """
         players = tuple(self.players)
-        if isinstance(optimizer, dict):
-            missing = sorted(set(players) - set(optimizer))
-            extra = sorted(set(optimizer) - set(players))
-            if missing or extra:
-                raise UserError(
-                    f"{type(self).__name__}.compile: give one optimizer per player "
-                    f"{list(players)}; missing {missing}, unknown {extra}."
-                )
-            given = {p: optimizer[p] for p in players}
-        elif isinstance(optimizer, keras.optimizers.Optimizer):
-            given = {p: optimizer for p in players}
-        else:
-            raise UserError(
-                f"{type(self).__name__}.compile: `optimizer` must be a keras Optimizer or a "
-                f"dict {{player: Optimizer}} for players {list(players)}. Received: "
-                f"{optimizer!r}"
-            )
-        variables = {p: list(self.variables_of(p)) for p in players}
-        for p, vs in variables.items():
-            if not vs:
-                raise UserError(f"{type(self).__name__}: player {p!r} has no variables.")
-        if not self.players_share_variables:
-            owner = {}
-            for p, vs in variables.items():
-                for v in vs:
-                    if id(v) in owner:
-                        raise UserError(
-                            f"{type(self).__name__}: variable {v.path} belongs to players "
-                            f"{owner[id(v)]!r} and {p!r}; players must own disjoint variables."
-                        )
-                    owner[id(v)] = p
+        given, variables = _given_optimizers(self, optimizer)
         optimizers = {}
         for p in players:
             fresh = type(given[p]).from_config(given[p].get_config())
@@ -250,6 +220,12 @@ class Method(keras.Model):
         """Keras callbacks every run of the method needs (MGM's stages). None here."""
         return []
 
+    def rolled_back(self, attempt: int) -> None:
+        """Called when a run that diverged went back to its last good checkpoint for the
+        `attempt`-th time (`zoo.experiment.train(recoveries=...)`): a method whose random
+        draws a resumed run repeats changes them here, or the retry diverges the same
+        way. No-op here (the data order stays that of the run)."""
+
     def datasets(self, batch_size: int, split: str = "train") -> tf.data.Dataset:
         """Batches in this method's structure (see the subclass)."""
         raise self._missing("datasets", "zoo.experiment.train")
@@ -326,6 +302,45 @@ def scaled_gradients(optimizer, tape, loss, sources) -> list:
     the backward pass, so the tape need not have recorded the scaling (a loss computed
     inside the tape's block and differentiated after it)."""
     return tape.gradient(loss, sources, output_gradients=optimizer.scale_loss(tf.ones_like(loss)))
+
+
+def _given_optimizers(method, optimizer) -> tuple:
+    """({player: the optimizer given for it}, {player: its variables}) for
+    `Method.compile`; refuses a dict that does not name every player, a player without
+    variables, and (unless `players_share_variables`) a variable of two players."""
+    players = tuple(method.players)
+    if isinstance(optimizer, dict):
+        missing = sorted(set(players) - set(optimizer))
+        extra = sorted(set(optimizer) - set(players))
+        if missing or extra:
+            raise UserError(
+                f"{type(method).__name__}.compile: give one optimizer per player "
+                f"{list(players)}; missing {missing}, unknown {extra}."
+            )
+        given = {p: optimizer[p] for p in players}
+    elif isinstance(optimizer, keras.optimizers.Optimizer):
+        given = {p: optimizer for p in players}
+    else:
+        raise UserError(
+            f"{type(method).__name__}.compile: `optimizer` must be a keras Optimizer or a "
+            f"dict {{player: Optimizer}} for players {list(players)}. Received: "
+            f"{optimizer!r}"
+        )
+    variables = {p: list(method.variables_of(p)) for p in players}
+    for p, vs in variables.items():
+        if not vs:
+            raise UserError(f"{type(method).__name__}: player {p!r} has no variables.")
+    if not method.players_share_variables:
+        owner = {}
+        for p, vs in variables.items():
+            for v in vs:
+                if id(v) in owner:
+                    raise UserError(
+                        f"{type(method).__name__}: variable {v.path} belongs to players "
+                        f"{owner[id(v)]!r} and {p!r}; players must own disjoint variables."
+                    )
+                owner[id(v)] = p
+    return given, variables
 
 
 class _Untracked:

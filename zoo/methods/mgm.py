@@ -185,18 +185,7 @@ class MGM(SharedTrunk):
         _check_arguments({k: v for k, v in locals().items() if k in OWN_ARGUMENTS})
         stage_epochs = _stage_epochs(stage_epochs)
         super().__init__(trunk, tasks, input_size=input_size, name=name)
-        if len(self.groups) != 1:
-            raise UserError(
-                "MGM reads one stream of labelled scenes: its tasks must read the same "
-                f"examples (same source, harmonizer and seed). Their inputs: {self.groups}"
-            )
-        self.group = next(iter(self.groups))
-        first = self.tasks[self.groups[self.group][0]]
-        if first.harmonizer != "identity":
-            raise UserError(
-                f"MGM: the tasks' harmonizer must be 'identity' (G and D work on the RGB "
-                f"image itself); {first.name}'s is {first.harmonizer!r}."
-            )
+        self.group, first = _one_stream(self)
         self.scene_classes = _scene_classes(scene_classes, first)
         self.generator, self.generator_width = generator, generator_width
         self.attention_size, self.z_dim, self.projection = attention_size, z_dim, projection
@@ -251,6 +240,10 @@ class MGM(SharedTrunk):
         and, with a generator, the trunk Fréchet distance logged each epoch of stages 2-3
         (`trunk_frechet_distance`)."""
         return [_StageSchedule()] + ([_FrechetMonitor()] if self.generator is not None else [])
+
+    def rolled_back(self, attempt):
+        """A retry after a blow-up draws noise that no step drew (the counter jumps)."""
+        self._step.assign_add(attempt << 40)
 
     def generate(self, images, scenes, seed=(0, 0)):
         """G's images [B, S, S, 3] in [0, 1] for real `images` [B, S, S, 3] in [0, 1] (E's
@@ -440,6 +433,24 @@ def _check_arguments(arguments):
         )
     if given["weak_real"] and not (given["refinement"] or given["self_supervision"]):
         raise UserError("MGM: weak_real needs refinement or self_supervision to read its images.")
+
+
+def _one_stream(method):
+    """(the input group, its first task) of a method whose tasks read one stream of RGB
+    scenes; refuses others."""
+    if len(method.groups) != 1:
+        raise UserError(
+            "MGM reads one stream of labelled scenes: its tasks must read the same "
+            f"examples (same source, harmonizer and seed). Their inputs: {method.groups}"
+        )
+    group = next(iter(method.groups))
+    first = method.tasks[method.groups[group][0]]
+    if first.harmonizer != "identity":
+        raise UserError(
+            f"MGM: the tasks' harmonizer must be 'identity' (G and D work on the RGB "
+            f"image itself); {first.name}'s is {first.harmonizer!r}."
+        )
+    return group, first
 
 
 def _task_targets(targets):
