@@ -93,6 +93,13 @@ CASES = {
         tiny_mgm_settings(gan_steps=1, self_supervision=None),
         False,
     ),
+    # MGM/G on two replicas: refinement's phases on synchronised BatchNorm (the GAN's
+    # random draws differ per replica: tests/methods/test_mgm.py)
+    "MGM/G": (
+        MGM,
+        tiny_mgm_settings(trunk=SYNCED, generator=None, self_supervision=None),
+        True,
+    ),
     "Transfer, linear": (
         Transfer,
         {

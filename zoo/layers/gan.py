@@ -58,8 +58,13 @@ class ConditionalBatchNorm(keras.layers.Layer):
         )
         checks.number_in(epsilon, "epsilon", low=0, who="ConditionalBatchNorm", low_open=True)
         self.num_classes, self.momentum, self.epsilon = num_classes, momentum, epsilon
-        self.norm = keras.layers.BatchNormalization(
-            momentum=momentum, epsilon=epsilon, center=False, scale=False, name="norm"
+        self.norm = keras.layers.BatchNormalization(  # the global batch's statistics
+            momentum=momentum,
+            epsilon=epsilon,
+            center=False,
+            scale=False,
+            synchronized=True,
+            name="norm",
         )
 
     def build(self, input_shape):

@@ -507,6 +507,7 @@ def _networks(method, feature_shape) -> dict:
             units=method.refinement_units,
             stem_width=method.refinement_stem,
             relu_logits=method.relu_logits,
+            norm="sync_batch",  # the global batch's statistics on several replicas
         )
     if method.generator is not None:
         make_g, make_d = GENERATORS[method.generator]
@@ -656,10 +657,12 @@ def _weak_stream(task, batch_size):
 
 def _seeds(step, count):
     """`count` stateless seeds [2] of a step, from the step counter (a resumed run draws
-    the same)."""
-    return tf.unstack(
-        tf.random.split(tf.stack([tf.convert_to_tensor(step), tf.constant(2022, tf.int64)]), count)
-    )
+    the same) and the replica (each replica of a step draws its own noise)."""
+    replica = tf.distribute.get_replica_context()
+    index = 0 if replica is None else replica.replica_id_in_sync_group
+    base = tf.stack([tf.convert_to_tensor(step), tf.constant(2022, tf.int64)])
+    base = tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64))
+    return tf.unstack(tf.random.split(base, count))
 
 
 def _two_views(views, images, seed):
