@@ -204,6 +204,38 @@ def test_on_two_replicas_each_draws_its_own_noise_and_a_step_trains(mirrored):
     assert all(np.isfinite(v[0]) for v in history.values()), history
 
 
+def test_a_user_s_scenes_with_a_scene_label_each_from_tfrecords(tmp_path):
+    """A user's data: images with depth, normals and a scene category each, written as
+    TFRecords with the category names in labels.json; MGM counts the scene classes from
+    the names, its batches carry each example's category, and a joint step runs."""
+    import json
+
+    from zoo.data import TFRecords
+    from zoo.data.synthetic.io import examples_of
+    from zoo.data.tfrecord import write_tfrecords
+    from zoo.tasks import Normals
+
+    spec = SceneSpec(variant="----", mode="multi", resolution=32)
+    keys = ("image", "depth", "normals")
+    scenes = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]
+    examples = [
+        {**{k: e[k] for k in keys}, "scene": np.int64(c)}
+        for e, c in zip(examples_of(spec, range(12)), scenes)
+    ]
+    names = {"scene": ["kitchen", "office", "street"]}
+    for split, part in (("train", examples[:8]), ("eval", examples[8:])):
+        write_tfrecords(part, str(tmp_path / split), image_keys=("image",))
+        (tmp_path / split / "labels.json").write_text(json.dumps(names))
+    data = {"source": TFRecords(str(tmp_path / "train")), "head_width": 8}
+    data["eval_source"] = TFRecords(str(tmp_path / "eval"))
+    method = tiny_mgm(tasks=[Depth(**data), Normals(**data)])
+    assert method.scene_classes == 3
+    _, targets = next(iter(method.datasets(4, "eval")))
+    assert targets["scene"].numpy().tolist() == scenes[8:]
+    order = _recorded_step(method, next(iter(method.datasets(4))))
+    assert order[:3] == ["M", "R", "E"] and order[-1] == "M"
+
+
 def test_batches_carry_the_scene_of_each_rendered_scene():
     method = tiny_mgm()
     assert method.scene_classes == len(SCENE_NAMES) == 7
