@@ -72,6 +72,7 @@ from zoo.layers import gan_networks
 from zoo.methods import graph, groups
 from zoo.methods.shared_trunk import SharedTrunk, graph_config
 from zoo.tasks.base import Task, pipeline, taskonomy_decoder
+from zoo.tasks.classification import class_count
 from zoo.trunks.resnet import refinement_network
 
 GENERATORS = {
@@ -186,7 +187,9 @@ class MGM(SharedTrunk):
         stage_epochs = _stage_epochs(stage_epochs)
         super().__init__(trunk, tasks, input_size=input_size, name=name)
         self.group, first = _one_stream(self)
-        self.scene_classes = _scene_classes(scene_classes, first)
+        self.scene_classes = class_count(
+            first, "scene", scene_classes, len(SCENE_NAMES), "scene_classes", "MGM"
+        )
         self.generator, self.generator_width = generator, generator_width
         self.attention_size, self.z_dim, self.projection = attention_size, z_dim, projection
         self.weak_real, self.synthetic_ratio = bool(weak_real), float(synthetic_ratio)
@@ -470,16 +473,6 @@ def _stage_epochs(value):
 
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
-
-
-def _scene_classes(classes, task):
-    names = task.label_names.get("scene")
-    checks.int_at_least(classes, 2, "scene_classes", "MGM", none=True)
-    if classes is not None and names and classes != len(names):
-        raise UserError(
-            f"MGM: scene_classes={classes}, but the source names {len(names)} scenes {list(names)}."
-        )
-    return classes or (len(names) if names else len(SCENE_NAMES))
 
 
 def _networks(method, feature_shape) -> dict:

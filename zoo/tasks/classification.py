@@ -35,17 +35,7 @@ class GlobalTask(Task):
         return self.augment
 
     def _class_count(self, classes, default):
-        """`classes`, else as many as the training source names, else `default`; a
-        count the source's names contradict is refused."""
-        who = type(self).__name__
-        names = self.label_names.get(self.label_key)
-        checks.int_at_least(classes, 2, "classes", who, none=True)
-        if classes is not None and names and classes != len(names):
-            raise UserError(
-                f"{who}: classes={classes}, but the source names {len(names)} classes "
-                f"{list(names)}."
-            )
-        return classes or (len(names) if names else default)
+        return class_count(self, self.label_key, classes, default)
 
     def prepare(self, example, seed):
         return example["image"], tf.cast(example[self.label_key], tf.int32)
@@ -84,3 +74,17 @@ class Classification(GlobalTask):
     def __init__(self, source, classes: int | None = None, **kwargs):
         super().__init__(source, **kwargs)
         self.classes = self._class_count(classes, default=10)
+
+
+def class_count(task, key, classes, default, name="classes", who=None):
+    """The number of classes of a task's label entry `key`: `classes`, else as many as
+    the training source names, else `default`; a count the names contradict is refused
+    (`name` and `who` in the message)."""
+    who = who or type(task).__name__
+    names = task.label_names.get(key)
+    checks.int_at_least(classes, 2, name, who, none=True)
+    if classes is not None and names and classes != len(names):
+        raise UserError(
+            f"{who}: {name}={classes}, but the source names {len(names)} classes {list(names)}."
+        )
+    return classes or (len(names) if names else default)
