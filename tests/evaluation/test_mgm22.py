@@ -94,11 +94,12 @@ def test_every_row_takes_the_cell_bindings(row):
         gin.clear_config()
         gin_setup.parse([path, small], mgm22.cell_bindings(row, 0.25, 5, 2))
         gan = mgm22.ROWS[row][2]
-        assert gin.query_parameter("zoo.experiment.train.epochs") == 5 + (2 if gan else 0)
+        task_epochs = 15 if row == "mt_3x" else 5
+        assert gin.query_parameter("zoo.experiment.train.epochs") == task_epochs + (2 if gan else 0)
         task = "zoo.tasks.Depth.labelled_fraction"
         assert gin.query_parameter(task).scoped_selector.startswith("LABELLED")
         assert gin.query_parameter("%LABELLED") == 0.25
-        if row not in ("st", "mt"):
+        if row not in ("st", "mt", "mt_3x"):
             stages = gin.query_parameter("zoo.methods.MGM.stage_epochs")
             assert tuple(stages) == (1, 2 if gan else 0)
 
