@@ -170,4 +170,13 @@ def test_the_command_prints_the_verdicts_and_writes_the_pages(tmp_path):
     assert "zoo-evaluate claims --paper=ren_lee18" in page and conv1 in page
     overview = (tmp_path / "pages" / "claims.md").read_text()
     assert "## MGM 2022" in overview and "MGM beats MT on depth" in overview
+    # judging one paper again keeps the other sections as they were, each stamped
+    command[4] = "--paper=newell20"
+    again = processes.run(command, cwd=str(tmp_path))
+    assert again.returncode == 0, again.stderr[-3000:]
+    merged = (tmp_path / "pages" / "claims.md").read_text()
+    (ren_lee,) = [s for s in merged.split("\n## ") if s.startswith("Ren & Lee 2018")]
+    assert conv1 in ren_lee and "with `zoo-evaluate claims --paper=ren_lee18" in ren_lee
+    (newell,) = [s for s in merged.split("\n## ") if s.startswith("Newell & Deng 2020")]
+    assert "--paper=newell20" in newell and "**no runs**" in newell
     assert not (tmp_path / "pages" / "mgm22.md").exists()  # no page without claims

@@ -73,8 +73,10 @@ numbers, and the paper's comparisons seed-wise with a verdict; resumable, result
 `claims`: the papers' claims that the zoo tests (`zoo.evaluation.claims`), judged on the
 runs under --root: prints the paper's numbers beside the zoo's with a verdict (holds,
 reversed, unresolved within two standard errors, or no runs yet with the commands that
-make them) and writes <pages>/<paper>.md and <pages>/claims.md. --run first makes the
-missing runs (each command resumable; hours at the papers' CPU sizes).
+make them) and writes <pages>/<paper>.md and <pages>/claims.md (with --paper, only that
+paper's section of claims.md is judged again, stamped with the command; the others keep
+theirs). --run first makes the missing runs (each command resumable; hours at the
+papers' CPU sizes).
 
 `results`: a page of held-out metrics of finished zoo-train runs (e.g. one configuration
 at several seeds): mean ± std over the runs and each run's own, stamped with the date,
@@ -404,14 +406,13 @@ def claims():
             for p in papers
             if FLAGS.claim is None
         ]
-        written.append(
-            results.write_page(
-                os.path.join(FLAGS.pages, "claims.md"),
-                "Claims of the papers",
-                registry.overview(FLAGS.root),
-                command,
-            )
-        )
+        overview = os.path.join(FLAGS.pages, "claims.md")
+        previous = ""
+        if FLAGS.paper and os.path.exists(overview):  # the other papers' sections stay
+            with open(overview) as f:
+                previous = f.read()
+        body = registry.overview(FLAGS.root, FLAGS.paper, previous, command)
+        written.append(results.write_page(overview, "Claims of the papers", body, command))
     print("\nwrote " + ", ".join(written))
 
 

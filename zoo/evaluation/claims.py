@@ -738,13 +738,46 @@ def paper_page(paper: Paper, root: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def overview(root: str) -> str:
-    """The body of the page of every paper's claims and their verdicts."""
-    lines = []
+def overview(root: str, only: str | None = None, previous: str = "", command: str = "") -> str:
+    """The body of the page of every paper's claims and their verdicts.
+
+    With `only` (a paper's key), that paper's section is judged on `root` and stamped
+    with `command`, and the other papers' sections are kept as the `previous` page (its
+    text) has them, each with the stamp it was made with: judging one paper's runs does
+    not drop the verdicts of the others, whose runs may live elsewhere.
+    """
+    kept = _sections(previous) if only else {}
+    parts = []
     for paper in PAPERS.values():
-        lines += [f"## {paper.title}", "", f"Status: {paper.status}.", ""]
+        if paper.key != only and paper.title in kept:
+            parts.append(kept[paper.title])
+            continue
+        lines = [f"## {paper.title}", ""]
+        if only:
+            lines += [pages.stamp(command), ""]
+        lines += [f"Status: {paper.status}.", ""]
         if paper.claims:
             lines += [table(paper.claims, root), ""]
         else:
             lines += ["No claim registered yet.", ""]
-    return "\n".join(lines)
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+def _sections(page: str) -> dict:
+    """{paper title: its section} of a claims page; a section without a stamp of its own
+    gets the page's (the command that made it)."""
+    stamp_line = next((line for line in page.splitlines() if line.startswith("*Generated")), "")
+    found, title = {}, None
+    for line in page.splitlines():
+        if line.startswith("## "):
+            title = line[3:]
+            found[title] = [line]
+        elif title is not None:
+            found[title].append(line)
+    out = {}
+    for title, lines in found.items():
+        if stamp_line and not any(line.startswith("*Generated") for line in lines):
+            lines = [lines[0], "", stamp_line, *lines[1:]]
+        out[title] = "\n".join(lines).rstrip() + "\n"
+    return out
