@@ -196,8 +196,8 @@ def test_on_two_replicas_each_draws_its_own_noise_and_a_step_trains(mirrored):
     first, second = [t.numpy() for t in mirrored.experimental_local_results(per_replica)]
     assert not np.array_equal(first, second)
     batch = next(iter(tiny_mgm(gan_steps=1).datasets(4)))
-    with mirrored.scope():
-        method = tiny_mgm(gan_steps=1)
+    with mirrored.scope():  # eagerly: tracing every phase for two replicas costs a minute
+        method = tiny_mgm(gan_steps=1, run_eagerly=True)
     data = tf.data.Dataset.from_tensors(batch).repeat()
     history = method.fit(data, epochs=1, steps_per_epoch=1, verbose=0).history
     assert {"d_loss", "g_loss", "weak_scene_loss", "simclr_loss", "depth_loss"} <= set(history)

@@ -54,17 +54,30 @@ _MODULES = {"zoo-train": "zoo.cli.train", "zoo-finetune": "zoo.cli.finetune"}
 GRACE = 10.0  # seconds a stopped worker is given before it is killed
 
 
+# Ports below Linux's ephemeral range (32768-60999): a port the kernel hands out for any
+# outgoing connection could be taken in the seconds before a task's server binds it.
+PORTS = (20000, 32768)
+
+
 def free_ports(count: int) -> list:
-    """`count` distinct localhost ports that were free a moment ago."""
+    """`count` distinct localhost ports, drawn at random from `PORTS`, that were free a
+    moment ago."""
+    import random
     import socket
 
+    draw = random.SystemRandom()  # not the seeded generator: two runs must differ
     sockets, ports = [], []
     try:
-        for _ in range(count):
+        while len(ports) < count:
+            port = draw.randrange(*PORTS)
             s = socket.socket()
-            s.bind(("localhost", 0))
+            try:
+                s.bind(("localhost", port))
+            except OSError:  # in use
+                s.close()
+                continue
             sockets.append(s)
-            ports.append(s.getsockname()[1])
+            ports.append(port)
     finally:
         for s in sockets:
             s.close()
