@@ -229,25 +229,9 @@ def _keep_settings(out_dir, gin_files, gin_bindings, num):
     """Stores what every cell is trained with (the text of gin_configs/compl22/ and of the
     extra gin files, the bindings, the held-out count) in `out_dir/settings.json`;
     refuses a grid that differs, whose cells could not be compared with the ones there."""
-    settings = {"gin_bindings": list(gin_bindings), "num": num, "gin_files": {}, "rows": {}}
-    for path in gin_files:
-        with open(path) as f:
-            settings["gin_files"][os.path.basename(path)] = f.read()
-    for name in sorted(os.listdir(CONFIG_DIR)):  # the rows and what they include
-        with open(os.path.join(CONFIG_DIR, name)) as f:
-            settings["rows"][name] = f.read()
-    path = os.path.join(out_dir, "settings.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            if json.load(f) != settings:
-                raise UserError(
-                    f"{out_dir} holds cells trained with other settings (see {path}: the "
-                    "rows' gin files, the gin files after them, the bindings, --num); use "
-                    "another --out, or the same settings to resume."
-                )
-        return
-    files.make_dirs(out_dir, "grid folder")
-    files.write_json(path, settings)
+    settings = {"gin_bindings": list(gin_bindings), "num": num}
+    settings.update(sweep.config_texts(CONFIG_DIR, gin_files))
+    sweep.keep_grid_settings(out_dir, settings)
 
 
 def run_cell(out_dir, gin_files, gin_bindings, num, row, fraction, seed) -> dict:

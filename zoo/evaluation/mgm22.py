@@ -142,13 +142,8 @@ def grid(
     """
     check(rows, fractions, seeds, epochs, gan_epochs)
     gin_files = [os.path.join(CONFIG_DIR, "small.gin")] if gin_files is None else list(gin_files)
-    settings = {
-        "rows": {n: _text(os.path.join(CONFIG_DIR, n)) for n in sorted(os.listdir(CONFIG_DIR))},
-        "gin_files": {os.path.basename(p): _text(p) for p in gin_files},
-        "gin_bindings": list(gin_bindings),
-        "epochs": epochs,
-        "gan_epochs": gan_epochs,
-    }
+    settings = {"gin_bindings": list(gin_bindings), "epochs": epochs, "gan_epochs": gan_epochs}
+    settings.update(sweep.config_texts(CONFIG_DIR, gin_files))
     sweep.keep_grid_settings(out_dir, settings)
     run = functools.partial(
         run_cell, out_dir, tuple(gin_files), tuple(gin_bindings), epochs, gan_epochs
@@ -175,11 +170,6 @@ def cell_bindings(row, fraction, epochs, gan_epochs) -> list:
     if row not in ("st", "mt", "mt_3x"):
         bindings.append(f"zoo.methods.MGM.stage_epochs = (1, {gan_epochs if gan else 0})")
     return bindings
-
-
-def _text(path):
-    with open(path) as f:
-        return f.read()
 
 
 def run_cell(out_dir, gin_files, gin_bindings, epochs, gan_epochs, row, fraction, seed) -> dict:

@@ -264,6 +264,21 @@ def run_grid(folder, cells, run, say, describe, executor=None):
     return list(done.values())
 
 
+def config_texts(config_dir, gin_files) -> dict:
+    """{"rows": {file: text} of a paper's gin folder (the rows and what they include),
+    "gin_files": {file: text} of the gin files given after them}: what a grid's cells
+    are trained with, for `keep_grid_settings`."""
+    out = {"gin_files": {}, "rows": {}}
+    for key, paths in (
+        ("gin_files", list(gin_files)),
+        ("rows", [os.path.join(config_dir, n) for n in sorted(os.listdir(config_dir))]),
+    ):
+        for path in paths:
+            with open(path) as f:
+                out[key][os.path.basename(path)] = f.read()
+    return out
+
+
 def keep_grid_settings(folder, settings):
     """Stores a grid's settings in `folder/settings.json`; refuses a folder whose cells
     were made with other settings."""
