@@ -76,6 +76,15 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
         ("scratch", "finetune"),
     }
     assert all(c[4] == "TCVL" for c in linear_calls) and len(linear_calls) == 6
+    # each record names its cell's fields (the claims registry selects by them)
+    assert _load(out, "linear")[1] == {
+        "key": ["cmc", "TCVL", 0],
+        "method": "cmc",
+        "variant": "TCVL",
+        "seed": 0,
+        "value": 0.60,
+        "metric": "accuracy",
+    }
     # stage 3: the sweeps of each run against scratch
     folders = newell20.sweeps(
         ["rotation", "cmc"], ["TCVL"], ["classification"], [10, 20, 40], [0, 1], out
@@ -122,6 +131,11 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
     with pytest.raises(ValueError, match="k must be 1, 2 or 3"):
         newell20.frozen(["rotation"], ["TCVL"], [4], [10], [0], out)
     records = _load(out, "frozen")
+    assert records[1] == {
+        "key": ["cmc", "TCVL", 1, 10, 0],
+        **dict(method="cmc", variant="TCVL", k=1, n=10, seed=0),
+        **dict(value=0.45, metric="accuracy"),
+    }
     table = newell20.frozen_table(records, folders["classification"], ["rotation", "cmc"])
     # rotation at n=10: 0.45 + 0.01 seed frozen (1 block) against 0.50 + 0.01 seed whole
     assert "| rotation | 1 | -0.050 ± 0.000 | +0.040 ± 0.000 |" in table

@@ -229,7 +229,13 @@ def _linear_cell(out_dir, num_labels, first, method, variant, seed):
         result = transfer("random", protocol="finetune", like=like, **common)
     else:
         result = transfer(pretrain_dir(out_dir, method, variant), protocol="linear", **common)
-    return {"value": float(result["value"]), "metric": result["metric"]}
+    return _record(result, method=method, variant=variant, seed=seed)
+
+
+def _record(result, **fields):
+    """A cell's record: its key's fields by name (what the claims registry selects by) and
+    the transfer's value and metric."""
+    return {**fields, "value": float(result["value"]), "metric": result["metric"]}
 
 
 # -- 3. the sweeps ------------------------------------------------------------------------
@@ -304,7 +310,7 @@ def _frozen_cell(out_dir, method, variant, k_n_seed):
         variant=variant,
         seed=seed,
     )
-    return {"value": float(result["value"]), "metric": result["metric"]}
+    return _record(result, method=method, variant=variant, k=k, n=n, seed=seed)
 
 
 def _finetuned(folder, variant):
