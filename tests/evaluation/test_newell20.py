@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from zoo.evaluation import newell20, sweep
+from zoo.evaluation import claims, newell20, sweep
 
 # accuracy by (method, n): rotation helps at few labels only; cmc never
 ACCURACY = {
@@ -191,3 +191,50 @@ def test_a_pretraining_record_scores_each_probe(tmp_path):
         "semantic_segmentation_mlp": 0.8,
         "depth_linear": 0.3,
     }
+
+
+def test_the_claims_registry_judges_the_grids_own_records(tmp_path, monkeypatch):
+    """`zoo-evaluate claims --paper=newell20` reads the folders the grid writes."""
+    finetuned = {  # (method, n) -> accuracy; each seed adds 0.01
+        ("rotation", 100): 0.50,
+        ("rotation", 1000): 0.80,
+        ("cmc", 100): 0.30,
+        ("cmc", 1000): 0.70,
+        ("scratch", 100): 0.30,
+        ("scratch", 1000): 0.75,
+    }
+    linear = {"rotation": 0.40, "amdim": 0.70, "supervised": 0.90}
+
+    def transfer(source, task=None, protocol="finetune", num_labels=0, seed=0, **kwargs):
+        if protocol == "frozen_k":
+            value = 0.30
+        elif protocol == "linear" or num_labels == 64:  # Table 1's cells
+            value = linear["supervised" if source == "random" else _method(source)]
+        else:
+            value = finetuned[(_method(source), num_labels)]
+        return {"value": value + 0.01 * seed, "metric": "accuracy"}
+
+    monkeypatch.setattr(newell20, "transfer", transfer)
+    monkeypatch.setattr(importlib.import_module("zoo.evaluation.transfer"), "transfer", transfer)
+    out = str(tmp_path / "newell20")
+    newell20.linear(["rotation", "amdim"], ["TCVL"], out, 64, [0, 1])
+    newell20.sweeps(["rotation", "cmc"], ["TCVL"], ["classification"], [100, 1000], [0, 1], out)
+    newell20.frozen(["rotation"], ["TCVL"], [3], [1000], [0, 1], out)
+
+    root = str(tmp_path)
+    verdicts = {c.name: claims.judge_claim(c, root) for c in claims.select("newell20")}
+    assert verdicts["rotation_helps_with_few_labels"].verdict == "holds"
+    assert verdicts["rotation_helps_with_few_labels"].difference == pytest.approx(0.20)
+    assert verdicts["cmc_helps_with_few_labels"].verdict == "unresolved"  # equal to scratch
+    # rotation's advantage: +0.20 at n = 100, +0.05 at n = 1000, the same at both seeds
+    assert verdicts["rotation_advantage_shrinks"].difference == pytest.approx(0.15)
+    assert verdicts["cmc_best_for_classification_over_rotation"].verdict == "reversed"
+    assert verdicts["vae_helps_with_few_labels"].verdict == "no runs"
+    assert verdicts["linear_amdim_over_rotation"].verdict == "holds"
+    assert verdicts["linear_supervised_over_amdim"].difference == pytest.approx(0.20)
+    assert verdicts["amdim_linear_not_finetuning"].verdict == "no runs"  # amdim not swept
+    whole = verdicts["rotation_finetuned_whole_beats_frozen"]
+    assert whole.verdict == "holds" and whole.difference == pytest.approx(0.50)
+    details = claims.DETAILS["newell20"][1](root)
+    assert "| TCVL | 40.5 ± 0.5 (32.9) | — (31.5) | — (69.0) | 70.5 ± 0.5 (74.5) |" in details
+    assert "Classification (object classification accuracy, TCVL):" in details
