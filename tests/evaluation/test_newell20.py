@@ -147,10 +147,11 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
         "Fig. 8: some freezing helps rotation with few labels (best k = 1, n=10)"
     ].startswith("**reversed**")
 
-    text, written = newell20.report(
-        out, ["rotation", "cmc"], ["TCVL"], ["classification", "segmentation"]
-    )
+    text, written = newell20.report(out, ["rotation", "cmc"], ["TCVL"])
     assert "## Online probes of the pretraining runs (scenes)" in text
+    # every task the grid has swept
+    assert "## classification: accuracy and utility against scratch" in text
+    assert "## segmentation: accuracy and utility against scratch" in text
     assert "## Frozen-k: accuracy against full finetuning" in text
     # Table 1: ours in %, the paper's in brackets
     assert "| TCVL | 40.5 ± 0.5 (32.9) | 60.5 ± 0.5 (69.0) | 90.5 ± 0.5 (91.5) |" in text
@@ -238,3 +239,50 @@ def test_the_claims_registry_judges_the_grids_own_records(tmp_path, monkeypatch)
     details = claims.DETAILS["newell20"][1](root)
     assert "| TCVL | 40.5 ± 0.5 (32.9) | — (31.5) | — (69.0) | 70.5 ± 0.5 (74.5) |" in details
     assert "Classification (object classification accuracy, TCVL):" in details
+
+
+def test_fig_6_claims_judge_each_methods_change_when_a_factor_is_added(tmp_path):
+    # scratch 0.5, 0.7, 0.8 at n = 100, 500, 1000 on both variants: 0.7 at n = 100 is
+    # U = 500/100 - 1 = 4, 0.8 at 500 is U = 1, 0.75 at 500 is U = 500·√2/500 - 1
+    folder = tmp_path / "classification"
+    cells = {
+        "-CVL": {"cmc": [0.5, 0.7], "vae": [0.5, 0.7], "rotation": [0.7, 0.8]},
+        "TCVL": {"cmc": [0.7, 0.8], "vae": [0.7, 0.8], "rotation": [0.5, 0.7]},
+    }
+    for variant, by_method in cells.items():
+        rows = [
+            {"method": "scratch", "n": n, "seed": s, "value": v, "metric": "accuracy"}
+            for n, v in ((100, 0.5), (500, 0.7), (1000, 0.8))
+            for s in (0, 1)
+        ]
+        for method, (at_100, at_500) in by_method.items():
+            for s in (0, 1):
+                at_500_s = 0.75 if (variant, method, s) == ("TCVL", "cmc", 1) else at_500
+                rows += [
+                    {"method": method, "n": 100, "seed": s, "value": at_100, "metric": "accuracy"},
+                    {
+                        "method": method,
+                        "n": 500,
+                        "seed": s,
+                        "value": at_500_s,
+                        "metric": "accuracy",
+                    },
+                ]
+        os.makedirs(folder / variant)
+        (folder / variant / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    found = dict(newell20.factor_claims(str(folder), ["rotation", "vae", "cmc", "amdim"]))
+    assert set(found) == {  # the paper says nothing of rotation's
+        "Fig. 6: adding texture (-CVL → TCVL) raises cmc's mean utility (classification)",
+        "Fig. 6: adding texture (-CVL → TCVL) lowers vae's mean utility (classification)",
+        "Fig. 6: adding texture (-CVL → TCVL) lowers amdim's mean utility (classification)",
+    }
+    # CMC: mean U over n goes from 0 to (4 + 1) / 2 at seed 0 and (4 + √2 - 1) / 2 at seed 1
+    change = (2.5 + (3 + 2**0.5) / 2) / 2
+    cmc = found["Fig. 6: adding texture (-CVL → TCVL) raises cmc's mean utility (classification)"]
+    assert cmc.startswith(f"**holds** ({change:+.2f} vs +0.00")
+    vae = found["Fig. 6: adding texture (-CVL → TCVL) lowers vae's mean utility (classification)"]
+    assert vae.startswith("**reversed** (+2.50 vs +0.00")
+    assert found[
+        "Fig. 6: adding texture (-CVL → TCVL) lowers amdim's mean utility (classification)"
+    ].startswith("no runs")

@@ -51,6 +51,15 @@ TASKS = ("classification", "pose", "segmentation", "depth")
 DENSE = ("segmentation", "depth")
 # Fig. 5 (ResNet-9, TCVL): the method each task's utility curve puts first
 PAPER_BEST = {"classification": "cmc", "pose": "cmc", "segmentation": "rotation", "depth": "amdim"}
+# Fig. 6 and sec. 8: the sign of the change in a method's utility when a factor is added
+# (CMC: colour and texture raise it, viewpoint lowers it; AMDIM the opposite for texture
+# and viewpoint; VAE: every factor lowers it); the paper says nothing of rotation's
+PAPER_FACTORS = {
+    "cmc": {"C": 1, "T": 1, "V": -1},
+    "amdim": {"T": -1, "V": 1},
+    "vae": {"T": -1, "C": -1, "V": -1, "L": -1},
+}
+FACTOR_NAMES = {"T": "texture", "C": "colour", "V": "viewpoint", "L": "lighting"}
 SUPERVISED = "supervised"
 CONFIG_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -447,21 +456,34 @@ def _mean_utilities(folder, variant, methods):
     return {m: sweep.mean_utility(table[m]) for m in methods if table.get(m)}
 
 
-def _per_seed_utility(folder, variant, method, n):
-    """The utility of `method` at `n`, one value per seed (each seed against the mean
-    scratch curve)."""
+def _utilities(folder, variant, method) -> dict:
+    """{(n, seed): the utility of `method`'s cell} in one variant's sweep, each cell
+    against the mean scratch curve (only where the utility is defined)."""
     results = sweep.load_results(os.path.join(folder, variant))
     scratch = sweep.summarize([r for r in results if r["method"] == sweep.SCRATCH])
     rows = scratch.get(sweep.SCRATCH, [])
     if len(rows) < 2:
-        return []
-    out = []
+        return {}
+    out = {}
     for r in results:
-        if r["method"] == method and r["n"] == n:
-            u, _ = utility([x["n"] for x in rows], [x["mean"] for x in rows], n, r["value"])
+        if r["method"] == method:
+            u, _ = utility([x["n"] for x in rows], [x["mean"] for x in rows], r["n"], r["value"])
             if np.isfinite(u):
-                out.append(u)
+                out[(r["n"], r["seed"])] = float(u)
     return out
+
+
+def _per_seed_utility(folder, variant, method, n):
+    """The utility of `method` at `n`, one value per seed."""
+    return [u for (k, _), u in sorted(_utilities(folder, variant, method).items()) if k == n]
+
+
+def _seed_mean_utility(folder, variant, method) -> dict:
+    """{seed: `method`'s mean utility over the n where it is defined}."""
+    by_seed = {}
+    for (_, seed), u in _utilities(folder, variant, method).items():
+        by_seed.setdefault(seed, []).append(u)
+    return {seed: float(np.mean(values)) for seed, values in by_seed.items()}
 
 
 def claims(pretrained, linear_records, folders, methods, variants) -> list:
@@ -551,6 +573,30 @@ def best_method_claims(folders, methods, variant="TCVL") -> list:
     return out
 
 
+def factor_claims(folder, methods) -> list:
+    """[(claim, verdict text)] of Fig. 6 on one sweep folder over variants: for each pair
+    of variants that differ in one factor, the change in each method's mean utility (per
+    seed) has the sign the paper reports (PAPER_FACTORS)."""
+    out = []
+    for low, high, letter in sweep.factor_pairs(sorted(sweep.variant_dirs(folder))):
+        for m in methods:
+            sign = PAPER_FACTORS.get(m, {}).get(letter)
+            if sign is None:
+                continue
+            before, after = (_seed_mean_utility(folder, v, m) for v in (low, high))
+            change = [after[s] - before[s] for s in sorted(after) if s in before]
+            verdict = judge(change, [0.0] * max(len(change), 2) if change else [], sign > 0)
+            words = "raises" if sign > 0 else "lowers"
+            out.append(
+                (
+                    f"Fig. 6: adding {FACTOR_NAMES[letter]} ({low} → {high}) {words} {m}'s "
+                    f"mean utility ({os.path.basename(os.path.normpath(folder))})",
+                    _verdict_text(verdict),
+                )
+            )
+    return out
+
+
 def _verdict_text(verdict):
     if verdict.verdict == "no runs":
         return "no runs: U undefined (the pretrained value beyond the scratch curve's range)"
@@ -562,9 +608,10 @@ def _verdict_text(verdict):
     )
 
 
-def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
-    """(Markdown, files written): Table 1, the probes, each task's sweep report (curves,
-    utilities, factor changes) and the claims; written to `<out>/report.md`."""
+def report(out_dir, methods, variants) -> tuple:
+    """(Markdown, files written): Table 1, the probes, the sweep report of each task the
+    grid has swept (curves, utilities, factor changes) and the claims; written to
+    `<out>/report.md`."""
     pretrained = sweep.load_results(os.path.join(out_dir, "pretrain"))
     linear_records = sweep.load_results(os.path.join(out_dir, "linear"))
     sections = ["## Table 1: linear evaluation", table_1(linear_records, methods, variants)]
@@ -577,7 +624,7 @@ def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
                 probes_table(records, methods, variants),
             ]
     written, folders = [], {}
-    for task in tasks:
+    for task in TASKS:
         folder = os.path.join(out_dir, "sweeps", task)
         if not os.path.isdir(folder):
             continue
@@ -594,6 +641,7 @@ def report(out_dir, methods, variants, tasks=TASKS) -> tuple:
     verdicts = claims(pretrained, linear_records, folders, methods, variants)
     verdicts += best_method_claims(folders, methods)
     if "classification" in folders:
+        verdicts += factor_claims(folders["classification"], methods)
         verdicts += frozen_claims(frozen_records, folders["classification"], methods)
     if verdicts:
         lines = ["| claim | verdict at this scale |", "|---|---|"]

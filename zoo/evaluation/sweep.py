@@ -389,20 +389,30 @@ def factor_changes(utilities):
         both utilities are finite.
     """
     changes = {}
-    for low, by_method in utilities.items():
+    for low, high, letter in factor_pairs(utilities):
+        for method, u_low in utilities[low].items():
+            u_high = utilities[high].get(method, math.nan)
+            if np.isfinite(u_low) and np.isfinite(u_high):
+                changes.setdefault(method, {}).setdefault(letter, []).append(
+                    (low, high, float(u_high - u_low))
+                )
+    return changes
+
+
+def factor_pairs(variants):
+    """[(variant without a factor, variant with it, the factor's letter)] of the pairs of
+    `variants` that differ in exactly one factor, e.g. ("-CVL", "TCVL", "T")."""
+    pairs = []
+    for low in variants:
         for i, letter in enumerate(low):
             if letter != "-":
                 continue
-            for high in utilities:
-                if high[i] == "-" or high[:i] + "-" + high[i + 1 :] != low:
-                    continue
-                for method, u_low in by_method.items():
-                    u_high = utilities[high].get(method, math.nan)
-                    if np.isfinite(u_low) and np.isfinite(u_high):
-                        changes.setdefault(method, {}).setdefault(high[i], []).append(
-                            (low, high, float(u_high - u_low))
-                        )
-    return changes
+            pairs += [
+                (low, high, high[i])
+                for high in variants
+                if high[i] != "-" and high[:i] + "-" + high[i + 1 :] == low
+            ]
+    return pairs
 
 
 def plot_curves(sweep_dir, path, higher_is_better=True):
