@@ -34,6 +34,27 @@ def user_errors(command: str):
         raise SystemExit(f"{command}: {first_line(error)}") from None
 
 
+def refuse_unread_flags(program: str, command: str, reads: dict, flag_values=None):
+    """Ends `program` with a usage error when a flag that subcommand `command` does not
+    read was given: a program's subcommands share one set of flags (`reads` maps each to
+    the flags it reads), and a flag given to the wrong one would otherwise be ignored."""
+    from absl import flags
+
+    given = flag_values or flags.FLAGS
+    known = sorted({name for names in reads.values() for name in names})
+    unread = [name for name in known if given[name].present and name not in reads[command]]
+    if unread:
+        readers = "; ".join(
+            f"--{name} is read by {', '.join(c for c in reads if name in reads[c])}"
+            for name in unread
+        )
+        raise SystemExit(
+            f"{program}: {command} does not read {', '.join('--' + n for n in unread)} "
+            f"({readers}). {command} reads: "
+            f"{', '.join('--' + n for n in reads[command]) or 'no flags'}."
+        )
+
+
 def run(main, module_name: str):
     """`absl.app.run(main)` for the command defined in `module_name`: `--help` prints
     that module's docstring and its flags (a console script's own module, which absl

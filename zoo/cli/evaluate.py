@@ -95,24 +95,35 @@ flags.DEFINE_bool("lower_is_better", False, "report: the sweep's metric is an er
 flags.DEFINE_string("source", None, "transfer: random, a model_dir, a checkpoint or an export.")
 flags.DEFINE_string("task", None, "transfer: classification, pose, segmentation or depth.")
 flags.DEFINE_string("protocol", None, "transfer: linear, lasso_linear, finetune, frozen_k or knn.")
-flags.DEFINE_integer("num_labels", None, "transfer: labelled examples.")
+flags.DEFINE_integer(
+    "num_labels", None, "transfer, layer_probes, adaptation, newell20 (Table 1): labelled examples."
+)
 flags.DEFINE_string("predictions", None, "transfer: PNG of held-out predictions.")
 flags.DEFINE_multi_string(
-    "gin_file", [], "transfer: gin files of the protocol; adaptation: after each row's file."
+    "gin_file",
+    [],
+    "transfer: gin files of the protocol; adaptation, compl, newell20, mgm22: gin files "
+    "after each row's or method's own.",
 )
-flags.DEFINE_multi_string("gin_bindings", [], "transfer, adaptation: gin bindings.")
+flags.DEFINE_multi_string(
+    "gin_bindings", [], "transfer, adaptation, compl, newell20 (pretraining), mgm22: gin bindings."
+)
 flags.DEFINE_string("model_dir", None, "domain_gap, zero_shot, layer_probes: a zoo-train run.")
 flags.DEFINE_integer("num", None, "domain_gap, zero_shot, compl: held-out images of each domain.")
-flags.DEFINE_string("out", None, "adaptation, compl: the comparison's folder; results: the page.")
+flags.DEFINE_string(
+    "out", None, "adaptation, compl, newell20, mgm22: the comparison's folder; results: the page."
+)
 flags.DEFINE_list(
     "rows", None, "adaptation: rows of Table 3 (default: all seven); mgm22: rows of mgm22/."
 )
-flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation, compl: training seeds.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "adaptation, compl, newell20, mgm22: training seeds.")
 flags.DEFINE_string(
-    "ray", None, "compl: run the cells in parallel on Ray ('auto' or a cluster's address)."
+    "ray",
+    None,
+    "compl, newell20, mgm22: run the cells in parallel on Ray ('auto' or a cluster's address).",
 )
-flags.DEFINE_integer("ray_cpus_per_cell", 1, "compl: CPUs each cell holds on Ray.", 1)
-flags.DEFINE_float("ray_gpus_per_cell", 0.0, "compl: GPUs each cell holds on Ray.", 0.0)
+flags.DEFINE_integer("ray_cpus_per_cell", 1, "compl, newell20, mgm22: CPUs a cell holds.", 1)
+flags.DEFINE_float("ray_gpus_per_cell", 0.0, "compl, newell20, mgm22: GPUs a cell holds.", 0.0)
 flags.DEFINE_list("targets", ["semseg", "depth"], "compl: semseg, depth, boundaries.")
 flags.DEFINE_list(
     "auxiliaries", ["none", "rot", "moco", "densecl"], "compl: auxiliaries (none: alone)."
@@ -478,9 +489,40 @@ COMMANDS = {
 }
 
 
+_GRID = (
+    "out",
+    "seeds",
+    "gin_file",
+    "gin_bindings",
+    "ray",
+    "ray_cpus_per_cell",
+    "ray_gpus_per_cell",
+)
+# the flags each command reads (any other flag of this program is refused)
+READS = {
+    "report": ("sweep_dir", "lower_is_better"),
+    "transfer": (
+        "source", "task", "protocol", "num_labels", "predictions", "gin_file", "gin_bindings",
+    ),
+    "domain_gap": ("model_dir", "num"),
+    "zero_shot": ("model_dir", "num"),
+    "layer_probes": ("model_dir", "num_labels"),
+    "adaptation": ("out", "rows", "seeds", "gin_file", "gin_bindings", "num_labels"),
+    "compl": (*_GRID, "targets", "auxiliaries", "fractions", "num"),
+    "newell20": (
+        *_GRID, "methods", "variants", "tasks", "counts", "num_labels", "frozen_k",
+        "scene_gin_file", "transfer_bindings",
+    ),
+    "mgm22": (*_GRID, "rows", "fractions", "epochs", "gan_epochs"),
+    "claims": ("paper", "claim", "root", "run", "pages"),
+    "results": ("runs", "out", "title"),
+}  # fmt: skip
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"Usage: zoo-evaluate <{'|'.join(COMMANDS)}> [flags]")
+    zoo.cli.refuse_unread_flags("zoo-evaluate", argv[1], READS)
     COMMANDS[argv[1]]()
 
 

@@ -14,19 +14,16 @@ def define(default_mode):
     flags.DEFINE_integer("resolution", None, "Image size (default: 64 single, 128 otherwise).")
 
 
+NAMES = ("variant", "mode", "split", "seed", "resolution")
+
+
 def spec(**options):
-    """The SceneSpec the flags describe, with extra SceneSpec options."""
+    """The SceneSpec the flags describe, with extra SceneSpec options (an option named
+    like a flag replaces it: the caller does not read that flag)."""
     from zoo.data.synthetic import SceneSpec
     from zoo.errors import UserError, first_line
 
     try:
-        return SceneSpec(
-            variant=FLAGS.variant,
-            mode=FLAGS.mode,
-            split=FLAGS.split,
-            seed=FLAGS.seed,
-            resolution=FLAGS.resolution,
-            **options,
-        )
+        return SceneSpec(**{**{name: FLAGS[name].value for name in NAMES}, **options})
     except UserError as error:
         raise app.UsageError(first_line(error)) from None

@@ -50,10 +50,12 @@ from zoo.cli import synthetic_flags, user_errors
 
 FLAGS = flags.FLAGS
 synthetic_flags.define(default_mode="multi")
-flags.DEFINE_integer("num", 4, "Rows (synthetic multi and motion, predictions).")
+flags.DEFINE_integer("num", 4, "Rows: images or scenes shown (every command that shows some).")
 flags.DEFINE_string("out", None, "Output PNG path (pretext: a folder).")
-flags.DEFINE_string("model_dir", None, "predictions, alphas: a zoo-train model_dir.")
-flags.DEFINE_string("checkpoint", None, "predictions, alphas: a checkpoint name (last).")
+flags.DEFINE_string("model_dir", None, "A zoo-train model_dir (every command that shows a run).")
+flags.DEFINE_string(
+    "checkpoint", None, "predictions, alphas, pretext, views, generated: a checkpoint (the last)."
+)
 flags.DEFINE_string("sweep_dir", None, "curves, factors: a sweep directory.")
 flags.DEFINE_bool("lower_is_better", False, "curves, factors: the metric is an error.")
 flags.DEFINE_list("runs", None, "neighbours: zoo-train model_dirs to compare.")
@@ -175,8 +177,6 @@ def shifted():
 
 
 def views():
-    import dataclasses
-
     import numpy as np
     import tensorflow as tf
 
@@ -206,8 +206,8 @@ def views():
             "mgm": augment.mgm_views,
         }
         maker = make[FLAGS.augmentation](count=FLAGS.views)
-        spec = synthetic_flags.spec()
-        source = Synthetic(dataclasses.replace(spec, split="test"), num)
+        spec = synthetic_flags.spec(split="test")
+        source = Synthetic(spec, num)
         label = f"{FLAGS.augmentation} views of {spec.variant} {spec.mode} scenes"
     images = np.stack([e["image"].numpy() for e in source.examples(["image"]).take(num)])
     seeds = tf.random.split(tf.constant([0, 1], tf.int64), len(images))
@@ -243,9 +243,28 @@ COMMANDS = {
 }
 
 
+_RUN = ("model_dir", "checkpoint", "out")
+# the flags each command reads (any other flag of this program is refused)
+READS = {
+    "synthetic": (*synthetic_flags.NAMES, "num", "out"),
+    "predictions": (*_RUN, "num"),
+    "alphas": _RUN,
+    "pretext": (*_RUN, "num"),
+    "curves": ("sweep_dir", "lower_is_better", "out"),
+    "factors": ("sweep_dir", "lower_is_better", "out"),
+    "neighbours": ("runs", "endpoint", "num", "out"),
+    "filters": ("model_dir", "out"),
+    "real": ("model_dir", "num", "out"),
+    "shifted": ("model_dir", "num", "out"),
+    "views": (*_RUN, "augmentation", "views", "num", "variant", "mode", "seed", "resolution"),
+    "generated": _RUN,
+}
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"Usage: zoo-visualize <{'|'.join(COMMANDS)}> [flags]")
+    zoo.cli.refuse_unread_flags("zoo-visualize", argv[1], READS)
     with user_errors("zoo-visualize"):
         out = COMMANDS[argv[1]]()
     print(f"wrote {out}")
