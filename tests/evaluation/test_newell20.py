@@ -164,7 +164,7 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
     assert verdicts[
         "Fig. 4: cmc helps classification with few labels (TCVL, U(n=10) > 0)"
     ].startswith("**unresolved**")
-    rank = [v for k, v in verdicts.items() if k.startswith("sec. 7")]
+    rank = [v for k, v in verdicts.items() if k.startswith("sec. 8")]
     assert rank == ["**holds** (ranks by means; not a significance test)"]  # cmc > rotation linear
     assert os.path.exists(os.path.join(out, "report.md")) and any(
         p.endswith(".png") for p in written

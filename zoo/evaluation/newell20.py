@@ -527,7 +527,7 @@ def claims(pretrained, linear_records, folders, methods, variants) -> list:
         holds = "holds" if by_linear != by_utility else "reversed"
         out.append(
             (
-                f"sec. 7: linear evaluation ranks the methods unlike finetuning ({variant}): "
+                f"sec. 8: linear evaluation ranks the methods unlike finetuning ({variant}): "
                 f"linear {' > '.join(by_linear)}; mean utility {' > '.join(by_utility)}",
                 f"**{holds}** (ranks by means; not a significance test)",
             )
