@@ -204,7 +204,9 @@ _NW_FROZEN = "newell20/frozen/results.jsonl"
 _NW_RUN = (
     "zoo-evaluate newell20 --out={root}/newell20 --methods=rotation,vae,cmc,amdim "
     "--variants=TCVL --tasks=classification,pose,segmentation,depth --counts=100,250,1000 "
-    "--seeds=0,1 --num_labels=4096",
+    "--seeds=0,1 --num_labels=4096 "
+    '--transfer_bindings="zoo.evaluation.transfer.augment = None" '
+    '--transfer_bindings="zoo.evaluation.transfer.dense_augment = None"',
 )
 _NW_NAMES = dict(rotation="rotation", vae="VAE", cmc="CMC", amdim="AMDIM", scratch="scratch")
 _NW_TASKS = {
@@ -216,7 +218,8 @@ _NW_TASKS = {
 _NW_SCALE = (
     "of a ResNet-9 at half width pretrained by small.gin (800 steps), finetuned on n labelled "
     "TCVL images (64 px; segmentation and depth: scenes, from scene-pretrained runs), the "
-    "same steps for scratch"
+    "same steps for scratch, without the paper's finetuning augmentation "
+    "(docs/papers/newell20.md says why)"
 )
 # Fig. 5 (sec. 8): the best method with few labels, per task
 _NW_BEST = {"classification": "cmc", "pose": "cmc", "segmentation": "rotation", "depth": "amdim"}
@@ -244,7 +247,8 @@ def _nw_claim(name, where, statement, numbers, metric, better, worse):
 _NW_FIG4 = "no table: Fig. 4 shows utility > 0 at small n for every method on every variant"
 _NW_LINEAR_METRIC = (
     "object classification accuracy of a linear layer on the frozen trunk, trained on 4096 "
-    "TCVL objects (the supervised arm: the same ResNet-9 trained from scratch on them)"
+    "TCVL objects without augmentation (the supervised arm: the same ResNet-9 trained from "
+    "scratch on them)"
 )
 _NW_FROZEN_METRIC = (
     "object classification accuracy on n = 1000 TCVL objects, finetuned whole or with the stem "
