@@ -866,7 +866,7 @@ def overview(root: str, only: str | None = None, previous: str = "", command: st
             continue
         lines = [f"## {paper.title}", ""]
         if only:
-            lines += [pages.stamp(command), ""]
+            lines += [pages.stamp(command)]  # it ends with its own newline
         lines += [f"Status: {paper.status}.", ""]
         if paper.claims:
             lines += [table(paper.claims, root), ""]
