@@ -40,6 +40,7 @@ from zoo import files
 from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
 from zoo.evaluation import sweep
+from zoo.evaluation.claims import NEWELL20_BEST as PAPER_BEST  # Fig. 5's best methods
 from zoo.evaluation.claims import judge
 from zoo.evaluation.transfer import transfer
 from zoo.evaluation.utility import utility
@@ -49,8 +50,6 @@ TASKS = ("classification", "pose", "segmentation", "depth")
 # tasks on multi-object scenes: pretrained on scenes (pretrain_<method>_scenes.gin) and
 # swept with their own transfer settings (<task>_sweep.gin)
 DENSE = ("segmentation", "depth")
-# Fig. 5 (ResNet-9, TCVL): the method each task's utility curve puts first
-PAPER_BEST = {"classification": "cmc", "pose": "cmc", "segmentation": "rotation", "depth": "amdim"}
 # Fig. 6 and sec. 8: the sign of the change in a method's utility when a factor is added
 # (CMC: colour and texture raise it, viewpoint lowers it; AMDIM the opposite for texture
 # and viewpoint; VAE: every factor lowers it); the paper says nothing of rotation's
