@@ -242,9 +242,10 @@ def test_the_claims_registry_judges_the_grids_own_records(tmp_path, monkeypatch)
 
 
 def test_fig_6_claims_judge_each_methods_change_when_a_factor_is_added(tmp_path):
+    """The grid's report and the claims registry judge Fig. 6 on the same folders."""
     # scratch 0.5, 0.7, 0.8 at n = 100, 500, 1000 on both variants: 0.7 at n = 100 is
     # U = 500/100 - 1 = 4, 0.8 at 500 is U = 1, 0.75 at 500 is U = 500·√2/500 - 1
-    folder = tmp_path / "classification"
+    folder = tmp_path / "newell20" / "sweeps" / "classification"
     cells = {
         "-CVL": {"cmc": [0.5, 0.7], "vae": [0.5, 0.7], "rotation": [0.7, 0.8]},
         "TCVL": {"cmc": [0.7, 0.8], "vae": [0.7, 0.8], "rotation": [0.5, 0.7]},
@@ -270,6 +271,16 @@ def test_fig_6_claims_judge_each_methods_change_when_a_factor_is_added(tmp_path)
                 ]
         os.makedirs(folder / variant)
         (folder / variant / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # per cell, per seed at one n, and per seed over n
+    cmc_tcvl = sweep.cell_utilities(str(folder / "TCVL"), "cmc")
+    assert cmc_tcvl == pytest.approx({(100, 0): 4, (100, 1): 4, (500, 0): 1, (500, 1): 2**0.5 - 1})
+    assert sweep.seed_utilities(str(folder / "TCVL"), "cmc", 500) == pytest.approx(
+        {0: 1, 1: 2**0.5 - 1}
+    )
+    assert sweep.seed_utilities(str(folder / "TCVL"), "cmc") == pytest.approx(
+        {0: 2.5, 1: (3 + 2**0.5) / 2}
+    )
+    assert sweep.seed_utilities(str(folder / "TCVL"), "amdim") == {}
 
     found = dict(newell20.factor_claims(str(folder), ["rotation", "vae", "cmc", "amdim"]))
     assert set(found) == {  # the paper says nothing of rotation's
@@ -286,3 +297,13 @@ def test_fig_6_claims_judge_each_methods_change_when_a_factor_is_added(tmp_path)
     assert found[
         "Fig. 6: adding texture (-CVL → TCVL) lowers amdim's mean utility (classification)"
     ].startswith("no runs")
+
+    # the registry compares the two variants' per-seed utilities (not paired by seed)
+    verdicts = {c.name: claims.judge_claim(c, str(tmp_path)) for c in claims.select("newell20")}
+    cmc = verdicts["texture_raises_cmc_utility"]
+    assert cmc.verdict == "holds" and cmc.difference == pytest.approx(change)
+    assert cmc.worse[:2] == pytest.approx((0.0, 0.0))
+    vae = verdicts["texture_lowers_vae_utility"]
+    assert vae.verdict == "reversed" and vae.difference == pytest.approx(-2.5)
+    assert verdicts["texture_lowers_amdim_utility"].verdict == "no runs"
+    assert not any("rotation" in name for name in verdicts if name.startswith("texture_"))

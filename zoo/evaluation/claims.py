@@ -66,6 +66,24 @@ class Arm:
 
 
 @dataclasses.dataclass(frozen=True)
+class UtilityArm:
+    """One side of a claim: per-seed utilities (`zoo.evaluation.utility`) of `method` in
+    the label-count sweep whose results are `file` (a results.jsonl under the claims
+    folder), each cell against the sweep's mean scratch curve: at `n`, or (n=None) the
+    mean over the n where the utility is defined."""
+
+    label: str
+    file: str
+    method: str
+    n: "int | None" = None
+
+    def values(self, root: str) -> dict:
+        """{seed: utility} found under `root`."""
+        folder = os.path.dirname(os.path.join(root, self.file))
+        return sweep.seed_utilities(folder, self.method, self.n)
+
+
+@dataclasses.dataclass(frozen=True)
 class Claim:
     """A paper's statement that arm `better` beats arm `worse` on `metric`."""
 
@@ -75,8 +93,8 @@ class Claim:
     statement: str
     paper_numbers: str
     metric: str
-    better: Arm
-    worse: Arm
+    better: "Arm | UtilityArm"
+    worse: "Arm | UtilityArm"
     commands: tuple
     higher_is_better: bool = True
 
@@ -198,12 +216,21 @@ REN_LEE18 = (
     ),
 )
 
-_NW = "newell20/sweeps/{task}/TCVL/results.jsonl"
+_NW = "newell20/sweeps/{task}/{variant}/results.jsonl"
 _NW_LINEAR = "newell20/linear/results.jsonl"
 _NW_FROZEN = "newell20/frozen/results.jsonl"
 _NW_RUN = (
     "zoo-evaluate newell20 --out={root}/newell20 --methods=rotation,vae,cmc,amdim "
     "--variants=TCVL --tasks=classification,pose,segmentation,depth --counts=100,250,1000 "
+    "--seeds=0,1 --num_labels=4096 "
+    '--transfer_bindings="zoo.evaluation.transfer.augment = None" '
+    '--transfer_bindings="zoo.evaluation.transfer.dense_augment = None"',
+)
+# Fig. 6 needs the second variant, which the grid's second command adds
+_NW_FIG6_RUN = (
+    *_NW_RUN,
+    "zoo-evaluate newell20 --out={root}/newell20 --methods=rotation,vae,cmc,amdim "
+    "--variants=TCVL,-CVL --tasks=classification,pose --counts=100,250,1000 "
     "--seeds=0,1 --num_labels=4096 "
     '--transfer_bindings="zoo.evaluation.transfer.augment = None" '
     '--transfer_bindings="zoo.evaluation.transfer.dense_augment = None"',
@@ -231,9 +258,19 @@ NEWELL20_BEST = {
 }
 
 
+# Fig. 6 (sec. 8): the sign of the change in a method's utility when a factor is added
+# (CMC: colour and texture raise it, viewpoint lowers it; AMDIM the opposite for texture
+# and viewpoint; VAE: every factor lowers it); the paper says nothing of rotation's
+NEWELL20_FACTORS = {
+    "cmc": {"C": 1, "T": 1, "V": -1},
+    "amdim": {"T": -1, "V": 1},
+    "vae": {"T": -1, "C": -1, "V": -1, "L": -1},
+}
+
+
 def _nw(method, n, task="classification"):
     where = {"method": method, "n": n}
-    return Arm(f"{_NW_NAMES[method]}, n={n}", _NW.format(task=task), where)
+    return Arm(f"{_NW_NAMES[method]}, n={n}", _NW.format(task=task, variant="TCVL"), where)
 
 
 def _nw_advantage(method, n):
@@ -246,8 +283,29 @@ def _nw_linear(method):
     return Arm(f"{name}, linear", _NW_LINEAR, {"method": method, "variant": "TCVL"})
 
 
-def _nw_claim(name, where, statement, numbers, metric, better, worse):
-    return Claim(name, "newell20", where, statement, numbers, metric, better, worse, _NW_RUN)
+def _nw_claim(name, where, statement, numbers, metric, better, worse, commands=_NW_RUN):
+    return Claim(name, "newell20", where, statement, numbers, metric, better, worse, commands)
+
+
+def _nw_texture_claim(method, sign):
+    """Fig. 6: adding texture (-CVL → TCVL) changes `method`'s utility by `sign`."""
+    arms = [
+        UtilityArm(
+            f"{_NW_NAMES[method]}, {v}", _NW.format(task="classification", variant=v), method
+        )
+        for v in ("TCVL", "-CVL")
+    ]
+    words = "raises" if sign > 0 else "lowers"
+    return _nw_claim(
+        f"texture_{words}_{method}_utility",
+        "Fig. 6, sec. 8",
+        f"adding texture (-CVL → TCVL) {words} {_NW_NAMES[method]}'s utility",
+        "no table: Fig. 6 shows the change in utility across dataset pairs that differ in "
+        "one factor",
+        _NW_FIG6_METRIC,
+        *(arms if sign > 0 else arms[::-1]),
+        commands=_NW_FIG6_RUN,
+    )
 
 
 _NW_FIG4 = "no table: Fig. 4 shows utility > 0 at small n for every method on every variant"
@@ -255,6 +313,12 @@ _NW_LINEAR_METRIC = (
     "object classification accuracy of a linear layer on the frozen trunk, trained on 4096 "
     "TCVL objects without augmentation (the supervised arm: the same ResNet-9 trained from "
     "scratch on them)"
+)
+_NW_FIG6_METRIC = (
+    "utility U = n̂/n − 1 against scratch on the same variant, per seed the mean over n = 100, "
+    "250 and 1000 where it is defined, of object classification accuracy of a ResNet-9 at "
+    "half width pretrained by small.gin (800 steps) on TCVL or -CVL objects and finetuned "
+    "on n of them (64 px), without the paper's finetuning augmentation"
 )
 _NW_FROZEN_METRIC = (
     "object classification accuracy on n = 1000 TCVL objects, finetuned whole or with the stem "
@@ -341,6 +405,7 @@ NEWELL20 = (
         )
         for m in ("rotation", "vae", "cmc", "amdim")
     ),
+    *(_nw_texture_claim(m, signs["T"]) for m, signs in NEWELL20_FACTORS.items() if "T" in signs),
 )
 
 _CT = "contrastive/classification/results.jsonl"
@@ -664,7 +729,7 @@ def _newell20_details(root):
         table = newell20.table_1(linear, newell20.METHODS, ["TCVL"])
         sections += ["Table 1 (linear evaluation):", table]
     for task, words in _NW_TASKS.items():
-        found = _records(os.path.join(root, _NW.format(task=task)))
+        found = _records(os.path.join(root, _NW.format(task=task, variant="TCVL")))
         if found:
             table = sweep.markdown_table(sweep.summarize(found), found[0]["metric"])
             sections += [f"{task[0].upper()}{task[1:]} ({words}, TCVL):", table]

@@ -38,27 +38,19 @@ import numpy as np
 
 from zoo import files
 from zoo.data.synthetic import SceneSpec
+from zoo.data.synthetic.scene import FACTOR_NAMES
 from zoo.errors import UserError
 from zoo.evaluation import sweep
 from zoo.evaluation.claims import NEWELL20_BEST as PAPER_BEST  # Fig. 5's best methods
+from zoo.evaluation.claims import NEWELL20_FACTORS as PAPER_FACTORS  # Fig. 6's signs
 from zoo.evaluation.claims import judge
 from zoo.evaluation.transfer import transfer
-from zoo.evaluation.utility import utility
 
 METHODS = ("rotation", "vae", "cmc", "amdim")
 TASKS = ("classification", "pose", "segmentation", "depth")
 # tasks on multi-object scenes: pretrained on scenes (pretrain_<method>_scenes.gin) and
 # swept with their own transfer settings (<task>_sweep.gin)
 DENSE = ("segmentation", "depth")
-# Fig. 6 and sec. 8: the sign of the change in a method's utility when a factor is added
-# (CMC: colour and texture raise it, viewpoint lowers it; AMDIM the opposite for texture
-# and viewpoint; VAE: every factor lowers it); the paper says nothing of rotation's
-PAPER_FACTORS = {
-    "cmc": {"C": 1, "T": 1, "V": -1},
-    "amdim": {"T": -1, "V": 1},
-    "vae": {"T": -1, "C": -1, "V": -1, "L": -1},
-}
-FACTOR_NAMES = {"T": "texture", "C": "colour", "V": "viewpoint", "L": "lighting"}
 SUPERVISED = "supervised"
 CONFIG_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -455,36 +447,6 @@ def _mean_utilities(folder, variant, methods):
     return {m: sweep.mean_utility(table[m]) for m in methods if table.get(m)}
 
 
-def _utilities(folder, variant, method) -> dict:
-    """{(n, seed): the utility of `method`'s cell} in one variant's sweep, each cell
-    against the mean scratch curve (only where the utility is defined)."""
-    results = sweep.load_results(os.path.join(folder, variant))
-    scratch = sweep.summarize([r for r in results if r["method"] == sweep.SCRATCH])
-    rows = scratch.get(sweep.SCRATCH, [])
-    if len(rows) < 2:
-        return {}
-    out = {}
-    for r in results:
-        if r["method"] == method:
-            u, _ = utility([x["n"] for x in rows], [x["mean"] for x in rows], r["n"], r["value"])
-            if np.isfinite(u):
-                out[(r["n"], r["seed"])] = float(u)
-    return out
-
-
-def _per_seed_utility(folder, variant, method, n):
-    """The utility of `method` at `n`, one value per seed."""
-    return [u for (k, _), u in sorted(_utilities(folder, variant, method).items()) if k == n]
-
-
-def _seed_mean_utility(folder, variant, method) -> dict:
-    """{seed: `method`'s mean utility over the n where it is defined}."""
-    by_seed = {}
-    for (_, seed), u in _utilities(folder, variant, method).items():
-        by_seed.setdefault(seed, []).append(u)
-    return {seed: float(np.mean(values)) for seed, values in by_seed.items()}
-
-
 def claims(pretrained, linear_records, folders, methods, variants) -> list:
     """[(claim, verdict text)] of the paper's claims that this grid measures."""
     out = []
@@ -495,8 +457,10 @@ def claims(pretrained, linear_records, folders, methods, variants) -> list:
             if len(counts) < 2:
                 continue
             for m in methods:
-                few = _per_seed_utility(folder, variant, m, counts[0])
-                many = _per_seed_utility(folder, variant, m, counts[-1])
+                few, many = (
+                    list(sweep.seed_utilities(os.path.join(folder, variant), m, n).values())
+                    for n in (counts[0], counts[-1])
+                )
                 # U > 0: against a zero utility measured as often as U was
                 verdict = judge(few, [0.0] * max(len(few), 2) if few else [])
                 out.append(
@@ -582,7 +546,7 @@ def factor_claims(folder, methods) -> list:
             sign = PAPER_FACTORS.get(m, {}).get(letter)
             if sign is None:
                 continue
-            before, after = (_seed_mean_utility(folder, v, m) for v in (low, high))
+            before, after = (sweep.seed_utilities(os.path.join(folder, v), m) for v in (low, high))
             change = [after[s] - before[s] for s in sorted(after) if s in before]
             verdict = judge(change, [0.0] * max(len(change), 2) if change else [], sign > 0)
             words = "raises" if sign > 0 else "lowers"

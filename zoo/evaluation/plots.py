@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zoo import files  # noqa: E402
+from zoo.data.synthetic.scene import FACTOR_NAMES  # noqa: E402
 from zoo.errors import UserError
 from zoo.evaluation.utility import utility  # noqa: E402
 
@@ -114,9 +115,6 @@ def plot_alpha_heatmap(alphas, task_names, path, title="lasso weights |α|"):
     fig.colorbar(image, ax=ax, fraction=0.03)
     ax.set_title(title)
     _save(fig, path)
-
-
-FACTOR_NAMES = {"T": "texture", "C": "color", "V": "viewpoint", "L": "lighting"}
 
 
 def plot_factor_changes(changes, path, title="change in utility when a factor is added"):

@@ -362,6 +362,33 @@ def mean_utility(rows):
     return float(np.mean(values)) if values else math.nan
 
 
+def cell_utilities(folder, method, higher_is_better=True) -> dict:
+    """{(n, seed): the utility of `method`'s cell} in one sweep folder, each cell against
+    the mean scratch curve (only where the utility is defined)."""
+    results = load_results(folder)
+    rows = summarize([r for r in results if r["method"] == SCRATCH]).get(SCRATCH, [])
+    if len(rows) < 2:
+        return {}
+    ns, means = [x["n"] for x in rows], [x["mean"] for x in rows]
+    out = {}
+    for r in results:
+        if r["method"] == method:
+            u, _ = utility(ns, means, r["n"], r["value"], higher_is_better)
+            if np.isfinite(u):
+                out[(r["n"], r["seed"])] = float(u)
+    return out
+
+
+def seed_utilities(folder, method, n=None, higher_is_better=True) -> dict:
+    """{seed: `method`'s utility at `n`, or (n=None) its mean over the n where it is
+    defined} in one sweep folder (`cell_utilities`)."""
+    by_seed = {}
+    for (cell_n, seed), u in sorted(cell_utilities(folder, method, higher_is_better).items()):
+        if n is None or cell_n == n:
+            by_seed.setdefault(seed, []).append(u)
+    return {seed: float(np.mean(values)) for seed, values in by_seed.items()}
+
+
 def variant_dirs(sweep_dir):
     """{variant: folder} of a sweep over dataset variants (sub-folders named like "T-V-")."""
     found = {}

@@ -24,6 +24,8 @@ SPLITS = ("train", "test")
 DEFAULT_RESOLUTION = {"single": 64, "multi": 128, "motion": 128}
 POSE_BINS = ("up", "forward", "backward", "left", "right")
 FACTORS = "TCVLP"  # the fifth, P, is optional in a variant string
+# the four factors of Newell & Deng's variants, by letter
+FACTOR_NAMES = {"T": "texture", "C": "colour", "V": "viewpoint", "L": "lighting"}
 
 # Scene categories (MGM's weak labels): a distribution over classes and a background.
 SCENES = {
