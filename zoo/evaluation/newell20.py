@@ -43,6 +43,7 @@ from zoo.errors import UserError
 from zoo.evaluation import sweep
 from zoo.evaluation.claims import NEWELL20_BEST as PAPER_BEST  # Fig. 5's best methods
 from zoo.evaluation.claims import NEWELL20_FACTORS as PAPER_FACTORS  # Fig. 6's signs
+from zoo.evaluation.claims import NEWELL20_TABLE_1 as PAPER_TABLE_1  # Table 1's numbers
 from zoo.evaluation.claims import judge
 from zoo.evaluation.transfer import transfer
 
@@ -57,17 +58,6 @@ CONFIG_DIR = os.path.join(
     "gin_configs",
     "newell20",
 )
-# Table 1 (ResNet-9, linear layer on all labels, object classification accuracy in %)
-PAPER_TABLE_1 = {
-    "----": {"supervised": 98.5, "amdim": 96.9, "cmc": 88.7, "rotation": 31.4, "vae": 71.7},
-    "-C--": {"supervised": 96.2, "amdim": 94.9, "cmc": 88.9, "rotation": 30.0, "vae": 63.8},
-    "-C-L": {"supervised": 93.8, "amdim": 89.8, "cmc": 87.5, "rotation": 39.7, "vae": 51.0},
-    "-CVL": {"supervised": 92.1, "amdim": 77.4, "cmc": 72.5, "rotation": 30.6, "vae": 35.7},
-    "T---": {"supervised": 97.4, "amdim": 92.5, "cmc": 91.3, "rotation": 32.2, "vae": 72.8},
-    "T-VL": {"supervised": 91.8, "amdim": 73.0, "cmc": 69.9, "rotation": 37.6, "vae": 26.9},
-    "TC--": {"supervised": 95.3, "amdim": 80.4, "cmc": 90.8, "rotation": 25.4, "vae": 36.8},
-    "TCVL": {"supervised": 91.5, "amdim": 74.5, "cmc": 69.0, "rotation": 32.9, "vae": 31.5},
-}
 
 
 def pretrain_dir(out_dir: str, method: str, variant: str, scenes: bool = False) -> str:
