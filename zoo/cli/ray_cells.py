@@ -10,6 +10,8 @@ that raises or whose worker dies is run once more; if it fails again it is repor
 name (the others' rows are kept, and the same command runs the missing cells again).
 """
 
+import time
+
 import gin
 
 from zoo.errors import UserError
@@ -34,7 +36,8 @@ def connect(address: str):
 
 
 def _cell_task(config: str, threads: int, run_cell, source, n, seed):
-    """In a Ray worker: the sweep's configuration, TensorFlow's threads, then the cell."""
+    """In a Ray worker: the sweep's configuration, TensorFlow's threads, then the cell;
+    returns its result and the seconds it ran (not counting its wait in Ray's queue)."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -51,7 +54,8 @@ def _cell_task(config: str, threads: int, run_cell, source, n, seed):
         pass
     gin.clear_config()
     gin.parse_config(config)
-    return run_cell(source, n, seed)
+    start = time.perf_counter()
+    return run_cell(source, n, seed), time.perf_counter() - start
 
 
 class RayCells:
@@ -74,8 +78,6 @@ class RayCells:
         """Runs `run_cell(source, n, seed)` for each (key, source, n, seed) of `cells`
         and calls `record(key, result, seconds)` as each finishes; raises a UserError
         naming the cells that failed twice, after recording every other one."""
-        import time
-
         ray = connect(self.address)
         config = gin.config_str()
         task = ray.remote(_cell_task).options(
@@ -86,18 +88,17 @@ class RayCells:
         )
         pending = {}
         for key, source, n, seed in cells:
-            ref = task.remote(config, self.cpus, run_cell, source, n, seed)
-            pending[ref] = (key, time.perf_counter())
+            pending[task.remote(config, self.cpus, run_cell, source, n, seed)] = key
         failed = []
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            key, start = pending.pop(done[0])
+            key = pending.pop(done[0])
             try:
-                result = ray.get(done[0])
+                result, seconds = ray.get(done[0])
             except (ray.exceptions.RayError, Exception) as error:  # noqa: BLE001 (reported below)
                 failed.append((key, error))
                 continue
-            record(key, result, time.perf_counter() - start)
+            record(key, result, seconds)
         if failed:
             named = "; ".join(
                 f"{k}: {type(e).__name__}: {str(e).splitlines()[-1]}" for k, e in failed
