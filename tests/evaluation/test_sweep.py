@@ -59,12 +59,16 @@ def test_summary_and_table(tmp_path):
     )
     table = summarize(results)
     rotation = {row["n"]: row for row in table["rotation"]}
-    assert rotation[100]["mean"] == 0.71 and np.isclose(rotation[100]["std"], 0.01)
+    assert rotation[100]["mean"] == 0.71 and np.isclose(rotation[100]["std"], 0.02 / 2**0.5)
     # scratch means: 0.51 @100, 0.71 @500, 0.81 @1000; rotation's 0.71 @100 -> n̂ = 500
     assert np.isclose(rotation[100]["utility"], 4.0)
     assert np.isnan(rotation[1000]["utility"])  # 0.86 beyond the best scratch 0.81
     text = markdown_table(table, "accuracy")
-    assert "| scratch | 0.510 ± 0.010" in text and "(U 4.00)" in text and "(U —)" in text
+    assert "| scratch | 0.510 ± 0.014" in text and "(U 4.00)" in text and "(U —)" in text
+    # one seed: no spread to show
+    one = summarize([r for r in results if r["seed"] == 0])
+    assert np.isnan(one["rotation"][0]["std"]) and one["rotation"][0]["seeds"] == 1
+    assert "| scratch | 0.500 | 0.700 | 0.800 |" in markdown_table(one, "accuracy")
 
 
 def test_sweep_over_variants_and_factor_changes(tmp_path):

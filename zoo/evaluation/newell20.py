@@ -40,6 +40,7 @@ from zoo import files
 from zoo.data.synthetic import SceneSpec
 from zoo.data.synthetic.scene import FACTOR_NAMES
 from zoo.errors import UserError
+from zoo.evaluation import results as pages
 from zoo.evaluation import sweep
 from zoo.evaluation.claims import NEWELL20_BEST as PAPER_BEST  # Fig. 5's best methods
 from zoo.evaluation.claims import NEWELL20_FACTORS as PAPER_FACTORS  # Fig. 6's signs
@@ -337,12 +338,14 @@ def frozen_table(records, folder, methods) -> str:
             cells = []
             for n in counts:
                 mean, std = _mean_std(_frozen_changes(records, full, m, k, n))
-                cells.append("—" if math.isnan(mean) else f"{mean:+.3f} ± {std:.3f}")
+                cell = "—" if math.isnan(mean) else f"{mean:+.3f}"
+                cells.append(cell + ("" if math.isnan(std) else f" ± {std:.3f}"))
             lines.append(f"| {m} | {k} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Classification accuracy on {variant} with the stem and the first k blocks frozen, "
-        "minus full finetuning's at the same n and seed (mean ± std over seeds).",
+        "minus full finetuning's at the same n and seed (mean ± sample standard deviation "
+        "over seeds).",
     ]
     return "\n".join(lines)
 
@@ -390,7 +393,8 @@ def _values(records, method, variant):
 
 
 def _mean_std(values):
-    return (float(np.mean(values)), float(np.std(values))) if values else (math.nan, math.nan)
+    """(mean, sample standard deviation): NaN for no values, the std NaN for one."""
+    return pages.mean_std(values)[:2]
 
 
 def table_1(records, methods, variants) -> str:
@@ -403,13 +407,14 @@ def table_1(records, methods, variants) -> str:
         for m in columns:
             mean, std = _mean_std(_values(records, m, variant))
             paper = PAPER_TABLE_1.get(variant, {}).get(m)
-            ours = "—" if math.isnan(mean) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+            ours = "—" if math.isnan(mean) else f"{100 * mean:.1f}"
+            ours += "" if math.isnan(std) else f" ± {100 * std:.1f}"
             cells.append(ours + (f" ({paper})" if paper is not None else ""))
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
-        "Object classification accuracy (%) of a linear layer on each trunk, mean ± std "
-        "over seeds; the paper's Table 1 (ResNet-9, all labels) in brackets."
+        "Object classification accuracy (%) of a linear layer on each trunk, mean ± sample "
+        "standard deviation over seeds; the paper's Table 1 (ResNet-9, all labels) in brackets."
     )
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ import numpy as np
 from zoo import files
 from zoo.data.synthetic.scene import FACTORS, SceneSpec  # FACTORS: "TCVLP"
 from zoo.errors import ConfigMismatch, MissingFile, UserError
+from zoo.evaluation import results as pages
 from zoo.evaluation.plots import plot_factor_changes, plot_label_curves
 from zoo.evaluation.utility import utility
 from zoo.progress import Progress
@@ -296,7 +297,8 @@ def keep_grid_settings(folder, settings):
 
 
 def summarize(results, higher_is_better=True):
-    """Per method and n: mean and std over seeds, and the utility against "scratch".
+    """Per method and n: mean and sample standard deviation over seeds (NaN for one seed),
+    and the utility against "scratch".
 
     Returns:
         dict method -> list of rows {n, mean, std, seeds, utility, reason}, sorted by n.
@@ -307,7 +309,7 @@ def summarize(results, higher_is_better=True):
     table = {}
     for method, cells in by_method.items():
         table[method] = [
-            {"n": n, "mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)}
+            dict(zip(("mean", "std", "seeds"), pages.mean_std(v)), n=n)
             for n, v in sorted(cells.items())
         ]
     scratch = table.get(SCRATCH)
@@ -342,7 +344,7 @@ def markdown_table(table, metric_name):
             if row is None:
                 cells.append("")
                 continue
-            cell = f"{row['mean']:.3f} ± {row['std']:.3f}"
+            cell = f"{row['mean']:.3f}" + (f" ± {row['std']:.3f}" if row["seeds"] > 1 else "")
             if method != SCRATCH:
                 u = row["utility"]
                 cell += f" (U {u:.2f})" if np.isfinite(u) else " (U —)"
@@ -350,7 +352,7 @@ def markdown_table(table, metric_name):
         lines.append(f"| {method} | {' | '.join(cells)} |")
     lines.append("")
     lines.append(
-        f"{metric_name}, mean ± std over seeds; U = n̂/n − 1 against scratch "
+        f"{metric_name}, mean ± sample standard deviation over seeds; U = n̂/n − 1 against scratch "
         "(— : the pretrained value is beyond the scratch curve's range)."
     )
     return "\n".join(lines)
