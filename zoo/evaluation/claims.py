@@ -230,7 +230,7 @@ _NW_RUN = (
 _NW_FIG6_RUN = (
     *_NW_RUN,
     "zoo-evaluate newell20 --out={root}/newell20 --methods=rotation,vae,cmc,amdim "
-    "--variants=TCVL,-CVL --tasks=classification,pose --counts=100,250,1000 "
+    "--variants=TCVL,-CVL --tasks=classification --counts=100,250,1000 "
     "--seeds=0,1 --num_labels=4096 "
     '--transfer_bindings="zoo.evaluation.transfer.augment = None" '
     '--transfer_bindings="zoo.evaluation.transfer.dense_augment = None"',
