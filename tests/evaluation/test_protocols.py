@@ -76,6 +76,45 @@ def test_frozen_k_and_finetune():
     assert len(full.trainable_weights) == len(_trunk().trainable_weights) + 2
 
 
+def test_frozen_k_freezes_each_half_of_a_split_trunk():
+    """CMC's trunk nests two ResNet-9s (L and ab): k freezes the stem and blocks 1..k
+    of both, not only the weightless layers that join their maps."""
+    import functools
+
+    from zoo.trunks import resnet9
+    from zoo.trunks.protocols import set_trainable
+    from zoo.trunks.split import channel_split
+
+    def frozen_and_trained(k):
+        trunk = channel_split(
+            functools.partial(resnet9, width_multiplier=0.125), input_shape=(32, 32, 3)
+        )
+        set_trainable(trunk, "frozen_k", k)
+        kernels = {
+            f"{half.name}/{layer.name}": layer.trainable
+            for half in trunk.layers
+            if isinstance(half, keras.Model)
+            for layer in half.layers
+            if isinstance(layer, keras.layers.Conv2D)
+        }
+        return kernels, len(trunk.trainable_weights)
+
+    counts = []
+    for k in (0, 1, 2, 3):
+        kernels, trainable = frozen_and_trained(k)
+        counts.append(trainable)
+        frozen = ("stem",) + tuple(f"block{i}_" for i in range(1, k + 1))
+        for half in ("channel_split_l", "channel_split_ab"):
+            mine = {n.split("/")[1]: t for n, t in kernels.items() if n.startswith(half + "/")}
+            assert len(mine) == 8  # prep, block1's conv and unit (2), block2, block3's (3)
+            assert {n for n, t in mine.items() if not t} == {
+                n for n in mine if n.startswith(frozen)
+            }
+    # 2 halves x 8 convolutions x (kernel, BN's scale and offset); each frozen
+    # convolution takes 6 of those 48 (the stem; + block 1's 3; + block 2's; + block 3's 3)
+    assert counts == [48 - 6, 48 - 24, 48 - 30, 0]
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="`protocol` must be one of"):
         Transfer(_trunk(), _classification(), protocol="knn")

@@ -33,27 +33,41 @@ def pool(features, pooling, name):
 
 
 def set_trainable(trunk, protocol, frozen_stages=1):
-    """Sets the trunk's `trainable` flags for a protocol (frozen layers keep BN statistics)."""
+    """Sets the trunk's `trainable` flags for a protocol (frozen layers keep BN statistics).
+
+    frozen_k freezes the layers named `stem*` and `block1_*` .. `block<k>_*` inside every
+    trunk the model nests (channel_split's halves each have their own stem and blocks).
+    """
     if protocol not in PROTOCOLS:
         raise UserError(f"`protocol` must be one of {PROTOCOLS}. Received: {protocol!r}")
-    if protocol == "frozen_k":
-        _check_frozen_stages(trunk, frozen_stages)
-    stages = ["stem"] + [f"block{i}_" for i in range(1, frozen_stages + 1)]
-    for layer in trunk.layers:
-        if protocol == "frozen_k":
-            layer.trainable = not any(layer.name.startswith(s) for s in stages)
-        else:
+    if protocol != "frozen_k":
+        for layer in trunk.layers:
             layer.trainable = protocol == "finetune"
-    if protocol == "frozen_k" and all(layer.trainable for layer in trunk.layers):
+        return
+    _check_frozen_stages(trunk, frozen_stages)
+    stages = ("stem",) + tuple(f"block{i}_" for i in range(1, frozen_stages + 1))
+    trunk.trainable = True
+    for layer in _leaf_layers(trunk):
+        layer.trainable = not layer.name.startswith(stages)
+    if not any(layer.weights and not layer.trainable for layer in _leaf_layers(trunk)):
         raise UserError(
-            "frozen_k froze nothing: the trunk has no stem/blockK layers (an exported "
-            "trunk is one layer); use linear or finetune, or a zoo trunk."
+            "frozen_k froze nothing: the trunk has no stem/blockK layers with weights (an "
+            "exported trunk is one layer); use linear or finetune, or a zoo trunk."
         )
+
+
+def _leaf_layers(model):
+    """The layers of `model` and of every model nested in it, the nested models left out."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
 
 
 def _check_frozen_stages(trunk, frozen_stages):
     """frozen_k's k: an int from 0 (the stem alone) to the trunk's last block."""
-    found = (re.match(r"block(\d+)_", layer.name) for layer in trunk.layers)
+    found = (re.match(r"block(\d+)_", layer.name) for layer in _leaf_layers(trunk))
     blocks = {int(match.group(1)) for match in found if match}
     if (
         isinstance(frozen_stages, bool)
