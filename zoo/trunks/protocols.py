@@ -6,6 +6,7 @@ import re
 
 import keras
 
+from zoo import internals
 from zoo.errors import UserError
 
 PROTOCOLS = ("linear", "lasso_linear", "finetune", "frozen_k")
@@ -57,12 +58,9 @@ def set_trainable(trunk, protocol, frozen_stages=1):
 
 
 def _leaf_layers(model):
-    """The layers of `model` and of every model nested in it, the nested models left out."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
+    """The layers of `model` and of every model nested in it, the models left out (setting
+    a model's `trainable` sets its layers')."""
+    return [layer for layer in internals.all_layers(model) if not isinstance(layer, keras.Model)]
 
 
 def _check_frozen_stages(trunk, frozen_stages):
