@@ -7,8 +7,9 @@ optimizer state); workers and parameter servers only run a `tf.distribute.Server
 (`serve`). The chief runs the driver: for each task a thread schedules that task's step
 (`MultiTask.task_train_step` on the task's own stream) on whichever worker is free,
 one step of a task at a time, so that a task's updates are applied in order while the
-tasks update the shared trunk without waiting for each other: a task whose step is
-cheaper takes more steps. Each step counts the other tasks' updates applied to the
+tasks update the shared trunk without waiting for each other: over a long run, a task
+whose step is cheaper takes more steps (over a few, the timing of each task's first,
+traced step weighs as much). Each step counts the other tasks' updates applied to the
 variables while it ran (its staleness). The paper's synchronous aggregation of one
 task's gradients over several machines is one step on a larger batch here.
 
