@@ -58,7 +58,9 @@ gin_configs/newell20/pretrain_<method>.gin + --gin_file (small.gin by default; i
 online probes recorded), Table 1 (a linear layer on each trunk and the supervised
 reference, --num_labels labels), and each --tasks sweep over --counts labels against
 scratch (the transfer settings of gin_configs/newell20/classification_sweep.gin and
---transfer_bindings; --gin_bindings go to the pretraining runs); prints
+--transfer_bindings; --gin_bindings go to the pretraining runs). The stages on single
+objects (their pretraining, Table 1, the sweeps, frozen-k) run when --tasks has
+classification or pose; the stages on scenes when it has segmentation or depth. Prints
 and writes <out>/report.md with the tables, curves, factor changes and the paper's
 claims judged at this scale. Resumable stage by stage; --ray runs the cells on Ray.
 
@@ -145,7 +147,8 @@ flags.DEFINE_list(
 flags.DEFINE_list(
     "tasks",
     ["classification", "pose", "segmentation", "depth"],
-    "newell20: downstream tasks swept (segmentation and depth: on scene-pretrained runs).",
+    "newell20: downstream tasks swept; classification or pose brings the object stages "
+    "(pretraining, Table 1, frozen-k), segmentation or depth the scene stages.",
 )
 flags.DEFINE_list(
     "frozen_k", ["1", "2", "3"], "newell20: blocks frozen in Fig. 8's cells (empty: none)."
@@ -330,6 +333,32 @@ def compl():
     print("folder holding compl22/results.jsonl>")
 
 
+def _newell20_objects(grid, global_tasks, seeds, counts):
+    """The grid's stages on single objects: pretraining, Table 1, the sweeps, frozen-k."""
+    from zoo.cli import gin_setup
+
+    # Table 1 and the global tasks' sweeps, with the transfer settings of
+    # classification_sweep.gin
+    gin_setup.parse(
+        [os.path.join(grid.CONFIG_DIR, "classification_sweep.gin")], FLAGS.transfer_bindings
+    )
+    grid.pretrain(
+        FLAGS.methods,
+        FLAGS.variants,
+        FLAGS.out,
+        gin_files=FLAGS.gin_file or None,
+        gin_bindings=FLAGS.gin_bindings,
+        executor=_executor(),
+    )
+    grid.linear(
+        FLAGS.methods, FLAGS.variants, FLAGS.out, FLAGS.num_labels or 4096, seeds, _executor()
+    )
+    grid.sweeps(FLAGS.methods, FLAGS.variants, global_tasks, counts, seeds, FLAGS.out, _executor())
+    if FLAGS.frozen_k and "classification" in global_tasks:
+        ks = [int(k) for k in FLAGS.frozen_k]
+        grid.frozen(FLAGS.methods, FLAGS.variants, ks, counts, seeds, FLAGS.out, _executor())
+
+
 def newell20():
     import gin
 
@@ -342,34 +371,9 @@ def newell20():
     dense = [t for t in FLAGS.tasks if t in grid.DENSE]
     with user_errors("zoo-evaluate"):
         grid.check(FLAGS.methods, FLAGS.variants, FLAGS.tasks)
-        # single objects: Table 1 and the global tasks' sweeps, with the transfer
-        # settings of classification_sweep.gin
-        gin_setup.parse(
-            [os.path.join(grid.CONFIG_DIR, "classification_sweep.gin")], FLAGS.transfer_bindings
-        )
-        grid.pretrain(
-            FLAGS.methods,
-            FLAGS.variants,
-            FLAGS.out,
-            gin_files=FLAGS.gin_file or None,
-            gin_bindings=FLAGS.gin_bindings,
-            executor=_executor(),
-        )
-        grid.linear(
-            FLAGS.methods,
-            FLAGS.variants,
-            FLAGS.out,
-            FLAGS.num_labels or 4096,
-            seeds,
-            executor=_executor(),
-        )
         global_tasks = [t for t in FLAGS.tasks if t not in dense]
-        grid.sweeps(
-            FLAGS.methods, FLAGS.variants, global_tasks, counts, seeds, FLAGS.out, _executor()
-        )
-        if FLAGS.frozen_k and "classification" in global_tasks:
-            ks = [int(k) for k in FLAGS.frozen_k]
-            grid.frozen(FLAGS.methods, FLAGS.variants, ks, counts, seeds, FLAGS.out, _executor())
+        if global_tasks:
+            _newell20_objects(grid, global_tasks, seeds, counts)
         # scenes: the dense tasks, each with the transfer settings of its <task>_sweep.gin
         if dense:
             grid.pretrain(
