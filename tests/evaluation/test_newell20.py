@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 
+import processes
 import pytest
 
 from zoo.evaluation import claims, newell20, sweep
@@ -307,3 +308,28 @@ def test_fig_6_claims_judge_each_methods_change_when_a_factor_is_added(tmp_path)
     assert vae.verdict == "reversed" and vae.difference == pytest.approx(-2.5)
     assert verdicts["texture_lowers_amdim_utility"].verdict == "no runs"
     assert not any("rotation" in name for name in verdicts if name.startswith("texture_"))
+
+
+@pytest.mark.parametrize(
+    "tasks, first_stage, untouched",
+    [
+        ("segmentation,depth", "pretrain_scenes", "pretrain"),
+        ("pose", "pretrain", "pretrain_scenes"),
+    ],
+)
+def test_the_command_runs_the_stages_its_tasks_need(tmp_path, tasks, first_stage, untouched):
+    """`zoo-evaluate newell20 --tasks=...`: the dense tasks start with the scenes'
+    pretraining and touch no stage on single objects; an object task starts with the
+    objects' pretraining. Each stage's folder holds settings of another grid, so the
+    command stops, naming it, at the first stage it reaches."""
+    for stage in ("pretrain", "pretrain_scenes"):
+        os.makedirs(tmp_path / stage)
+        (tmp_path / stage / "settings.json").write_text('{"another": "grid"}')
+    run = processes.python(
+        "-m", "zoo.cli.evaluate", "newell20", f"--out={tmp_path}", f"--tasks={tasks}",
+        "--methods=rotation", "--variants=TCVL",
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    assert f"{tmp_path / first_stage} holds cells made with other settings" in run.stderr
+    assert sorted(os.listdir(tmp_path)) == ["pretrain", "pretrain_scenes"]
+    assert os.listdir(tmp_path / untouched) == ["settings.json"]
