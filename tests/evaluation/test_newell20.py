@@ -148,6 +148,10 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
         "Fig. 8: some freezing helps rotation with few labels (best k = 1, n=10)"
     ].startswith("**reversed**")
 
+    # the report covers the folder's runs, in the grid's order of methods
+    assert newell20.members(out) == (["rotation", "cmc"], ["TCVL"])
+    newell20.pretrain(["vae"], ["-CVL"], out, executor=executor, scenes=True)
+    assert newell20.members(out) == (["rotation", "vae", "cmc"], ["TCVL", "-CVL"])
     text, written = newell20.report(out, ["rotation", "cmc"], ["TCVL"])
     assert "## Online probes of the pretraining runs (scenes)" in text
     # every task the grid has swept

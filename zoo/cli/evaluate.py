@@ -393,7 +393,8 @@ def newell20():
             grid.sweeps(
                 FLAGS.methods, FLAGS.variants, [task], counts, seeds, FLAGS.out, _executor()
             )
-        text, written = grid.report(FLAGS.out, FLAGS.methods, FLAGS.variants)
+        # every method and variant of the folder, with those of earlier parts
+        text, written = grid.report(FLAGS.out, *grid.members(FLAGS.out))
     print(text)
     print("\nwrote " + ", ".join(written))
 

@@ -566,6 +566,17 @@ def _verdict_text(verdict):
     )
 
 
+def members(out_dir) -> tuple:
+    """(methods, variants) that the folder's pretraining stages hold runs of, methods in
+    the grid's order: what a report of the folder covers, whichever part of the grid ran
+    last."""
+    records = [
+        r for s in (False, True) for r in sweep.load_results(os.path.join(out_dir, _stage(s)))
+    ]
+    methods = [m for m in METHODS if any(r["key"][0] == m for r in records)]
+    return methods, list(dict.fromkeys(r["key"][1] for r in records))
+
+
 def report(out_dir, methods, variants) -> tuple:
     """(Markdown, files written): Table 1, the probes, the sweep report of each task the
     grid has swept (curves, utilities, factor changes) and the claims; written to
