@@ -99,7 +99,8 @@ def run_sweep(
     max_labels=10000,
     executor=None,
 ):
-    """Runs every missing (method, n, seed) cell and appends its result.
+    """Runs every missing (method, n, seed) cell and appends its result. One process at a
+    time writes a sweep folder: a second one is refused (InUse, naming the first's PID).
 
     Args:
         sweep_dir: str. Created if missing.
@@ -171,7 +172,13 @@ def _keep_settings(folder, settings):
 
 
 def _run_folder(sweep_dir, methods, counts, seeds, run_cell, progress, executor):
-    files.make_dirs(sweep_dir, "sweep folder")
+    # one writer per folder: each record rewrites the file from the writer's own rows, so
+    # a second process would drop the first one's cells
+    with files.exclusive(sweep_dir, "sweep folder"):
+        return _run_locked(sweep_dir, methods, counts, seeds, run_cell, progress, executor)
+
+
+def _run_locked(sweep_dir, methods, counts, seeds, run_cell, progress, executor):
     rows = load_results(sweep_dir)
     identity = {m: source_identity(source) for m, source in methods.items()}
     changed = sorted(
@@ -247,7 +254,12 @@ def run_grid(folder, cells, run, say, describe, executor=None):
     """Runs the missing `cells` ((key, a, b, c) with `run(a, b, c)` -> record) with
     `executor` (`run_serially` by default), keeping `folder/results.jsonl` whole after
     each (each record under its key, `describe(key, record)` said when it lands);
-    returns every record."""
+    returns every record. One process at a time writes a folder (files.exclusive)."""
+    with files.exclusive(folder, "grid folder"):
+        return _run_grid_locked(folder, cells, run, say, describe, executor)
+
+
+def _run_grid_locked(folder, cells, run, say, describe, executor):
     path = os.path.join(folder, "results.jsonl")
     done = {tuple(r["key"]): r for r in load_results(folder)}
     todo = [c for c in cells if tuple(c[0]) not in done]
