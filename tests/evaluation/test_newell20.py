@@ -337,3 +337,14 @@ def test_the_command_runs_the_stages_its_tasks_need(tmp_path, tasks, first_stage
     assert f"{tmp_path / first_stage} holds cells made with other settings" in run.stderr
     assert sorted(os.listdir(tmp_path)) == ["pretrain", "pretrain_scenes"]
     assert os.listdir(tmp_path / untouched) == ["settings.json"]
+
+
+def test_a_report_of_the_scene_stages_alone_has_no_table_1(tmp_path):
+    def executor(run, cells, record):
+        for key, *_ in cells:
+            record(key, {"model_dir": "x", "objective": {}, "probes": {"depth_mlp": 0.7}}, 1.0)
+
+    newell20.pretrain(["vae"], ["TCVL"], str(tmp_path), executor=executor, scenes=True)
+    text, _ = newell20.report(str(tmp_path), *newell20.members(str(tmp_path)))
+    assert "Table 1" not in text
+    assert "| vae | TCVL | 0.700 |" in text  # the scene run's probe

@@ -583,7 +583,9 @@ def report(out_dir, methods, variants) -> tuple:
     `<out>/report.md`."""
     pretrained = sweep.load_results(os.path.join(out_dir, "pretrain"))
     linear_records = sweep.load_results(os.path.join(out_dir, "linear"))
-    sections = ["## Table 1: linear evaluation", table_1(linear_records, methods, variants)]
+    sections = []
+    if linear_records:  # a grid of the dense tasks alone has no Table 1
+        sections += ["## Table 1: linear evaluation", table_1(linear_records, methods, variants)]
     for scenes in (False, True):
         records = sweep.load_results(os.path.join(out_dir, _stage(scenes)))
         if records:
