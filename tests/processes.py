@@ -48,3 +48,26 @@ def communicate(process):
         process.kill()
         pytest.fail(f"hang guard: a child process ran longer than {HANG_GUARD} s")
     return process.returncode, out, err
+
+
+# Holds a folder's lock (zoo.files.exclusive) as a writer does, until its stdin closes.
+_HOLDER = """
+import sys
+from zoo import files
+with files.exclusive(sys.argv[1], sys.argv[2]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def hold_lock(folder, what="model_dir"):
+    """A child process holding `folder`'s lock, once it holds it: close its stdin to end
+    it, or kill it (a killed holder's lock blocks nothing)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(folder), what],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder

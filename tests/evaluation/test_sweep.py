@@ -1,9 +1,8 @@
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
+import processes
 import pytest
 
 import zoo.evaluation.transfer  # noqa: F401  (registers the configurable)
@@ -55,30 +54,14 @@ def test_sweep_is_resumable_and_appends(tmp_path):
     assert len(load_results(str(tmp_path))) == 12
 
 
-# Holds a folder's lock as a sweep or grid in another process does, until stdin closes.
-_HOLDER = """
-import sys
-from zoo import files
-with files.exclusive(sys.argv[1], "sweep folder"):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
-
-
 def test_a_second_process_on_a_sweep_or_grid_folder_is_refused(tmp_path):
     """Each record rewrites results.jsonl from the writer's own rows: a second writer
     would drop the first one's cells, so it is refused before it runs a cell."""
     calls, methods = [], {"scratch": "random", "rotation": "pretrained"}
     run_sweep(str(tmp_path), methods, [100], [0], _fake_run(calls), progress=None)
     before = (tmp_path / "results.jsonl").read_text()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(tmp_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = processes.hold_lock(tmp_path, "sweep folder")
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(InUse, match=f"sweep folder {tmp_path} is in use .*PID {holder.pid}"):
             run_sweep(str(tmp_path), methods, [100, 500], [0], _fake_run(calls), progress=None)
         with pytest.raises(InUse, match=f"grid folder {tmp_path} is in use"):
