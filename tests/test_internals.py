@@ -70,3 +70,37 @@ def test_slot_of_finds_the_slot_keras_made_for_a_variable():
     slots = [internals.slot_of(optimizer, optimizer.velocities, v) for v in variables]
     assert [tuple(s.shape) for s in slots] == [(2, 2), (3,)]
     assert slots[0] is optimizer.velocities[0] and slots[1] is optimizer.velocities[1]
+
+
+def _moments_seen(layer, x, strategy=None):
+    """The batch mean and variance `layer` (momentum 0) normalizes `x` [N, C] with in
+    training mode, on one device or split between `strategy`'s replicas: its moving
+    statistics after that one call."""
+    if strategy is None:
+        layer(x, training=True)
+    else:
+        rows = tf.data.Dataset.from_tensor_slices(x).batch(len(x))
+        batch = next(iter(strategy.experimental_distribute_dataset(rows)))
+        strategy.run(tf.function(lambda b: layer(b, training=True)), (batch,))
+    return layer.moving_mean.numpy(), layer.moving_variance.numpy()
+
+
+def test_sync_batch_norm_keeps_a_small_variance_under_a_large_mean(mirrored):
+    # channel 0 is 1000 ± 0.01: E[x²] − E[x]² loses it in float32; channel 1 is ordinary
+    rng = np.random.default_rng(0)
+    x = np.stack([1000 + 0.01 * rng.normal(size=16), rng.normal(size=16)], 1).astype("float32")
+    want_mean, want_var = x.astype("float64").mean(0), x.astype("float64").var(0)
+    for strategy in (None, mirrored):
+        with (strategy or tf.distribute.get_strategy()).scope():
+            ours = internals.SyncBatchNormalization(momentum=0.0)
+            keras_own = keras.layers.BatchNormalization(momentum=0.0, synchronized=True)
+            for layer in (ours, keras_own):
+                layer.build(x.shape)
+        mean, var = _moments_seen(ours, x, strategy)
+        np.testing.assert_allclose(mean, want_mean, rtol=1e-6)
+        np.testing.assert_allclose(var, want_var, rtol=1e-3)
+        _, theirs = _moments_seen(keras_own, x, strategy)  # what this layer is for
+        assert abs(theirs[0] - want_var[0]) > 0.5 * want_var[0]
+        np.testing.assert_allclose(theirs[1], want_var[1], rtol=1e-3)
+    rebuilt = internals.SyncBatchNormalization.from_config(ours.get_config())
+    assert rebuilt.synchronized and rebuilt.epsilon == ours.epsilon

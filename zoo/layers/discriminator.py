@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from zoo import internals
 from zoo.errors import UserError
 
 # Widths of the authors' code: 3x3 convolutions to 64 (stride 1), 128 and 256 (stride 2).
@@ -44,7 +45,7 @@ def patch_discriminator(feature_shape, widths=WIDTHS, name="discriminator"):
         size = -(-size // stride)
         x = layers.Conv2D(width, 3, strides=stride, padding="same", name=f"{name}_conv{i + 1}")(x)
         # statistics of the global batch under tf.distribute, as on one device
-        x = layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i + 1}")(x)
+        x = internals.SyncBatchNormalization(name=f"{name}_bn{i + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"{name}_lrelu{i + 1}")(x)
     # float32 logits under a mixed-precision policy: the adversarial losses read them
     logits = layers.Conv2D(1, 1, dtype="float32", name=f"{name}_logits")(x)

@@ -10,7 +10,7 @@ discriminator conditioned on the scene class is built from plain functional call
 import keras
 from keras import ops
 
-from zoo import checks
+from zoo import checks, internals
 from zoo.errors import UserError
 
 
@@ -58,13 +58,8 @@ class ConditionalBatchNorm(keras.layers.Layer):
         )
         checks.number_in(epsilon, "epsilon", low=0, who="ConditionalBatchNorm", low_open=True)
         self.num_classes, self.momentum, self.epsilon = num_classes, momentum, epsilon
-        self.norm = keras.layers.BatchNormalization(  # the global batch's statistics
-            momentum=momentum,
-            epsilon=epsilon,
-            center=False,
-            scale=False,
-            synchronized=True,
-            name="norm",
+        self.norm = internals.SyncBatchNormalization(  # the global batch's statistics
+            momentum=momentum, epsilon=epsilon, center=False, scale=False, name="norm"
         )
 
     def build(self, input_shape):

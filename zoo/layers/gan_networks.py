@@ -22,7 +22,7 @@ import math
 
 import keras
 
-from zoo import checks
+from zoo import checks, internals
 from zoo.errors import UserError
 from zoo.layers.gan import ConditionalBatchNorm, ProjectionOutput, SelfAttention, spectral
 
@@ -79,7 +79,7 @@ def sagan_generator(
         x = keras.layers.Add()([h, _sn_conv(out, 1, f"{block}_shortcut")(shortcut)])
         if attention_size is not None and x.shape[1] == attention_size:
             x = SelfAttention(name=f"{name}_attention")(x)
-    norm = keras.layers.BatchNormalization(momentum=0.999, epsilon=1e-5, synchronized=True)
+    norm = internals.SyncBatchNormalization(momentum=0.999, epsilon=1e-5)
     x = keras.layers.ReLU()(norm(x))
     x = _sn_conv(3, 3, f"{name}_to_rgb")(x)
     return keras.Model([z, labels], keras.layers.Activation("tanh")(x), name=name)
@@ -186,7 +186,5 @@ def latent_embedding(feature_shape, z_dim=128, name="embedding"):
     features = keras.Input(tuple(feature_shape), name="features")
     x = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
     x = spectral(keras.layers.Dense(z_dim, name=f"{name}_dense"))(x)
-    x = keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, synchronized=True, name=f"{name}_bn"
-    )(x)
+    x = internals.SyncBatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
     return keras.Model(features, x, name=name)

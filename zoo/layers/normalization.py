@@ -3,6 +3,8 @@
 import gin
 import keras
 
+from zoo import internals
+
 
 @gin.configurable(module="zoo.layers", denylist=["name"])
 def batch_norm(name: str, synchronized: bool = False) -> keras.layers.BatchNormalization:
@@ -12,11 +14,12 @@ def batch_norm(name: str, synchronized: bool = False) -> keras.layers.BatchNorma
     Args:
         name: str. The layer's name.
         synchronized: bool. Statistics over the global batch of every replica instead of
-            each replica's own (Keras' `synchronized=True`). With a "sync_batch" trunk
-            (`zoo.trunks.resnet.norm`) it makes a multi-replica step the one-process
-            step on the same global batch; on one device it computes the variance as
-            E[x²] − E[x]² instead of TensorFlow's two-pass moments. Bind it with
+            each replica's own (`zoo.internals.SyncBatchNormalization`). With a
+            "sync_batch" trunk (`zoo.trunks.resnet.norm`) it makes a multi-replica step
+            the one-process step on the same global batch. Bind it with
             `zoo.layers.batch_norm.synchronized = True`. Defaults to False: each replica
             normalises with its own batch, as the papers' multi-GPU runs did.
     """
-    return keras.layers.BatchNormalization(synchronized=synchronized, name=name)
+    if synchronized:
+        return internals.SyncBatchNormalization(name=name)
+    return keras.layers.BatchNormalization(name=name)

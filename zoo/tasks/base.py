@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks
+from zoo import checks, internals
 from zoo.data import augment, harmonize, sources
 from zoo.data.synthetic import SceneSpec
 from zoo.errors import UserError
@@ -534,7 +534,7 @@ def dense_decoder(features, input_size, out_channels, width, name):
         )(x)
         x = keras.layers.ReLU(name=f"{name}_relu{i + 1}")(x)
         # statistics of the global batch under tf.distribute, as on one device
-        x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i + 1}")(x)
+        x = internals.SyncBatchNormalization(name=f"{name}_bn{i + 1}")(x)
         filters = max(32, filters // 2)
     if tuple(x.shape[1:3]) != (height, width_px):
         x = keras.layers.Resizing(height, width_px, name=f"{name}_resize")(x)
@@ -561,10 +561,10 @@ def taskonomy_decoder(features, input_size, out_channels, name):
     for i, filters in enumerate(TASKONOMY_WIDTHS[len(TASKONOMY_WIDTHS) - int(steps) :]):
         stage = f"{name}_stage{i + 1}"
         x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"{stage}_deconv")(x)
-        x = keras.layers.BatchNormalization(synchronized=True, name=f"{stage}_bn1")(x)
+        x = internals.SyncBatchNormalization(name=f"{stage}_bn1")(x)
         x = keras.layers.ReLU(name=f"{stage}_relu1")(x)
         x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{stage}_conv")(x)
-        x = keras.layers.BatchNormalization(synchronized=True, name=f"{stage}_bn2")(x)
+        x = internals.SyncBatchNormalization(name=f"{stage}_bn2")(x)
         x = keras.layers.ReLU(name=f"{stage}_relu2")(x)
     if tuple(x.shape[1:3]) != (height, width_px):
         x = keras.layers.Resizing(height, width_px, name=f"{name}_resize")(x)

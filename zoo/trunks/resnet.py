@@ -34,7 +34,7 @@ import gin
 import keras
 from keras import layers
 
-from zoo import checks
+from zoo import checks, internals
 from zoo.errors import UserError
 from zoo.trunks import imagenet
 
@@ -62,7 +62,7 @@ def _norm(kind, channels, name):
     if kind == "batch":
         return layers.BatchNormalization(epsilon=_BN_EPSILON, name=name)
     if kind == "sync_batch":
-        return layers.BatchNormalization(epsilon=_BN_EPSILON, synchronized=True, name=name)
+        return internals.SyncBatchNormalization(epsilon=_BN_EPSILON, name=name)
     # Narrow (test-size) trunks have fewer channels than 32 groups: use the largest
     # group count that divides the channels.
     groups = math.gcd(_GN_GROUPS, channels)
