@@ -17,6 +17,13 @@ MULTI = SceneSpec(variant="----", mode="multi", resolution=32)
 SINGLE = SceneSpec(variant="----", mode="single", resolution=32)
 SMALL = {"num_examples": 8, "eval_examples": 4}
 SYNCED = functools.partial(tiny_trunk, norm="sync_batch")
+# MGM on one task and an R of one stage: the phases and players of two tasks and three
+# stages, at a third of the cost of tracing them (two tasks: tests/methods/test_mgm.py)
+ONE_TASK_MGM = {
+    "tasks": [Depth(MULTI, head_width=8, **SMALL)],
+    "refinement_widths": (8,),
+    "refinement_units": (1,),
+}
 HALF = functools.partial(resnet9, widths=[8, 8, 8, 16], inner_widths=(4, 8), norm="group")
 
 
@@ -90,14 +97,14 @@ CASES = {
     "MGM": (
         MGM,
         # (two GAN steps and the self-supervision: tests/methods/test_mgm.py)
-        tiny_mgm_settings(gan_steps=1, self_supervision=None),
+        tiny_mgm_settings(gan_steps=1, self_supervision=None, **ONE_TASK_MGM),
         False,
     ),
     # MGM/G on two replicas: refinement's phases on synchronised BatchNorm (the GAN's
     # random draws differ per replica: tests/methods/test_mgm.py)
     "MGM/G": (
         MGM,
-        tiny_mgm_settings(trunk=SYNCED, generator=None, self_supervision=None),
+        tiny_mgm_settings(trunk=SYNCED, generator=None, self_supervision=None, **ONE_TASK_MGM),
         True,
     ),
     "Transfer, linear": (

@@ -123,7 +123,12 @@ def test_stages_switch_by_epoch_and_each_moves_its_players_only():
 def test_a_traced_step_is_traced_again_when_the_stage_changes():
     """`fit`'s graph function of stage 1 (tasks alone) is replaced at stage 3: R, which
     only the joint stage trains, moves in the second epoch and not in the first."""
-    depth = Depth(SceneSpec(variant="----", mode="multi", resolution=32), head_width=8)
+    depth = Depth(
+        SceneSpec(variant="----", mode="multi", resolution=32),
+        head_width=8,
+        num_examples=8,
+        eval_examples=4,
+    )
     method = tiny_mgm(tasks=[depth], generator=None, self_supervision=None, stage_epochs=(1, 0))
     refinement = method.networks["refinement"].trainable_variables
     moved = []
