@@ -171,6 +171,9 @@ def test_the_grid_resumes_reads_its_runs_and_judges_the_claims(tmp_path, monkeyp
     ].startswith("**unresolved**")
     rank = [v for k, v in verdicts.items() if k.startswith("sec. 8")]
     assert rank == ["**holds** (ranks by means; not a significance test)"]  # cmc > rotation linear
+    # one method has no ranking to judge (it was "reversed": one order equals itself)
+    alone = newell20.claims([], _load(out, "linear"), folders, ["rotation"], ["TCVL"])
+    assert not [k for k, _ in alone if k.startswith("sec. 8")]
     assert os.path.exists(os.path.join(out, "report.md")) and any(
         p.endswith(".png") for p in written
     )

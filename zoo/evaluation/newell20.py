@@ -472,7 +472,7 @@ def claims(pretrained, linear_records, folders, methods, variants) -> list:
                         _verdict_text(judge(few, many)),
                     )
                 )
-    for variant in variants:
+    for variant in variants if len(methods) > 1 else ():  # one method has no ranking
         linear_means = {m: _mean_std(_values(linear_records, m, variant))[0] for m in methods}
         folder = folders.get("classification")
         if folder is None or any(math.isnan(v) for v in linear_means.values()):
