@@ -74,7 +74,7 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
 
     Keras' `synchronized=True` all-reduces Σx and Σx² and takes E[x²] − E[x]²: in
     float32 that cancels away a small variance under a large mean (a channel at
-    1000 ± 0.01 gets a variance of 0, or of 0.06), and the cancellation's rounding
+    1000 ± 0.01, 16 rows: 0.125 instead of 7.7e-5), and the cancellation's rounding
     differs with how the batch is split, so one replica and two gave steps 1e-3 apart.
     Here the mean is all-reduced first, then Σ(x − mean)², as `tf.nn.moments` does on
     one device: two rounds of all-reduce instead of one, and the one-process statistics
